@@ -1,0 +1,46 @@
+//! The one error type of the core, with a stable machine-readable code for each variant so
+//! the client can hand it to JavaScript as `Error.code` unchanged.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in pure protocol and crypto code.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// A ciphertext did not authenticate: wrong key, tampered bytes or wrong associated data.
+    #[error("the message could not be decrypted")]
+    Decrypt,
+    /// A key or encapsulation had the wrong length or was otherwise unusable.
+    #[error("invalid key material: {0}")]
+    InvalidKey(&'static str),
+    /// The HPKE context has sealed 2^96-1 messages; a new one must be set up.
+    #[error("message limit of this encryption context reached")]
+    SequenceOverflow,
+    /// The operating system or browser could not supply random bytes.
+    #[error("no secure random source available")]
+    Random,
+    /// Bytes that should have been a protocol structure were not.
+    #[error("malformed {what}: {detail}")]
+    Malformed { what: &'static str, detail: String },
+    /// The peer speaks a protocol version this build does not know.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u16),
+}
+
+impl CoreError {
+    /// The stable code that crosses to JavaScript and into logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::Decrypt => "decrypt_failed",
+            CoreError::InvalidKey(_) => "invalid_key",
+            CoreError::SequenceOverflow => "sequence_overflow",
+            CoreError::Random => "no_random",
+            CoreError::Malformed { .. } => "malformed",
+            CoreError::UnsupportedVersion(_) => "unsupported_version",
+        }
+    }
+}
+
+/// Fills `buf` with cryptographically secure random bytes.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), CoreError> {
+    getrandom::fill(buf).map_err(|_| CoreError::Random)
+}

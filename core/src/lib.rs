@@ -1,0 +1,24 @@
+//! `sotto-core`: everything in Sotto that is neither browser nor server.
+//!
+//! The wasm client (`sotto`) and the relay (`sotto-server`) both depend on this crate, so the
+//! protocol they speak is defined once, here, and tested natively:
+//!
+//! - [`protocol`]: the versioned wire types (HTTP bodies, WebSocket frames, envelopes and the
+//!   encrypted message body);
+//! - [`expr`]: the parser for thread distribution expressions such as `@support - @gary`;
+//! - [`hpke`]: RFC 9180 HPKE base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM;
+//! - [`keys`]: a device's X25519 key pair;
+//! - [`sealing`]: how one message body becomes one envelope per recipient device, and back.
+//!
+//! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
+//! browser alike.
+
+pub mod b64;
+pub mod error;
+pub mod expr;
+pub mod hpke;
+pub mod keys;
+pub mod protocol;
+pub mod sealing;
+
+pub use error::CoreError;

@@ -1,0 +1,189 @@
+//! The wire protocol between the client and the server, version [`PROTOCOL_VERSION`]:
+//! the JSON bodies of the HTTP API and the JSON frames of the delivery WebSocket.
+//! Binary fields travel as base64 strings. Everything the server stores or forwards of a
+//! message is an opaque [`OutgoingEnvelope::payload`]; its format is in [`crate::sealing`].
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a change here would break an older peer.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// `POST /v1/auth/jwt`: sign in with a JWT that the site's backend signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JwtSignIn {
+    pub org: String,
+    pub jwt: String,
+}
+
+/// `POST /v1/auth/ephemeral`: sign in as a temporary visitor with an org's ephemeral token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EphemeralSignIn {
+    pub org: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The answer to a sign-in: a server session token (sent as `Authorization: Bearer`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub token: String,
+    /// Unix seconds; never later than the JWT's own `exp`.
+    pub expires_at: i64,
+    pub org: String,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    /// The user's own tag, without the `@`.
+    pub tag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+/// `POST /v1/devices`: publish this device's public key (idempotent per key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterDevice {
+    #[serde(with = "crate::b64")]
+    pub public_key: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A device as anyone in the org may see it: `GET /v1/users/{id}/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub user_id: String,
+    #[serde(with = "crate::b64")]
+    pub public_key: Vec<u8>,
+}
+
+/// `POST /v1/resolve`: resolve a thread expression.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveRequest {
+    pub expr: String,
+}
+
+/// The users an expression names, and the canonical expression for exactly those users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolved {
+    pub users: Vec<User>,
+    pub canonical: String,
+}
+
+/// `POST /v1/envelopes`: one sealed envelope per recipient device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// This (sending) device; the server checks that it belongs to the signed-in user.
+    pub sender_device: String,
+    pub envelopes: Vec<OutgoingEnvelope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutgoingEnvelope {
+    pub device_id: String,
+    #[serde(with = "crate::b64")]
+    pub payload: Vec<u8>,
+}
+
+/// Sent once every envelope of a [`SendRequest`] is stored durably.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendReceipt {
+    pub stored: usize,
+    /// Unix milliseconds at which the server accepted the envelopes.
+    pub accepted_at: i64,
+}
+
+/// The body of every 4xx/5xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `token_expired`.
+    pub code: String,
+    pub message: String,
+    /// For expression errors: the character position of the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// Frames from a client on the delivery WebSocket (`GET /v1/ws`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Must be the first frame: the session token stays out of URLs and logs.
+    Auth { token: String, device_id: String },
+    /// The envelope is safely handled on the device: the server may delete it.
+    Ack { seq: i64 },
+}
+
+/// Frames from the server on the delivery WebSocket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Authentication succeeded; queued envelopes follow, oldest first.
+    Ready {
+        device_id: String,
+    },
+    Envelope(DeliveredEnvelope),
+    /// The connection is about to close for the reason given.
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredEnvelope {
+    /// Per-server sequence number; acknowledge it with [`ClientFrame::Ack`].
+    pub seq: i64,
+    pub sender_user: String,
+    pub sender_device: String,
+    /// Unix milliseconds at which the server accepted it.
+    pub accepted_at: i64,
+    #[serde(with = "crate::b64")]
+    pub payload: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_a_stable_json_shape() {
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"ack","seq":7}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Ack { seq: 7 }));
+        let e = ServerFrame::Envelope(DeliveredEnvelope {
+            seq: 1,
+            sender_user: "u".into(),
+            sender_device: "d".into(),
+            accepted_at: 5,
+            payload: vec![1, 2, 3],
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"envelope","seq":1,"sender_user":"u","sender_device":"d","accepted_at":5,"payload":"AQID"}"#
+        );
+        let back: ServerFrame = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back, ServerFrame::Envelope(d) if d.payload == [1, 2, 3]));
+    }
+
+    #[test]
+    fn bad_base64_is_refused() {
+        let r: Result<RegisterDevice, _> = serde_json::from_str(r#"{"public_key":"***"}"#);
+        assert!(r.is_err());
+    }
+}
