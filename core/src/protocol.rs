@@ -11,14 +11,18 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// `POST /v1/auth/jwt`: sign in with a JWT that the site's backend signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JwtSignIn {
-    pub org: String,
+    /// Optional: the server can tell the org from the token (its `org` or `iss` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     pub jwt: String,
 }
 
 /// `POST /v1/auth/ephemeral`: sign in as a temporary visitor with an org's ephemeral token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EphemeralSignIn {
-    pub org: String,
+    /// Optional: the server can find the org that issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

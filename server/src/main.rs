@@ -1,1 +1,52 @@
-fn main() {}
+//! The `sotto-server` binary: reads the configuration, then serves until Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use sotto_server::config::{Cli, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::load(Cli::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sotto-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let demo = config.demo;
+    let serves_site = config.static_dir.is_some();
+    let result = sotto_server::serve(config, shutdown_signal(), |addr| {
+        // One line on stdout that scripts and tests read to learn the port.
+        println!("sotto-server listening on http://{addr}");
+        if demo && serves_site {
+            println!("Demo ready: open http://{addr}/ in two browser windows and sign in as two different users.");
+        }
+    })
+    .await;
+    if let Err(e) = result {
+        eprintln!("sotto-server: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

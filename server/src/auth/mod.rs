@@ -1,0 +1,7 @@
+//! Who is calling: sign-in JWTs checked against an org's keys ([`jwt`]), the claims that name
+//! or create a user ([`identity`]), and the server's own session tokens ([`session`]).
+
+pub mod identity;
+pub mod jwt;
+pub mod rate_limit;
+pub mod session;

@@ -1,0 +1,168 @@
+//! Configuration: a TOML file (`--config`), then environment variables (`SOTTO_*`), then
+//! command-line flags, each overriding the one before. See the README for every field.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "sotto-server",
+    version,
+    about = "The Sotto relay: sign-in, directory, device keys and store-and-forward delivery of end-to-end encrypted messages."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "SOTTO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long, env = "SOTTO_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// SQLite database file, created and migrated on start (default sotto.db).
+    #[arg(long, env = "SOTTO_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// Directory holding `www/` and `pkg/` to serve (the demo site and the client package).
+    #[arg(long, env = "SOTTO_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Web origin allowed to call the API from a browser (repeatable).
+    #[arg(
+        long = "allowed-origin",
+        env = "SOTTO_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Demo mode: seeds the org "demo" (alice, bob, carol, @support) and serves /demo/jwt,
+    /// which mints sign-in tokens for anyone. Never use it in production.
+    #[arg(long, env = "SOTTO_DEMO")]
+    pub demo: bool,
+}
+
+/// The configuration file's shape.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub database: Option<PathBuf>,
+    pub static_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Longest server session, in seconds (the JWT's `exp` may cut it shorter).
+    pub session_max_secs: Option<i64>,
+    /// Sign-in attempts allowed per client address per minute.
+    pub auth_rate_per_minute: Option<u32>,
+    #[serde(default)]
+    pub orgs: Vec<OrgConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    pub id: String,
+    pub name: Option<String>,
+    /// Tokens that let anonymous visitors sign in as temporary users.
+    #[serde(default)]
+    pub ephemeral_tokens: Vec<String>,
+    /// Required `aud` of sign-in JWTs (any of these), when set.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Required `iss` of sign-in JWTs, when set.
+    pub issuer: Option<String>,
+    /// Clock leeway for `exp`/`nbf`/`iat`, in seconds (at most 60; default 30).
+    pub leeway_secs: Option<u64>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// Named groups: `[[orgs.groups]] name = "support", members = ["bob", "carol"]`.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Chooses this key when a token's header names it.
+    pub kid: Option<String>,
+    /// `HS256`, `RS256`, `ES256` or `EdDSA`: the only algorithm this key accepts.
+    pub alg: String,
+    /// HS256 shared secret.
+    pub secret: Option<String>,
+    /// Name of an environment variable holding the HS256 secret.
+    pub secret_env: Option<String>,
+    /// Public key in PEM (RS256, ES256, EdDSA).
+    pub public_key_pem: Option<String>,
+    /// File holding the PEM public key.
+    pub public_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    pub static_dir: Option<PathBuf>,
+    pub allowed_origins: Vec<String>,
+    pub session_max_secs: i64,
+    pub auth_rate_per_minute: u32,
+    pub orgs: Vec<OrgConfig>,
+    pub demo: bool,
+}
+
+impl Config {
+    /// Merges file, environment and flags (clap has already folded the environment in).
+    pub fn load(cli: Cli) -> Result<Config, String> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("invalid configuration {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut allowed_origins = file.allowed_origins;
+        allowed_origins.extend(cli.allowed_origins);
+        let config = Config {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
+            database: cli
+                .database
+                .or(file.database)
+                .unwrap_or_else(|| PathBuf::from("sotto.db")),
+            static_dir: cli.static_dir.or(file.static_dir),
+            allowed_origins,
+            session_max_secs: file.session_max_secs.unwrap_or(12 * 3600),
+            auth_rate_per_minute: file.auth_rate_per_minute.unwrap_or(120),
+            orgs: file.orgs,
+            demo: cli.demo,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for org in &self.orgs {
+            if !seen.insert(org.id.as_str()) {
+                return Err(format!("org {:?} is configured twice", org.id));
+            }
+            if org.leeway_secs.is_some_and(|l| l > 60) {
+                return Err(format!("org {:?}: leeway_secs may be at most 60", org.id));
+            }
+        }
+        if self.session_max_secs <= 0 {
+            return Err("session_max_secs must be positive".into());
+        }
+        Ok(())
+    }
+}

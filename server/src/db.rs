@@ -1,0 +1,131 @@
+//! SQLite storage: one file, opened in WAL mode and migrated on start. Every query runs on
+//! tokio's blocking pool through [`Db::call`], so a slow disk never stalls the async workers.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    external_id TEXT,
+    email TEXT,
+    name TEXT,
+    tag TEXT NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    UNIQUE (org_id, tag),
+    UNIQUE (org_id, external_id)
+);
+CREATE INDEX users_by_email ON users (org_id, email);
+-- Named groups such as @support; members are user tags, so a group may name users who
+-- have not signed in yet.
+CREATE TABLE group_tags (org_id TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (org_id, name));
+CREATE TABLE group_members (
+    org_id TEXT NOT NULL, tag TEXT NOT NULL, member_tag TEXT NOT NULL,
+    PRIMARY KEY (org_id, tag, member_tag)
+);
+-- Only a hash of each session token is kept: a copy of the database signs nobody in.
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    public_key BLOB NOT NULL,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (user_id, public_key)
+);
+-- Envelopes wait here until their device acknowledges them.
+CREATE TABLE envelopes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    sender_user TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX envelopes_by_device ON envelopes (device_id, seq);
+"#];
+
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> rusqlite::Result<Db> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<rusqlite::Error>,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .expect("database task panicked")
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    now_millis() / 1000
+}
+
+/// Unix milliseconds now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random identifier with a readable prefix, e.g. `u_3f9a…` (128 bits of randomness).
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("no random source");
+    let mut out = String::with_capacity(prefix.len() + 33);
+    out.push_str(prefix);
+    out.push('_');
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

@@ -1,0 +1,102 @@
+//! The durable queue of envelopes per device, in SQLite.
+
+use crate::db::now_millis;
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use rusqlite::{params, Connection};
+use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope};
+
+/// Envelopes one device may have waiting; past it, sends to that device are refused.
+pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
+
+/// Stores every envelope of one send in a single transaction: all or none. Returns the
+/// acceptance time.
+pub fn enqueue(
+    conn: &mut Connection,
+    org: &str,
+    sender_user: &str,
+    sender_device: &str,
+    envelopes: &[OutgoingEnvelope],
+) -> Result<i64, ApiError> {
+    let tx = conn.transaction()?;
+    let accepted_at = now_millis();
+    {
+        let mut in_org = tx.prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id)
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1 AND u.org_id = ?2",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for env in envelopes {
+            let queued: Option<i64> = in_org
+                .query_row(params![env.device_id, org], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            match queued {
+                None => {
+                    return Err(ApiError::not_found(
+                        "unknown_device",
+                        format!("no device {:?} in this org", env.device_id),
+                    ))
+                }
+                Some(n) if n >= MAX_QUEUED_PER_DEVICE => {
+                    return Err(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "recipient_queue_full",
+                        format!(
+                            "device {:?} has too many undelivered messages",
+                            env.device_id
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+            insert.execute(params![
+                env.device_id,
+                sender_user,
+                sender_device,
+                accepted_at,
+                env.payload
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(accepted_at)
+}
+
+/// Up to `limit` envelopes for `device_id` after `after_seq`, oldest first.
+pub fn pending(
+    conn: &Connection,
+    device_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<DeliveredEnvelope>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, sender_user, sender_device, accepted_at, payload FROM envelopes
+         WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![device_id, after_seq, limit], |r| {
+        Ok(DeliveredEnvelope {
+            seq: r.get(0)?,
+            sender_user: r.get(1)?,
+            sender_device: r.get(2)?,
+            accepted_at: r.get(3)?,
+            payload: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes an acknowledged envelope — only the device it was for can do so.
+pub fn acknowledge(conn: &Connection, device_id: &str, seq: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2",
+        params![seq, device_id],
+    )?;
+    Ok(n == 1)
+}

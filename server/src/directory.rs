@@ -1,0 +1,270 @@
+//! The org's directory: users (found or created at sign-in), their tags, named groups, and
+//! the resolution of thread expressions to users.
+
+use crate::auth::identity::Identity;
+use crate::db::{new_id, now_secs};
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use sotto_core::expr;
+use sotto_core::protocol::{Resolved, User};
+use std::collections::BTreeSet;
+
+const USER_COLUMNS: &str = "id, tag, name, email, ephemeral";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        tag: r.get(1)?,
+        name: r.get(2)?,
+        email: r.get(3)?,
+        ephemeral: r.get(4)?,
+    })
+}
+
+pub fn user_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<(String, User)>> {
+    conn.query_row(
+        &format!("SELECT org_id, {USER_COLUMNS} FROM users WHERE id = ?1"),
+        params![id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                User {
+                    id: r.get(1)?,
+                    tag: r.get(2)?,
+                    name: r.get(3)?,
+                    email: r.get(4)?,
+                    ephemeral: r.get(5)?,
+                },
+            ))
+        },
+    )
+    .optional()
+}
+
+fn find_by(
+    conn: &Connection,
+    org: &str,
+    column: &str,
+    value: &str,
+) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND {column} = ?2"),
+        params![org, value],
+        user_from_row,
+    )
+    .optional()
+}
+
+/// A tag made from `seed` (lower case, `[a-z0-9_.]`, at most 32 characters), unique in the
+/// org: `bob`, then `bob2`, `bob3`…
+fn unique_tag(conn: &Connection, org: &str, seed: &str) -> rusqlite::Result<String> {
+    let mut base: String = seed
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    base = base.trim_matches(|c| c == '_' || c == '.').to_string();
+    if base.is_empty() {
+        base = "user".into();
+    }
+    let mut candidate = base.clone();
+    let mut n = 1;
+    while tag_taken(conn, org, &candidate)? {
+        n += 1;
+        candidate = format!("{base}{n}");
+    }
+    Ok(candidate)
+}
+
+fn tag_taken(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND tag = ?2)
+             OR EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
+        params![org, tag],
+        |r| r.get(0),
+    )
+}
+
+/// Creates a user. The tag comes from the first of `tag_seed`, the email's local part and
+/// the name.
+pub fn create_user(
+    conn: &Connection,
+    org: &str,
+    external_id: Option<&str>,
+    email: Option<&str>,
+    name: Option<&str>,
+    ephemeral: bool,
+    tag_seed: Option<&str>,
+) -> rusqlite::Result<User> {
+    let seed = tag_seed
+        .or_else(|| email.and_then(|e| e.split('@').next()))
+        .or(name)
+        .unwrap_or("user");
+    let user = User {
+        id: new_id("u"),
+        tag: unique_tag(conn, org, seed)?,
+        name: name.map(str::to_owned),
+        email: email.map(str::to_owned),
+        ephemeral,
+    };
+    conn.execute(
+        "INSERT INTO users (id, org_id, external_id, email, name, tag, ephemeral, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            user.id,
+            org,
+            external_id,
+            user.email,
+            user.name,
+            user.tag,
+            ephemeral,
+            now_secs()
+        ],
+    )?;
+    tracing::info!(org, user = %user.id, tag = %user.tag, ephemeral, "user created");
+    Ok(user)
+}
+
+/// The user a verified identity names, creating it when the identity allows.
+pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User, ApiError> {
+    match identity {
+        Identity::ExistingId(id) => find_by(conn, org, "external_id", id)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "user_not_found",
+                "no user with this id in the org",
+            )
+        }),
+        Identity::ExistingEmail(email) => find_by(conn, org, "email", email)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "user_not_found",
+                "no user with this email in the org",
+            )
+        }),
+        Identity::Upsert {
+            external_id,
+            email,
+            name,
+        } => {
+            if let Some(mut user) = find_by(conn, org, "external_id", external_id)? {
+                // Keep the directory current with what the site says of its user.
+                if (email.is_some() && email != &user.email)
+                    || (name.is_some() && name != &user.name)
+                {
+                    user.email = email.clone().or(user.email);
+                    user.name = name.clone().or(user.name);
+                    conn.execute(
+                        "UPDATE users SET email = ?1, name = ?2 WHERE id = ?3",
+                        params![user.email, user.name, user.id],
+                    )?;
+                }
+                return Ok(user);
+            }
+            Ok(create_user(
+                conn,
+                org,
+                Some(external_id),
+                email.as_deref(),
+                name.as_deref(),
+                false,
+                Some(external_id),
+            )?)
+        }
+    }
+}
+
+/// Creates (or extends) a named group whose members are user tags.
+pub fn add_group(
+    conn: &Connection,
+    org: &str,
+    name: &str,
+    members: &[String],
+) -> Result<(), ApiError> {
+    if find_by(conn, org, "tag", name)?.is_some() {
+        return Err(ApiError::bad_request(
+            "tag_taken",
+            format!("@{name} is a user's tag"),
+        ));
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO group_tags (org_id, name) VALUES (?1, ?2)",
+        params![org, name],
+    )?;
+    for m in members {
+        conn.execute(
+            "INSERT OR IGNORE INTO group_members (org_id, tag, member_tag) VALUES (?1, ?2, ?3)",
+            params![org, name, m.to_ascii_lowercase()],
+        )?;
+    }
+    Ok(())
+}
+
+/// The users a tag stands for: the user with that tag, or the members of that group who
+/// have signed in; `None` when the tag is unknown.
+fn tag_members(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<Option<Vec<User>>> {
+    if let Some(user) = find_by(conn, org, "tag", tag)? {
+        return Ok(Some(vec![user]));
+    }
+    let is_group: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
+        params![org, tag],
+        |r| r.get(0),
+    )?;
+    if !is_group {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM users u JOIN group_members g ON g.org_id = u.org_id AND g.member_tag = u.tag
+         WHERE g.org_id = ?1 AND g.tag = ?2",
+        USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+    ))?;
+    let users = stmt
+        .query_map(params![org, tag], user_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(users))
+}
+
+/// Resolves a thread expression to users, or an error that points at the fault.
+pub fn resolve(conn: &Connection, org: &str, input: &str) -> Result<Resolved, ApiError> {
+    let expr_error = |e: expr::ExprError, code| ApiError {
+        position: Some(e.position),
+        ..ApiError::bad_request(code, e.to_string())
+    };
+    let parsed = expr::parse(input).map_err(|e| expr_error(e, "expr_syntax"))?;
+    let mut found: std::collections::BTreeMap<String, User> = Default::default();
+    let ids: BTreeSet<String> = parsed.evaluate(&mut |tag, position| {
+        let members = tag_members(conn, org, tag)
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                expr_error(
+                    expr::ExprError {
+                        position,
+                        message: format!("unknown tag @{tag}"),
+                    },
+                    "expr_unknown_tag",
+                )
+            })?;
+        Ok::<_, ApiError>(
+            members
+                .into_iter()
+                .map(|u| {
+                    let id = u.id.clone();
+                    found.insert(id.clone(), u);
+                    id
+                })
+                .collect(),
+        )
+    })?;
+    let users: Vec<User> = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
+    let canonical = expr::canonical(users.iter().map(|u| u.tag.as_str()));
+    Ok(Resolved { users, canonical })
+}

@@ -1,0 +1,172 @@
+//! `sotto-server`: the relay that Sotto's browser clients talk to.
+//!
+//! It signs users in with JWTs from the site's own backend (or an org's ephemeral token),
+//! keeps the org's directory (users, tags, groups) and the devices' public keys, and stores
+//! and forwards sealed envelopes until each recipient device acknowledges them. It never sees
+//! a message's plaintext or a private key: envelopes are opaque bytes to it.
+//!
+//! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
+//! claims, sessions), [`directory`] (users, tags, expressions), [`routes`] (the HTTP API),
+//! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod delivery;
+pub mod directory;
+pub mod error;
+pub mod origin;
+pub mod routes;
+pub mod state;
+
+use auth::jwt::{OrgAuth, Orgs};
+use auth::rate_limit::RateLimiter;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use config::Config;
+use db::Db;
+use error::ApiError;
+use state::{AppState, SharedState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+/// Request bodies other than envelope sends stay small.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Builds the shared state: opens the database, loads the orgs, seeds the demo.
+pub async fn build_state(config: Config) -> Result<SharedState, String> {
+    let db = Db::open(&config.database)
+        .map_err(|e| format!("cannot open database {}: {e}", config.database.display()))?;
+    let mut orgs = Orgs::default();
+    for org in &config.orgs {
+        orgs.0.insert(org.id.clone(), OrgAuth::from_config(org)?);
+    }
+    let demo_secret = if config.demo {
+        let mut secret = vec![0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        orgs.0
+            .insert(routes::demo::DEMO_ORG.into(), routes::demo::org(&secret));
+        db.call(routes::demo::seed).await.map_err(|e| e.message)?;
+        Some(secret)
+    } else {
+        None
+    };
+    let org_rows: Vec<(String, Option<String>)> = config
+        .orgs
+        .iter()
+        .map(|o| (o.id.clone(), o.name.clone()))
+        .collect();
+    let groups: Vec<(String, config::GroupConfig)> = config
+        .orgs
+        .iter()
+        .flat_map(|o| o.groups.iter().map(move |g| (o.id.clone(), g.clone())))
+        .collect();
+    db.call(move |conn| {
+        for (id, name) in &org_rows {
+            conn.execute(
+                "INSERT INTO orgs (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                rusqlite::params![id, name],
+            )?;
+        }
+        for (org, g) in &groups {
+            directory::add_group(conn, org, &g.name.to_ascii_lowercase(), &g.members)?;
+        }
+        Ok::<_, ApiError>(())
+    })
+    .await
+    .map_err(|e| e.message)?;
+    Ok(Arc::new(AppState {
+        auth_limiter: RateLimiter::new(config.auth_rate_per_minute),
+        config,
+        db,
+        orgs,
+        registry: Default::default(),
+        demo_secret,
+    }))
+}
+
+/// The whole HTTP surface.
+pub fn app(state: SharedState) -> Router {
+    let mut api = Router::new()
+        .route("/v1/auth/jwt", post(routes::auth::sign_in_jwt))
+        .route("/v1/auth/ephemeral", post(routes::auth::sign_in_ephemeral))
+        .route("/v1/me", get(routes::auth::me))
+        .route("/v1/resolve", post(routes::directory::resolve))
+        .route("/v1/users/{id}", get(routes::directory::user))
+        .route("/v1/users/{id}/devices", get(routes::devices::list))
+        .route("/v1/devices", post(routes::devices::register))
+        .route(
+            "/v1/envelopes",
+            post(routes::envelopes::send).layer(DefaultBodyLimit::max(routes::envelopes::MAX_BODY)),
+        )
+        .route("/v1/ws", get(delivery::socket::upgrade));
+    if state.demo_secret.is_some() {
+        api = api.route("/demo/jwt", post(routes::demo::mint));
+    }
+    api = api
+        .route("/v1/{*rest}", axum::routing::any(not_found))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors(&state.config));
+
+    let mut app = api;
+    if let Some(dir) = &state.config.static_dir {
+        app = app
+            .nest_service("/pkg", ServeDir::new(dir.join("pkg")))
+            .fallback_service(ServeDir::new(dir.join("www")));
+    } else {
+        app = app.fallback(not_found);
+    }
+    // Spans name the path only: query strings can carry sign-in tokens and are never logged.
+    app.layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+    }))
+    .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let allow = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins)
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+/// A server bound to its address and running until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let listen = config.listen;
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    on_bound(addr);
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,137 @@
+//! Sign-in: `POST /v1/auth/jwt`, `POST /v1/auth/ephemeral`, and `GET /v1/me`.
+
+use super::json::ApiJson;
+use crate::auth::identity::Identity;
+use crate::auth::session::{self, AuthUser};
+use crate::db::now_secs;
+use crate::directory;
+use crate::error::{ApiError, ApiResult};
+use crate::state::SharedState;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sotto_core::protocol::{EphemeralSignIn, JwtSignIn, Session};
+use std::net::SocketAddr;
+
+/// How long an ephemeral visitor's session lasts.
+const EPHEMERAL_SESSION_SECS: i64 = 24 * 3600;
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+fn rate_limit(state: &SharedState, addr: SocketAddr) -> ApiResult<()> {
+    if state.auth_limiter.allow(addr.ip()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many sign-in attempts; wait a minute",
+        ))
+    }
+}
+
+pub async fn sign_in_jwt(
+    State(state): State<SharedState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<JwtSignIn>,
+) -> ApiResult<Json<Session>> {
+    rate_limit(&state, addr)?;
+    if req.jwt.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::bad_request(
+            "token_too_long",
+            "the token is too long",
+        ));
+    }
+    // Everything about the token is checked before the database is touched, so a refused
+    // token creates nothing.
+    let org = state.orgs.for_jwt(req.org.as_deref(), &req.jwt)?;
+    let claims = org.verify(&req.jwt)?;
+    let identity = Identity::from_claims(&claims)?;
+    let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+    let expires_at = exp.min(now_secs() + state.config.session_max_secs);
+    let org_id = org.id.clone();
+    let session = state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let user = directory::sign_in(&tx, &org_id, &identity)?;
+            let token = session::create(&tx, &user.id, expires_at)?;
+            tx.commit()?;
+            Ok::<_, ApiError>(Session {
+                token,
+                expires_at,
+                org: org_id,
+                user,
+            })
+        })
+        .await?;
+    tracing::info!(org = %session.org, user = %session.user.id, "signed in with a JWT");
+    Ok(Json(session))
+}
+
+pub async fn sign_in_ephemeral(
+    State(state): State<SharedState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<EphemeralSignIn>,
+) -> ApiResult<Json<Session>> {
+    rate_limit(&state, addr)?;
+    // Compared in full against every token, so timing says nothing about a prefix.
+    let accepts = |org: &&crate::auth::jwt::OrgAuth| {
+        org.ephemeral_tokens.iter().fold(false, |hit, t| {
+            hit | constant_time_eq(t.as_bytes(), req.token.as_bytes())
+        })
+    };
+    let org = match &req.org {
+        Some(id) => Some(state.orgs.get(id)?).filter(accepts),
+        None => state.orgs.0.values().find(accepts),
+    }
+    .ok_or_else(|| {
+        ApiError::unauthorized(
+            "ephemeral_token_invalid",
+            "this ephemeral token is not valid",
+        )
+    })?;
+    for (field, value) in [("name", &req.name), ("email", &req.email)] {
+        if value.as_ref().is_some_and(|v| v.len() > 256) {
+            return Err(ApiError::bad_request(
+                "field_too_long",
+                format!("{field} is limited to 256 bytes"),
+            ));
+        }
+    }
+    let org_id = org.id.clone();
+    let expires_at = now_secs() + EPHEMERAL_SESSION_SECS.min(state.config.session_max_secs);
+    let session = state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let seed = format!("visitor.{}", &crate::db::new_id("v")[2..8]);
+            let user = directory::create_user(
+                &tx,
+                &org_id,
+                None,
+                req.email.as_deref(),
+                req.name.as_deref(),
+                true,
+                Some(&seed),
+            )?;
+            let token = session::create(&tx, &user.id, expires_at)?;
+            tx.commit()?;
+            Ok::<_, ApiError>(Session {
+                token,
+                expires_at,
+                org: org_id,
+                user,
+            })
+        })
+        .await?;
+    Ok(Json(session))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The caller's own session, as the server sees it.
+pub async fn me(who: AuthUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "org": who.org_id, "user": who.user, "expires_at": who.expires_at }))
+}

@@ -1,0 +1,90 @@
+//! Demo mode only: an org "demo" with users alice, bob and carol and a group @support, and
+//! `POST /demo/jwt`, which signs a sign-in token for any of them. It stands in for a site's
+//! own backend, and the route does not exist unless the server runs with `--demo`.
+
+use super::json::ApiJson;
+use crate::auth::jwt::{OrgAuth, VerifyingKey};
+use crate::directory;
+use crate::error::{ApiError, ApiResult};
+use crate::state::SharedState;
+use axum::extract::State;
+use axum::Json;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::json;
+
+pub const DEMO_ORG: &str = "demo";
+pub const DEMO_EPHEMERAL_TOKEN: &str = "demo-visitor-token";
+pub const DEMO_USERS: &[(&str, &str)] = &[
+    ("alice", "Alice Adams"),
+    ("bob", "Bob Brown"),
+    ("carol", "Carol Chen"),
+];
+
+/// The demo org's sign-in rules, with a fresh random secret per run.
+pub fn org(secret: &[u8]) -> OrgAuth {
+    OrgAuth {
+        id: DEMO_ORG.into(),
+        name: Some("Sotto demo".into()),
+        keys: vec![VerifyingKey::hs256(Some("demo".into()), secret)],
+        audience: vec![],
+        issuer: None,
+        leeway: 30,
+        ephemeral_tokens: vec![DEMO_EPHEMERAL_TOKEN.into()],
+    }
+}
+
+/// Creates the demo users and @support (bob and carol) unless they exist.
+pub fn seed(conn: &mut Connection) -> Result<(), ApiError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT OR IGNORE INTO orgs (id, name) VALUES (?1, 'Sotto demo')",
+        [DEMO_ORG],
+    )?;
+    for (id, name) in DEMO_USERS {
+        let identity = crate::auth::identity::Identity::Upsert {
+            external_id: (*id).into(),
+            email: Some(format!("{id}@demo.sotto.invalid")),
+            name: Some((*name).into()),
+        };
+        directory::sign_in(&tx, DEMO_ORG, &identity)?;
+    }
+    directory::add_group(&tx, DEMO_ORG, "support", &["bob".into(), "carol".into()])?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct MintRequest {
+    user: String,
+}
+
+pub async fn mint(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<MintRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let secret = state
+        .demo_secret
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("not_found", "no such route"))?;
+    let Some((id, name)) = DEMO_USERS.iter().find(|(id, _)| *id == req.user) else {
+        return Err(ApiError::bad_request(
+            "unknown_demo_user",
+            "choose alice, bob or carol",
+        ));
+    };
+    let now = crate::db::now_secs();
+    let claims = json!({
+        "user": { "id": id, "name": name, "email": format!("{id}@demo.sotto.invalid") },
+        "iat": now,
+        "exp": now + 3600,
+    });
+    let header = Header {
+        kid: Some("demo".into()),
+        ..Header::default()
+    };
+    let jwt =
+        encode(&header, &claims, &EncodingKey::from_secret(secret)).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "jwt": jwt, "org": DEMO_ORG })))
+}

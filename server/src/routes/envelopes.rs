@@ -1,0 +1,78 @@
+//! `POST /v1/envelopes`: a device hands over one sealed envelope per recipient device. They
+//! are stored durably (all or none) before the answer, then the recipients are woken.
+
+use super::json::ApiJson;
+use crate::auth::session::AuthUser;
+use crate::delivery::queue;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::devices::owns_device;
+use crate::state::SharedState;
+use axum::extract::State;
+use axum::Json;
+use sotto_core::protocol::{SendReceipt, SendRequest};
+
+/// Recipient devices one send may address.
+pub const MAX_ENVELOPES: usize = 1000;
+/// Largest sealed payload: a 64 KiB text, its JSON framing and the HPKE overhead.
+pub const MAX_PAYLOAD: usize = 160 * 1024;
+/// Body limit for this route (the others take far less).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub async fn send(
+    State(state): State<SharedState>,
+    who: AuthUser,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> ApiResult<Json<SendReceipt>> {
+    if req.envelopes.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_envelopes",
+            "a send needs at least one envelope",
+        ));
+    }
+    if req.envelopes.len() > MAX_ENVELOPES {
+        return Err(ApiError::bad_request(
+            "too_many_envelopes",
+            format!("at most {MAX_ENVELOPES} envelopes per send"),
+        ));
+    }
+    if let Some(e) = req
+        .envelopes
+        .iter()
+        .find(|e| e.payload.len() > MAX_PAYLOAD || e.payload.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "bad_payload",
+            format!(
+                "the envelope for {:?} is empty or over {MAX_PAYLOAD} bytes",
+                e.device_id
+            ),
+        ));
+    }
+    let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
+    let stored = req.envelopes.len();
+    let accepted_at = state
+        .db
+        .call(move |conn| {
+            if !owns_device(conn, &who.user.id, &req.sender_device)? {
+                return Err(ApiError::forbidden(
+                    "unknown_device",
+                    "the sending device is not registered to you",
+                ));
+            }
+            queue::enqueue(
+                conn,
+                &who.org_id,
+                &who.user.id,
+                &req.sender_device,
+                &req.envelopes,
+            )
+        })
+        .await?;
+    for d in &devices {
+        state.registry.wake(d);
+    }
+    Ok(Json(SendReceipt {
+        stored,
+        accepted_at,
+    }))
+}

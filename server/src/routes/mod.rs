@@ -1,0 +1,9 @@
+//! The HTTP API, one file per area. Every handler answers JSON, and every failure is an
+//! [`ApiError`](crate::error::ApiError).
+
+pub mod auth;
+pub mod demo;
+pub mod devices;
+pub mod directory;
+pub mod envelopes;
+pub mod json;

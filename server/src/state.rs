@@ -1,0 +1,20 @@
+//! The state every request handler shares.
+
+use crate::auth::jwt::Orgs;
+use crate::auth::rate_limit::RateLimiter;
+use crate::config::Config;
+use crate::db::Db;
+use crate::delivery::registry::Registry;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub orgs: Orgs,
+    pub registry: Registry,
+    pub auth_limiter: RateLimiter,
+    /// Present only in `--demo` mode: the secret that /demo/jwt signs with.
+    pub demo_secret: Option<Vec<u8>>,
+}
+
+pub type SharedState = Arc<AppState>;
