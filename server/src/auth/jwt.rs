@@ -61,16 +61,17 @@ impl VerifyingKey {
         };
         let key = match alg {
             Algorithm::HS256 => {
-                let secret =
-                    match (&k.secret, &k.secret_env) {
-                        (Some(s), None) => s.clone(),
-                        (None, Some(var)) => std::env::var(var).map_err(|_| {
-                            format!("org {org:?}: environment variable {var} is not set")
-                        })?,
-                        _ => return Err(format!(
+                let secret = match (&k.secret, &k.secret_env) {
+                    (Some(s), None) => s.clone(),
+                    (None, Some(var)) => std::env::var(var).map_err(|_| {
+                        format!("org {org:?}: environment variable {var} is not set")
+                    })?,
+                    _ => {
+                        return Err(format!(
                             "org {org:?}: an HS256 key needs exactly one of secret or secret_env"
-                        )),
-                    };
+                        ))
+                    }
+                };
                 if secret.len() < 32 {
                     return Err(format!(
                         "org {org:?}: an HS256 secret must be at least 32 bytes"

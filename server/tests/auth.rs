@@ -1,0 +1,244 @@
+//! Sign-in over real HTTP: every supported algorithm is accepted, and every kind of bad token
+//! is refused with a clear code and creates no user.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+
+#[tokio::test]
+async fn each_algorithm_signs_in_and_creates_the_user_once() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    for (i, mint) in [hs256 as fn(_) -> String, rs256, es256, eddsa]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("user-{i}");
+        let jwt = mint(
+            json!({ "user": { "id": id, "email": format!("{id}@acme.test"), "name": "Ann" } }),
+        );
+        let (status, body) = server
+            .post("/v1/auth/jwt", None, json!({ "jwt": jwt }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["org"], "acme");
+        assert_eq!(body["user"]["tag"], format!("user_{i}"));
+        assert!(
+            body["expires_at"].as_i64().unwrap() <= now() + 600,
+            "session outlives the JWT"
+        );
+        // The same user again: found, not duplicated.
+        let again = mint(json!({ "user": { "id": id } }));
+        let (_, body2) = server
+            .post("/v1/auth/jwt", None, json!({ "jwt": again }))
+            .await;
+        assert_eq!(body2["user"]["id"], body["user"]["id"]);
+    }
+    assert_eq!(server.user_count(), 4);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_a_clear_code_and_create_nothing() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let user = json!({ "id": "mallory" });
+    let other_rsa = EncodingKey::from_rsa_pem(&pem("rsa-other.key")).unwrap();
+    let header = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload = URL_SAFE_NO_PAD.encode(standard(json!({ "user": user })).to_string());
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "expired",
+            hs256(json!({ "user": user, "exp": now() - 120 })),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            hs256(json!({ "user": user, "nbf": now() + 600 })),
+            "token_not_yet_valid",
+        ),
+        (
+            "issued in the future",
+            hs256(json!({ "user": user, "iat": now() + 600 })),
+            "token_not_yet_valid",
+        ),
+        (
+            "wrong audience",
+            rs256(json!({ "user": user, "aud": "someone-else" })),
+            "token_wrong_audience",
+        ),
+        (
+            "wrong issuer",
+            es256(json!({ "user": user, "iss": "https://evil.test" })),
+            "token_wrong_issuer",
+        ),
+        (
+            "no exp",
+            hs256(json!({ "user": user, "exp": null })),
+            "token_missing_claim",
+        ),
+        (
+            "wrong key",
+            sign(Algorithm::RS256, "rs", &other_rsa, json!({ "user": user })),
+            "token_bad_signature",
+        ),
+        (
+            "unknown kid",
+            sign(
+                Algorithm::RS256,
+                "nope",
+                &other_rsa,
+                json!({ "user": user }),
+            ),
+            "token_unknown_key",
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                header(json!({"alg": "none", "typ": "JWT"})),
+                payload
+            ),
+            "token_wrong_algorithm",
+        ),
+        (
+            "alg none with a kid",
+            format!(
+                "{}.{}.",
+                header(json!({"alg": "none", "kid": "hs"})),
+                payload
+            ),
+            "token_wrong_algorithm",
+        ),
+        (
+            // The classic confusion attack: HS256 keyed with the RSA public key's PEM.
+            "algorithm swapped",
+            sign(
+                Algorithm::HS256,
+                "rs",
+                &EncodingKey::from_secret(&pem("rsa.pub")),
+                json!({ "user": user }),
+            ),
+            "token_wrong_algorithm",
+        ),
+        (
+            "tampered",
+            {
+                let t = hs256(json!({ "user": user }));
+                let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+                parts[1] = URL_SAFE_NO_PAD
+                    .encode(standard(json!({ "user": { "id": "admin" } })).to_string());
+                parts.join(".")
+            },
+            "token_bad_signature",
+        ),
+        ("garbage", "not.a.jwt".into(), "token_malformed"),
+    ];
+    for (name, jwt, code) in cases {
+        let (status, body) = server
+            .post("/v1/auth/jwt", None, json!({ "jwt": jwt }))
+            .await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(
+        server.user_count(),
+        0,
+        "a refused token must create no user"
+    );
+}
+
+#[tokio::test]
+async fn existing_users_by_id_or_email_as_typingmind_does() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let (_, created) = server
+        .sign_in(&hs256(
+            json!({ "user": { "id": 1234, "email": "dana@acme.test" } }),
+        ))
+        .await;
+    let (_, by_id) = server.sign_in(&hs256(json!({ "id": 1234 }))).await;
+    let (_, by_email) = server
+        .sign_in(&hs256(json!({ "email": "dana@acme.test" })))
+        .await;
+    assert_eq!((&by_id, &by_email), (&created, &created));
+    let (status, body) = server
+        .post(
+            "/v1/auth/jwt",
+            None,
+            json!({ "jwt": hs256(json!({ "email": "who@acme.test" })) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("user_not_found"))
+    );
+    assert_eq!(server.user_count(), 1);
+}
+
+#[tokio::test]
+async fn ephemeral_visitors_get_a_temporary_user() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let (status, body) = server
+        .post(
+            "/v1/auth/ephemeral",
+            None,
+            json!({ "org": "acme", "token": EPHEMERAL, "name": "Vera Visitor" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["ephemeral"], true);
+    assert_eq!(body["user"]["name"], "Vera Visitor");
+    assert!(body["user"]["tag"]
+        .as_str()
+        .unwrap()
+        .starts_with("visitor."));
+    let (status, body) = server
+        .post("/v1/auth/ephemeral", None, json!({ "token": "guess" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("ephemeral_token_invalid"))
+    );
+    assert_eq!(server.user_count(), 1);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let resp = server
+        .http
+        .post(format!("{}/v1/auth/jwt", server.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_json");
+    let big = "x".repeat(100 * 1024);
+    let (status, body) = server
+        .post("/v1/auth/jwt", None, json!({ "jwt": big }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let (status, body) = server.get("/v1/me", Some("made-up")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("session_invalid"))
+    );
+    let (status, body) = server.get("/v1/nowhere", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}

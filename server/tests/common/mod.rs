@@ -1,0 +1,299 @@
+//! Shared by the server's integration tests: a real server on a loopback port with its own
+//! SQLite file, an org with one key of each algorithm, and helpers to mint tokens and call
+//! the API over real HTTP and WebSocket.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use sotto_server::config::{Config, GroupConfig, KeyConfig, OrgConfig};
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const HS_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+pub const AUD: &str = "sotto-test";
+pub const ISS: &str = "https://site.test";
+pub const EPHEMERAL: &str = "visitor-token-1";
+
+pub fn key_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
+
+fn key(kid: &str, alg: &str, file: Option<&str>) -> KeyConfig {
+    KeyConfig {
+        kid: Some(kid.into()),
+        alg: alg.into(),
+        secret: file.is_none().then(|| HS_SECRET.into()),
+        secret_env: None,
+        public_key_pem: None,
+        public_key_file: file.map(key_path),
+    }
+}
+
+pub fn config(db: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: db.to_path_buf(),
+        static_dir: None,
+        allowed_origins: vec![],
+        session_max_secs: 12 * 3600,
+        auth_rate_per_minute: 10_000,
+        demo: false,
+        orgs: vec![OrgConfig {
+            id: "acme".into(),
+            name: Some("Acme".into()),
+            ephemeral_tokens: vec![EPHEMERAL.into()],
+            audience: vec![AUD.into()],
+            issuer: Some(ISS.into()),
+            leeway_secs: Some(5),
+            keys: vec![
+                key("hs", "HS256", None),
+                key("rs", "RS256", Some("rsa.pub")),
+                key("es", "ES256", Some("ec.pub")),
+                key("ed", "EdDSA", Some("ed.pub")),
+            ],
+            groups: vec![GroupConfig {
+                name: "support".into(),
+                members: vec!["bob".into(), "gary".into(), "sue".into()],
+            }],
+        }],
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub db_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let db_path = config.database.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            sotto_server::serve(
+                config,
+                async {
+                    let _ = rx.await;
+                },
+                move |addr| {
+                    let _ = addr_tx.send(addr);
+                },
+            )
+            .await
+            .expect("server failed");
+        });
+        let addr = addr_rx.await.expect("server did not bind");
+        TestServer {
+            base: format!("http://{addr}"),
+            db_path,
+            shutdown: Some(tx),
+            task: Some(task),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server and waits until it has let go of everything.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs in with a JWT and returns (session token, user id).
+    pub async fn sign_in(&self, jwt: &str) -> (String, String) {
+        let (status, body) = self.post("/v1/auth/jwt", None, json!({ "jwt": jwt })).await;
+        assert_eq!(status, 200, "sign-in failed: {body}");
+        (
+            body["token"].as_str().unwrap().into(),
+            body["user"]["id"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Signs in `user` (by user.id claim) and registers a device with `public_key`.
+    pub async fn user_with_device(&self, user: &str, public_key: [u8; 32]) -> Member {
+        let (token, user_id) = self
+            .sign_in(&hs256(json!({ "user": { "id": user } })))
+            .await;
+        let (status, dev) = self
+            .post(
+                "/v1/devices",
+                Some(&token),
+                json!({ "public_key": sotto_core::b64::encode(&public_key) }),
+            )
+            .await;
+        assert_eq!(status, 200, "{dev}");
+        Member {
+            token,
+            user_id,
+            device_id: dev["id"].as_str().unwrap().into(),
+        }
+    }
+
+    pub fn user_count(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    pub fn queued(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/v1/ws", self.base.replacen("http", "ws", 1))
+    }
+}
+
+pub struct Member {
+    pub token: String,
+    pub user_id: String,
+    pub device_id: String,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Adds `exp`, `aud` and `iss` unless the claims set them (use null to leave one out).
+pub fn standard(mut claims: Value) -> Value {
+    let obj = claims.as_object_mut().unwrap();
+    obj.entry("exp").or_insert(json!(now() + 600));
+    obj.entry("aud").or_insert(json!(AUD));
+    obj.entry("iss").or_insert(json!(ISS));
+    obj.retain(|_, v| !v.is_null());
+    claims
+}
+
+pub fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, claims: Value) -> String {
+    let header = Header {
+        kid: Some(kid.into()),
+        ..Header::new(alg)
+    };
+    encode(&header, &standard(claims), key).unwrap()
+}
+
+pub fn pem(name: &str) -> Vec<u8> {
+    std::fs::read(key_path(name)).unwrap()
+}
+
+pub fn hs256(claims: Value) -> String {
+    sign(
+        Algorithm::HS256,
+        "hs",
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        claims,
+    )
+}
+
+pub fn rs256(claims: Value) -> String {
+    sign(
+        Algorithm::RS256,
+        "rs",
+        &EncodingKey::from_rsa_pem(&pem("rsa.key")).unwrap(),
+        claims,
+    )
+}
+
+pub fn es256(claims: Value) -> String {
+    sign(
+        Algorithm::ES256,
+        "es",
+        &EncodingKey::from_ec_pem(&pem("ec.key")).unwrap(),
+        claims,
+    )
+}
+
+pub fn eddsa(claims: Value) -> String {
+    sign(
+        Algorithm::EdDSA,
+        "ed",
+        &EncodingKey::from_ed_pem(&pem("ed.key")).unwrap(),
+        claims,
+    )
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the delivery socket and authenticates; returns it after the `ready` frame.
+pub async fn connect(server: &TestServer, m: &Member) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    ws.send(Message::Text(
+        json!({"type": "auth", "token": m.token, "device_id": m.device_id})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let ready = next_frame(&mut ws).await;
+    assert_eq!(ready["type"], "ready", "{ready}");
+    ws
+}
+
+/// The next JSON frame, or a panic after 5 s.
+pub async fn next_frame(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("no frame within 5 s")
+            .expect("socket closed")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// True when no frame arrives within `ms`.
+pub async fn silent_for(ws: &mut Ws, ms: u64) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(ms), ws.next())
+        .await
+        .is_err()
+}
+
+pub async fn ack(ws: &mut Ws, seq: i64) {
+    ws.send(Message::Text(
+        json!({"type": "ack", "seq": seq}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sotto.db");
+    (dir, path)
+}

@@ -1,0 +1,166 @@
+//! Store-and-forward delivery over real HTTP and WebSocket: offline devices get their queue
+//! in order when they connect, nothing is deleted before it is acknowledged, and the queue
+//! survives a restart of the server.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sotto_core::b64;
+
+async fn send(
+    server: &TestServer,
+    from: &Member,
+    to: &[&Member],
+    text: &str,
+) -> (u16, serde_json::Value) {
+    let envelopes: Vec<_> = to
+        .iter()
+        .map(|m| json!({ "device_id": m.device_id, "payload": b64::encode(text.as_bytes()) }))
+        .collect();
+    server
+        .post(
+            "/v1/envelopes",
+            Some(&from.token),
+            json!({ "sender_device": from.device_id, "envelopes": envelopes }),
+        )
+        .await
+}
+
+fn payload(frame: &serde_json::Value) -> String {
+    String::from_utf8(b64::decode(frame["payload"].as_str().unwrap()).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_offline_device_gets_its_queue_in_order_and_only_acks_delete() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    for text in ["one", "two", "three"] {
+        let (status, body) = send(&server, &alice, &[&bob], text).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["stored"], 1);
+    }
+    assert_eq!(server.queued(), 3);
+
+    let mut ws = connect(&server, &bob).await;
+    let frames = [
+        next_frame(&mut ws).await,
+        next_frame(&mut ws).await,
+        next_frame(&mut ws).await,
+    ];
+    assert_eq!(
+        frames.iter().map(payload).collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
+    assert_eq!(frames[0]["sender_user"], alice.user_id.as_str());
+    assert_eq!(frames[0]["sender_device"], alice.device_id.as_str());
+    // Acknowledge only the first, then drop the connection.
+    ack(&mut ws, frames[0]["seq"].as_i64().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(ws);
+    assert_eq!(
+        server.queued(),
+        2,
+        "unacknowledged envelopes must stay queued"
+    );
+
+    let mut ws = connect(&server, &bob).await;
+    assert_eq!(payload(&next_frame(&mut ws).await), "two");
+    assert_eq!(payload(&next_frame(&mut ws).await), "three");
+    // A live connection gets new envelopes as they arrive.
+    send(&server, &alice, &[&bob], "four").await;
+    let four = next_frame(&mut ws).await;
+    assert_eq!(payload(&four), "four");
+    assert!(
+        silent_for(&mut ws, 200).await,
+        "nothing is sent twice on one connection"
+    );
+}
+
+#[tokio::test]
+async fn queued_envelopes_survive_a_restart() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    send(&server, &alice, &[&bob], "before the restart").await;
+    server.stop().await;
+
+    let server = TestServer::start(config(&db)).await;
+    let mut ws = connect(&server, &bob).await;
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(payload(&frame), "before the restart");
+    ack(&mut ws, frame["seq"].as_i64().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(server.queued(), 0);
+}
+
+#[tokio::test]
+async fn a_send_is_all_or_nothing_and_checked() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let ghost = Member {
+        token: String::new(),
+        user_id: String::new(),
+        device_id: "d_nope".into(),
+    };
+    let (status, body) = send(&server, &alice, &[&bob, &ghost], "x").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_device"))
+    );
+    assert_eq!(server.queued(), 0, "a failed send stores nothing");
+    // Sending as someone else's device is refused.
+    let forged = Member {
+        device_id: bob.device_id.clone(),
+        token: alice.token.clone(),
+        user_id: alice.user_id.clone(),
+    };
+    let (status, body) = send(&server, &forged, &[&bob], "x").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("unknown_device"))
+    );
+    let (status, body) = send(&server, &alice, &[], "x").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("no_envelopes"))
+    );
+}
+
+#[tokio::test]
+async fn the_socket_refuses_bad_auth() {
+    use futures_util::SinkExt;
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    for (token, device, code) in [
+        ("bogus", alice.device_id.as_str(), "session_invalid"),
+        (
+            alice.token.as_str(),
+            bob.device_id.as_str(),
+            "unknown_device",
+        ),
+    ] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            json!({"type": "auth", "token": token, "device_id": device})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let frame = next_frame(&mut ws).await;
+        assert_eq!(
+            (frame["type"].as_str(), frame["code"].as_str()),
+            (Some("error"), Some(code))
+        );
+    }
+}

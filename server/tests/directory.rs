@@ -1,0 +1,104 @@
+//! Thread expressions resolved by the server over HTTP, and their errors.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+async fn resolve(server: &TestServer, token: &str, expr: &str) -> (u16, serde_json::Value) {
+    server
+        .post("/v1/resolve", Some(token), json!({ "expr": expr }))
+        .await
+}
+
+fn tags(body: &serde_json::Value) -> Vec<String> {
+    let mut t: Vec<String> = body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["tag"].as_str().unwrap().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+#[tokio::test]
+async fn expressions_resolve_to_users() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let mut token = String::new();
+    for u in ["alice", "bob", "gary", "sue"] {
+        token = server
+            .sign_in(&hs256(json!({ "user": { "id": u } })))
+            .await
+            .0;
+    }
+    let (status, body) = resolve(&server, &token, "@support - @gary").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tags(&body), ["bob", "sue"]);
+    assert_eq!(body["canonical"], "@bob + @sue");
+    let (_, body) = resolve(&server, &token, "(@support - (@gary + @bob)) + @alice").await;
+    assert_eq!(tags(&body), ["alice", "sue"]);
+    let (_, body) = resolve(&server, &token, "@ALICE").await;
+    assert_eq!(body["canonical"], "@alice");
+}
+
+#[tokio::test]
+async fn expression_errors_point_at_the_fault() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let (token, _) = server
+        .sign_in(&hs256(json!({ "user": { "id": "alice" } })))
+        .await;
+    for (expr, code, position) in [
+        ("@alice + @nobody", "expr_unknown_tag", 9),
+        ("@alice + ", "expr_syntax", 9),
+        ("(@alice", "expr_syntax", 7),
+        ("alice", "expr_syntax", 0),
+    ] {
+        let (status, body) = resolve(&server, &token, expr).await;
+        assert_eq!(status, 400, "{expr}: {body}");
+        assert_eq!(body["error"]["code"], code, "{expr}");
+        assert_eq!(body["error"]["position"], position, "{expr}");
+    }
+    let (status, body) = server
+        .post("/v1/resolve", None, json!({ "expr": "@alice" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("session_missing"))
+    );
+}
+
+#[tokio::test]
+async fn devices_are_listed_for_anyone_in_the_org_and_register_once() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let again = server.user_with_device("alice", [1; 32]).await;
+    assert_eq!(
+        alice.device_id, again.device_id,
+        "the same key registers once"
+    );
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let (status, list) = server
+        .get(
+            &format!("/v1/users/{}/devices", alice.user_id),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["public_key"], sotto_core::b64::encode(&[1; 32]));
+    let (status, body) = server
+        .post(
+            "/v1/devices",
+            Some(&bob.token),
+            json!({ "public_key": "AAAA" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_key"))
+    );
+}
