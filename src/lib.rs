@@ -1,1 +1,23 @@
-//! placeholder
+//! `sotto`: the browser client of Sotto, compiled to WebAssembly.
+//!
+//! A page creates `new sotto.Client(element, auth, options)` (a thin JavaScript class in
+//! `js/client.js` that loads this module and forwards to [`ClientCore`]). The client signs in,
+//! keeps this browser's device key in IndexedDB, seals every message for every recipient
+//! device with `sotto-core`, and draws its UI inside a shadow root of the host element.
+//!
+//! Layout: [`client`] (the exported API and its flows), [`ui`] (the DOM), [`socket`] (the
+//! delivery WebSocket with reconnects), [`http`] (the JSON API), [`keystore`] (IndexedDB),
+//! [`model`] (threads and messages), [`options`] (auth and options from JavaScript),
+//! [`error`] (errors with a stable `code`).
+
+pub mod client;
+pub mod error;
+pub mod http;
+pub mod keystore;
+pub mod model;
+pub mod options;
+pub mod socket;
+pub mod ui;
+pub mod util;
+
+pub use client::ClientCore;

@@ -1,0 +1,91 @@
+// The JavaScript face of Sotto: `new sotto.Client(el, auth, options)`.
+//
+// This file is the shared body of pkg/sotto.js (ES module) and pkg/sotto.global.js (classic
+// script); scripts/assemble-pkg.mjs wraps it and supplies:
+//   __load()  initialises the wasm module once and resolves when it is ready;
+//   __wasm    the module's exports (ClientCore);
+//   __base    the URL this script was loaded from (the default server URL).
+// Everything else happens in Rust (src/client.rs); this class only makes construction
+// synchronous, turns callbacks into DOM events, and keeps method calls waiting until loaded.
+
+function codedError(code, message) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
+}
+
+class Client extends EventTarget {
+  #core = null;
+  #ready;
+  #options;
+  #destroyed = false;
+
+  constructor(el, auth, options = {}) {
+    super();
+    if (!el || el.nodeType !== 1) {
+      throw codedError('bad_element', 'new sotto.Client(el, auth, options): el must be an element');
+    }
+    this.#options = { ...options, url: options.url || new URL(__base).origin };
+    this.#ready = __load().then(() => {
+      if (this.#destroyed) throw codedError('destroyed', 'the client was destroyed before it loaded');
+      this.#core = new __wasm.ClientCore(el, auth, this.#options, (type, detail) => this.#emit(type, detail));
+      this.#emit('init');
+      return this.#core.start();
+    });
+    // A failed start is reported as an `error` event; method calls reject with it too.
+    this.#ready.catch((err) => this.#emit('error', err));
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+    const hook = { init: this.#options.onInit, loaded: this.#options.onLoaded }[type];
+    if (typeof hook === 'function') {
+      try {
+        hook(this);
+      } catch (err) {
+        console.error('sotto: the page\'s', type, 'callback threw', err);
+      }
+    }
+  }
+
+  async #call(method, ...args) {
+    await this.#ready;
+    if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
+    return this.#core[method](...args);
+  }
+
+  /** Makes a thread with the users an expression names (and you); resolves to its ID. */
+  threadMake(expr) {
+    return this.#call('threadMake', String(expr));
+  }
+
+  /** Shows a thread in the UI. */
+  threadOpen(threadId) {
+    return this.#call('threadOpen', String(threadId));
+  }
+
+  /** Encrypts and sends a message to every member's devices; resolves to its ID. */
+  threadSendMessage(threadId, text) {
+    return this.#call('threadSendMessage', String(threadId), String(text));
+  }
+
+  /** The threads on this device: [{id, distribution, members, unread, messageCount}]. */
+  threadList() {
+    return this.#call('threadList');
+  }
+
+  /** A thread's messages, oldest first. */
+  threadMessages(threadId) {
+    return this.#call('threadMessages', String(threadId));
+  }
+
+  /** Unmounts the UI and closes the connection. */
+  destroy() {
+    this.#destroyed = true;
+    if (this.#core) {
+      this.#core.destroy();
+      this.#core.free();
+      this.#core = null;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/** Sotto: an end-to-end encrypted messenger that mounts in one of your page's elements. */
+
+/** How the client signs in: exactly one of these. */
+export type Auth =
+  | { jwt: string }
+  | { orgEphemeralToken: string; user?: { name?: string; firstName?: string; lastName?: string; email?: string } };
+
+export interface ClientOptions {
+  /** The Sotto server's base URL. Default: the origin this script was loaded from. */
+  url?: string;
+  /** The org to sign in to, when the server has several and the token does not say. */
+  org?: string;
+  /** Called with the client once the wasm module has started. */
+  onInit?: (client: Client) => void;
+  /** Called with the client once it is signed in, its device ready and connected. */
+  onLoaded?: (client: Client) => void;
+  /** Show the thread list (default true). */
+  showNav?: boolean;
+  /** Show the header bar (default true). */
+  showHeader?: boolean;
+  /** Visitor details for `{orgEphemeralToken}` sign-in. */
+  ephemeralUserInfo?: { name?: string; firstName?: string; lastName?: string; email?: string };
+}
+
+export interface User {
+  id: string;
+  tag: string;
+  name?: string;
+  email?: string;
+  ephemeral: boolean;
+}
+
+export interface ThreadSummary {
+  id: string;
+  /** Canonical distribution, e.g. "@alice + @bob". */
+  distribution: string;
+  members: User[];
+  unread: number;
+  messageCount: number;
+}
+
+export interface ThreadMessage {
+  id: string;
+  threadId: string;
+  senderId: string;
+  senderName: string;
+  /** Unix milliseconds, by the sender's clock. */
+  sentAt: number;
+  text: string;
+  /** True for messages sent from this user's devices. */
+  outgoing: boolean;
+}
+
+/** Every rejection and `error` event carries one of these. */
+export interface SottoError extends Error {
+  /** Stable and machine-readable, e.g. "expr_unknown_tag", "network", "token_expired". */
+  code: string;
+}
+
+export interface ClientEventMap {
+  init: CustomEvent<undefined>;
+  loaded: CustomEvent<undefined>;
+  'thread-message': CustomEvent<ThreadMessage>;
+  connectionchange: CustomEvent<{ connected: boolean }>;
+  error: CustomEvent<SottoError>;
+}
+
+export class Client extends EventTarget {
+  constructor(el: Element, auth: Auth, options?: ClientOptions);
+  threadMake(expr: string): Promise<string>;
+  threadOpen(threadId: string): Promise<void>;
+  threadSendMessage(threadId: string, text: string): Promise<string>;
+  threadList(): Promise<ThreadSummary[]>;
+  threadMessages(threadId: string): Promise<ThreadMessage[]>;
+  destroy(): void;
+  addEventListener<K extends keyof ClientEventMap>(type: K, listener: (ev: ClientEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ClientEventMap>(type: K, listener: (ev: ClientEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+export const version: string;

@@ -1,0 +1,333 @@
+//! The UI, mounted in an open shadow root of the host element so that the page's styles and
+//! Sotto's never mix. User text only ever reaches the DOM through `textContent`.
+
+use crate::error::{js_failure, ClientResult};
+use crate::model::{display_name, Thread};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    Document, Element, HtmlInputElement, HtmlTextAreaElement, KeyboardEvent, ShadowRoot,
+    ShadowRootInit, ShadowRootMode,
+};
+
+const STYLE: &str = include_str!("ui.css");
+
+/// What the UI asks the client to do.
+pub struct UiActions {
+    pub send: Rc<dyn Fn(String)>,
+    pub open: Rc<dyn Fn(String)>,
+    pub new_thread: Rc<dyn Fn(String)>,
+}
+
+pub struct Ui {
+    doc: Document,
+    root: ShadowRoot,
+    status: Element,
+    who: Element,
+    threads: Option<Element>,
+    title: Element,
+    messages: Element,
+    composer: HtmlTextAreaElement,
+    notice: Element,
+    _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+fn el(doc: &Document, tag: &str, class: &str) -> ClientResult<Element> {
+    let e = doc.create_element(tag).map_err(|e| js_failure("ui", e))?;
+    if !class.is_empty() {
+        e.set_class_name(class);
+    }
+    Ok(e)
+}
+
+fn attr(e: &Element, name: &str, value: &str) {
+    let _ = e.set_attribute(name, value);
+}
+
+fn append(parent: &impl AsRef<web_sys::Node>, child: &Element) {
+    let _ = parent.as_ref().append_child(child);
+}
+
+fn text_el(doc: &Document, tag: &str, class: &str, text: &str) -> ClientResult<Element> {
+    let e = el(doc, tag, class)?;
+    e.set_text_content(Some(text));
+    Ok(e)
+}
+
+fn format_time(ms: i64) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"hour".into(), &"2-digit".into());
+    let _ = js_sys::Reflect::set(&opts, &"minute".into(), &"2-digit".into());
+    d.to_locale_time_string_with_options("default", &opts)
+        .into()
+}
+
+impl Ui {
+    pub fn mount(
+        host: &Element,
+        show_nav: bool,
+        show_header: bool,
+        actions: UiActions,
+    ) -> ClientResult<Ui> {
+        let doc = host.owner_document().ok_or_else(|| {
+            crate::error::ClientError::new("ui", "the element is not in a document")
+        })?;
+        let root = match host.shadow_root() {
+            Some(r) => {
+                r.set_inner_html("");
+                r
+            }
+            None => host
+                .attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))
+                .map_err(|e| js_failure("ui", e))?,
+        };
+        let style = text_el(&doc, "style", "", STYLE)?;
+        append(&root, &style);
+        let app = el(&doc, "div", "sotto")?;
+        append(&root, &app);
+
+        let header = el(&doc, "header", "header")?;
+        attr(&header, "role", "banner");
+        let brand = text_el(&doc, "span", "brand", "Sotto")?;
+        let who = el(&doc, "span", "who")?;
+        let status = text_el(&doc, "span", "status", "Connecting…")?;
+        attr(&status, "role", "status");
+        append(&header, &brand);
+        append(&header, &who);
+        append(&header, &status);
+        if !show_header {
+            attr(&header, "hidden", "");
+        }
+        append(&app, &header);
+
+        let body = el(&doc, "div", "body")?;
+        append(&app, &body);
+        let mut listeners = Vec::new();
+
+        let threads = if show_nav {
+            let nav = el(&doc, "nav", "nav")?;
+            attr(&nav, "aria-label", "Threads");
+            let form = el(&doc, "form", "new-thread")?;
+            let input: HtmlInputElement = el(&doc, "input", "")?.unchecked_into();
+            input.set_placeholder("@someone + @group");
+            attr(&input, "aria-label", "New thread: who to talk to");
+            attr(&input, "autocomplete", "off");
+            let start = text_el(&doc, "button", "", "Start")?;
+            append(&form, &input);
+            append(&form, &start);
+            let list = el(&doc, "ul", "threads")?;
+            attr(&list, "role", "list");
+            append(&nav, &form);
+            append(&nav, &list);
+            append(&body, &nav);
+
+            let new_thread = actions.new_thread.clone();
+            let input2 = input.clone();
+            let on_submit = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                e.prevent_default();
+                let expr = input2.value().trim().to_owned();
+                if !expr.is_empty() {
+                    input2.set_value("");
+                    new_thread(expr);
+                }
+            });
+            form.add_event_listener_with_callback("submit", on_submit.as_ref().unchecked_ref())
+                .map_err(|e| js_failure("ui", e))?;
+            listeners.push(on_submit);
+
+            let open = actions.open.clone();
+            let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+                if let Some(item) = target.and_then(|t| t.closest("[data-thread]").ok().flatten()) {
+                    if let Some(id) = item.get_attribute("data-thread") {
+                        open(id);
+                    }
+                }
+            });
+            list.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())
+                .map_err(|e| js_failure("ui", e))?;
+            listeners.push(on_click);
+            Some(list)
+        } else {
+            None
+        };
+
+        let main = el(&doc, "main", "thread")?;
+        let title = text_el(&doc, "h2", "thread-title", "No thread open")?;
+        let messages = el(&doc, "ol", "messages")?;
+        attr(&messages, "aria-live", "polite");
+        attr(&messages, "aria-label", "Messages");
+        let notice = el(&doc, "p", "notice")?;
+        attr(&notice, "role", "alert");
+        let composer_form = el(&doc, "form", "composer")?;
+        let composer: HtmlTextAreaElement = el(&doc, "textarea", "")?.unchecked_into();
+        composer.set_placeholder("Write a message");
+        composer.set_rows(1);
+        attr(&composer, "aria-label", "Message");
+        let send = text_el(&doc, "button", "", "Send")?;
+        attr(&send, "type", "submit");
+        append(&composer_form, &composer);
+        append(&composer_form, &send);
+        append(&main, &title);
+        append(&main, &messages);
+        append(&main, &notice);
+        append(&main, &composer_form);
+        append(&body, &main);
+
+        let submit = {
+            let composer = composer.clone();
+            let send = actions.send.clone();
+            Rc::new(move || {
+                let text = composer.value();
+                if !text.trim().is_empty() {
+                    composer.set_value("");
+                    send(text);
+                }
+            })
+        };
+        let on_send = {
+            let submit = submit.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                e.prevent_default();
+                submit();
+            })
+        };
+        composer_form
+            .add_event_listener_with_callback("submit", on_send.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_send);
+        // Enter sends; Shift+Enter makes a new line.
+        let on_key = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
+                if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                    e.prevent_default();
+                    submit();
+                }
+            }
+        });
+        composer
+            .add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_key);
+
+        Ok(Ui {
+            doc,
+            root,
+            status,
+            who,
+            threads,
+            title,
+            messages,
+            composer,
+            notice,
+            _listeners: listeners,
+        })
+    }
+
+    pub fn set_user(&self, name: &str) {
+        self.who.set_text_content(Some(name));
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.status.set_text_content(Some(if connected {
+            "Connected"
+        } else {
+            "Reconnecting…"
+        }));
+        attr(
+            &self.status,
+            "data-connected",
+            if connected { "true" } else { "false" },
+        );
+    }
+
+    /// Shows a problem to the user (as text), or clears it with `None`.
+    pub fn notice(&self, message: Option<&str>) {
+        self.notice.set_text_content(message);
+    }
+
+    pub fn render_threads(
+        &self,
+        threads: &[Thread],
+        open: Option<&str>,
+        own_id: &str,
+    ) -> ClientResult<()> {
+        let Some(list) = &self.threads else {
+            return Ok(());
+        };
+        list.set_text_content(None);
+        for t in threads {
+            let item = el(&self.doc, "li", "")?;
+            let button = el(&self.doc, "button", "thread-item")?;
+            attr(&button, "type", "button");
+            attr(&button, "data-thread", &t.id);
+            if open == Some(t.id.as_str()) {
+                attr(&button, "aria-current", "true");
+            }
+            let top = el(&self.doc, "span", "row")?;
+            append(&top, &text_el(&self.doc, "span", "name", &t.title(own_id))?);
+            if t.unread > 0 {
+                let badge = text_el(&self.doc, "span", "unread", &t.unread.to_string())?;
+                attr(&badge, "aria-label", &format!("{} unread", t.unread));
+                append(&top, &badge);
+            }
+            append(&button, &top);
+            if let Some(last) = t.messages.last() {
+                let row = el(&self.doc, "span", "row last")?;
+                append(&row, &text_el(&self.doc, "span", "preview", &last.text)?);
+                append(
+                    &row,
+                    &text_el(&self.doc, "time", "", &format_time(last.sent_at))?,
+                );
+                append(&button, &row);
+            }
+            append(&item, &button);
+            append(list, &item);
+        }
+        Ok(())
+    }
+
+    pub fn render_thread(&self, thread: Option<&Thread>, own_id: &str) -> ClientResult<()> {
+        self.messages.set_text_content(None);
+        let Some(t) = thread else {
+            self.title.set_text_content(Some("No thread open"));
+            return Ok(());
+        };
+        self.title.set_text_content(Some(&t.title(own_id)));
+        attr(&self.title, "title", &t.distribution);
+        for m in &t.messages {
+            let item = el(
+                &self.doc,
+                "li",
+                if m.outgoing { "msg out" } else { "msg in" },
+            )?;
+            attr(&item, "data-message", &m.id);
+            let meta = el(&self.doc, "div", "meta")?;
+            let sender = t
+                .member(&m.sender_id)
+                .map(display_name)
+                .unwrap_or(&m.sender_name);
+            append(&meta, &text_el(&self.doc, "span", "sender", sender)?);
+            append(
+                &meta,
+                &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
+            );
+            append(&item, &meta);
+            append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
+            append(&self.messages, &item);
+        }
+        self.messages.set_scroll_top(self.messages.scroll_height());
+        Ok(())
+    }
+
+    pub fn focus_composer(&self) {
+        let _ = self.composer.focus();
+    }
+
+    /// Removes everything Sotto put in the host element.
+    pub fn unmount(&self) {
+        self.root.set_text_content(None);
+    }
+}
