@@ -1,0 +1,132 @@
+// End to end: the real server process and two Chromium pages. Alice starts a thread with
+// @bob and sends a message by typing it; Bob's page shows it; Bob answers; Alice sees the
+// answer. The server's database never holds either text.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+function databaseBytes(db) {
+  return ['', '-wal', '-shm']
+    .map((suffix) => db + suffix)
+    .filter(existsSync)
+    .map((f) => readFileSync(f).toString('latin1'))
+    .join('');
+}
+
+test('alice and bob exchange an end-to-end encrypted message', async (t) => {
+  const alice = await newPage(browser);
+  const bob = await newPage(browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  // Bob opens Sotto first, so his browser has a device to encrypt to.
+  await openDemoAs(bob, server.base, 'bob');
+  await openDemoAs(alice, server.base, 'alice');
+
+  const hello = 'Hello Bob — the secret word is ' + Math.random().toString(36).slice(2);
+  await alice.getByLabel('New thread: who to talk to').fill('@bob');
+  await alice.getByRole('button', { name: 'Start' }).click();
+  await alice.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor();
+  await alice.getByLabel('Message', { exact: true }).fill(hello);
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  await alice.locator('.msg.out .text', { hasText: hello }).waitFor();
+
+  // Bob's thread list shows the new thread with one unread message; he opens it.
+  const item = bob.locator('.thread-item', { hasText: 'Alice Adams' });
+  await item.waitFor({ timeout: 10000 });
+  assert.equal(await item.locator('.unread').textContent(), '1');
+  await item.click();
+  await bob.locator('.msg.in .text', { hasText: hello }).waitFor();
+  assert.equal(await bob.locator('.msg.in .sender').first().textContent(), 'Alice Adams');
+
+  const reply = 'Hi Alice! Shift+Enter makes\na second line ' + Math.random().toString(36).slice(2);
+  await bob.getByLabel('Message', { exact: true }).fill(reply);
+  await bob.getByLabel('Message', { exact: true }).press('Enter');
+  await alice.locator('.msg.in .text', { hasText: reply.split('\n')[1] }).waitFor({ timeout: 10000 });
+  assert.equal(await alice.locator('.msg.in .text').last().textContent(), reply);
+
+  // The page's API sees the same conversation.
+  const messages = await alice.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    return (await window.client.threadMessages(thread.id)).map((m) => [m.outgoing, m.text]);
+  });
+  assert.deepEqual(messages, [[true, hello], [false, reply]]);
+
+  await alice.screenshot({ path: join(artifacts, 'chat-alice.png') });
+  await bob.screenshot({ path: join(artifacts, 'chat-bob.png') });
+
+  const stored = databaseBytes(server.db);
+  assert.ok(stored.length > 0);
+  for (const text of [hello, reply, 'secret word', 'Shift+Enter']) {
+    assert.ok(!stored.includes(text), `the database holds plaintext: ${text}`);
+  }
+});
+
+test('after the server goes away, clients reconnect and get what was queued', async (t) => {
+  const alice = await newPage(browser);
+  const bob = await newPage(browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(bob, server.base, 'bob');
+  await openDemoAs(alice, server.base, 'alice');
+  const threadId = await alice.evaluate(() => window.client.threadMake('@bob'));
+
+  const { db, port } = server;
+  await server.stop();
+  await bob.locator('.status[data-connected="false"]').waitFor();
+  server = await startServer({ database: db, listen: `127.0.0.1:${port}` });
+
+  // Alice sends over HTTP straight away; Bob's socket is still backing off, so the
+  // envelope waits in the server's queue until he is back.
+  const text = 'Sent while you were away ' + Math.random().toString(36).slice(2);
+  await alice.evaluate(([id, text]) => window.client.threadSendMessage(id, text), [threadId, text]);
+  await bob.locator('.status[data-connected="true"]').waitFor({ timeout: 20000 });
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bob.locator('.msg.in .text', { hasText: text }).waitFor({ timeout: 10000 });
+});
+
+test('bad input is refused with coded errors and the UI stays text-only', async () => {
+  const alice = await newPage(browser);
+  await openDemoAs(alice, server.base, 'alice');
+  const codes = await alice.evaluate(async () => {
+    const out = {};
+    for (const [name, call] of [
+      ['unknownTag', () => window.client.threadMake('@nobody')],
+      ['syntax', () => window.client.threadMake('bob')],
+      ['unknownThread', () => window.client.threadSendMessage('nope', 'hi')],
+    ]) {
+      try {
+        await call();
+        out[name] = 'resolved';
+      } catch (e) {
+        out[name] = [e instanceof Error, e.code];
+      }
+    }
+    return out;
+  });
+  assert.deepEqual(codes, {
+    unknownTag: [true, 'expr_unknown_tag'],
+    syntax: [true, 'expr_syntax'],
+    unknownThread: [true, 'unknown_thread'],
+  });
+  // The same failure through the UI shows a readable notice.
+  await alice.getByLabel('New thread: who to talk to').fill('@nobody');
+  await alice.getByRole('button', { name: 'Start' }).click();
+  await alice.locator('.notice', { hasText: 'unknown tag @nobody' }).waitFor();
+});

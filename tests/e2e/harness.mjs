@@ -1,0 +1,78 @@
+// Shared by the end-to-end tests: the real sotto-server binary on a loopback port with its
+// own SQLite file, and headless Chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const artifacts = join(root, 'tests', 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+const serverBinary = process.env.SOTTO_SERVER_BIN || join(root, 'target', 'debug', 'sotto-server');
+
+/** Starts `sotto-server --demo` serving this repository; resolves once it listens. */
+export async function startServer({ database, listen = '127.0.0.1:0' } = {}) {
+  const db = database || join(mkdtempSync(join(tmpdir(), 'sotto-e2e-')), 'sotto.db');
+  const child = spawn(serverBinary, ['--demo', '--listen', listen, '--database', db, '--static-dir', root], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SOTTO_LOG: process.env.SOTTO_LOG || 'warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const base = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('sotto-server did not start: ' + stderr)), 15000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`sotto-server exited with ${code}: ${stderr}`)));
+  });
+  return {
+    base,
+    db,
+    port: new URL(base).port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    ],
+  });
+}
+
+/** A fresh browser profile (its own IndexedDB) with a page, logging its console on failure. */
+export async function newPage(browser, viewport = { width: 1000, height: 700 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  page.log = log;
+  return page;
+}
+
+/** Opens the demo page signed in as `user` and waits until the client is connected. */
+export async function openDemoAs(page, base, user) {
+  await page.goto(`${base}/?as=${user}`);
+  await page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+}
