@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// Each device's open connections: (connection number, its wake-up).
+type Connections = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+
 #[derive(Default)]
 pub struct Registry {
-    connections: Mutex<HashMap<String, Vec<(u64, Arc<Notify>)>>>,
+    connections: Mutex<Connections>,
     next_id: AtomicU64,
 }
 
@@ -51,7 +54,7 @@ impl Registry {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, Arc<Notify>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sotto needs on a fresh Debian machine with Rust and
+# Node.js: the wasm target, wasm-bindgen-cli at the exact version in Cargo.lock, Chromium
+# and ChromeDriver (browser tests), and the npm tools (binaryen's wasm-opt, playwright-core).
+# Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen's CLI must match the library version exactly.
+[ -f Cargo.lock ] || cargo generate-lockfile
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -qF "$wb_version"; then
+  echo "setup: installing wasm-bindgen-cli $wb_version (takes a few minutes)"
+  # Not --locked: the registry lacks one crate of the CLI's own lockfile.
+  cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every test: formatting and lints, the native tests of
+# sotto-core and sotto-server (real HTTP and WebSocket on loopback), the client's browser
+# tests in headless Chromium, and the end-to-end tests (the real server and two Chromium
+# pages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p sotto --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+echo "== native tests (core, server)"
+cargo test --workspace
+
+echo "== client package and server binary"
+scripts/build.sh
+cargo build -p sotto-server
+
+echo "== client tests in headless Chromium"
+cargo test -p sotto --target wasm32-unknown-unknown --tests
+
+echo "== end-to-end tests"
+node --test tests/e2e/
