@@ -183,14 +183,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sotto-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:1\"\n[[orgs]]\nid = \"a\"\nleeway_secs = 61\n").unwrap();
-        let cli = Cli { config: Some(path.clone()), listen: Some("127.0.0.1:2".parse().unwrap()), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\n[[orgs]]\nid = \"a\"\nleeway_secs = 61\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            ..Default::default()
+        };
         assert!(Config::load(cli).unwrap_err().contains("leeway_secs"));
         std::fs::write(&path, "listen = \"127.0.0.1:1\"\nunknown = 1\n").unwrap();
-        let cli = Cli { config: Some(path.clone()), ..Default::default() };
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
         assert!(Config::load(cli).unwrap_err().contains("unknown"));
         std::fs::write(&path, "listen = \"127.0.0.1:1\"\n").unwrap();
-        let cli = Cli { config: Some(path), listen: Some("127.0.0.1:2".parse().unwrap()), ..Default::default() };
+        let cli = Cli {
+            config: Some(path),
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            ..Default::default()
+        };
         assert_eq!(Config::load(cli).unwrap().listen.port(), 2);
     }
 }

@@ -130,3 +130,28 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
   await alice.getByRole('button', { name: 'Start' }).click();
   await alice.locator('.notice', { hasText: 'unknown tag @nobody' }).waitFor();
 });
+
+test('the ES-module build loads in <script type="module"> and fires loaded', async () => {
+  const page = await newPage(browser, { width: 360, height: 560 });
+  const html = `<!doctype html><meta charset="utf-8"><body style="margin:0">
+    <div id="chat" style="width:320px;height:520px"></div>
+    <script type="module">
+      import { Client, version } from '/pkg/sotto.js';
+      const { jwt } = await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json();
+      window.result = new Promise((resolve, reject) => {
+        const client = new Client(document.getElementById('chat'), { jwt }, {
+          onLoaded: (c) => resolve({ version, same: c === client }),
+        });
+        client.addEventListener('error', (e) => reject(e.detail));
+      });
+    </script>`;
+  await page.route(`${server.base}/esm-check.html`, (route) => route.fulfill({ body: html, contentType: 'text/html' }));
+  await page.goto(`${server.base}/esm-check.html`);
+  const result = await page.evaluate(() => window.result);
+  assert.deepEqual(result, { version: '0.1.0', same: true });
+  await page.locator('.status[data-connected="true"]').waitFor();
+  // The narrowest size a site would embed: the UI must still fit.
+  await page.screenshot({ path: join(artifacts, 'esm-320px.png') });
+  const overflow = await page.evaluate(() => document.getElementById('chat').shadowRoot.querySelector('.sotto').scrollWidth);
+  assert.ok(overflow <= 320, `the UI overflows 320 px (${overflow})`);
+});
