@@ -147,6 +147,8 @@ test('the ES-module build loads in <script type="module"> and fires loaded', asy
     </script>`;
   await page.route(`${server.base}/esm-check.html`, (route) => route.fulfill({ body: html, contentType: 'text/html' }));
   await page.goto(`${server.base}/esm-check.html`);
+  // The module awaits its token first, so window.result appears a little after load.
+  await page.waitForFunction(() => window.result !== undefined);
   const result = await page.evaluate(() => window.result);
   assert.deepEqual(result, { version: '0.1.0', same: true });
   await page.locator('.status[data-connected="true"]').waitFor();
