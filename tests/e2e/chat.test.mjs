@@ -131,29 +131,16 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
   await alice.locator('.notice', { hasText: 'unknown tag @nobody' }).waitFor();
 });
 
-test('the ES-module build loads in <script type="module"> and fires loaded', async () => {
-  const page = await newPage(browser, { width: 360, height: 560 });
-  const html = `<!doctype html><meta charset="utf-8"><body style="margin:0">
-    <div id="chat" style="width:320px;height:520px"></div>
-    <script type="module">
-      import { Client, version } from '/pkg/sotto.js';
-      const { jwt } = await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json();
-      window.result = new Promise((resolve, reject) => {
-        const client = new Client(document.getElementById('chat'), { jwt }, {
-          onLoaded: (c) => resolve({ version, same: c === client }),
-        });
-        client.addEventListener('error', (e) => reject(e.detail));
-      });
-    </script>`;
-  await page.route(`${server.base}/esm-check.html`, (route) => route.fulfill({ body: html, contentType: 'text/html' }));
-  await page.goto(`${server.base}/esm-check.html`);
-  // The module awaits its token first, so window.result appears a little after load.
-  await page.waitForFunction(() => window.result !== undefined);
-  const result = await page.evaluate(() => window.result);
-  assert.deepEqual(result, { version: '0.1.0', same: true });
+test('the ES-module build loads in <script type="module"> and fits 320 px', async () => {
+  const page = await newPage(browser, { width: 360, height: 640 });
+  await page.goto(`${server.base}/module.html?as=carol`);
+  // The module awaits its token first, so the promise appears a little after load.
+  await page.waitForFunction(() => window.loadedClient !== undefined);
+  assert.deepEqual(await page.evaluate(() => window.loadedClient), { version: '0.1.0', sameObject: true });
   await page.locator('.status[data-connected="true"]').waitFor();
-  // The narrowest size a site would embed: the UI must still fit.
-  await page.screenshot({ path: join(artifacts, 'esm-320px.png') });
-  const overflow = await page.evaluate(() => document.getElementById('chat').shadowRoot.querySelector('.sotto').scrollWidth);
-  assert.ok(overflow <= 320, `the UI overflows 320 px (${overflow})`);
+  const threadId = await page.evaluate(() => window.client.threadMake('@alice'));
+  await page.evaluate((id) => window.client.threadOpen(id), threadId);
+  await page.screenshot({ path: join(artifacts, 'module-320px.png') });
+  const width = await page.evaluate(() => document.getElementById('messenger').shadowRoot.querySelector('.sotto').scrollWidth);
+  assert.ok(width <= 320, `the UI overflows 320 px (${width})`);
 });
