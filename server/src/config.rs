@@ -23,7 +23,7 @@ pub struct Cli {
     /// SQLite database file, created and migrated on start (default sotto.db).
     #[arg(long, env = "SOTTO_DATABASE")]
     pub database: Option<PathBuf>,
-    /// Directory holding `www/` and `pkg/` to serve (the demo site and the client package).
+    /// Directory whose `www/` (at /), `pkg/` (at /pkg) and `examples/` (at /examples) to serve.
     #[arg(long, env = "SOTTO_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
     /// Web origin allowed to call the API from a browser (repeatable).

@@ -95,11 +95,16 @@ pub fn app(state: SharedState) -> Router {
     let mut api = Router::new()
         .route("/v1/auth/jwt", post(routes::auth::sign_in_jwt))
         .route("/v1/auth/ephemeral", post(routes::auth::sign_in_ephemeral))
+        .route("/v1/auth/logout", post(routes::auth::logout))
         .route("/v1/me", get(routes::auth::me))
         .route("/v1/resolve", post(routes::directory::resolve))
         .route("/v1/users/{id}", get(routes::directory::user))
         .route("/v1/users/{id}/devices", get(routes::devices::list))
         .route("/v1/devices", post(routes::devices::register))
+        .route(
+            "/v1/devices/{id}",
+            axum::routing::delete(routes::devices::remove),
+        )
         .route(
             "/v1/envelopes",
             post(routes::envelopes::send).layer(DefaultBodyLimit::max(routes::envelopes::MAX_BODY)),
@@ -117,6 +122,7 @@ pub fn app(state: SharedState) -> Router {
     if let Some(dir) = &state.config.static_dir {
         app = app
             .nest_service("/pkg", ServeDir::new(dir.join("pkg")))
+            .nest_service("/examples", ServeDir::new(dir.join("examples")))
             .fallback_service(ServeDir::new(dir.join("www")));
     } else {
         app = app.fallback(not_found);
@@ -145,7 +151,7 @@ fn cors(config: &Config) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 

@@ -102,3 +102,61 @@ async fn devices_are_listed_for_anyone_in_the_org_and_register_once() {
         (400, Some("invalid_key"))
     );
 }
+
+#[tokio::test]
+async fn logout_ends_the_session_and_a_removed_device_loses_its_queue() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let env = json!({ "sender_device": alice.device_id, "envelopes": [{ "device_id": bob.device_id, "payload": "AQID" }] });
+    assert_eq!(
+        server
+            .post("/v1/envelopes", Some(&alice.token), env)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(server.queued(), 1);
+    let resp = server
+        .http
+        .delete(format!("{}/v1/devices/{}", server.base, bob.device_id))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "only the owner removes a device"
+    );
+    let resp = server
+        .http
+        .delete(format!("{}/v1/devices/{}", server.base, bob.device_id))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(server.queued(), 0);
+    let (status, list) = server
+        .get(
+            &format!("/v1/users/{}/devices", bob.user_id),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!((status, list.as_array().unwrap().len()), (200, 0));
+
+    assert_eq!(
+        server
+            .post("/v1/auth/logout", Some(&bob.token), json!({}))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = server.get("/v1/me", Some(&bob.token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("session_invalid"))
+    );
+}

@@ -42,6 +42,15 @@ pub fn create(conn: &Connection, user_id: &str, expires_at: i64) -> rusqlite::Re
     Ok(token)
 }
 
+/// Deletes the session that `token` belongs to.
+pub fn revoke(conn: &Connection, token: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        params![hash(token)],
+    )?;
+    Ok(())
+}
+
 /// The live session that `token` belongs to.
 pub fn lookup(conn: &Connection, token: &str) -> Result<AuthUser, ApiError> {
     let row: Option<(String, i64)> = conn

@@ -131,6 +131,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Ends the caller's session: its token stops working at once.
+pub async fn logout(
+    State(state): State<SharedState>,
+    who: AuthUser,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    state
+        .db
+        .call(move |conn| session::revoke(conn, &token))
+        .await?;
+    tracing::info!(user = %who.user.id, "signed out");
+    Ok(Json(serde_json::json!({ "signed_out": true })))
+}
+
 /// The caller's own session, as the server sees it.
 pub async fn me(who: AuthUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "org": who.org_id, "user": who.user, "expires_at": who.expires_at }))

@@ -58,6 +58,9 @@ pub fn seed(conn: &mut Connection) -> Result<(), ApiError> {
 #[derive(Deserialize)]
 pub struct MintRequest {
     user: String,
+    /// Lifetime of the token in seconds (5 to 3600, default 3600): short ones let the
+    /// examples show what happens when a token expires.
+    ttl: Option<i64>,
 }
 
 pub async fn mint(
@@ -78,7 +81,7 @@ pub async fn mint(
     let claims = json!({
         "user": { "id": id, "name": name, "email": format!("{id}@demo.sotto.invalid") },
         "iat": now,
-        "exp": now + 3600,
+        "exp": now + req.ttl.unwrap_or(3600).clamp(5, 3600),
     });
     let header = Header {
         kid: Some("demo".into()),

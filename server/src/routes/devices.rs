@@ -107,3 +107,33 @@ pub async fn list(
         .await?;
     Ok(Json(devices))
 }
+
+/// Removes one of the caller's own devices and everything still queued for it, e.g. when a
+/// user clears Sotto from a browser.
+pub async fn remove(
+    State(state): State<SharedState>,
+    who: AuthUser,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state
+        .db
+        .call(move |conn| {
+            if !owns_device(conn, &who.user.id, &device_id)? {
+                return Err(ApiError::not_found(
+                    "unknown_device",
+                    "no such device of yours",
+                ));
+            }
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM envelopes WHERE device_id = ?1",
+                params![device_id],
+            )?;
+            tx.execute("DELETE FROM devices WHERE id = ?1", params![device_id])?;
+            tx.commit()?;
+            tracing::info!(user = %who.user.id, device = %device_id, "device removed");
+            Ok(())
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "removed": true })))
+}
