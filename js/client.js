@@ -14,9 +14,21 @@ function codedError(code, message) {
   return err;
 }
 
+// A sign-in link `page?externalAuthCode=JWT`: take the token, and take it out of the
+// address bar (and so out of the history, bookmarks and shared screenshots) at once.
+function takeExternalAuthCode() {
+  const url = new URL(location.href);
+  const code = url.searchParams.get('externalAuthCode');
+  if (code === null) return null;
+  url.searchParams.delete('externalAuthCode');
+  history.replaceState(history.state, '', url);
+  return code;
+}
+
 class Client extends EventTarget {
   #core = null;
   #ready;
+  #started;
   #options;
   #destroyed = false;
 
@@ -25,15 +37,21 @@ class Client extends EventTarget {
     if (!el || el.nodeType !== 1) {
       throw codedError('bad_element', 'new sotto.Client(el, auth, options): el must be an element');
     }
+    options = options || {};
     this.#options = { ...options, url: options.url || new URL(__base).origin };
+    const fromUrl = takeExternalAuthCode();
+    if (auth == null || (typeof auth === 'object' && Object.keys(auth).length === 0)) {
+      auth = fromUrl === null ? {} : { externalAuthCode: fromUrl };
+    }
     this.#ready = __load().then(() => {
       if (this.#destroyed) throw codedError('destroyed', 'the client was destroyed before it loaded');
       this.#core = new __wasm.ClientCore(el, auth, this.#options, (type, detail) => this.#emit(type, detail));
       this.#emit('init');
-      return this.#core.start();
     });
-    // A failed start is reported as an `error` event; method calls reject with it too.
-    this.#ready.catch((err) => this.#emit('error', err));
+    this.#started = this.#ready.then(() => this.#core.start());
+    // A failed start is reported as an `error` event; method calls then reject with their
+    // own error (`not_signed_in`, or whatever they meet).
+    this.#started.catch((err) => this.#emit('error', err));
   }
 
   #emit(type, detail) {
@@ -50,8 +68,22 @@ class Client extends EventTarget {
 
   async #call(method, ...args) {
     await this.#ready;
+    await this.#started.catch(() => {});
     if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
     return this.#core[method](...args);
+  }
+
+  /** Signs in with a JWT, or refreshes the session (also within the grace window). */
+  async setIdentityToken(jwt) {
+    if (typeof jwt !== 'string' || jwt === '') throw codedError('bad_token', 'setIdentityToken(jwt) needs a JWT string');
+    await this.#ready;
+    if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
+    return this.#core.setIdentityToken(jwt);
+  }
+
+  /** Signs out every tab of this origin and removes this user's data from this browser. */
+  clearSession() {
+    return this.#call('clearSession');
   }
 
   /** Makes a thread with the users an expression names (and you); resolves to its ID. */

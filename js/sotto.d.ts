@@ -3,7 +3,13 @@
 /** How the client signs in: exactly one of these. */
 export type Auth =
   | { jwt: string }
-  | { orgEphemeralToken: string; user?: { name?: string; firstName?: string; lastName?: string; email?: string } };
+  | { orgEphemeralToken: string; user?: { name?: string; firstName?: string; lastName?: string; email?: string } }
+  /** Called at start, before the session expires and after an authentication failure. */
+  | { tokenProvider: () => string | Promise<string> }
+  /** A JWT as in TypingMind's external authentication; also read from `?externalAuthCode=`. */
+  | { externalAuthCode: string }
+  /** Nothing yet: wait for `setIdentityToken(jwt)` (or take `?externalAuthCode=` from the address). */
+  | Record<string, never>;
 
 export interface ClientOptions {
   /** The Sotto server's base URL. Default: the origin this script was loaded from. */
@@ -18,6 +24,8 @@ export interface ClientOptions {
   showNav?: boolean;
   /** Show the header bar (default true). */
   showHeader?: boolean;
+  /** How long after `identitytokenexpired` a new token still continues the session (ms, default 30000). */
+  identityTokenGraceMs?: number;
   /** Visitor details for `{orgEphemeralToken}` sign-in. */
   ephemeralUserInfo?: { name?: string; firstName?: string; lastName?: string; email?: string };
 }
@@ -59,14 +67,22 @@ export interface SottoError extends Error {
 
 export interface ClientEventMap {
   init: CustomEvent<undefined>;
+  /** The client can take an identity token (again, after a session is cleared). */
+  ready: CustomEvent<undefined>;
   loaded: CustomEvent<undefined>;
+  /** The session ended; call setIdentityToken within identityTokenGraceMs to continue it. */
+  identitytokenexpired: CustomEvent<undefined>;
+  /** This tab is signed out (clearSession here or in another tab, or the grace window ran out). */
+  sessioncleared: CustomEvent<undefined>;
   'thread-message': CustomEvent<ThreadMessage>;
   connectionchange: CustomEvent<{ connected: boolean }>;
   error: CustomEvent<SottoError>;
 }
 
 export class Client extends EventTarget {
-  constructor(el: Element, auth: Auth, options?: ClientOptions);
+  constructor(el: Element, auth?: Auth | null, options?: ClientOptions);
+  setIdentityToken(jwt: string): Promise<void>;
+  clearSession(): Promise<void>;
   threadMake(expr: string): Promise<string>;
   threadOpen(threadId: string): Promise<void>;
   threadSendMessage(threadId: string, text: string): Promise<string>;

@@ -33,6 +33,7 @@ export default { Client, version };
 
 // Classic script: <script src=".../sotto.global.js"> defines window.sotto.
 const classicGlue = readFileSync(join(classicDir, 'sotto_wasm.js'), 'utf8');
+const widget = readFileSync(join(root, 'js/widget.js'), 'utf8');
 writeFileSync(
   join(pkg, 'sotto.global.js'),
   `${header}(function () {
@@ -44,6 +45,7 @@ let __loading;
 const __load = () => (__loading ??= wasm_bindgen({ module_or_path: new URL('sotto_wasm_bg.wasm', __base) }));
 ${body}
 window.sotto = { Client, version: ${JSON.stringify(version)} };
+${widget}
 })();
 `,
 );

@@ -130,3 +130,22 @@ pub async fn save(key: &str, device: &StoredDevice) -> ClientResult<()> {
     db.close();
     Ok(())
 }
+
+/// Forgets a stored device (its key is gone from this browser for good).
+pub async fn remove(key: &str) -> ClientResult<()> {
+    let db = open().await?;
+    let tx = db
+        .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
+        .map_err(|e| js_failure("storage", e))?;
+    let store = tx
+        .object_store(STORE)
+        .map_err(|e| js_failure("storage", e))?;
+    finished(
+        &store
+            .delete(&key.into())
+            .map_err(|e| js_failure("storage", e))?,
+    )
+    .await?;
+    db.close();
+    Ok(())
+}

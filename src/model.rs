@@ -30,12 +30,13 @@ pub struct Message {
 impl Thread {
     /// A title from the other members' names: "Bob Brown", "Bob Brown, Carol Chen".
     pub fn title(&self, own_id: &str) -> String {
-        let others: Vec<&str> = self
+        let mut others: Vec<&str> = self
             .members
             .iter()
             .filter(|u| u.id != own_id)
             .map(display_name)
             .collect();
+        others.sort_unstable();
         if others.is_empty() {
             "Just you".into()
         } else {

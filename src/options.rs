@@ -7,13 +7,22 @@ use wasm_bindgen::prelude::*;
 /// How this client signs in.
 #[derive(Debug, Clone)]
 pub enum Auth {
+    /// `{jwt}` or `{externalAuthCode}`: a token the site's backend signed.
     Jwt(String),
+    /// `{orgEphemeralToken, user?}`: an anonymous visitor.
     Ephemeral {
         token: String,
         name: Option<String>,
         email: Option<String>,
     },
+    /// `{tokenProvider}`: an async function that returns a fresh JWT whenever asked.
+    Provider(js_sys::Function),
+    /// `{}`: wait for `setIdentityToken(jwt)`.
+    Later,
 }
+
+/// Default of `identityTokenGraceMs`: how long a new token may still rescue an expired session.
+pub const DEFAULT_GRACE_MS: f64 = 30_000.0;
 
 /// The options that the skeleton understands; unknown ones are ignored.
 #[derive(Debug, Clone)]
@@ -23,6 +32,7 @@ pub struct Options {
     pub org: Option<String>,
     pub show_nav: bool,
     pub show_header: bool,
+    pub grace_ms: f64,
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -48,6 +58,9 @@ fn boolean(obj: &JsValue, key: &str, default: bool) -> bool {
 }
 
 pub fn parse_auth(auth: &JsValue, options: &JsValue) -> ClientResult<Auth> {
+    if auth.is_undefined() || auth.is_null() {
+        return Ok(Auth::Later);
+    }
     if !auth.is_object() {
         return Err(ClientError::new(
             "bad_auth",
@@ -56,6 +69,21 @@ pub fn parse_auth(auth: &JsValue, options: &JsValue) -> ClientResult<Auth> {
     }
     if let Some(jwt) = string(auth, "jwt")? {
         return Ok(Auth::Jwt(jwt));
+    }
+    if let Some(code) = string(auth, "externalAuthCode")? {
+        return Ok(Auth::Jwt(code));
+    }
+    let provider = get(auth, "tokenProvider");
+    if !provider.is_undefined() {
+        return provider
+            .dyn_into::<js_sys::Function>()
+            .map(Auth::Provider)
+            .map_err(|_| {
+                ClientError::new(
+                    "bad_auth",
+                    "tokenProvider must be a function returning a JWT (or a Promise of one)",
+                )
+            });
     }
     if let Some(token) = string(auth, "orgEphemeralToken")? {
         // Visitor details may come with the auth (`user`) or as `options.ephemeralUserInfo`.
@@ -84,10 +112,13 @@ pub fn parse_auth(auth: &JsValue, options: &JsValue) -> ClientResult<Auth> {
     let keys: Vec<String> = Reflect::own_keys(auth)
         .map(|a| a.iter().filter_map(|k| k.as_string()).collect())
         .unwrap_or_default();
+    if keys.is_empty() {
+        return Ok(Auth::Later);
+    }
     Err(ClientError::new(
         "bad_auth",
         format!(
-            "auth needs jwt or orgEphemeralToken (got: {})",
+            "auth needs one of jwt, orgEphemeralToken, tokenProvider or externalAuthCode (got: {})",
             keys.join(", ")
         ),
     ))
@@ -102,5 +133,15 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
         org: string(options, "org")?,
         show_nav: boolean(options, "showNav", true),
         show_header: boolean(options, "showHeader", true),
+        grace_ms: match get(options, "identityTokenGraceMs").as_f64() {
+            Some(ms) if ms >= 0.0 => ms,
+            Some(_) => {
+                return Err(ClientError::new(
+                    "bad_option",
+                    "identityTokenGraceMs must be 0 or more",
+                ))
+            }
+            None => DEFAULT_GRACE_MS,
+        },
     })
 }

@@ -3,7 +3,7 @@
 //! backoff and jitter (0.5 s doubling to 30 s, each delay scaled by a random 50–100 %), so
 //! many clients of a restarted server do not all return at once.
 
-use crate::util::window;
+use crate::util::{backoff_ms, clear_timeout, set_timeout};
 use sotto_core::protocol::{ClientFrame, ServerFrame};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -32,12 +32,6 @@ struct State {
 
 /// A self-healing delivery connection; [`Delivery::stop`] ends it for good.
 pub struct Delivery(Rc<RefCell<State>>);
-
-/// The reconnect delay before attempt `attempt` (0-based), given a uniform `random` in [0, 1).
-pub fn backoff_ms(attempt: u32, random: f64) -> f64 {
-    let full = (BASE_DELAY_MS * 2f64.powi(attempt.min(16) as i32)).min(MAX_DELAY_MS);
-    full * (0.5 + 0.5 * random)
-}
 
 impl Delivery {
     /// `url` is the server's base URL (`http…`); the socket goes to `ws…/v1/ws`.
@@ -85,9 +79,7 @@ impl Delivery {
     pub fn stop(&self) {
         let mut state = self.0.borrow_mut();
         state.stopped = true;
-        if let (Some(t), Ok(w)) = (state.timer.take(), window()) {
-            w.clear_timeout_with_handle(t);
-        }
+        clear_timeout(state.timer.take());
         if let Some(ws) = state.ws.take() {
             ws.set_onopen(None);
             ws.set_onmessage(None);
@@ -176,11 +168,15 @@ fn schedule_reconnect(state: &Rc<RefCell<State>>) {
     if s.stopped || s.timer.is_some() {
         return;
     }
-    let delay = backoff_ms(s.attempt, js_sys::Math::random());
+    let delay = backoff_ms(
+        s.attempt,
+        BASE_DELAY_MS,
+        MAX_DELAY_MS,
+        js_sys::Math::random(),
+    );
     s.attempt += 1;
     let weak: Weak<RefCell<State>> = Rc::downgrade(state);
-    // A one-shot function that JavaScript frees after its call, so it may reschedule itself.
-    let retry = Closure::once_into_js(move || {
+    s.timer = set_timeout(delay, move || {
         if let Some(s) = weak.upgrade() {
             s.borrow_mut().timer = None;
             if !s.borrow().stopped {
@@ -188,26 +184,4 @@ fn schedule_reconnect(state: &Rc<RefCell<State>>) {
             }
         }
     });
-    if let Ok(w) = window() {
-        s.timer = w
-            .set_timeout_with_callback_and_timeout_and_arguments_0(
-                retry.unchecked_ref(),
-                delay as i32,
-            )
-            .ok();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff_ms;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        assert_eq!(backoff_ms(0, 0.0), 250.0);
-        assert_eq!(backoff_ms(0, 1.0), 500.0);
-        assert_eq!(backoff_ms(3, 1.0), 4000.0);
-        assert_eq!(backoff_ms(30, 1.0), 30_000.0);
-        assert!(backoff_ms(30, 0.0) >= 15_000.0);
-    }
 }

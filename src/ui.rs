@@ -230,6 +230,12 @@ impl Ui {
         self.who.set_text_content(Some(name));
     }
 
+    /// A status in words, e.g. "Session expired".
+    pub fn set_status(&self, text: &str) {
+        self.status.set_text_content(Some(text));
+        attr(&self.status, "data-connected", "false");
+    }
+
     pub fn set_connected(&self, connected: bool) {
         self.status.set_text_content(Some(if connected {
             "Connected"

@@ -17,3 +17,54 @@ pub fn now_millis() -> i64 {
 pub fn window() -> ClientResult<web_sys::Window> {
     web_sys::window().ok_or_else(|| ClientError::new("no_window", "Sotto runs in a browser window"))
 }
+
+/// Runs `f` once after `ms` milliseconds; returns the timer's handle for [`clear_timeout`].
+pub fn set_timeout(ms: f64, f: impl FnOnce() + 'static) -> Option<i32> {
+    use wasm_bindgen::JsCast;
+    // A one-shot function that JavaScript frees after its call.
+    let callback = wasm_bindgen::closure::Closure::once_into_js(f);
+    web_sys::window()?
+        .set_timeout_with_callback_and_timeout_and_arguments_0(
+            callback.unchecked_ref(),
+            ms.clamp(0.0, 2_147_483_647.0) as i32,
+        )
+        .ok()
+}
+
+pub fn clear_timeout(handle: Option<i32>) {
+    if let (Some(h), Some(w)) = (handle, web_sys::window()) {
+        w.clear_timeout_with_handle(h);
+    }
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep(ms: f64) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        set_timeout(ms, move || {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        });
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Exponential backoff with jitter: `base` doubling per attempt up to `max`, each delay
+/// scaled by 50–100 % (`random` is uniform in [0, 1)), so that many clients retrying after
+/// the same failure spread out instead of arriving together.
+pub fn backoff_ms(attempt: u32, base: f64, max: f64, random: f64) -> f64 {
+    let full = (base * 2f64.powi(attempt.min(20) as i32)).min(max);
+    full * (0.5 + 0.5 * random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        assert_eq!(backoff_ms(0, 500.0, 30_000.0, 0.0), 250.0);
+        assert_eq!(backoff_ms(0, 500.0, 30_000.0, 1.0), 500.0);
+        assert_eq!(backoff_ms(3, 500.0, 30_000.0, 1.0), 4000.0);
+        assert_eq!(backoff_ms(30, 500.0, 30_000.0, 1.0), 30_000.0);
+        assert!(backoff_ms(30, 500.0, 30_000.0, 0.0) >= 15_000.0);
+    }
+}

@@ -1,0 +1,451 @@
+//! Signing in and staying signed in: the `ready` event, `setIdentityToken`, token providers
+//! with backoff, session expiry with its grace window (`identitytokenexpired`), and
+//! `clearSession`, which signs out every tab of the origin over a `BroadcastChannel`.
+
+use super::{Inner, State};
+use crate::error::{js_failure, ClientError, ClientResult};
+use crate::http;
+use crate::keystore::{self, StoredDevice};
+use crate::options::Auth;
+use crate::socket::Delivery;
+use crate::util::{backoff_ms, clear_timeout, now_millis, set_timeout, sleep};
+use sotto_core::keys::DeviceKeys;
+use sotto_core::protocol::{
+    Device, EphemeralSignIn, JwtSignIn, RegisterDevice, ServerFrame, Session,
+};
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{BroadcastChannel, MessageEvent};
+
+/// The BroadcastChannel that every Sotto client of an origin listens on.
+const CHANNEL: &str = "sotto";
+/// A token provider is asked for a new token this long before the session ends (at most;
+/// never later than four fifths of the way through a short session).
+const REFRESH_LEAD_MS: f64 = 60_000.0;
+const PROVIDER_RETRY_BASE_MS: f64 = 1_000.0;
+const PROVIDER_RETRY_MAX_MS: f64 = 60_000.0;
+
+/// What signs this client in once.
+enum Credential {
+    Jwt(String),
+    Ephemeral {
+        token: String,
+        name: Option<String>,
+        email: Option<String>,
+    },
+}
+
+/// The cross-tab channel and its listener, closed when the client goes.
+pub(super) struct Channel {
+    channel: BroadcastChannel,
+    _listener: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.channel.set_onmessage(None);
+        self.channel.close();
+    }
+}
+
+fn is_auth_failure(e: &ClientError) -> bool {
+    matches!(e.code.as_str(), "session_expired" | "session_invalid")
+}
+
+impl Inner {
+    pub(super) async fn start(self: &Rc<Self>) -> ClientResult<()> {
+        self.mount_ui()?;
+        self.listen_for_other_tabs();
+        self.emit("ready", JsValue::UNDEFINED);
+        let auth = self.auth.borrow().clone();
+        match auth {
+            Auth::Later => {
+                self.with_ui(|ui| ui.set_status("Waiting for sign-in"));
+                Ok(())
+            }
+            Auth::Provider(_) => {
+                let epoch = self.state.borrow().epoch;
+                // A failed first attempt is reported as an `error` event; the retries go on.
+                if let Err(e) = self.sign_in_from_provider().await {
+                    self.emit_error(&e);
+                    self.show_notice(Some(&format!("Sign-in failed: {}; retrying", e.message)));
+                    spawn_local(self.clone().provider_retry_loop(epoch, 1));
+                }
+                Ok(())
+            }
+            Auth::Jwt(jwt) => self.sign_in(Credential::Jwt(jwt)).await,
+            Auth::Ephemeral { token, name, email } => {
+                self.sign_in(Credential::Ephemeral { token, name, email })
+                    .await
+            }
+        }
+        .inspect_err(|e| self.show_notice(Some(&format!("Sign-in failed: {}", e.message))))
+    }
+
+    pub(super) async fn set_identity_token(self: &Rc<Self>, jwt: String) -> ClientResult<()> {
+        if self.destroyed.get() {
+            return Err(ClientError::new(
+                "destroyed",
+                "this client has been destroyed",
+            ));
+        }
+        *self.auth.borrow_mut() = Auth::Jwt(jwt.clone());
+        self.sign_in(Credential::Jwt(jwt)).await
+    }
+
+    async fn obtain_session(&self, credential: &Credential) -> ClientResult<Session> {
+        let url = &self.options.url;
+        match credential {
+            Credential::Jwt(jwt) => {
+                let req = JwtSignIn {
+                    org: self.options.org.clone(),
+                    jwt: jwt.clone(),
+                };
+                http::post(url, "/v1/auth/jwt", None, &req).await
+            }
+            Credential::Ephemeral { token, name, email } => {
+                let req = EphemeralSignIn {
+                    org: self.options.org.clone(),
+                    token: token.clone(),
+                    name: name.clone(),
+                    email: email.clone(),
+                };
+                http::post(url, "/v1/auth/ephemeral", None, &req).await
+            }
+        }
+    }
+
+    /// Signs in. The same user again (a refresh, perhaps within the grace window) keeps the
+    /// session's device, threads and messages and only swaps the token; another user
+    /// replaces the session entirely.
+    async fn sign_in(self: &Rc<Self>, credential: Credential) -> ClientResult<()> {
+        let session = self.obtain_session(&credential).await?;
+        let same_user = {
+            let state = self.state.borrow();
+            state.device_id.is_some()
+                && state
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.user.id == session.user.id && s.org == session.org)
+        };
+        if same_user {
+            self.adopt(session);
+            return Ok(());
+        }
+        if self.state.borrow().session.is_some() {
+            self.sign_out_locally();
+        }
+        self.load_device(session).await
+    }
+
+    /// Takes a refreshed session for the same user: new token, new connection, new timers.
+    fn adopt(self: &Rc<Self>, session: Session) {
+        let token = session.token.clone();
+        let device_id = {
+            let mut state = self.state.borrow_mut();
+            cancel_timers(&mut state);
+            state.epoch += 1;
+            state.expired = false;
+            state.session = Some(session);
+            if let Some(d) = state.delivery.take() {
+                d.stop();
+            }
+            state.device_id.clone().unwrap_or_default()
+        };
+        self.show_notice(None);
+        self.connect(&token, &device_id);
+        self.schedule_expiry();
+    }
+
+    /// First sign-in of a user here: this browser's device key for them (made and
+    /// registered on first use), then the connection, then `loaded`.
+    async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
+        let url = self.options.url.clone();
+        let store_key = format!("{url}|{}|{}", session.org, session.user.id);
+        let mut device = match keystore::load(&store_key).await? {
+            Some(d) => d,
+            None => StoredDevice {
+                device_id: None,
+                keys: DeviceKeys::generate()?,
+            },
+        };
+        let registered: Device = http::post(
+            &url,
+            "/v1/devices",
+            Some(&session.token),
+            &RegisterDevice {
+                public_key: device.keys.public_key().to_vec(),
+                name: None,
+            },
+        )
+        .await?;
+        if device.device_id.as_deref() != Some(registered.id.as_str()) {
+            device.device_id = Some(registered.id.clone());
+            keystore::save(&store_key, &device).await?;
+        }
+        if self.destroyed.get() {
+            return Err(ClientError::new(
+                "destroyed",
+                "this client was destroyed while loading",
+            ));
+        }
+        let token = session.token.clone();
+        {
+            let mut state = self.state.borrow_mut();
+            state.epoch += 1;
+            state.session = Some(session);
+            state.store_key = Some(store_key);
+            state.device_id = Some(registered.id.clone());
+            state.keys = Some(Rc::new(device.keys));
+        }
+        self.show_notice(None);
+        self.render();
+        self.connect(&token, &registered.id);
+        self.schedule_expiry();
+        self.emit("loaded", JsValue::UNDEFINED);
+        Ok(())
+    }
+
+    pub(super) fn connect(self: &Rc<Self>, token: &str, device_id: &str) {
+        let on_frame = {
+            let weak: Weak<Inner> = Rc::downgrade(self);
+            Rc::new(move |frame: ServerFrame| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_frame(frame);
+                }
+            })
+        };
+        let on_status = {
+            let weak: Weak<Inner> = Rc::downgrade(self);
+            Rc::new(move |connected: bool| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.with_ui(|ui| ui.set_connected(connected));
+                    let detail = js_sys::Object::new();
+                    let _ = js_sys::Reflect::set(&detail, &"connected".into(), &connected.into());
+                    inner.emit("connectionchange", detail.into());
+                }
+            })
+        };
+        let delivery = Delivery::start(&self.options.url, token, device_id, on_frame, on_status);
+        self.state.borrow_mut().delivery = Some(delivery);
+    }
+
+    /// Sets the timers of the current session: a token provider is asked for a new token a
+    /// little before the end; at the end itself the session expires.
+    fn schedule_expiry(self: &Rc<Self>) {
+        let (expires_at, epoch) = {
+            let state = self.state.borrow();
+            let Some(s) = &state.session else { return };
+            (s.expires_at, state.epoch)
+        };
+        let left = (expires_at as f64) * 1000.0 - now_millis() as f64;
+        let mut timers = Vec::new();
+        if matches!(*self.auth.borrow(), Auth::Provider(_)) {
+            let lead = REFRESH_LEAD_MS.min(left / 5.0);
+            let weak = Rc::downgrade(self);
+            timers.push(set_timeout(left - lead, move || {
+                if let Some(inner) = weak.upgrade() {
+                    spawn_local(inner.provider_retry_loop(epoch, 0));
+                }
+            }));
+        }
+        let weak = Rc::downgrade(self);
+        timers.push(set_timeout(left, move || {
+            if let Some(inner) = weak.upgrade() {
+                if inner.state.borrow().epoch == epoch {
+                    inner.expire();
+                }
+            }
+        }));
+        self.state.borrow_mut().timers.extend(timers);
+    }
+
+    /// The session has ended (its time is up, or the server refused it): tell the page,
+    /// and give it `identityTokenGraceMs` to hand over a new token before clearing.
+    pub(super) fn expire(self: &Rc<Self>) {
+        let epoch = {
+            let mut state = self.state.borrow_mut();
+            if state.expired || state.session.is_none() {
+                return;
+            }
+            state.expired = true;
+            state.epoch += 1;
+            cancel_timers(&mut state);
+            if let Some(d) = state.delivery.take() {
+                // Deferred: this may run inside the socket's own message handler.
+                spawn_local(async move { d.stop() });
+            }
+            state.epoch
+        };
+        self.with_ui(|ui| ui.set_status("Session expired"));
+        self.emit("identitytokenexpired", JsValue::UNDEFINED);
+        let weak = Rc::downgrade(self);
+        let grace = set_timeout(self.options.grace_ms, move || {
+            if let Some(inner) = weak.upgrade() {
+                let state = inner.state.borrow();
+                let still = state.epoch == epoch && state.expired;
+                drop(state);
+                if still {
+                    inner.sign_out_locally();
+                }
+            }
+        });
+        self.state.borrow_mut().timers.push(grace);
+        if matches!(*self.auth.borrow(), Auth::Provider(_)) {
+            spawn_local(self.clone().provider_retry_loop(epoch, 0));
+        }
+    }
+
+    /// Reports a failed API call; a refused session starts the expiry path.
+    pub(super) fn failed(self: &Rc<Self>, e: ClientError) -> ClientError {
+        if is_auth_failure(&e) {
+            self.expire();
+        }
+        e
+    }
+
+    async fn sign_in_from_provider(self: &Rc<Self>) -> ClientResult<()> {
+        let provider = match &*self.auth.borrow() {
+            Auth::Provider(f) => f.clone(),
+            _ => return Ok(()),
+        };
+        let returned = provider
+            .call0(&JsValue::NULL)
+            .map_err(|e| js_failure("token_provider_failed", e))?;
+        let value = JsFuture::from(js_sys::Promise::resolve(&returned))
+            .await
+            .map_err(|e| js_failure("token_provider_failed", e))?;
+        let jwt = value.as_string().filter(|s| !s.is_empty()).ok_or_else(|| {
+            ClientError::new(
+                "token_provider_failed",
+                "tokenProvider must resolve to a JWT string",
+            )
+        })?;
+        self.sign_in(Credential::Jwt(jwt)).await
+    }
+
+    /// Asks the token provider until it gives a token that signs in, waiting longer after
+    /// each failure (1 s doubling to 60 s, with jitter); stops when another sign-in or a
+    /// sign-out has happened meanwhile.
+    async fn provider_retry_loop(self: Rc<Self>, epoch: u32, mut attempt: u32) {
+        loop {
+            if attempt > 0 {
+                sleep(backoff_ms(
+                    attempt - 1,
+                    PROVIDER_RETRY_BASE_MS,
+                    PROVIDER_RETRY_MAX_MS,
+                    js_sys::Math::random(),
+                ))
+                .await;
+            }
+            if self.destroyed.get() || self.state.borrow().epoch != epoch {
+                return;
+            }
+            match self.sign_in_from_provider().await {
+                Ok(()) => return,
+                Err(e) => self.emit_error(&e),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Ends the session in this tab: connection, timers and everything in memory.
+    pub(super) fn end_session(&self) {
+        let mut state = self.state.borrow_mut();
+        cancel_timers(&mut state);
+        if let Some(d) = state.delivery.take() {
+            spawn_local(async move { d.stop() });
+        }
+        let epoch = state.epoch + 1;
+        *state = State {
+            epoch,
+            ..State::default()
+        };
+    }
+
+    /// Signs this tab out, leaves nothing of the user on screen, and is ready for the next.
+    pub(super) fn sign_out_locally(self: &Rc<Self>) {
+        self.end_session();
+        self.render();
+        self.show_notice(None);
+        self.with_ui(|ui| ui.set_status("Signed out"));
+        self.emit("sessioncleared", JsValue::UNDEFINED);
+        if !self.destroyed.get() {
+            self.emit("ready", JsValue::UNDEFINED);
+        }
+    }
+
+    /// `clearSession()`: tells the server to forget this session and device, deletes the
+    /// user's key from this browser, and signs out every tab of the origin.
+    pub(super) async fn clear_session(self: &Rc<Self>) {
+        let (session, device_id, store_key) = {
+            let state = self.state.borrow();
+            (
+                state.session.clone(),
+                state.device_id.clone(),
+                state.store_key.clone(),
+            )
+        };
+        if let Some(s) = &session {
+            // Best effort: the local wipe below happens whatever the server says.
+            if let Some(d) = &device_id {
+                let _: ClientResult<serde_json::Value> = http::call::<(), _>(
+                    &self.options.url,
+                    "DELETE",
+                    &format!("/v1/devices/{d}"),
+                    Some(&s.token),
+                    None,
+                )
+                .await;
+            }
+            let _: ClientResult<serde_json::Value> =
+                http::post(&self.options.url, "/v1/auth/logout", Some(&s.token), &()).await;
+        }
+        if let Some(key) = store_key {
+            if let Err(e) = keystore::remove(&key).await {
+                self.emit_error(&e);
+            }
+        }
+        if let Some(c) = self.channel.borrow().as_ref() {
+            let _ = c.channel.post_message(&JsValue::from_str(&format!(
+                "sessioncleared {}",
+                self.options.url
+            )));
+        }
+        self.sign_out_locally();
+    }
+
+    /// Signs this tab out when another tab of the origin clears the session of the same server.
+    fn listen_for_other_tabs(self: &Rc<Self>) {
+        let Ok(channel) = BroadcastChannel::new(CHANNEL) else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let expected = format!("sessioncleared {}", self.options.url);
+        let listener = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if e.data().as_string().as_deref() != Some(expected.as_str()) {
+                return;
+            }
+            if let Some(inner) = weak.upgrade() {
+                spawn_local(async move {
+                    if inner.state.borrow().session.is_some() {
+                        inner.sign_out_locally();
+                    }
+                });
+            }
+        });
+        channel.set_onmessage(Some(listener.as_ref().unchecked_ref()));
+        *self.channel.borrow_mut() = Some(Channel {
+            channel,
+            _listener: listener,
+        });
+    }
+}
+
+fn cancel_timers(state: &mut State) {
+    for t in state.timers.drain(..) {
+        clear_timeout(t);
+    }
+}

@@ -1,0 +1,337 @@
+//! `ClientCore`: what `sotto.Client` runs on. It signs in and keeps the session alive
+//! ([`lifecycle`]), seals outgoing messages for every recipient device and opens incoming
+//! ones ([`messaging`]), and keeps the UI and the page's listeners informed.
+//!
+//! Every exported method returns a Promise; failures reject with an `Error` carrying `code`.
+//! Events reach the page through the `emit(type, detail)` function given at construction.
+
+mod lifecycle;
+mod messaging;
+
+use crate::error::{ClientError, ClientResult};
+use crate::model::{display_name, Thread};
+use crate::options::{parse_auth, parse_options, Auth, Options};
+use crate::socket::Delivery;
+use crate::ui::{Ui, UiActions};
+use sotto_core::keys::DeviceKeys;
+use sotto_core::protocol::{DeliveredEnvelope, Session, User};
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+use web_sys::Element;
+
+/// Everything that belongs to one signed-in session; dropped whole at sign-out.
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    /// Where this user's device key lives in IndexedDB.
+    store_key: Option<String>,
+    device_id: Option<String>,
+    keys: Option<Rc<DeviceKeys>>,
+    threads: Vec<Thread>,
+    open_thread: Option<String>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    inbox: VecDeque<DeliveredEnvelope>,
+    pumping: bool,
+    delivery: Option<Delivery>,
+    /// `identitytokenexpired` has fired and the grace window is running.
+    expired: bool,
+    /// Pending refresh, expiry or grace timers.
+    timers: Vec<Option<i32>>,
+    /// Bumped at every sign-in and sign-out, so timers and retries of an older session
+    /// know to stand down.
+    epoch: u32,
+}
+
+struct Inner {
+    host: Element,
+    auth: RefCell<Auth>,
+    options: Options,
+    emit: js_sys::Function,
+    ui: RefCell<Option<Ui>>,
+    state: RefCell<State>,
+    destroyed: std::cell::Cell<bool>,
+    channel: RefCell<Option<lifecycle::Channel>>,
+}
+
+#[wasm_bindgen]
+pub struct ClientCore {
+    inner: Rc<Inner>,
+}
+
+fn promise<F>(fut: F) -> js_sys::Promise
+where
+    F: std::future::Future<Output = ClientResult<JsValue>> + 'static,
+{
+    future_to_promise(async move { fut.await.map_err(|e| e.to_js()) })
+}
+
+fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|s| js_sys::JSON::parse(&s).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+fn unknown_thread(id: &str) -> ClientError {
+    ClientError::new("unknown_thread", format!("no thread {id:?} on this device"))
+}
+
+#[wasm_bindgen]
+impl ClientCore {
+    /// `emit(type, detail)` dispatches an event on the page's `Client`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        host: Element,
+        auth: JsValue,
+        options: JsValue,
+        emit: js_sys::Function,
+    ) -> Result<ClientCore, JsValue> {
+        let auth = parse_auth(&auth, &options)?;
+        let options = parse_options(&options)?;
+        Ok(ClientCore {
+            inner: Rc::new(Inner {
+                host,
+                auth: RefCell::new(auth),
+                options,
+                emit,
+                ui: RefCell::new(None),
+                state: RefCell::new(State::default()),
+                destroyed: std::cell::Cell::new(false),
+                channel: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// Mounts the UI, fires `ready`, and signs in if `auth` allows; resolves after the first
+    /// attempt (a token provider keeps retrying in the background).
+    pub fn start(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.start().await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Signs in with `jwt`, or refreshes the session (also within the grace window after
+    /// `identitytokenexpired`).
+    #[wasm_bindgen(js_name = setIdentityToken)]
+    pub fn set_identity_token(&self, jwt: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.set_identity_token(jwt).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Signs out every tab of this origin and removes this user's data from this browser.
+    #[wasm_bindgen(js_name = clearSession)]
+    pub fn clear_session(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.clear_session().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Resolves `expr` and makes a new thread with those users and this user; resolves to
+    /// the thread's ID.
+    #[wasm_bindgen(js_name = threadMake)]
+    pub fn thread_make(&self, expr: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.thread_make(&expr).await?.into()) })
+    }
+
+    /// Shows the thread in the UI.
+    #[wasm_bindgen(js_name = threadOpen)]
+    pub fn thread_open(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.thread_open(&id)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Sends `text` to every member's devices; resolves to the message's ID.
+    #[wasm_bindgen(js_name = threadSendMessage)]
+    pub fn thread_send_message(&self, id: String, text: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.send_message(&id, text).await?.into()) })
+    }
+
+    /// The threads this client knows, newest activity first.
+    #[wasm_bindgen(js_name = threadList)]
+    pub fn thread_list(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.session()?;
+            let state = inner.state.borrow();
+            let list: Vec<serde_json::Value> = state
+                .threads
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": t.id, "distribution": t.distribution, "members": t.members,
+                        "unread": t.unread, "messageCount": t.messages.len(),
+                    })
+                })
+                .collect();
+            Ok(to_js(&list))
+        })
+    }
+
+    /// The messages of a thread, oldest first.
+    #[wasm_bindgen(js_name = threadMessages)]
+    pub fn thread_messages(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.session()?;
+            let state = inner.state.borrow();
+            let t = state
+                .threads
+                .iter()
+                .find(|t| t.id == id)
+                .ok_or_else(|| unknown_thread(&id))?;
+            Ok(to_js(&t.messages))
+        })
+    }
+
+    /// Unmounts the UI and closes the connection; the client cannot be used afterwards.
+    pub fn destroy(&self) {
+        self.inner.destroyed.set(true);
+        self.inner.end_session();
+        *self.inner.channel.borrow_mut() = None;
+        if let Some(ui) = self.inner.ui.borrow_mut().take() {
+            ui.unmount();
+        }
+    }
+}
+
+impl Inner {
+    fn emit(&self, kind: &str, detail: JsValue) {
+        let _ = self.emit.call2(&JsValue::NULL, &kind.into(), &detail);
+    }
+
+    fn emit_error(&self, e: &ClientError) {
+        self.emit("error", e.to_js());
+    }
+
+    /// The session token and user, or `not_signed_in`.
+    fn session(&self) -> ClientResult<(String, User)> {
+        if self.destroyed.get() {
+            return Err(ClientError::new(
+                "destroyed",
+                "this client has been destroyed",
+            ));
+        }
+        let state = self.state.borrow();
+        let s = state
+            .session
+            .as_ref()
+            .ok_or_else(|| ClientError::new("not_signed_in", "the client is not signed in"))?;
+        if state.expired {
+            return Err(ClientError::new(
+                "session_expired",
+                "the session has expired; waiting for a new identity token",
+            ));
+        }
+        Ok((s.token.clone(), s.user.clone()))
+    }
+
+    fn device(&self) -> ClientResult<(String, Rc<DeviceKeys>)> {
+        let state = self.state.borrow();
+        match (&state.device_id, &state.keys) {
+            (Some(id), Some(keys)) => Ok((id.clone(), keys.clone())),
+            _ => Err(ClientError::new(
+                "not_signed_in",
+                "this device is not ready yet",
+            )),
+        }
+    }
+
+    fn mount_ui(self: &Rc<Self>) -> ClientResult<()> {
+        let weak = Rc::downgrade(self);
+        let act = |f: fn(Rc<Inner>, String)| -> Rc<dyn Fn(String)> {
+            let weak = weak.clone();
+            Rc::new(move |arg: String| {
+                if let Some(inner) = weak.upgrade() {
+                    f(inner, arg)
+                }
+            })
+        };
+        let actions = UiActions {
+            send: act(|inner, text| {
+                spawn_local(async move {
+                    let Some(id) = inner.state.borrow().open_thread.clone() else {
+                        inner.show_notice(Some("Open or start a thread first."));
+                        return;
+                    };
+                    if let Err(e) = inner.send_message(&id, text).await {
+                        inner.show_notice(Some(&e.message));
+                        inner.emit_error(&e);
+                    }
+                })
+            }),
+            open: act(|inner, id| {
+                if let Err(e) = inner.thread_open(&id) {
+                    inner.show_notice(Some(&e.message));
+                }
+            }),
+            new_thread: act(|inner, expr| {
+                spawn_local(async move {
+                    match inner.thread_make(&expr).await {
+                        Ok(id) => {
+                            let _ = inner.thread_open(&id);
+                        }
+                        Err(e) => inner.show_notice(Some(&e.message)),
+                    }
+                })
+            }),
+        };
+        let ui = Ui::mount(
+            &self.host,
+            self.options.show_nav,
+            self.options.show_header,
+            actions,
+        )?;
+        *self.ui.borrow_mut() = Some(ui);
+        Ok(())
+    }
+
+    fn with_ui(&self, f: impl FnOnce(&Ui)) {
+        if let Some(ui) = self.ui.borrow().as_ref() {
+            f(ui);
+        }
+    }
+
+    fn show_notice(&self, message: Option<&str>) {
+        self.with_ui(|ui| ui.notice(message));
+    }
+
+    fn render(&self) {
+        let ui = self.ui.borrow();
+        let Some(ui) = ui.as_ref() else { return };
+        let state = self.state.borrow();
+        let own = state
+            .session
+            .as_ref()
+            .map(|s| s.user.id.as_str())
+            .unwrap_or("");
+        let _ = ui.render_threads(&state.threads, state.open_thread.as_deref(), own);
+        let open = state
+            .open_thread
+            .as_ref()
+            .and_then(|id| state.threads.iter().find(|t| &t.id == id));
+        let _ = ui.render_thread(open, own);
+        ui.set_user(
+            state
+                .session
+                .as_ref()
+                .map(|s| display_name(&s.user))
+                .unwrap_or(""),
+        );
+    }
+}
