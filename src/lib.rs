@@ -6,13 +6,15 @@
 //! device with `sotto-core`, and draws its UI inside a shadow root of the host element.
 //!
 //! Layout: [`client`] (the exported API and its flows), [`ui`] (the DOM), [`socket`] (the
-//! delivery WebSocket with reconnects), [`http`] (the JSON API), [`keystore`] (IndexedDB),
+//! delivery WebSocket with reconnects), [`http`] (the JSON API), [`keystore`] and [`history`] (IndexedDB, via [`idb`]),
 //! [`model`] (threads and messages), [`options`] (auth and options from JavaScript),
 //! [`error`] (errors with a stable `code`).
 
 pub mod client;
 pub mod error;
+pub mod history;
 pub mod http;
+pub mod idb;
 pub mod keystore;
 pub mod model;
 pub mod options;

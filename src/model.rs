@@ -1,10 +1,10 @@
 //! What the client knows of threads and messages. Threads are local to the members' devices:
 //! a thread exists on a device from its first message, identified by the ID in the body.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sotto_core::protocol::User;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
     pub id: String,
@@ -15,7 +15,21 @@ pub struct Thread {
     pub unread: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Where a message stands, from this device's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Typed here, not yet accepted by the server (offline): sent when the connection returns.
+    Pending,
+    /// Accepted by the server for every recipient device.
+    Sent,
+    /// Came from another device.
+    Received,
+    /// Could never be sent (e.g. no recipient has a device); kept so the text is not lost.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
@@ -25,6 +39,7 @@ pub struct Message {
     pub sent_at: i64,
     pub text: String,
     pub outgoing: bool,
+    pub status: Status,
 }
 
 impl Thread {
@@ -42,6 +57,11 @@ impl Thread {
         } else {
             others.join(", ")
         }
+    }
+
+    /// When something last happened here (its newest message), for ordering the list.
+    pub fn last_activity(&self) -> i64 {
+        self.messages.last().map(|m| m.sent_at).unwrap_or(0)
     }
 
     pub fn member(&self, id: &str) -> Option<&User> {

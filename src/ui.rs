@@ -2,7 +2,7 @@
 //! Sotto's never mix. User text only ever reaches the DOM through `textContent`.
 
 use crate::error::{js_failure, ClientResult};
-use crate::model::{display_name, Thread};
+use crate::model::{display_name, Status, Thread};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -310,6 +310,11 @@ impl Ui {
                 if m.outgoing { "msg out" } else { "msg in" },
             )?;
             attr(&item, "data-message", &m.id);
+            let status = match m.status {
+                Status::Pending => Some(("pending", "Sending when online…")),
+                Status::Failed => Some(("failed", "Not sent")),
+                Status::Sent | Status::Received => None,
+            };
             let meta = el(&self.doc, "div", "meta")?;
             let sender = t
                 .member(&m.sender_id)
@@ -320,6 +325,10 @@ impl Ui {
                 &meta,
                 &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
             );
+            if let Some((state, words)) = status {
+                append(&meta, &text_el(&self.doc, "span", "state", words)?);
+                attr(&item, "data-status", state);
+            }
             append(&item, &meta);
             append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
             append(&self.messages, &item);

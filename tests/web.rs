@@ -4,7 +4,7 @@
 
 use sotto::error::ClientError;
 use sotto::keystore::{self, StoredDevice};
-use sotto::model::{Message, Thread};
+use sotto::model::{Message, Status, Thread};
 use sotto::ui::{Ui, UiActions};
 use sotto::ClientCore;
 use sotto_core::keys::DeviceKeys;
@@ -59,6 +59,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
             sent_at: 0,
             text: hostile.into(),
             outgoing: false,
+            status: Status::Received,
         }],
         unread: 1,
     };

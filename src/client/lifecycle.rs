@@ -58,6 +58,7 @@ impl Inner {
     pub(super) async fn start(self: &Rc<Self>) -> ClientResult<()> {
         self.mount_ui()?;
         self.listen_for_other_tabs();
+        self.listen_for_online();
         self.emit("ready", JsValue::UNDEFINED);
         let auth = self.auth.borrow().clone();
         match auth {
@@ -185,6 +186,11 @@ impl Inner {
             device.device_id = Some(registered.id.clone());
             keystore::save(&store_key, &device).await?;
         }
+        // History first, so it is on screen at once, before the connection is up.
+        let threads = crate::history::load(&store_key).await.unwrap_or_else(|e| {
+            self.emit_error(&e);
+            Vec::new()
+        });
         if self.destroyed.get() {
             return Err(ClientError::new(
                 "destroyed",
@@ -199,6 +205,13 @@ impl Inner {
             state.store_key = Some(store_key);
             state.device_id = Some(registered.id.clone());
             state.keys = Some(Rc::new(device.keys));
+            for t in &threads {
+                for m in &t.messages {
+                    state.seen.insert(m.id.clone());
+                    state.seen_order.push_back(m.id.clone());
+                }
+            }
+            state.threads = threads;
         }
         self.show_notice(None);
         self.render();
@@ -404,8 +417,13 @@ impl Inner {
                 http::post(&self.options.url, "/v1/auth/logout", Some(&s.token), &()).await;
         }
         if let Some(key) = store_key {
-            if let Err(e) = keystore::remove(&key).await {
-                self.emit_error(&e);
+            for result in [
+                keystore::remove(&key).await,
+                crate::history::remove_all(&key).await,
+            ] {
+                if let Err(e) = result {
+                    self.emit_error(&e);
+                }
             }
         }
         if let Some(c) = self.channel.borrow().as_ref() {

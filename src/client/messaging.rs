@@ -3,8 +3,9 @@
 
 use super::{to_js, unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
+use crate::history;
 use crate::http;
-use crate::model::{display_name, Message, Thread};
+use crate::model::{display_name, Message, Status, Thread};
 use crate::util::{now_millis, random_id};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,6 +16,8 @@ use sotto_core::protocol::{
 };
 use sotto_core::sealing::{self, MessageBody, Route, MAX_TEXT_BYTES};
 use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 
 /// Message IDs remembered to drop redeliveries (an envelope re-sent after a lost ack).
@@ -44,7 +47,10 @@ impl Inner {
 
     pub(super) fn on_frame(self: &Rc<Self>, frame: ServerFrame) {
         match frame {
-            ServerFrame::Ready { .. } => {}
+            ServerFrame::Ready { .. } => {
+                // Back online: what was typed meanwhile goes out now.
+                spawn_local(self.clone().flush_outbox());
+            }
             ServerFrame::Envelope(env) => {
                 let start_pump = {
                     let mut state = self.state.borrow_mut();
@@ -165,13 +171,36 @@ impl Inner {
             sender_id: body.sender_user.clone(),
             sender_name,
             sent_at: body.sent_at,
-            text: body.text,
             outgoing: body.sender_user == own.id,
+            status: if body.sender_user == own.id {
+                Status::Sent
+            } else {
+                Status::Received
+            },
+            text: body.text,
         });
         Ok(())
     }
 
-    /// Adds a message to its thread (once), redraws, and tells the page.
+    /// Saves a thread to this browser's history (in the background).
+    pub(super) fn persist(&self, thread_id: &str) {
+        let state = self.state.borrow();
+        let (Some(key), Some(t)) = (
+            state.store_key.clone(),
+            state.threads.iter().find(|t| t.id == thread_id).cloned(),
+        ) else {
+            return;
+        };
+        spawn_local(async move {
+            if let Err(e) = history::save(&key, &t).await {
+                web_sys::console::warn_1(
+                    &format!("sotto: history not saved: {}", e.message).into(),
+                );
+            }
+        });
+    }
+
+    /// Adds a message to its thread (once), saves and redraws, and tells the page.
     fn record(&self, message: Message) {
         {
             let mut state = self.state.borrow_mut();
@@ -194,12 +223,15 @@ impl Inner {
                 state.threads.insert(0, t);
             }
         }
+        self.persist(&message.thread_id);
         self.render();
         self.emit("thread-message", to_js(&message));
     }
 
     fn add_thread(&self, thread: Thread) {
+        let id = thread.id.clone();
         self.state.borrow_mut().threads.insert(0, thread);
+        self.persist(&id);
         self.render();
     }
 
@@ -235,6 +267,7 @@ impl Inner {
             t.unread = 0;
             state.open_thread = Some(id.to_owned());
         }
+        self.persist(id);
         self.show_notice(None);
         self.render();
         self.with_ui(|ui| ui.focus_composer());
@@ -246,8 +279,8 @@ impl Inner {
         thread_id: &str,
         text: String,
     ) -> ClientResult<String> {
-        let (token, own) = self.session()?;
-        let (device_id, _) = self.device()?;
+        let (_, own) = self.session()?;
+        self.device()?;
         if text.trim().is_empty() {
             return Err(ClientError::new(
                 "empty_message",
@@ -260,26 +293,71 @@ impl Inner {
                 format!("a message is limited to {MAX_TEXT_BYTES} bytes"),
             ));
         }
+        if !self
+            .state
+            .borrow()
+            .threads
+            .iter()
+            .any(|t| t.id == thread_id)
+        {
+            return Err(unknown_thread(thread_id));
+        }
+        let message = Message {
+            id: random_id()?,
+            thread_id: thread_id.to_owned(),
+            sender_id: own.id.clone(),
+            sender_name: display_name(&own).to_owned(),
+            sent_at: now_millis(),
+            text,
+            outgoing: true,
+            status: Status::Sent,
+        };
+        match self.deliver(&message).await {
+            Ok(()) => {}
+            // Offline: keep it, marked pending; it goes out when the connection returns.
+            Err(e) if e.code == "network" => {
+                let id = message.id.clone();
+                self.record(Message {
+                    status: Status::Pending,
+                    ..message
+                });
+                self.show_notice(Some(
+                    "Offline: the message will be sent when the connection returns.",
+                ));
+                return Ok(id);
+            }
+            Err(e) => return Err(e),
+        }
+        let id = message.id.clone();
+        self.record(message);
+        Ok(id)
+    }
+
+    /// Seals `message` for every device of every member of its thread (this user's other
+    /// devices included, not this one) and hands the envelopes to the server. Sending the
+    /// same message again is harmless: recipients drop repeats by message ID.
+    async fn deliver(self: &Rc<Self>, message: &Message) -> ClientResult<()> {
+        let (token, own) = self.session()?;
+        let (device_id, _) = self.device()?;
         let (distribution, members) = {
             let state = self.state.borrow();
             let t = state
                 .threads
                 .iter()
-                .find(|t| t.id == thread_id)
-                .ok_or_else(|| unknown_thread(thread_id))?;
+                .find(|t| t.id == message.thread_id)
+                .ok_or_else(|| unknown_thread(&message.thread_id))?;
             (t.distribution.clone(), t.members.clone())
         };
         let body = MessageBody {
             v: PROTOCOL_VERSION,
-            message_id: random_id()?,
-            thread_id: thread_id.to_owned(),
+            message_id: message.id.clone(),
+            thread_id: message.thread_id.clone(),
             distribution,
             sender_user: own.id.clone(),
             sender_device: device_id.clone(),
-            sent_at: now_millis(),
-            text,
+            sent_at: message.sent_at,
+            text: message.text.clone(),
         };
-        // Every device of every member, this user's other devices included, but not this one.
         let mut envelopes = Vec::new();
         let mut others_reached = false;
         for member in &members {
@@ -319,16 +397,77 @@ impl Inner {
                 )
                 .await?;
         }
-        let message_id = body.message_id.clone();
-        self.record(Message {
-            id: body.message_id,
-            thread_id: body.thread_id,
-            sender_id: own.id.clone(),
-            sender_name: display_name(&own).to_owned(),
-            sent_at: body.sent_at,
-            text: body.text,
-            outgoing: true,
+        Ok(())
+    }
+
+    /// Sends what was typed offline as soon as the browser says it is online again (the
+    /// socket's `ready` does the same when it reconnects).
+    pub(super) fn listen_for_online(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let listener = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                spawn_local(inner.flush_outbox());
+            }
         });
-        Ok(message_id)
+        if let Some(w) = web_sys::window() {
+            let _ = w.add_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        }
+        *self.online.borrow_mut() = Some(listener);
+    }
+
+    /// Sends every pending message, oldest first, each once; stops at the first network
+    /// failure (the next reconnection tries again).
+    async fn flush_outbox(self: Rc<Self>) {
+        if std::mem::replace(&mut self.state.borrow_mut().flushing, true) {
+            return;
+        }
+        self.send_pending().await;
+        self.state.borrow_mut().flushing = false;
+    }
+
+    async fn send_pending(self: &Rc<Self>) {
+        let pending: Vec<Message> = {
+            let state = self.state.borrow();
+            let mut p: Vec<Message> = state
+                .threads
+                .iter()
+                .flat_map(|t| {
+                    t.messages
+                        .iter()
+                        .filter(|m| m.status == Status::Pending)
+                        .cloned()
+                })
+                .collect();
+            p.sort_by_key(|m| m.sent_at);
+            p
+        };
+        for message in pending {
+            let outcome = self.deliver(&message).await;
+            if matches!(&outcome, Err(e) if e.code == "network") {
+                return;
+            }
+            let status = match &outcome {
+                Ok(()) => Status::Sent,
+                Err(e) => {
+                    // It can never go (e.g. nobody to send to): say so, and stop retrying it.
+                    self.emit_error(e);
+                    Status::Failed
+                }
+            };
+            {
+                let mut state = self.state.borrow_mut();
+                if let Some(m) = state
+                    .threads
+                    .iter_mut()
+                    .find(|t| t.id == message.thread_id)
+                    .and_then(|t| t.messages.iter_mut().find(|m| m.id == message.id))
+                {
+                    m.status = status;
+                }
+            }
+            self.persist(&message.thread_id);
+            self.show_notice(None);
+            self.render();
+        }
     }
 }

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use web_sys::Element;
 
@@ -36,6 +37,8 @@ struct State {
     seen_order: VecDeque<String>,
     inbox: VecDeque<DeliveredEnvelope>,
     pumping: bool,
+    /// The outbox is being sent; a second trigger meanwhile has nothing to add.
+    flushing: bool,
     delivery: Option<Delivery>,
     /// `identitytokenexpired` has fired and the grace window is running.
     expired: bool,
@@ -55,6 +58,8 @@ struct Inner {
     state: RefCell<State>,
     destroyed: std::cell::Cell<bool>,
     channel: RefCell<Option<lifecycle::Channel>>,
+    /// The window's `online` listener, which sends what was typed offline.
+    online: RefCell<Option<Closure<dyn FnMut()>>>,
 }
 
 #[wasm_bindgen]
@@ -102,6 +107,7 @@ impl ClientCore {
                 state: RefCell::new(State::default()),
                 destroyed: std::cell::Cell::new(false),
                 channel: RefCell::new(None),
+                online: RefCell::new(None),
             }),
         })
     }
@@ -204,6 +210,12 @@ impl ClientCore {
         self.inner.destroyed.set(true);
         self.inner.end_session();
         *self.inner.channel.borrow_mut() = None;
+        if let (Some(listener), Some(w)) =
+            (self.inner.online.borrow_mut().take(), web_sys::window())
+        {
+            let _ =
+                w.remove_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        }
         if let Some(ui) = self.inner.ui.borrow_mut().take() {
             ui.unmount();
         }
