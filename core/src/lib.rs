@@ -8,6 +8,7 @@
 //! - [`expr`]: the parser for thread distribution expressions such as `@support - @gary`;
 //! - [`hpke`]: RFC 9180 HPKE base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM;
 //! - [`keys`]: a device's X25519 key pair;
+//! - [`linking`]: the check code that both browsers show when one approves the other;
 //! - [`sealing`]: how one message body becomes one envelope per recipient device, and back.
 //!
 //! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
@@ -18,6 +19,7 @@ pub mod error;
 pub mod expr;
 pub mod hpke;
 pub mod keys;
+pub mod linking;
 pub mod protocol;
 pub mod sealing;
 

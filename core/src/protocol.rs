@@ -123,6 +123,41 @@ pub struct ErrorDetail {
     pub position: Option<usize>,
 }
 
+/// `POST /v1/links`: a new browser asks the user's running browsers to approve it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkCreate {
+    #[serde(with = "crate::b64")]
+    pub ephemeral_public: Vec<u8>,
+}
+
+/// A link request as the server keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub id: String,
+    /// The new browser's ephemeral X25519 key; the approval is sealed to it.
+    #[serde(with = "crate::b64")]
+    pub ephemeral_public: Vec<u8>,
+    /// `pending`, `approved`, `declined` or `consumed` (the new browser took the approval).
+    pub status: String,
+    /// Unix seconds; a request lives ten minutes.
+    pub expires_at: i64,
+    /// Present once approved: the bundle sealed to `ephemeral_public` (HPKE).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::option"
+    )]
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// `POST /v1/links/{id}/approve`: the running browser's sealed bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkApprove {
+    pub device_id: String,
+    #[serde(with = "crate::b64")]
+    pub sealed: Vec<u8>,
+}
+
 /// Frames from a client on the delivery WebSocket (`GET /v1/ws`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -142,6 +177,8 @@ pub enum ServerFrame {
         device_id: String,
     },
     Envelope(DeliveredEnvelope),
+    /// A new browser of this user asks to be linked; show it and let the user decide.
+    LinkRequest(LinkRequest),
     /// The connection is about to close for the reason given.
     Error {
         code: String,

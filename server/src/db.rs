@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -52,7 +53,22 @@ CREATE TABLE envelopes (
     payload BLOB NOT NULL
 );
 CREATE INDEX envelopes_by_device ON envelopes (device_id, seq);
-"#];
+"#,
+    r#"
+-- A new browser's request to be linked to its user's running browsers (relayed, single
+-- use, ten minutes). `sealed` is the approving browser's bundle, opaque to the server.
+CREATE TABLE link_requests (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    ephemeral_public BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    sealed BLOB,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX link_requests_by_user ON link_requests (user_id, status);
+"#,
+];
 
 #[derive(Clone)]
 pub struct Db {

@@ -109,6 +109,14 @@ pub fn app(state: SharedState) -> Router {
             "/v1/envelopes",
             post(routes::envelopes::send).layer(DefaultBodyLimit::max(routes::envelopes::MAX_BODY)),
         )
+        .route("/v1/links", post(routes::links::create))
+        .route("/v1/links/{id}", get(routes::links::get))
+        .route(
+            "/v1/links/{id}/approve",
+            post(routes::links::approve)
+                .layer(DefaultBodyLimit::max(2 * routes::links::MAX_SEALED)),
+        )
+        .route("/v1/links/{id}/decline", post(routes::links::decline))
         .route("/v1/ws", get(delivery::socket::upgrade));
     if state.demo_secret.is_some() {
         api = api.route("/demo/jwt", post(routes::demo::mint));

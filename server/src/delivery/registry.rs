@@ -2,13 +2,21 @@
 //! connection then reads its queue from the database, so order and durability come from one
 //! place (the queue) and a wake-up can never carry a stale or out-of-order envelope.
 
+use sotto_core::protocol::ServerFrame;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
-/// Each device's open connections: (connection number, its wake-up).
-type Connections = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+/// One open connection: its number, its queue wake-up, and a way to push other frames.
+struct Connection {
+    id: u64,
+    notify: Arc<Notify>,
+    frames: mpsc::UnboundedSender<ServerFrame>,
+}
+
+/// Each device's open connections.
+type Connections = HashMap<String, Vec<Connection>>;
 
 #[derive(Default)]
 pub struct Registry {
@@ -22,29 +30,46 @@ pub struct Registration<'a> {
     device_id: String,
     id: u64,
     pub notify: Arc<Notify>,
+    /// Frames other than envelopes (e.g. link requests) to send on this connection.
+    pub frames: mpsc::UnboundedReceiver<ServerFrame>,
 }
 
 impl Registry {
     pub fn register(&self, device_id: &str) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
+        let (tx, rx) = mpsc::unbounded_channel();
         self.lock()
             .entry(device_id.to_owned())
             .or_default()
-            .push((id, notify.clone()));
+            .push(Connection {
+                id,
+                notify: notify.clone(),
+                frames: tx,
+            });
         Registration {
             registry: self,
             device_id: device_id.to_owned(),
             id,
             notify,
+            frames: rx,
         }
     }
 
     /// Tells every connection of `device_id` that its queue has grown.
     pub fn wake(&self, device_id: &str) {
         if let Some(conns) = self.lock().get(device_id) {
-            for (_, n) in conns {
-                n.notify_one();
+            for c in conns {
+                c.notify.notify_one();
+            }
+        }
+    }
+
+    /// Sends `frame` on every open connection of `device_id`.
+    pub fn push(&self, device_id: &str, frame: &ServerFrame) {
+        if let Some(conns) = self.lock().get(device_id) {
+            for c in conns {
+                let _ = c.frames.send(frame.clone());
             }
         }
     }
@@ -63,7 +88,7 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut map = self.registry.lock();
         if let Some(conns) = map.get_mut(&self.device_id) {
-            conns.retain(|(id, _)| *id != self.id);
+            conns.retain(|c| c.id != self.id);
             if conns.is_empty() {
                 map.remove(&self.device_id);
             }

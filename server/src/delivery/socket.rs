@@ -5,7 +5,7 @@
 //! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive.
 //! 4. When the session expires the server says `error` (`session_expired`) and closes.
 
-use super::{queue, registry::Registration};
+use super::queue;
 use crate::auth::session;
 use crate::error::ApiError;
 use crate::origin::origin_allowed;
@@ -93,7 +93,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     };
 
     // Register before reading the queue, so nothing that arrives meanwhile goes unnoticed.
-    let registration = state.registry.register(&device_id);
+    let mut registration = state.registry.register(&device_id);
     send(
         &mut socket,
         &ServerFrame::Ready {
@@ -105,14 +105,27 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
 
     let mut last_sent = 0i64;
     flush(&state, &mut socket, &device_id, &mut last_sent).await?;
+    // Link requests made while this device was away.
+    let user_id = who.user.id.clone();
+    let waiting = state
+        .db
+        .call(move |conn| crate::routes::links::pending_for_user(conn, &user_id))
+        .await
+        .map_err(|e| e.message)?;
+    for request in waiting {
+        send(&mut socket, &ServerFrame::LinkRequest(request)).await?;
+    }
 
     let until_expiry = Duration::from_secs((who.expires_at - crate::db::now_secs()).max(0) as u64);
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
     loop {
         tokio::select! {
-            _ = registration_notified(&registration) => {
+            _ = registration.notify.notified() => {
                 flush(&state, &mut socket, &device_id, &mut last_sent).await?;
+            }
+            Some(frame) = registration.frames.recv() => {
+                send(&mut socket, &frame).await?;
             }
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(&t) {
@@ -132,10 +145,6 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
             }
         }
     }
-}
-
-async fn registration_notified(r: &Registration<'_>) {
-    r.notify.notified().await
 }
 
 /// Sends everything queued for the device after `last_sent`.

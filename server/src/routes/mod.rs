@@ -7,3 +7,4 @@ pub mod devices;
 pub mod directory;
 pub mod envelopes;
 pub mod json;
+pub mod links;
