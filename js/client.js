@@ -81,6 +81,34 @@ class Client extends EventTarget {
     return this.#core.setIdentityToken(jwt);
   }
 
+  // Provisioning and linking answers may come while start() still waits for them, so
+  // they only wait for the module, not for the start.
+  async #answer(method, ...args) {
+    await this.#ready;
+    if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
+    return this.#core[method](...args);
+  }
+
+  /** Answers `provisioningrequired`: make a new key for this browser. */
+  generateKey() {
+    return this.#answer('generateKey');
+  }
+
+  /** Answers `provisioningrequired`: link this browser to one where the user is signed in. */
+  importKeyFromRunningClient() {
+    return this.#answer('importKeyFromRunningClient');
+  }
+
+  /** Approves a `linkrequest` (check its code against the new browser's first). */
+  linkApprove(id) {
+    return this.#answer('linkApprove', String(id));
+  }
+
+  /** Declines a `linkrequest`. */
+  linkDecline(id) {
+    return this.#answer('linkDecline', String(id));
+  }
+
   /** Signs out every tab of this origin and removes this user's data from this browser. */
   clearSession() {
     return this.#call('clearSession');

@@ -26,6 +26,11 @@ export interface ClientOptions {
   showHeader?: boolean;
   /** How long after `identitytokenexpired` a new token still continues the session (ms, default 30000). */
   identityTokenGraceMs?: number;
+  /**
+   * When this browser has no key for the user: "auto" (default) asks only if the user has a
+   * device elsewhere to import from, "prompt" always asks, "generate" never asks.
+   */
+  provisioning?: 'auto' | 'prompt' | 'generate';
   /** Visitor details for `{orgEphemeralToken}` sign-in. */
   ephemeralUserInfo?: { name?: string; firstName?: string; lastName?: string; email?: string };
 }
@@ -70,6 +75,13 @@ export interface ClientEventMap {
   /** The client can take an identity token (again, after a session is cleared). */
   ready: CustomEvent<undefined>;
   loaded: CustomEvent<undefined>;
+  /** This browser has no key for the user: generateKey() or importKeyFromRunningClient(). */
+  provisioningrequired: CustomEvent<undefined>;
+  provisioningdone: CustomEvent<{ method: 'generate' | 'import' }>;
+  /** reason: "link_declined", "link_expired", "cancelled", "network", … */
+  provisioningerror: CustomEvent<{ reason: string; message: string }>;
+  /** A new browser of this user asks to be linked; compare `code` with the one it shows. */
+  linkrequest: CustomEvent<{ id: string; code: string; expiresAt: number }>;
   /** The session ended; call setIdentityToken within identityTokenGraceMs to continue it. */
   identitytokenexpired: CustomEvent<undefined>;
   /** This tab is signed out (clearSession here or in another tab, or the grace window ran out). */
@@ -82,6 +94,10 @@ export interface ClientEventMap {
 export class Client extends EventTarget {
   constructor(el: Element, auth?: Auth | null, options?: ClientOptions);
   setIdentityToken(jwt: string): Promise<void>;
+  generateKey(): Promise<void>;
+  importKeyFromRunningClient(): Promise<void>;
+  linkApprove(id: string): Promise<void>;
+  linkDecline(id: string): Promise<void>;
   clearSession(): Promise<void>;
   threadMake(expr: string): Promise<string>;
   threadOpen(threadId: string): Promise<void>;

@@ -24,7 +24,18 @@ pub enum Auth {
 /// Default of `identityTokenGraceMs`: how long a new token may still rescue an expired session.
 pub const DEFAULT_GRACE_MS: f64 = 30_000.0;
 
-/// The options that the skeleton understands; unknown ones are ignored.
+/// When a browser without a key for the signed-in user asks the user what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioning {
+    /// Ask only when the user already has a device elsewhere to import from (default).
+    Auto,
+    /// Always ask (Forsta's behaviour).
+    Prompt,
+    /// Never ask: make a new key.
+    Generate,
+}
+
+/// The options the client understands; unknown ones are ignored.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Base URL of the Sotto server, without a trailing slash.
@@ -33,6 +44,7 @@ pub struct Options {
     pub show_nav: bool,
     pub show_header: bool,
     pub grace_ms: f64,
+    pub provisioning: Provisioning,
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -142,6 +154,17 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
                 ))
             }
             None => DEFAULT_GRACE_MS,
+        },
+        provisioning: match string(options, "provisioning")?.as_deref() {
+            None | Some("auto") => Provisioning::Auto,
+            Some("prompt") => Provisioning::Prompt,
+            Some("generate") => Provisioning::Generate,
+            Some(other) => {
+                return Err(ClientError::new(
+                    "bad_option",
+                    format!("provisioning must be auto, prompt or generate, not {other:?}"),
+                ))
+            }
         },
     })
 }

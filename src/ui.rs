@@ -1,6 +1,7 @@
 //! The UI, mounted in an open shadow root of the host element so that the page's styles and
 //! Sotto's never mix. User text only ever reaches the DOM through `textContent`.
 
+use crate::dialog::Dialog;
 use crate::error::{js_failure, ClientResult};
 use crate::model::{display_name, Status, Thread};
 use std::rc::Rc;
@@ -30,6 +31,7 @@ pub struct Ui {
     messages: Element,
     composer: HtmlTextAreaElement,
     notice: Element,
+    pub dialog: Dialog,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
@@ -212,7 +214,9 @@ impl Ui {
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_key);
 
+        let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
+            dialog,
             doc,
             root,
             status,

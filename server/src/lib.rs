@@ -119,7 +119,9 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/links/{id}/decline", post(routes::links::decline))
         .route("/v1/ws", get(delivery::socket::upgrade));
     if state.demo_secret.is_some() {
-        api = api.route("/demo/jwt", post(routes::demo::mint));
+        api = api
+            .route("/demo/jwt", post(routes::demo::mint))
+            .route("/demo/jwt.js", get(routes::demo::mint_script));
     }
     api = api
         .route("/v1/{*rest}", axum::routing::any(not_found))

@@ -5,11 +5,10 @@
 use super::{Inner, State};
 use crate::error::{js_failure, ClientError, ClientResult};
 use crate::http;
-use crate::keystore::{self, StoredDevice};
+use crate::keystore;
 use crate::options::Auth;
 use crate::socket::Delivery;
 use crate::util::{backoff_ms, clear_timeout, now_millis, set_timeout, sleep};
-use sotto_core::keys::DeviceKeys;
 use sotto_core::protocol::{
     Device, EphemeralSignIn, JwtSignIn, RegisterDevice, ServerFrame, Session,
 };
@@ -165,13 +164,7 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
-        let mut device = match keystore::load(&store_key).await? {
-            Some(d) => d,
-            None => StoredDevice {
-                device_id: None,
-                keys: DeviceKeys::generate()?,
-            },
-        };
+        let mut device = self.provision(&session, &store_key).await?;
         let registered: Device = http::post(
             &url,
             "/v1/devices",

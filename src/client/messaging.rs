@@ -62,6 +62,7 @@ impl Inner {
                     spawn_local(async move { inner.pump().await });
                 }
             }
+            ServerFrame::LinkRequest(request) => self.on_link_request(request),
             ServerFrame::Error { code, message } => {
                 let e = ClientError::new(&code, message);
                 if code == "unknown_device" {

@@ -7,6 +7,7 @@
 
 mod lifecycle;
 mod messaging;
+mod provisioning;
 
 use crate::error::{ClientError, ClientResult};
 use crate::model::{display_name, Thread};
@@ -44,6 +45,8 @@ struct State {
     expired: bool,
     /// Pending refresh, expiry or grace timers.
     timers: Vec<Option<i32>>,
+    /// Link requests from new browsers of this user, waiting for an answer here.
+    link_requests: Vec<sotto_core::protocol::LinkRequest>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
     /// know to stand down.
     epoch: u32,
@@ -60,6 +63,10 @@ struct Inner {
     channel: RefCell<Option<lifecycle::Channel>>,
     /// The window's `online` listener, which sends what was typed offline.
     online: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// Resolves the waiting provisioning question with "generate" or "import".
+    provisioning_choice: RefCell<Option<js_sys::Function>>,
+    /// The user cancelled a pending import.
+    link_cancelled: std::cell::Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -108,6 +115,8 @@ impl ClientCore {
                 destroyed: std::cell::Cell::new(false),
                 channel: RefCell::new(None),
                 online: RefCell::new(None),
+                provisioning_choice: RefCell::new(None),
+                link_cancelled: std::cell::Cell::new(false),
             }),
         })
     }
@@ -139,6 +148,52 @@ impl ClientCore {
         let inner = self.inner.clone();
         promise(async move {
             inner.clear_session().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Answers `provisioningrequired` with a new key for this browser.
+    #[wasm_bindgen(js_name = generateKey)]
+    pub fn generate_key(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            if inner.choose("generate") {
+                Ok(JsValue::UNDEFINED)
+            } else {
+                Err(provisioning::no_provisioning())
+            }
+        })
+    }
+
+    /// Answers `provisioningrequired` by linking to a browser where the user is signed in.
+    #[wasm_bindgen(js_name = importKeyFromRunningClient)]
+    pub fn import_key_from_running_client(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            if inner.choose("import") {
+                Ok(JsValue::UNDEFINED)
+            } else {
+                Err(provisioning::no_provisioning())
+            }
+        })
+    }
+
+    /// Approves a `linkrequest` from a new browser of this user.
+    #[wasm_bindgen(js_name = linkApprove)]
+    pub fn link_approve(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.answer_link(&id, true).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Declines a `linkrequest`.
+    #[wasm_bindgen(js_name = linkDecline)]
+    pub fn link_decline(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.answer_link(&id, false).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

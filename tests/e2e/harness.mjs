@@ -71,8 +71,17 @@ export async function newPage(browser, viewport = { width: 1000, height: 700 }) 
   return page;
 }
 
+/** Waits until the client is connected, making a new key if the browser asks how to set up. */
+export async function waitConnected(page) {
+  const connected = page.locator('.status[data-connected="true"]');
+  const generate = page.getByRole('button', { name: 'Generate a new key' });
+  await connected.or(generate).first().waitFor({ timeout: 15000 });
+  if (await generate.isVisible()) await generate.click();
+  await connected.waitFor({ timeout: 15000 });
+}
+
 /** Opens the demo page signed in as `user` and waits until the client is connected. */
 export async function openDemoAs(page, base, user) {
   await page.goto(`${base}/?as=${user}`);
-  await page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  await waitConnected(page);
 }

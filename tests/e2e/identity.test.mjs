@@ -116,7 +116,7 @@ test('a token provider is asked at start and again before the session ends', asy
         const res = await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', ttl: 5 }) });
         return (await res.json()).jwt;
       },
-    });
+    }, { provisioning: 'generate' });
     for (const n of ['loaded', 'identitytokenexpired', 'sessioncleared']) client.addEventListener(n, () => window.events.push(n));
     window.client = client;
   });

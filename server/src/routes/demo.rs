@@ -7,7 +7,9 @@ use crate::auth::jwt::{OrgAuth, VerifyingKey};
 use crate::directory;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Json;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use rusqlite::Connection;
@@ -67,6 +69,30 @@ pub async fn mint(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<MintRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let jwt = sign(&state, &req)?;
+    Ok(Json(json!({ "jwt": jwt, "org": DEMO_ORG })))
+}
+
+/// `GET /demo/jwt.js?user=alice`: the token as a script that sets `SERVER_GENERATED_JWT`,
+/// as a site's server would render it into a page (the Forsta tutorial example uses it).
+pub async fn mint_script(
+    State(state): State<SharedState>,
+    Query(req): Query<MintRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let jwt = sign(&state, &req)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        format!(
+            "window.SERVER_GENERATED_JWT = {};\n",
+            serde_json::Value::String(jwt)
+        ),
+    ))
+}
+
+fn sign(state: &SharedState, req: &MintRequest) -> ApiResult<String> {
     let secret = state
         .demo_secret
         .as_ref()
@@ -87,7 +113,5 @@ pub async fn mint(
         kid: Some("demo".into()),
         ..Header::default()
     };
-    let jwt =
-        encode(&header, &claims, &EncodingKey::from_secret(secret)).map_err(ApiError::internal)?;
-    Ok(Json(json!({ "jwt": jwt, "org": DEMO_ORG })))
+    encode(&header, &claims, &EncodingKey::from_secret(secret)).map_err(ApiError::internal)
 }

@@ -1,0 +1,126 @@
+//! The modal dialog inside the shadow root: provisioning ("Generate a new key" / "Import
+//! from a running client"), the link code to wait with, and a link request to approve.
+//! One click listener serves every button through `data-action`, so a handler may replace
+//! or hide the dialog while it runs.
+
+use crate::error::{js_failure, ClientResult};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Document, Element, HtmlElement};
+
+type Handler = Rc<dyn Fn(&str)>;
+
+pub struct Dialog {
+    doc: Document,
+    overlay: Element,
+    panel: Element,
+    handler: Rc<RefCell<Option<Handler>>>,
+    _listener: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+/// What a dialog shows: a title, lines of text, an optional code in large type, buttons
+/// as `(action, label)`.
+pub struct DialogContent<'a> {
+    pub title: &'a str,
+    pub lines: &'a [&'a str],
+    pub code: Option<&'a str>,
+    pub buttons: &'a [(&'a str, &'a str)],
+}
+
+impl Dialog {
+    pub fn mount(doc: &Document, parent: &Element) -> ClientResult<Dialog> {
+        let overlay = doc.create_element("div").map_err(|e| js_failure("ui", e))?;
+        overlay.set_class_name("overlay");
+        let _ = overlay.set_attribute("hidden", "");
+        let panel = doc.create_element("div").map_err(|e| js_failure("ui", e))?;
+        panel.set_class_name("dialog");
+        let _ = panel.set_attribute("role", "dialog");
+        let _ = panel.set_attribute("aria-modal", "true");
+        let _ = panel.set_attribute("aria-labelledby", "sotto-dialog-title");
+        let _ = overlay.append_child(&panel);
+        let _ = parent.append_child(&overlay);
+        let handler: Rc<RefCell<Option<Handler>>> = Rc::new(RefCell::new(None));
+        let on_click = {
+            let handler = handler.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+                let Some(action) = target
+                    .and_then(|t| t.closest("[data-action]").ok().flatten())
+                    .and_then(|b| b.get_attribute("data-action"))
+                else {
+                    return;
+                };
+                let current = handler.borrow().clone();
+                if let Some(h) = current {
+                    h(&action);
+                }
+            })
+        };
+        panel
+            .add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        Ok(Dialog {
+            doc: doc.clone(),
+            overlay,
+            panel,
+            handler,
+            _listener: on_click,
+        })
+    }
+
+    /// Shows `content`; `on_action` gets the action of the button pressed.
+    pub fn show(
+        &self,
+        content: &DialogContent<'_>,
+        on_action: impl Fn(&str) + 'static,
+    ) -> ClientResult<()> {
+        self.panel.set_text_content(None);
+        let make = |tag: &str, class: &str, text: &str| -> ClientResult<Element> {
+            let e = self
+                .doc
+                .create_element(tag)
+                .map_err(|e| js_failure("ui", e))?;
+            if !class.is_empty() {
+                e.set_class_name(class);
+            }
+            e.set_text_content(Some(text));
+            Ok(e)
+        };
+        let title = make("h2", "dialog-title", content.title)?;
+        let _ = title.set_attribute("id", "sotto-dialog-title");
+        let _ = self.panel.append_child(&title);
+        for line in content.lines {
+            let p = make("p", "", line)?;
+            let _ = self.panel.append_child(&p);
+        }
+        if let Some(code) = content.code {
+            let c = make("p", "code", code)?;
+            let _ = self.panel.append_child(&c);
+        }
+        let row = make("div", "actions", "")?;
+        for (i, (action, label)) in content.buttons.iter().enumerate() {
+            let b = make("button", if i == 0 { "primary" } else { "" }, label)?;
+            let _ = b.set_attribute("type", "button");
+            let _ = b.set_attribute("data-action", action);
+            let _ = row.append_child(&b);
+        }
+        let _ = self.panel.append_child(&row);
+        *self.handler.borrow_mut() = Some(Rc::new(on_action));
+        let _ = self.overlay.remove_attribute("hidden");
+        if let Some(first) = row
+            .first_element_child()
+            .and_then(|b| b.dyn_into::<HtmlElement>().ok())
+        {
+            let _ = first.focus();
+        }
+        Ok(())
+    }
+
+    pub fn hide(&self) {
+        let _ = self.overlay.set_attribute("hidden", "");
+        self.panel.set_text_content(None);
+        *self.handler.borrow_mut() = None;
+    }
+}

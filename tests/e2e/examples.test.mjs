@@ -1,0 +1,108 @@
+// The tutorial example pages, used as a person would: hello world (an ephemeral visitor),
+// a visitor chatting with @support, and Forsta's authenticated-user tutorial with its
+// provisioning (a first browser, then importing into a second one from the first, a
+// declined import, and a new key).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const connected = (page) => page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+
+test('hello world: an anonymous visitor is signed in', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${server.base}/examples/hello-world/`);
+  await connected(page);
+  await page.locator('.who', { hasText: 'Hello World' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'example-hello-world.png') });
+});
+
+test('a visitor chats with @support and support answers', async () => {
+  const bob = await newPage(browser);
+  await openDemoAs(bob, server.base, 'bob');
+  const visitor = await newPage(browser, { width: 800, height: 600 });
+  await visitor.goto(`${server.base}/examples/ephemeral-user/`);
+  await visitor.locator('.thread-title', { hasText: 'Bob Brown, Carol Chen' }).waitFor({ timeout: 15000 });
+  await visitor.getByLabel('Message', { exact: true }).fill('Hello, I need help with my order');
+  await visitor.getByLabel('Message', { exact: true }).press('Enter');
+
+  await bob.locator('.thread-item', { hasText: 'Vera Visitor' }).click();
+  await bob.locator('.msg.in .text', { hasText: 'I need help' }).waitFor();
+  await bob.getByLabel('Message', { exact: true }).fill('Happy to help, Vera!');
+  await bob.getByLabel('Message', { exact: true }).press('Enter');
+  await visitor.locator('.msg.in', { hasText: 'Happy to help' }).waitFor({ timeout: 10000 });
+  assert.equal(await visitor.locator('.msg.in .sender').first().textContent(), 'Bob Brown');
+  await visitor.screenshot({ path: join(artifacts, 'example-support.png') });
+});
+
+test("Forsta's authenticated-user tutorial, with provisioning by import, decline and a new key", async () => {
+  const tutorial = `${server.base}/examples/authenticated-user/`;
+  const open = async () => {
+    const page = await newPage(browser, { width: 1000, height: 700 });
+    page.alerts = [];
+    page.on('dialog', (d) => {
+      page.alerts.push(d.message());
+      d.accept();
+    });
+    await page.goto(tutorial);
+    return page;
+  };
+  const visible = (page) => page.evaluate(() => getComputedStyle(document.getElementById('my-messenger')).visibility);
+
+  // The first browser: Alice has no key anywhere yet, so it makes one and loads.
+  const first = await open();
+  await first.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 15000 });
+  assert.equal(await visible(first), 'visible');
+  assert.deepEqual(first.alerts, []);
+  // Bob has no device yet, so Alice leaves a note in a thread of her own, to see it
+  // arrive in her next browser.
+  const noteThread = await first.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const c = myClient; // the tutorial's own top-level const
+    const id = await c.threadMake('@alice');
+    await c.threadSendMessage(id, 'a note to my future browsers');
+    return id;
+  });
+  assert.ok(noteThread);
+
+  // A second browser: provisioning is required; import from the first.
+  const second = await open();
+  await second.getByRole('dialog', { name: 'Set up this browser' }).waitFor({ timeout: 15000 });
+  assert.equal(await visible(second), 'visible', 'onProvisioningRequired showed the messenger');
+  await second.getByRole('button', { name: 'Import from a running client' }).click();
+  const newCode = await second.locator('.dialog .code').textContent();
+  const request = first.getByRole('dialog', { name: 'Link a new browser?' });
+  await request.waitFor({ timeout: 10000 });
+  assert.equal(await request.locator('.code').textContent(), newCode, 'both browsers show the same check code');
+  await second.screenshot({ path: join(artifacts, 'example-forsta-link-code.png') });
+  await first.screenshot({ path: join(artifacts, 'example-forsta-link-approve.png') });
+  await request.getByRole('button', { name: 'Approve' }).click();
+  await second.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 15000 });
+  assert.deepEqual(second.alerts, ['Provisioning Finished!']);
+  // The conversations came along.
+  await second.locator('.thread-item', { hasText: 'Just you' }).click();
+  await second.locator('.msg .text', { hasText: 'a note to my future browsers' }).waitFor();
+
+  // A third browser: the first declines, then the user makes a new key instead.
+  const third = await open();
+  await third.getByRole('button', { name: 'Import from a running client' }).click();
+  await first.getByRole('dialog', { name: 'Link a new browser?' }).getByRole('button', { name: 'Decline' }).click();
+  await third.locator('.dialog', { hasText: 'declined' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(third.alerts, ['Provisioning Failed!']);
+  await third.getByRole('button', { name: 'Generate a new key' }).click();
+  await third.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 15000 });
+  assert.deepEqual(third.alerts, ['Provisioning Failed!', 'Provisioning Finished!']);
+});
