@@ -115,8 +115,18 @@ class Client extends EventTarget {
   }
 
   /** Makes a thread with the users an expression names (and you); resolves to its ID. */
-  threadMake(expr) {
-    return this.#call('threadMake', String(expr));
+  threadMake(expr, attributes) {
+    return this.#call('threadMake', String(expr), attributes);
+  }
+
+  /** The thread with exactly these members if there is one, else a new one; its ID. */
+  threadEnsure(expr, attributes) {
+    return this.#call('threadEnsure', String(expr), attributes);
+  }
+
+  /** Makes a thread and opens it; its ID. */
+  threadStartWithExpression(expr, attributes) {
+    return this.#call('threadStartWithExpression', String(expr), attributes);
   }
 
   /** Shows a thread in the UI. */
@@ -124,19 +134,89 @@ class Client extends EventTarget {
     return this.#call('threadOpen', String(threadId));
   }
 
-  /** Encrypts and sends a message to every member's devices; resolves to its ID. */
-  threadSendMessage(threadId, text) {
+  /**
+   * Encrypts and sends a message to every member's devices; resolves to its ID. (`html`,
+   * `attachments` and `attrs` of Forsta's signature are not supported yet and must be left out.)
+   */
+  threadSendMessage(threadId, text, html, attachments, attrs) {
+    if (html != null || attachments != null || attrs != null) {
+      return Promise.reject(codedError('unsupported', 'html, attachments and attrs are not supported yet'));
+    }
     return this.#call('threadSendMessage', String(threadId), String(text));
   }
 
-  /** The threads on this device: [{id, distribution, members, unread, messageCount}]. */
+  /** The threads on this device, newest activity first. */
   threadList() {
     return this.#call('threadList');
   }
 
-  /** A thread's messages, oldest first. */
-  threadMessages(threadId) {
-    return this.#call('threadMessages', String(threadId));
+  /** A thread's messages, oldest first; `{limit, before}` pages back from the newest. */
+  threadMessages(threadId, options) {
+    return this.#call('threadMessages', String(threadId), options);
+  }
+
+  /** Every shared attribute of a thread. */
+  threadListAttributes(threadId) {
+    return this.#call('threadListAttributes', String(threadId));
+  }
+
+  threadGetAttribute(threadId, key) {
+    return this.#call('threadGetAttribute', String(threadId), String(key));
+  }
+
+  /** Sets a shared attribute (null removes it) on every member's devices. */
+  threadSetAttribute(threadId, key, value) {
+    return this.#call('threadSetAttribute', String(threadId), String(key), value);
+  }
+
+  /** Disappearing messages after `seconds` on every member's device (0 turns it off). */
+  threadSetExpiration(threadId, seconds) {
+    return this.#call('threadSetExpiration', String(threadId), Number(seconds));
+  }
+
+  /** Adds the users of an expression to the thread. */
+  threadAmendDistribution(threadId, expr) {
+    return this.#call('threadAmendDistribution', String(threadId), String(expr));
+  }
+
+  /** Removes the users of an expression from the thread. */
+  threadRepealDistribution(threadId, expr) {
+    return this.#call('threadRepealDistribution', String(threadId), String(expr));
+  }
+
+  /** Adds one user, by ID or @tag. */
+  threadAddMember(threadId, user) {
+    return this.#call('threadAddMember', String(threadId), String(user));
+  }
+
+  /** Removes one user, by ID or @tag. */
+  threadRemoveMember(threadId, user) {
+    return this.#call('threadRemoveMember', String(threadId), String(user));
+  }
+
+  /** Leaves the thread. */
+  threadLeave(threadId) {
+    return this.#call('threadLeave', String(threadId));
+  }
+
+  /** Hides the thread on this device until a message arrives or it is restored. */
+  threadArchive(threadId) {
+    return this.#call('threadArchive', String(threadId));
+  }
+
+  threadRestore(threadId) {
+    return this.#call('threadRestore', String(threadId));
+  }
+
+  /** Forgets the thread and its messages on this device. */
+  threadExpunge(threadId) {
+    return this.#call('threadExpunge', String(threadId));
+  }
+
+  /** Deletes messages on this device; resolves to how many. */
+  threadDestroyMessages(threadId, messageIds) {
+    if (!Array.isArray(messageIds)) return Promise.reject(codedError('bad_argument', 'messageIds must be an array'));
+    return this.#call('threadDestroyMessages', String(threadId), messageIds.map(String));
   }
 
   /** Unmounts the UI and closes the connection. */

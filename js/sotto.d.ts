@@ -45,11 +45,20 @@ export interface User {
 
 export interface ThreadSummary {
   id: string;
+  /** The `title` attribute, or the other members' names. */
+  title: string;
   /** Canonical distribution, e.g. "@alice + @bob". */
   distribution: string;
   members: User[];
+  attributes: Record<string, unknown>;
+  /** Seconds after which messages disappear, or null. */
+  expiration: number | null;
   unread: number;
   messageCount: number;
+  archived: boolean;
+  /** You left, or were removed. */
+  left: boolean;
+  lastActivity: number;
 }
 
 export interface ThreadMessage {
@@ -62,6 +71,9 @@ export interface ThreadMessage {
   text: string;
   /** True for messages sent from this user's devices. */
   outgoing: boolean;
+  status: 'pending' | 'sent' | 'received' | 'failed';
+  /** When every device deletes it (disappearing messages). */
+  expiresAt?: number;
 }
 
 /** Every rejection and `error` event carries one of these. */
@@ -87,6 +99,8 @@ export interface ClientEventMap {
   /** This tab is signed out (clearSession here or in another tab, or the grace window ran out). */
   sessioncleared: CustomEvent<undefined>;
   'thread-message': CustomEvent<ThreadMessage>;
+  /** A member (or you, on another device) has read a thread up to readUntil. */
+  'thread-message-readmark': CustomEvent<{ threadId: string; userId: string; readUntil: number }>;
   connectionchange: CustomEvent<{ connected: boolean }>;
   error: CustomEvent<SottoError>;
 }
@@ -99,11 +113,26 @@ export class Client extends EventTarget {
   linkApprove(id: string): Promise<void>;
   linkDecline(id: string): Promise<void>;
   clearSession(): Promise<void>;
-  threadMake(expr: string): Promise<string>;
+  threadMake(expr: string, attributes?: Record<string, unknown>): Promise<string>;
+  threadEnsure(expr: string, attributes?: Record<string, unknown>): Promise<string>;
+  threadStartWithExpression(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadOpen(threadId: string): Promise<void>;
   threadSendMessage(threadId: string, text: string): Promise<string>;
   threadList(): Promise<ThreadSummary[]>;
-  threadMessages(threadId: string): Promise<ThreadMessage[]>;
+  threadMessages(threadId: string, options?: { limit?: number; before?: number }): Promise<ThreadMessage[]>;
+  threadListAttributes(threadId: string): Promise<Record<string, unknown>>;
+  threadGetAttribute(threadId: string, key: string): Promise<unknown>;
+  threadSetAttribute(threadId: string, key: string, value: unknown): Promise<void>;
+  threadSetExpiration(threadId: string, seconds: number): Promise<void>;
+  threadAmendDistribution(threadId: string, expr: string): Promise<void>;
+  threadRepealDistribution(threadId: string, expr: string): Promise<void>;
+  threadAddMember(threadId: string, user: string): Promise<void>;
+  threadRemoveMember(threadId: string, user: string): Promise<void>;
+  threadLeave(threadId: string): Promise<void>;
+  threadArchive(threadId: string): Promise<void>;
+  threadRestore(threadId: string): Promise<void>;
+  threadExpunge(threadId: string): Promise<void>;
+  threadDestroyMessages(threadId: string, messageIds: string[]): Promise<number>;
   destroy(): void;
   addEventListener<K extends keyof ClientEventMap>(type: K, listener: (ev: ClientEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;

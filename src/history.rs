@@ -32,3 +32,8 @@ pub async fn save(user_key: &str, thread: &Thread) -> ClientResult<()> {
 pub async fn remove_all(user_key: &str) -> ClientResult<()> {
     idb::delete_prefixed(THREADS, user_key).await
 }
+
+/// Forgets one thread in this browser.
+pub async fn remove(user_key: &str, thread_id: &str) -> ClientResult<()> {
+    idb::delete(THREADS, &key(user_key, thread_id)).await
+}

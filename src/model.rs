@@ -2,7 +2,9 @@
 //! a thread exists on a device from its first message, identified by the ID in the body.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sotto_core::protocol::User;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -13,6 +15,24 @@ pub struct Thread {
     pub members: Vec<User>,
     pub messages: Vec<Message>,
     pub unread: u32,
+    /// Shared with every member: `title` and any others the page sets.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    /// Disappearing messages: seconds after sending at which every device deletes them.
+    #[serde(default)]
+    pub expiration: Option<u32>,
+    /// Version of distribution, attributes and expiration (see `MessageBody::meta_at`).
+    #[serde(default)]
+    pub meta_at: i64,
+    /// Hidden from the list until restored (this device only).
+    #[serde(default)]
+    pub archived: bool,
+    /// This user is no longer a member (left, or was removed).
+    #[serde(default)]
+    pub left: bool,
+    /// Per member: read up to (Unix milliseconds).
+    #[serde(default)]
+    pub read_marks: BTreeMap<String, i64>,
 }
 
 /// Where a message stands, from this device's point of view.
@@ -40,11 +60,39 @@ pub struct Message {
     pub text: String,
     pub outgoing: bool,
     pub status: Status,
+    /// When every device deletes it (disappearing messages), Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl Thread {
-    /// A title from the other members' names: "Bob Brown", "Bob Brown, Carol Chen".
+    /// A thread made with no title or attributes yet.
+    pub fn new(id: String, distribution: String, members: Vec<User>) -> Thread {
+        Thread {
+            id,
+            distribution,
+            members,
+            messages: Vec::new(),
+            unread: 0,
+            attributes: Map::new(),
+            expiration: None,
+            meta_at: 0,
+            archived: false,
+            left: false,
+            read_marks: BTreeMap::new(),
+        }
+    }
+
+    /// The `title` attribute, or else the other members' names: "Bob Brown, Carol Chen".
     pub fn title(&self, own_id: &str) -> String {
+        if let Some(t) = self
+            .attributes
+            .get("title")
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+        {
+            return t.to_owned();
+        }
         let mut others: Vec<&str> = self
             .members
             .iter()
@@ -57,6 +105,13 @@ impl Thread {
         } else {
             others.join(", ")
         }
+    }
+
+    /// Whether someone other than `own_id` has read the message sent at `sent_at`.
+    pub fn read_by_others(&self, own_id: &str, sent_at: i64) -> bool {
+        self.read_marks
+            .iter()
+            .any(|(user, until)| user != own_id && *until >= sent_at)
     }
 
     /// When something last happened here (its newest message), for ordering the list.

@@ -28,6 +28,7 @@ pub struct Ui {
     who: Element,
     threads: Option<Element>,
     title: Element,
+    members: Element,
     messages: Element,
     composer: HtmlTextAreaElement,
     notice: Element,
@@ -64,6 +65,16 @@ fn format_time(ms: i64) -> String {
     let _ = js_sys::Reflect::set(&opts, &"minute".into(), &"2-digit".into());
     d.to_locale_time_string_with_options("default", &opts)
         .into()
+}
+
+/// "30 s", "5 min", "2 h", "3 d".
+fn format_duration(seconds: u32) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
 }
 
 impl Ui {
@@ -157,7 +168,11 @@ impl Ui {
         };
 
         let main = el(&doc, "main", "thread")?;
+        let thread_header = el(&doc, "div", "thread-header")?;
         let title = text_el(&doc, "h2", "thread-title", "No thread open")?;
+        let members = el(&doc, "p", "members")?;
+        append(&thread_header, &title);
+        append(&thread_header, &members);
         let messages = el(&doc, "ol", "messages")?;
         attr(&messages, "aria-live", "polite");
         attr(&messages, "aria-label", "Messages");
@@ -172,7 +187,7 @@ impl Ui {
         attr(&send, "type", "submit");
         append(&composer_form, &composer);
         append(&composer_form, &send);
-        append(&main, &title);
+        append(&main, &thread_header);
         append(&main, &messages);
         append(&main, &notice);
         append(&main, &composer_form);
@@ -223,6 +238,7 @@ impl Ui {
             who,
             threads,
             title,
+            members,
             messages,
             composer,
             notice,
@@ -268,7 +284,7 @@ impl Ui {
             return Ok(());
         };
         list.set_text_content(None);
-        for t in threads {
+        for t in threads.iter().filter(|t| !t.archived) {
             let item = el(&self.doc, "li", "")?;
             let button = el(&self.doc, "button", "thread-item")?;
             attr(&button, "type", "button");
@@ -303,10 +319,26 @@ impl Ui {
         self.messages.set_text_content(None);
         let Some(t) = thread else {
             self.title.set_text_content(Some("No thread open"));
+            self.members.set_text_content(None);
+            self.composer.set_disabled(false);
             return Ok(());
         };
         self.title.set_text_content(Some(&t.title(own_id)));
         attr(&self.title, "title", &t.distribution);
+        let mut names: Vec<&str> = t.members.iter().map(display_name).collect();
+        names.sort_unstable();
+        let mut about = names.join(", ");
+        if let Some(s) = t.expiration {
+            about.push_str(&format!(
+                " · messages disappear after {}",
+                format_duration(s)
+            ));
+        }
+        if t.left {
+            about = "You are no longer a member of this thread.".into();
+        }
+        self.members.set_text_content(Some(&about));
+        self.composer.set_disabled(t.left);
         for m in &t.messages {
             let item = el(
                 &self.doc,
@@ -317,7 +349,9 @@ impl Ui {
             let status = match m.status {
                 Status::Pending => Some(("pending", "Sending when online…")),
                 Status::Failed => Some(("failed", "Not sent")),
-                Status::Sent | Status::Received => None,
+                Status::Sent if t.read_by_others(own_id, m.sent_at) => Some(("read", "Read")),
+                Status::Sent => Some(("sent", "Sent")),
+                Status::Received => None,
             };
             let meta = el(&self.doc, "div", "meta")?;
             let sender = t

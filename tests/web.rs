@@ -47,22 +47,23 @@ fn user_text_is_rendered_as_text_never_as_html() {
     let el = host();
     let ui = Ui::mount(&el, true, true, noop()).unwrap();
     let hostile = "<img src=x onerror=\"window.pwned=1\"><b>bold</b>";
-    let thread = Thread {
-        id: "t1".into(),
-        distribution: "@alice + @bob".into(),
-        members: vec![user("alice", "Alice"), user("bob", "<i>Bob</i>")],
-        messages: vec![Message {
-            id: "m1".into(),
-            thread_id: "t1".into(),
-            sender_id: "bob".into(),
-            sender_name: "<i>Bob</i>".into(),
-            sent_at: 0,
-            text: hostile.into(),
-            outgoing: false,
-            status: Status::Received,
-        }],
-        unread: 1,
-    };
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("alice", "Alice"), user("bob", "<i>Bob</i>")],
+    );
+    thread.unread = 1;
+    thread.messages = vec![Message {
+        id: "m1".into(),
+        thread_id: "t1".into(),
+        sender_id: "bob".into(),
+        sender_name: "<i>Bob</i>".into(),
+        sent_at: 0,
+        text: hostile.into(),
+        outgoing: false,
+        status: Status::Received,
+        expires_at: None,
+    }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();
     ui.render_thread(Some(&thread), "alice").unwrap();
@@ -138,6 +139,7 @@ fn sealing_works_in_the_browser() {
         sender_device: "da".into(),
         sent_at: 1,
         text: "hi from wasm".into(),
+        ..Default::default()
     };
     let pk = sotto_core::keys::parse_public_key(&bob.public_key()).unwrap();
     let payload = sealing::seal(&body, &pk, &route).unwrap();

@@ -24,8 +24,32 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 const INFO: &[u8] = b"sotto/v1 message";
 
+/// What a body is for. Everything but `Message` is thread housekeeping that every member's
+/// devices apply and nobody sees as a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Message,
+    /// The thread's attributes, expiration or distribution changed (sent to the old and the
+    /// new members alike, so the removed learn it too).
+    Update,
+    /// The sender has left the thread.
+    Leave,
+    /// The sender has read everything up to `read_until`.
+    Readmark,
+}
+
+impl Kind {
+    fn is_message(&self) -> bool {
+        *self == Kind::Message
+    }
+}
+
 /// The plaintext of one message: only the sender's and the recipients' devices ever see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Every body carries the thread's current distribution, attributes and expiration, so a
+/// member who missed an update catches up with the next message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageBody {
     pub v: u16,
     pub message_id: String,
@@ -36,7 +60,24 @@ pub struct MessageBody {
     pub sender_device: String,
     /// Unix milliseconds, by the sender's clock.
     pub sent_at: i64,
+    #[serde(default)]
     pub text: String,
+    #[serde(default, skip_serializing_if = "Kind::is_message")]
+    pub kind: Kind,
+    /// Thread attributes shared with every member (`title` and any others).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Disappearing messages: seconds after `sent_at` at which every device deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<u32>,
+    /// Version of `distribution`, `attributes` and `expiration`: the `sent_at` of the update
+    /// that set them. A device adopts them only when newer than what it has, so a message
+    /// written before an update cannot undo it.
+    #[serde(default)]
+    pub meta_at: i64,
+    /// For `Readmark`: Unix milliseconds up to which the sender has read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_until: Option<i64>,
 }
 
 /// Who an envelope claims to come from and go to, as the server reports it.
@@ -134,6 +175,7 @@ mod tests {
             sender_device: "da".into(),
             sent_at: 1,
             text: "hello <b>bob</b>".into(),
+            ..Default::default()
         }
     }
 
@@ -163,6 +205,20 @@ mod tests {
         assert_eq!(open(&payload, &bob, &rerouted), Err(CoreError::Decrypt));
         let plain = String::from_utf8_lossy(&payload);
         assert!(!plain.contains("hello"));
+    }
+
+    #[test]
+    fn housekeeping_fields_travel_and_old_bodies_still_parse() {
+        let bob = DeviceKeys::generate().unwrap();
+        let mut b = body();
+        b.kind = Kind::Update;
+        b.attributes.insert("title".into(), "Plans".into());
+        b.expiration = Some(30);
+        let payload = seal(&b, &PublicKey::from(bob.public_key()), &ROUTE).unwrap();
+        assert_eq!(open(&payload, &bob, &ROUTE).unwrap(), b);
+        let minimal = r#"{"v":1,"message_id":"m","thread_id":"t","distribution":"@a","sender_user":"u","sender_device":"d","sent_at":1,"text":"hi"}"#;
+        let parsed: MessageBody = serde_json::from_str(minimal).unwrap();
+        assert_eq!((parsed.kind, parsed.expiration), (Kind::Message, None));
     }
 
     #[test]

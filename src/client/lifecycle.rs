@@ -210,6 +210,7 @@ impl Inner {
         self.render();
         self.connect(&token, &registered.id);
         self.schedule_expiry();
+        self.schedule_sweep();
         self.emit("loaded", JsValue::UNDEFINED);
         Ok(())
     }
@@ -361,6 +362,7 @@ impl Inner {
     pub(super) fn end_session(&self) {
         let mut state = self.state.borrow_mut();
         cancel_timers(&mut state);
+        clear_timeout(state.sweep_timer.take());
         if let Some(d) = state.delivery.take() {
             spawn_local(async move { d.stop() });
         }

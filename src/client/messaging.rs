@@ -1,12 +1,13 @@
-//! Threads and messages: making and opening threads, sealing a message for every device of
-//! every member, and opening what the delivery socket brings, one envelope at a time.
+//! Messages: sealing a body for every device of every member, opening what the delivery
+//! socket brings (one envelope at a time, in order), the outbox for messages typed offline,
+//! disappearing messages and read marks.
 
 use super::{to_js, unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
 use crate::history;
 use crate::http;
 use crate::model::{display_name, Message, Status, Thread};
-use crate::util::{now_millis, random_id};
+use crate::util::{clear_timeout, now_millis, random_id, set_timeout};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sotto_core::keys::parse_public_key;
@@ -14,7 +15,7 @@ use sotto_core::protocol::{
     ClientFrame, DeliveredEnvelope, Device, OutgoingEnvelope, ResolveRequest, Resolved,
     SendReceipt, SendRequest, ServerFrame, User, PROTOCOL_VERSION,
 };
-use sotto_core::sealing::{self, MessageBody, Route, MAX_TEXT_BYTES};
+use sotto_core::sealing::{self, Kind, MessageBody, Route, MAX_TEXT_BYTES};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -24,7 +25,7 @@ use wasm_bindgen_futures::spawn_local;
 const SEEN_LIMIT: usize = 10_000;
 
 impl Inner {
-    async fn api_get<R: DeserializeOwned>(
+    pub(super) async fn api_get<R: DeserializeOwned>(
         self: &Rc<Self>,
         path: &str,
         token: &str,
@@ -34,7 +35,7 @@ impl Inner {
             .map_err(|e| self.failed(e))
     }
 
-    async fn api_post<B: Serialize, R: DeserializeOwned>(
+    pub(super) async fn api_post<B: Serialize, R: DeserializeOwned>(
         self: &Rc<Self>,
         path: &str,
         token: &str,
@@ -113,6 +114,20 @@ impl Inner {
         }
     }
 
+    fn remember(&self, message_id: &str) -> bool {
+        let mut state = self.state.borrow_mut();
+        if !state.seen.insert(message_id.to_owned()) {
+            return false;
+        }
+        state.seen_order.push_back(message_id.to_owned());
+        if state.seen_order.len() > SEEN_LIMIT {
+            if let Some(old) = state.seen_order.pop_front() {
+                state.seen.remove(&old);
+            }
+        }
+        true
+    }
+
     async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
         let (token, own) = self.session()?;
         let (device_id, keys) = self.device()?;
@@ -131,6 +146,27 @@ impl Inner {
             .threads
             .iter()
             .any(|t| t.id == body.thread_id);
+        match body.kind {
+            Kind::Readmark | Kind::Leave if !known => {
+                self.remember(&body.message_id);
+                return Ok(());
+            }
+            Kind::Readmark => {
+                self.remember(&body.message_id);
+                self.apply_readmark(
+                    &body.thread_id,
+                    &body.sender_user,
+                    body.read_until.unwrap_or(0),
+                );
+                return Ok(());
+            }
+            Kind::Leave => {
+                self.remember(&body.message_id);
+                self.apply_leave(&body.thread_id, &body.sender_user);
+                return Ok(());
+            }
+            Kind::Message | Kind::Update => {}
+        }
         if !known {
             let resolved: Resolved = self
                 .api_post(
@@ -141,13 +177,15 @@ impl Inner {
                     },
                 )
                 .await?;
-            self.add_thread(Thread {
-                id: body.thread_id.clone(),
-                distribution: resolved.canonical,
-                members: resolved.users,
-                messages: Vec::new(),
-                unread: 0,
-            });
+            let mut thread =
+                Thread::new(body.thread_id.clone(), resolved.canonical, resolved.users);
+            thread.left = !thread.members.iter().any(|m| m.id == own.id);
+            self.add_thread(thread);
+        }
+        self.apply_meta(&token, &own, &body).await?;
+        if body.kind == Kind::Update {
+            self.remember(&body.message_id);
+            return Ok(());
         }
         let member_name = {
             let state = self.state.borrow();
@@ -166,21 +204,126 @@ impl Inner {
                 Err(_) => env.sender_user.clone(),
             },
         };
+        let outgoing = body.sender_user == own.id;
         self.record(Message {
             id: body.message_id.clone(),
             thread_id: body.thread_id.clone(),
             sender_id: body.sender_user.clone(),
             sender_name,
             sent_at: body.sent_at,
-            outgoing: body.sender_user == own.id,
-            status: if body.sender_user == own.id {
+            expires_at: body.expiration.map(|s| body.sent_at + i64::from(s) * 1000),
+            text: body.text,
+            outgoing,
+            status: if outgoing {
                 Status::Sent
             } else {
                 Status::Received
             },
-            text: body.text,
         });
         Ok(())
+    }
+
+    /// Adopts the distribution, attributes and expiration a body carries, when newer.
+    async fn apply_meta(
+        self: &Rc<Self>,
+        token: &str,
+        own: &User,
+        body: &MessageBody,
+    ) -> ClientResult<()> {
+        let (newer, distribution_changed) = {
+            let state = self.state.borrow();
+            let t = state
+                .threads
+                .iter()
+                .find(|t| t.id == body.thread_id)
+                .ok_or_else(|| unknown_thread(&body.thread_id))?;
+            (
+                body.meta_at > t.meta_at,
+                body.distribution != t.distribution,
+            )
+        };
+        if !newer {
+            return Ok(());
+        }
+        let members = if distribution_changed {
+            let r: Resolved = self
+                .api_post(
+                    "/v1/resolve",
+                    token,
+                    &ResolveRequest {
+                        expr: body.distribution.clone(),
+                    },
+                )
+                .await?;
+            Some(r)
+        } else {
+            None
+        };
+        {
+            let mut state = self.state.borrow_mut();
+            if let Some(t) = state.threads.iter_mut().find(|t| t.id == body.thread_id) {
+                t.attributes = body.attributes.clone();
+                t.expiration = body.expiration;
+                t.meta_at = body.meta_at;
+                if let Some(r) = members {
+                    t.distribution = r.canonical;
+                    t.members = r.users;
+                    t.left = !t.members.iter().any(|m| m.id == own.id);
+                }
+            }
+        }
+        self.persist(&body.thread_id);
+        self.render();
+        Ok(())
+    }
+
+    fn apply_readmark(self: &Rc<Self>, thread_id: &str, user_id: &str, until: i64) {
+        let own_id = self
+            .state
+            .borrow()
+            .session
+            .as_ref()
+            .map(|s| s.user.id.clone())
+            .unwrap_or_default();
+        {
+            let mut state = self.state.borrow_mut();
+            let Some(t) = state.threads.iter_mut().find(|t| t.id == thread_id) else {
+                return;
+            };
+            let mark = t.read_marks.entry(user_id.to_owned()).or_insert(0);
+            if until <= *mark {
+                return;
+            }
+            *mark = until;
+            if user_id == own_id {
+                // Read on another of this user's devices: nothing is unread here either.
+                t.unread = t
+                    .messages
+                    .iter()
+                    .filter(|m| !m.outgoing && m.sent_at > until)
+                    .count() as u32;
+            }
+        }
+        self.persist(thread_id);
+        self.render();
+        let detail = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&detail, &"threadId".into(), &thread_id.into());
+        let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
+        let _ = js_sys::Reflect::set(&detail, &"readUntil".into(), &(until as f64).into());
+        self.emit("thread-message-readmark", detail.into());
+    }
+
+    fn apply_leave(self: &Rc<Self>, thread_id: &str, user_id: &str) {
+        {
+            let mut state = self.state.borrow_mut();
+            let Some(t) = state.threads.iter_mut().find(|t| t.id == thread_id) else {
+                return;
+            };
+            t.members.retain(|m| m.id != user_id);
+            t.distribution = sotto_core::expr::canonical(t.members.iter().map(|m| m.tag.as_str()));
+        }
+        self.persist(thread_id);
+        self.render();
     }
 
     /// Saves a thread to this browser's history (in the background).
@@ -202,61 +345,42 @@ impl Inner {
     }
 
     /// Adds a message to its thread (once), saves and redraws, and tells the page.
-    fn record(&self, message: Message) {
-        {
+    fn record(self: &Rc<Self>, message: Message) {
+        if !self.remember(&message.id) {
+            return;
+        }
+        let is_open = {
             let mut state = self.state.borrow_mut();
-            if !state.seen.insert(message.id.clone()) {
-                return;
-            }
-            state.seen_order.push_back(message.id.clone());
-            if state.seen_order.len() > SEEN_LIMIT {
-                if let Some(old) = state.seen_order.pop_front() {
-                    state.seen.remove(&old);
-                }
-            }
             let open = state.open_thread.clone();
+            let is_open = open.as_deref() == Some(message.thread_id.as_str());
             if let Some(pos) = state.threads.iter().position(|t| t.id == message.thread_id) {
                 let mut t = state.threads.remove(pos);
-                if !message.outgoing && open.as_deref() != Some(t.id.as_str()) {
+                if !message.outgoing && !is_open {
                     t.unread += 1;
                 }
+                t.archived = false;
                 t.messages.push(message.clone());
                 state.threads.insert(0, t);
             }
-        }
+            is_open
+        };
         self.persist(&message.thread_id);
         self.render();
+        self.schedule_sweep();
         self.emit("thread-message", to_js(&message));
+        if is_open && !message.outgoing {
+            self.mark_read(&message.thread_id);
+        }
     }
 
-    fn add_thread(&self, thread: Thread) {
+    pub(super) fn add_thread(&self, thread: Thread) {
         let id = thread.id.clone();
         self.state.borrow_mut().threads.insert(0, thread);
         self.persist(&id);
         self.render();
     }
 
-    pub(super) async fn thread_make(self: &Rc<Self>, expr: &str) -> ClientResult<String> {
-        let (token, own) = self.session()?;
-        sotto_core::expr::parse(expr)
-            .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
-        // The maker is always a member of their own thread.
-        let full = format!("({expr}) + @{}", own.tag);
-        let resolved: Resolved = self
-            .api_post("/v1/resolve", &token, &ResolveRequest { expr: full })
-            .await?;
-        let id = random_id()?;
-        self.add_thread(Thread {
-            id: id.clone(),
-            distribution: resolved.canonical,
-            members: resolved.users,
-            messages: Vec::new(),
-            unread: 0,
-        });
-        Ok(id)
-    }
-
-    pub(super) fn thread_open(&self, id: &str) -> ClientResult<()> {
+    pub(super) fn thread_open(self: &Rc<Self>, id: &str) -> ClientResult<()> {
         self.session()?;
         {
             let mut state = self.state.borrow_mut();
@@ -272,7 +396,90 @@ impl Inner {
         self.show_notice(None);
         self.render();
         self.with_ui(|ui| ui.focus_composer());
+        self.mark_read(id);
         Ok(())
+    }
+
+    /// Tells the thread's members (and this user's other devices) that everything received
+    /// so far is read, when there is something new to say.
+    pub(super) fn mark_read(self: &Rc<Self>, thread_id: &str) {
+        let Ok((_, own)) = self.session() else { return };
+        let until = {
+            let state = self.state.borrow();
+            let Some(t) = state.threads.iter().find(|t| t.id == thread_id) else {
+                return;
+            };
+            let latest = t
+                .messages
+                .iter()
+                .filter(|m| !m.outgoing)
+                .map(|m| m.sent_at)
+                .max()
+                .unwrap_or(0);
+            if t.left || latest <= t.read_marks.get(&own.id).copied().unwrap_or(0) {
+                return;
+            }
+            latest
+        };
+        if let Some(t) = self
+            .state
+            .borrow_mut()
+            .threads
+            .iter_mut()
+            .find(|t| t.id == thread_id)
+        {
+            t.read_marks.insert(own.id.clone(), until);
+        }
+        self.persist(thread_id);
+        let inner = self.clone();
+        let thread_id = thread_id.to_owned();
+        spawn_local(async move {
+            let sent = async {
+                let body = MessageBody {
+                    kind: Kind::Readmark,
+                    read_until: Some(until),
+                    ..inner.body_for(&thread_id, String::new())?
+                };
+                let members = inner.thread(&thread_id)?.members;
+                inner.deliver(&body, &members).await
+            };
+            if let Err(e) = sent.await {
+                web_sys::console::warn_1(
+                    &format!("sotto: read mark not sent: {}", e.message).into(),
+                );
+            }
+        });
+    }
+
+    pub(super) fn thread(&self, id: &str) -> ClientResult<Thread> {
+        self.state
+            .borrow()
+            .threads
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| unknown_thread(id))
+    }
+
+    /// A body for `thread_id` carrying its current distribution, attributes and expiration.
+    pub(super) fn body_for(&self, thread_id: &str, text: String) -> ClientResult<MessageBody> {
+        let (_, own) = self.session()?;
+        let (device_id, _) = self.device()?;
+        let t = self.thread(thread_id)?;
+        Ok(MessageBody {
+            v: PROTOCOL_VERSION,
+            message_id: random_id()?,
+            thread_id: thread_id.to_owned(),
+            distribution: t.distribution,
+            sender_user: own.id,
+            sender_device: device_id,
+            sent_at: now_millis(),
+            text,
+            attributes: t.attributes,
+            expiration: t.expiration,
+            meta_at: t.meta_at,
+            ..Default::default()
+        })
     }
 
     pub(super) async fn send_message(
@@ -281,7 +488,6 @@ impl Inner {
         text: String,
     ) -> ClientResult<String> {
         let (_, own) = self.session()?;
-        self.device()?;
         if text.trim().is_empty() {
             return Err(ClientError::new(
                 "empty_message",
@@ -294,26 +500,26 @@ impl Inner {
                 format!("a message is limited to {MAX_TEXT_BYTES} bytes"),
             ));
         }
-        if !self
-            .state
-            .borrow()
-            .threads
-            .iter()
-            .any(|t| t.id == thread_id)
-        {
-            return Err(unknown_thread(thread_id));
+        let thread = self.thread(thread_id)?;
+        if thread.left {
+            return Err(ClientError::new(
+                "not_a_member",
+                "you are no longer a member of this thread",
+            ));
         }
+        let body = self.body_for(thread_id, text)?;
         let message = Message {
-            id: random_id()?,
+            id: body.message_id.clone(),
             thread_id: thread_id.to_owned(),
             sender_id: own.id.clone(),
             sender_name: display_name(&own).to_owned(),
-            sent_at: now_millis(),
-            text,
+            sent_at: body.sent_at,
+            expires_at: body.expiration.map(|s| body.sent_at + i64::from(s) * 1000),
+            text: body.text.clone(),
             outgoing: true,
             status: Status::Sent,
         };
-        match self.deliver(&message).await {
+        match self.deliver(&body, &thread.members).await {
             Ok(()) => {}
             // Offline: keep it, marked pending; it goes out when the connection returns.
             Err(e) if e.code == "network" => {
@@ -334,34 +540,19 @@ impl Inner {
         Ok(id)
     }
 
-    /// Seals `message` for every device of every member of its thread (this user's other
-    /// devices included, not this one) and hands the envelopes to the server. Sending the
-    /// same message again is harmless: recipients drop repeats by message ID.
-    async fn deliver(self: &Rc<Self>, message: &Message) -> ClientResult<()> {
+    /// Seals `body` for every device of `members` (this user's other devices included, not
+    /// this one) and hands the envelopes to the server. Sending the same body again is
+    /// harmless: recipients drop repeats by message ID.
+    pub(super) async fn deliver(
+        self: &Rc<Self>,
+        body: &MessageBody,
+        members: &[User],
+    ) -> ClientResult<()> {
         let (token, own) = self.session()?;
         let (device_id, _) = self.device()?;
-        let (distribution, members) = {
-            let state = self.state.borrow();
-            let t = state
-                .threads
-                .iter()
-                .find(|t| t.id == message.thread_id)
-                .ok_or_else(|| unknown_thread(&message.thread_id))?;
-            (t.distribution.clone(), t.members.clone())
-        };
-        let body = MessageBody {
-            v: PROTOCOL_VERSION,
-            message_id: message.id.clone(),
-            thread_id: message.thread_id.clone(),
-            distribution,
-            sender_user: own.id.clone(),
-            sender_device: device_id.clone(),
-            sent_at: message.sent_at,
-            text: message.text.clone(),
-        };
         let mut envelopes = Vec::new();
         let mut others_reached = false;
-        for member in &members {
+        for member in members {
             let devices: Vec<Device> = self
                 .api_get(&format!("/v1/users/{}/devices", member.id), &token)
                 .await?;
@@ -374,13 +565,13 @@ impl Inner {
                 };
                 envelopes.push(OutgoingEnvelope {
                     device_id: d.id.clone(),
-                    payload: sealing::seal(&body, &pk, &route)?,
+                    payload: sealing::seal(body, &pk, &route)?,
                 });
                 others_reached |= member.id != own.id;
             }
         }
         let alone = members.iter().all(|m| m.id == own.id);
-        if !others_reached && !alone {
+        if body.kind == Kind::Message && !others_reached && !alone {
             return Err(ClientError::new(
                 "no_recipient_devices",
                 "no one else in this thread has opened Sotto yet, so there is no device to send to",
@@ -416,8 +607,6 @@ impl Inner {
         *self.online.borrow_mut() = Some(listener);
     }
 
-    /// Sends every pending message, oldest first, each once; stops at the first network
-    /// failure (the next reconnection tries again).
     async fn flush_outbox(self: Rc<Self>) {
         if std::mem::replace(&mut self.state.borrow_mut().flushing, true) {
             return;
@@ -426,6 +615,8 @@ impl Inner {
         self.state.borrow_mut().flushing = false;
     }
 
+    /// Sends every pending message, oldest first, each once; stops at the first network
+    /// failure (the next reconnection tries again).
     async fn send_pending(self: &Rc<Self>) {
         let pending: Vec<Message> = {
             let state = self.state.borrow();
@@ -443,7 +634,16 @@ impl Inner {
             p
         };
         for message in pending {
-            let outcome = self.deliver(&message).await;
+            let outcome = async {
+                let thread = self.thread(&message.thread_id)?;
+                let body = MessageBody {
+                    message_id: message.id.clone(),
+                    sent_at: message.sent_at,
+                    ..self.body_for(&message.thread_id, message.text.clone())?
+                };
+                self.deliver(&body, &thread.members).await
+            }
+            .await;
             if matches!(&outcome, Err(e) if e.code == "network") {
                 return;
             }
@@ -469,6 +669,44 @@ impl Inner {
             self.persist(&message.thread_id);
             self.show_notice(None);
             self.render();
+        }
+    }
+
+    /// Deletes expired disappearing messages now, and sets a timer for the next one.
+    pub(super) fn schedule_sweep(self: &Rc<Self>) {
+        let now = now_millis();
+        let mut changed = Vec::new();
+        let next = {
+            let mut state = self.state.borrow_mut();
+            clear_timeout(state.sweep_timer.take());
+            for t in state.threads.iter_mut() {
+                let before = t.messages.len();
+                t.messages
+                    .retain(|m| m.expires_at.is_none_or(|at| at > now));
+                if t.messages.len() != before {
+                    changed.push(t.id.clone());
+                }
+            }
+            state
+                .threads
+                .iter()
+                .flat_map(|t| t.messages.iter().filter_map(|m| m.expires_at))
+                .min()
+        };
+        for id in &changed {
+            self.persist(id);
+        }
+        if !changed.is_empty() {
+            self.render();
+        }
+        if let Some(at) = next {
+            let weak = Rc::downgrade(self);
+            let timer = set_timeout((at - now).max(0) as f64 + 10.0, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.schedule_sweep();
+                }
+            });
+            self.state.borrow_mut().sweep_timer = timer;
         }
     }
 }

@@ -8,6 +8,7 @@
 mod lifecycle;
 mod messaging;
 mod provisioning;
+mod threads;
 
 use crate::error::{ClientError, ClientResult};
 use crate::model::{display_name, Thread};
@@ -45,6 +46,8 @@ struct State {
     expired: bool,
     /// Pending refresh, expiry or grace timers.
     timers: Vec<Option<i32>>,
+    /// The next deletion of a disappearing message.
+    sweep_timer: Option<i32>,
     /// Link requests from new browsers of this user, waiting for an answer here.
     link_requests: Vec<sotto_core::protocol::LinkRequest>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
@@ -86,6 +89,29 @@ fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
         .ok()
         .and_then(|s| js_sys::JSON::parse(&s).ok())
         .unwrap_or(JsValue::NULL)
+}
+
+/// A JSON-like value from JavaScript, e.g. an attribute.
+fn js_value(value: &JsValue) -> ClientResult<serde_json::Value> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(serde_json::Value::Null);
+    }
+    let text: String = js_sys::JSON::stringify(value)
+        .map_err(|_| ClientError::new("bad_attributes", "attributes must be JSON values"))?
+        .into();
+    serde_json::from_str(&text).map_err(|e| ClientError::new("bad_attributes", e.to_string()))
+}
+
+/// An optional attributes object from JavaScript.
+fn js_map(value: &JsValue) -> ClientResult<serde_json::Map<String, serde_json::Value>> {
+    match js_value(value)? {
+        serde_json::Value::Null => Ok(Default::default()),
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(ClientError::new(
+            "bad_attributes",
+            "attributes must be an object such as {title}",
+        )),
+    }
 }
 
 fn unknown_thread(id: &str) -> ClientError {
@@ -199,14 +225,41 @@ impl ClientCore {
     }
 
     /// Resolves `expr` and makes a new thread with those users and this user; resolves to
-    /// the thread's ID.
+    /// the thread's ID. `attributes` (e.g. `{title}`) are shared with every member.
     #[wasm_bindgen(js_name = threadMake)]
-    pub fn thread_make(&self, expr: String) -> js_sys::Promise {
+    pub fn thread_make(&self, expr: String, attributes: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
-        promise(async move { Ok(inner.thread_make(&expr).await?.into()) })
+        promise(async move { Ok(inner.thread_make(&expr, js_map(&attributes)?).await?.into()) })
     }
 
-    /// Shows the thread in the UI.
+    /// The thread with exactly these members, or a new one.
+    #[wasm_bindgen(js_name = threadEnsure)]
+    pub fn thread_ensure(&self, expr: String, attributes: JsValue) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            Ok(inner
+                .thread_ensure(&expr, js_map(&attributes)?)
+                .await?
+                .into())
+        })
+    }
+
+    /// Makes a thread and opens it.
+    #[wasm_bindgen(js_name = threadStartWithExpression)]
+    pub fn thread_start_with_expression(
+        &self,
+        expr: String,
+        attributes: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let id = inner.thread_make(&expr, js_map(&attributes)?).await?;
+            inner.thread_open(&id)?;
+            Ok(id.into())
+        })
+    }
+
+    /// Shows the thread in the UI (and tells the members it is read).
     #[wasm_bindgen(js_name = threadOpen)]
     pub fn thread_open(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
@@ -228,15 +281,17 @@ impl ClientCore {
     pub fn thread_list(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            inner.session()?;
+            let (_, own) = inner.session()?;
             let state = inner.state.borrow();
             let list: Vec<serde_json::Value> = state
                 .threads
                 .iter()
                 .map(|t| {
                     serde_json::json!({
-                        "id": t.id, "distribution": t.distribution, "members": t.members,
-                        "unread": t.unread, "messageCount": t.messages.len(),
+                        "id": t.id, "title": t.title(&own.id), "distribution": t.distribution,
+                        "members": t.members, "attributes": t.attributes, "expiration": t.expiration,
+                        "unread": t.unread, "messageCount": t.messages.len(), "archived": t.archived,
+                        "left": t.left, "lastActivity": t.last_activity(),
                     })
                 })
                 .collect();
@@ -244,20 +299,164 @@ impl ClientCore {
         })
     }
 
-    /// The messages of a thread, oldest first.
+    /// Messages of a thread, oldest first: `{limit, before}` pages back from the newest.
     #[wasm_bindgen(js_name = threadMessages)]
-    pub fn thread_messages(&self, id: String) -> js_sys::Promise {
+    pub fn thread_messages(&self, id: String, options: JsValue) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let get = |k: &str| {
+                js_sys::Reflect::get(&options, &k.into())
+                    .ok()
+                    .and_then(|v| v.as_f64())
+            };
+            let (limit, before) = if options.is_object() {
+                (get("limit"), get("before"))
+            } else {
+                (None, None)
+            };
+            if limit.is_some_and(|l| l < 0.0) {
+                return Err(ClientError::new("bad_option", "limit must be 0 or more"));
+            }
+            Ok(to_js(&inner.messages_page(
+                &id,
+                limit.map(|l| l as usize),
+                before.map(|b| b as i64),
+            )?))
+        })
+    }
+
+    /// All of a thread's shared attributes.
+    #[wasm_bindgen(js_name = threadListAttributes)]
+    pub fn thread_list_attributes(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
             inner.session()?;
-            let state = inner.state.borrow();
-            let t = state
-                .threads
-                .iter()
-                .find(|t| t.id == id)
-                .ok_or_else(|| unknown_thread(&id))?;
-            Ok(to_js(&t.messages))
+            Ok(to_js(&inner.thread(&id)?.attributes))
         })
+    }
+
+    #[wasm_bindgen(js_name = threadGetAttribute)]
+    pub fn thread_get_attribute(&self, id: String, key: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.session()?;
+            Ok(inner
+                .thread(&id)?
+                .attributes
+                .get(&key)
+                .map(to_js)
+                .unwrap_or(JsValue::UNDEFINED))
+        })
+    }
+
+    /// Sets (or with `null`, removes) a shared attribute on every member's devices.
+    #[wasm_bindgen(js_name = threadSetAttribute)]
+    pub fn thread_set_attribute(&self, id: String, key: String, value: JsValue) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let value = js_value(&value)?;
+            inner.set_attribute(&id, key, value).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Disappearing messages: every member's devices delete messages `seconds` after they
+    /// were sent (0 turns it off).
+    #[wasm_bindgen(js_name = threadSetExpiration)]
+    pub fn thread_set_expiration(&self, id: String, seconds: f64) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.set_expiration(&id, seconds).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Adds the users of `expr` to the thread.
+    #[wasm_bindgen(js_name = threadAmendDistribution)]
+    pub fn thread_amend_distribution(&self, id: String, expr: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.change_distribution(&id, &expr, true).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Removes the users of `expr` from the thread.
+    #[wasm_bindgen(js_name = threadRepealDistribution)]
+    pub fn thread_repeal_distribution(&self, id: String, expr: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.change_distribution(&id, &expr, false).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Adds one user (by ID or `@tag`).
+    #[wasm_bindgen(js_name = threadAddMember)]
+    pub fn thread_add_member(&self, id: String, user: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let expr = inner.member_expr(&user).await?;
+            inner.change_distribution(&id, &expr, true).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Removes one user (by ID or `@tag`).
+    #[wasm_bindgen(js_name = threadRemoveMember)]
+    pub fn thread_remove_member(&self, id: String, user: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let expr = inner.member_expr(&user).await?;
+            inner.change_distribution(&id, &expr, false).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Leaves the thread: the other members stop sending to this user.
+    #[wasm_bindgen(js_name = threadLeave)]
+    pub fn thread_leave(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.leave(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Hides the thread from the list on this device.
+    #[wasm_bindgen(js_name = threadArchive)]
+    pub fn thread_archive(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.set_archived(&id, true)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    #[wasm_bindgen(js_name = threadRestore)]
+    pub fn thread_restore(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.set_archived(&id, false)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Forgets the thread and its messages on this device.
+    #[wasm_bindgen(js_name = threadExpunge)]
+    pub fn thread_expunge(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.expunge(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes messages on this device; resolves to how many were deleted.
+    #[wasm_bindgen(js_name = threadDestroyMessages)]
+    pub fn thread_destroy_messages(&self, id: String, message_ids: Vec<String>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.destroy_messages(&id, &message_ids)?.into()) })
     }
 
     /// Unmounts the UI and closes the connection; the client cannot be used afterwards.
@@ -349,7 +548,7 @@ impl Inner {
             }),
             new_thread: act(|inner, expr| {
                 spawn_local(async move {
-                    match inner.thread_make(&expr).await {
+                    match inner.thread_make(&expr, Default::default()).await {
                         Ok(id) => {
                             let _ = inner.thread_open(&id);
                         }

@@ -1,0 +1,309 @@
+//! The thread API: making threads (or finding one with the same members), attributes shared
+//! with every member, disappearing messages, membership changes, leaving, and this device's
+//! own housekeeping (archive, restore, expunge, destroying messages, paging).
+//!
+//! A change every member must see travels as an `update` body — carrying the new
+//! distribution, attributes and expiration with a new version (`meta_at`) — to the old and
+//! the new members alike, so that removed members learn it too.
+
+use super::{unknown_thread, Inner};
+use crate::error::{ClientError, ClientResult};
+use crate::history;
+use crate::model::{Message, Thread};
+use crate::util::{now_millis, random_id};
+use serde_json::{Map, Value};
+use sotto_core::protocol::{ResolveRequest, Resolved, User};
+use sotto_core::sealing::{Kind, MessageBody};
+use std::rc::Rc;
+
+/// Attributes are small: their JSON is limited to this many bytes.
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+fn check_attributes(attributes: &Map<String, Value>) -> ClientResult<()> {
+    let size = serde_json::to_string(attributes)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(ClientError::new(
+            "attributes_too_large",
+            format!("thread attributes are limited to {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(())
+}
+
+impl Inner {
+    async fn resolve(self: &Rc<Self>, expr: &str) -> ClientResult<Resolved> {
+        let (token, _) = self.session()?;
+        sotto_core::expr::parse(expr)
+            .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
+        self.api_post(
+            "/v1/resolve",
+            &token,
+            &ResolveRequest {
+                expr: expr.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The users of `expr` plus this user.
+    async fn resolve_with_self(self: &Rc<Self>, expr: &str) -> ClientResult<Resolved> {
+        let (_, own) = self.session()?;
+        sotto_core::expr::parse(expr)
+            .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
+        // The maker is always a member of their own thread.
+        self.resolve(&format!("({expr}) + @{}", own.tag)).await
+    }
+
+    pub(super) async fn thread_make(
+        self: &Rc<Self>,
+        expr: &str,
+        attributes: Map<String, Value>,
+    ) -> ClientResult<String> {
+        check_attributes(&attributes)?;
+        let resolved = self.resolve_with_self(expr).await?;
+        let id = random_id()?;
+        let mut thread = Thread::new(id.clone(), resolved.canonical, resolved.users);
+        if !attributes.is_empty() {
+            thread.attributes = attributes;
+            thread.meta_at = now_millis();
+        }
+        self.add_thread(thread);
+        Ok(id)
+    }
+
+    /// The thread with exactly these members (the newest, not left), or a new one.
+    pub(super) async fn thread_ensure(
+        self: &Rc<Self>,
+        expr: &str,
+        attributes: Map<String, Value>,
+    ) -> ClientResult<String> {
+        let resolved = self.resolve_with_self(expr).await?;
+        let found = self
+            .state
+            .borrow()
+            .threads
+            .iter()
+            .find(|t| !t.left && t.distribution == resolved.canonical)
+            .map(|t| t.id.clone());
+        match found {
+            Some(id) => Ok(id),
+            None => self.thread_make(expr, attributes).await,
+        }
+    }
+
+    /// Sends the thread's current distribution, attributes and expiration, as a new version,
+    /// to `members`.
+    async fn send_update(self: &Rc<Self>, thread_id: &str, members: &[User]) -> ClientResult<()> {
+        let body = MessageBody {
+            kind: Kind::Update,
+            ..self.body_for(thread_id, String::new())?
+        };
+        self.deliver(&body, members).await
+    }
+
+    /// Applies `change` to the thread here, then tells every member.
+    async fn change_thread(
+        self: &Rc<Self>,
+        thread_id: &str,
+        change: impl FnOnce(&mut Thread),
+    ) -> ClientResult<()> {
+        let before = self.thread(thread_id)?;
+        if before.left {
+            return Err(ClientError::new(
+                "not_a_member",
+                "you are no longer a member of this thread",
+            ));
+        }
+        {
+            let mut state = self.state.borrow_mut();
+            let t = state
+                .threads
+                .iter_mut()
+                .find(|t| t.id == thread_id)
+                .ok_or_else(|| unknown_thread(thread_id))?;
+            change(t);
+            t.meta_at = now_millis().max(t.meta_at + 1);
+        }
+        self.persist(thread_id);
+        self.render();
+        let after = self.thread(thread_id)?;
+        let mut everyone = before.members;
+        for m in after.members {
+            if !everyone.iter().any(|u| u.id == m.id) {
+                everyone.push(m);
+            }
+        }
+        self.send_update(thread_id, &everyone).await
+    }
+
+    pub(super) async fn set_attribute(
+        self: &Rc<Self>,
+        thread_id: &str,
+        key: String,
+        value: Value,
+    ) -> ClientResult<()> {
+        let mut attributes = self.thread(thread_id)?.attributes;
+        if value.is_null() {
+            attributes.remove(&key);
+        } else {
+            attributes.insert(key, value);
+        }
+        check_attributes(&attributes)?;
+        self.change_thread(thread_id, move |t| t.attributes = attributes)
+            .await
+    }
+
+    pub(super) async fn set_expiration(
+        self: &Rc<Self>,
+        thread_id: &str,
+        seconds: f64,
+    ) -> ClientResult<()> {
+        if !(0.0..=u32::MAX as f64).contains(&seconds) || seconds.fract() != 0.0 {
+            return Err(ClientError::new(
+                "bad_expiration",
+                "expiration is a whole number of seconds, 0 to turn it off",
+            ));
+        }
+        let expiration = (seconds > 0.0).then_some(seconds as u32);
+        self.change_thread(thread_id, move |t| t.expiration = expiration)
+            .await
+    }
+
+    /// Changes the distribution to `current + expr` (amend) or `current - expr` (repeal).
+    pub(super) async fn change_distribution(
+        self: &Rc<Self>,
+        thread_id: &str,
+        expr: &str,
+        amend: bool,
+    ) -> ClientResult<()> {
+        sotto_core::expr::parse(expr)
+            .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
+        let current = self.thread(thread_id)?.distribution;
+        let op = if amend { '+' } else { '-' };
+        let resolved = self.resolve(&format!("({current}) {op} ({expr})")).await?;
+        let (_, own) = self.session()?;
+        self.change_thread(thread_id, move |t| {
+            t.distribution = resolved.canonical;
+            t.members = resolved.users;
+            t.left = !t.members.iter().any(|m| m.id == own.id);
+        })
+        .await
+    }
+
+    /// A member by user ID or tag, as an expression.
+    pub(super) async fn member_expr(self: &Rc<Self>, who: &str) -> ClientResult<String> {
+        let who = who.trim();
+        if let Some(tag) = who.strip_prefix('@') {
+            return Ok(format!("@{tag}"));
+        }
+        let (token, _) = self.session()?;
+        let user: User = self.api_get(&format!("/v1/users/{who}"), &token).await?;
+        Ok(format!("@{}", user.tag))
+    }
+
+    pub(super) async fn leave(self: &Rc<Self>, thread_id: &str) -> ClientResult<()> {
+        let thread = self.thread(thread_id)?;
+        if thread.left {
+            return Ok(());
+        }
+        let body = MessageBody {
+            kind: Kind::Leave,
+            ..self.body_for(thread_id, String::new())?
+        };
+        self.deliver(&body, &thread.members).await?;
+        let (_, own) = self.session()?;
+        if let Some(t) = self
+            .state
+            .borrow_mut()
+            .threads
+            .iter_mut()
+            .find(|t| t.id == thread_id)
+        {
+            t.left = true;
+            t.members.retain(|m| m.id != own.id);
+        }
+        self.persist(thread_id);
+        self.render();
+        Ok(())
+    }
+
+    /// This device only: hide or show a thread, forget it, or forget some of its messages.
+    pub(super) fn set_archived(&self, thread_id: &str, archived: bool) -> ClientResult<()> {
+        self.session()?;
+        {
+            let mut state = self.state.borrow_mut();
+            let t = state
+                .threads
+                .iter_mut()
+                .find(|t| t.id == thread_id)
+                .ok_or_else(|| unknown_thread(thread_id))?;
+            t.archived = archived;
+            if archived && state.open_thread.as_deref() == Some(thread_id) {
+                state.open_thread = None;
+            }
+        }
+        self.persist(thread_id);
+        self.render();
+        Ok(())
+    }
+
+    pub(super) async fn expunge(self: &Rc<Self>, thread_id: &str) -> ClientResult<()> {
+        self.session()?;
+        let key = {
+            let mut state = self.state.borrow_mut();
+            let pos = state
+                .threads
+                .iter()
+                .position(|t| t.id == thread_id)
+                .ok_or_else(|| unknown_thread(thread_id))?;
+            state.threads.remove(pos);
+            if state.open_thread.as_deref() == Some(thread_id) {
+                state.open_thread = None;
+            }
+            state.store_key.clone()
+        };
+        if let Some(key) = key {
+            history::remove(&key, thread_id).await?;
+        }
+        self.render();
+        Ok(())
+    }
+
+    pub(super) fn destroy_messages(&self, thread_id: &str, ids: &[String]) -> ClientResult<u32> {
+        self.session()?;
+        let removed = {
+            let mut state = self.state.borrow_mut();
+            let t = state
+                .threads
+                .iter_mut()
+                .find(|t| t.id == thread_id)
+                .ok_or_else(|| unknown_thread(thread_id))?;
+            let before = t.messages.len();
+            t.messages.retain(|m| !ids.contains(&m.id));
+            (before - t.messages.len()) as u32
+        };
+        self.persist(thread_id);
+        self.render();
+        Ok(removed)
+    }
+
+    /// Up to `limit` messages sent before `before` (Unix ms), oldest first.
+    pub(super) fn messages_page(
+        &self,
+        thread_id: &str,
+        limit: Option<usize>,
+        before: Option<i64>,
+    ) -> ClientResult<Vec<Message>> {
+        self.session()?;
+        let t = self.thread(thread_id)?;
+        let older: Vec<Message> = t
+            .messages
+            .into_iter()
+            .filter(|m| before.is_none_or(|b| m.sent_at < b))
+            .collect();
+        let skip = limit.map_or(0, |l| older.len().saturating_sub(l));
+        Ok(older.into_iter().skip(skip).collect())
+    }
+}
