@@ -219,6 +219,11 @@ class Client extends EventTarget {
     return this.#call('threadDestroyMessages', String(threadId), messageIds.map(String));
   }
 
+  /** Collapses (true), expands (false) or toggles the thread list; resolves to collapsed. */
+  navPanelToggle(collapse) {
+    return this.#answer('navPanelToggle', collapse === undefined ? undefined : Boolean(collapse));
+  }
+
   /** Unmounts the UI and closes the connection. */
   destroy() {
     this.#destroyed = true;

@@ -24,6 +24,12 @@ export interface ClientOptions {
   showNav?: boolean;
   /** Show the header bar (default true). */
   showHeader?: boolean;
+  /** Show the open thread's title and members (default true). */
+  showThreadHeader?: boolean;
+  /** A thread to open once loaded. */
+  openThreadId?: string;
+  /** "light" (default), "dark" or "auto" (follows the system). Colours are CSS custom properties: see the README. */
+  theme?: 'light' | 'dark' | 'auto';
   /** How long after `identitytokenexpired` a new token still continues the session (ms, default 30000). */
   identityTokenGraceMs?: number;
   /**
@@ -133,6 +139,7 @@ export class Client extends EventTarget {
   threadRestore(threadId: string): Promise<void>;
   threadExpunge(threadId: string): Promise<void>;
   threadDestroyMessages(threadId: string, messageIds: string[]): Promise<number>;
+  navPanelToggle(collapse?: boolean): Promise<boolean>;
   destroy(): void;
   addEventListener<K extends keyof ClientEventMap>(type: K, listener: (ev: ClientEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;

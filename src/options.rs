@@ -41,8 +41,9 @@ pub struct Options {
     /// Base URL of the Sotto server, without a trailing slash.
     pub url: String,
     pub org: Option<String>,
-    pub show_nav: bool,
-    pub show_header: bool,
+    pub ui: crate::ui::UiConfig,
+    /// A thread to open once loaded.
+    pub open_thread_id: Option<String>,
     pub grace_ms: f64,
     pub provisioning: Provisioning,
 }
@@ -143,8 +144,22 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
     Ok(Options {
         url: url.trim_end_matches('/').to_owned(),
         org: string(options, "org")?,
-        show_nav: boolean(options, "showNav", true),
-        show_header: boolean(options, "showHeader", true),
+        ui: crate::ui::UiConfig {
+            show_nav: boolean(options, "showNav", true),
+            show_header: boolean(options, "showHeader", true),
+            show_thread_header: boolean(options, "showThreadHeader", true),
+            theme: match string(options, "theme")?.as_deref() {
+                None => "light".into(),
+                Some(t @ ("light" | "dark" | "auto")) => t.into(),
+                Some(other) => {
+                    return Err(ClientError::new(
+                        "bad_option",
+                        format!("theme must be light, dark or auto, not {other:?}"),
+                    ))
+                }
+            },
+        },
+        open_thread_id: string(options, "openThreadId")?,
         grace_ms: match get(options, "identityTokenGraceMs").as_f64() {
             Some(ms) if ms >= 0.0 => ms,
             Some(_) => {

@@ -21,6 +21,41 @@ pub struct UiActions {
     pub new_thread: Rc<dyn Fn(String)>,
 }
 
+/// How the page asked the UI to look.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    pub show_nav: bool,
+    pub show_header: bool,
+    pub show_thread_header: bool,
+    /// `light`, `dark` or `auto` (follows the system).
+    pub theme: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            show_nav: true,
+            show_header: true,
+            show_thread_header: true,
+            theme: "light".into(),
+        }
+    }
+}
+
+/// Collapses (`Some(true)`), expands (`Some(false)`) or toggles the thread list; returns
+/// whether it is now collapsed.
+fn toggle_nav(app: &Element, toggle: &Element, collapse: Option<bool>) -> bool {
+    let list = app.class_list();
+    let collapsed = collapse.unwrap_or(!list.contains("nav-collapsed"));
+    let _ = list.toggle_with_force("nav-collapsed", collapsed);
+    attr(
+        toggle,
+        "aria-expanded",
+        if collapsed { "false" } else { "true" },
+    );
+    collapsed
+}
+
 pub struct Ui {
     doc: Document,
     root: ShadowRoot,
@@ -33,6 +68,7 @@ pub struct Ui {
     composer: HtmlTextAreaElement,
     notice: Element,
     pub dialog: Dialog,
+    app: Element,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
@@ -67,6 +103,16 @@ fn format_time(ms: i64) -> String {
         .into()
 }
 
+/// "Saturday, November 21": the day a message was sent, in the reader's locale.
+fn format_day(ms: i64) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
+    let opts = js_sys::Object::new();
+    for (k, v) in [("weekday", "long"), ("month", "long"), ("day", "numeric")] {
+        let _ = js_sys::Reflect::set(&opts, &k.into(), &v.into());
+    }
+    d.to_locale_date_string("default", &opts).into()
+}
+
 /// "30 s", "5 min", "2 h", "3 d".
 fn format_duration(seconds: u32) -> String {
     match seconds {
@@ -78,12 +124,8 @@ fn format_duration(seconds: u32) -> String {
 }
 
 impl Ui {
-    pub fn mount(
-        host: &Element,
-        show_nav: bool,
-        show_header: bool,
-        actions: UiActions,
-    ) -> ClientResult<Ui> {
+    pub fn mount(host: &Element, config: &UiConfig, actions: UiActions) -> ClientResult<Ui> {
+        let (show_nav, show_header) = (config.show_nav, config.show_header);
         let doc = host.owner_document().ok_or_else(|| {
             crate::error::ClientError::new("ui", "the element is not in a document")
         })?;
@@ -99,10 +141,29 @@ impl Ui {
         let style = text_el(&doc, "style", "", STYLE)?;
         append(&root, &style);
         let app = el(&doc, "div", "sotto")?;
+        // On the host, so the page's own rules for its element still win over the theme.
+        attr(host, "data-sotto-theme", &config.theme);
         append(&root, &app);
+        let mut listeners = Vec::new();
 
         let header = el(&doc, "header", "header")?;
         attr(&header, "role", "banner");
+        if show_nav {
+            // Collapses the thread list (navPanelToggle does the same from the page).
+            let toggle = text_el(&doc, "button", "nav-toggle", "☰")?;
+            attr(&toggle, "type", "button");
+            attr(&toggle, "aria-label", "Show or hide the threads");
+            attr(&toggle, "aria-expanded", "true");
+            let (app2, toggle2) = (app.clone(), toggle.clone());
+            let on_toggle = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                toggle_nav(&app2, &toggle2, None);
+            });
+            toggle
+                .add_event_listener_with_callback("click", on_toggle.as_ref().unchecked_ref())
+                .map_err(|e| js_failure("ui", e))?;
+            listeners.push(on_toggle);
+            append(&header, &toggle);
+        }
         let brand = text_el(&doc, "span", "brand", "Sotto")?;
         let who = el(&doc, "span", "who")?;
         let status = text_el(&doc, "span", "status", "Connecting…")?;
@@ -117,7 +178,6 @@ impl Ui {
 
         let body = el(&doc, "div", "body")?;
         append(&app, &body);
-        let mut listeners = Vec::new();
 
         let threads = if show_nav {
             let nav = el(&doc, "nav", "nav")?;
@@ -173,6 +233,9 @@ impl Ui {
         let members = el(&doc, "p", "members")?;
         append(&thread_header, &title);
         append(&thread_header, &members);
+        if !config.show_thread_header {
+            attr(&thread_header, "hidden", "");
+        }
         let messages = el(&doc, "ol", "messages")?;
         attr(&messages, "aria-live", "polite");
         attr(&messages, "aria-label", "Messages");
@@ -231,6 +294,7 @@ impl Ui {
 
         let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
+            app,
             dialog,
             doc,
             root,
@@ -244,6 +308,14 @@ impl Ui {
             notice,
             _listeners: listeners,
         })
+    }
+
+    /// `navPanelToggle(collapse?)`; returns whether the list is now collapsed.
+    pub fn toggle_nav(&self, collapse: Option<bool>) -> bool {
+        match self.root.query_selector(".nav-toggle").ok().flatten() {
+            Some(toggle) => toggle_nav(&self.app, &toggle, collapse),
+            None => false,
+        }
     }
 
     pub fn set_user(&self, name: &str) {
@@ -339,7 +411,15 @@ impl Ui {
         }
         self.members.set_text_content(Some(&about));
         self.composer.set_disabled(t.left);
+        let mut last_day = String::new();
         for m in &t.messages {
+            let day = format_day(m.sent_at);
+            if day != last_day {
+                let sep = text_el(&self.doc, "li", "day", &day)?;
+                attr(&sep, "role", "separator");
+                append(&self.messages, &sep);
+                last_day = day;
+            }
             let item = el(
                 &self.doc,
                 "li",

@@ -5,7 +5,7 @@
 use sotto::error::ClientError;
 use sotto::keystore::{self, StoredDevice};
 use sotto::model::{Message, Status, Thread};
-use sotto::ui::{Ui, UiActions};
+use sotto::ui::{Ui, UiActions, UiConfig};
 use sotto::ClientCore;
 use sotto_core::keys::DeviceKeys;
 use sotto_core::protocol::User;
@@ -45,7 +45,7 @@ fn noop() -> UiActions {
 #[wasm_bindgen_test]
 fn user_text_is_rendered_as_text_never_as_html() {
     let el = host();
-    let ui = Ui::mount(&el, true, true, noop()).unwrap();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
     let hostile = "<img src=x onerror=\"window.pwned=1\"><b>bold</b>";
     let mut thread = Thread::new(
         "t1".into(),
@@ -92,7 +92,12 @@ fn user_text_is_rendered_as_text_never_as_html() {
 #[wasm_bindgen_test]
 fn show_nav_and_show_header_hide_their_parts() {
     let el = host();
-    let _ui = Ui::mount(&el, false, false, noop()).unwrap();
+    let config = UiConfig {
+        show_nav: false,
+        show_header: false,
+        ..UiConfig::default()
+    };
+    let _ui = Ui::mount(&el, &config, noop()).unwrap();
     let root = el.shadow_root().unwrap();
     assert!(root.query_selector("nav").unwrap().is_none());
     assert!(root

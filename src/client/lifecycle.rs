@@ -211,6 +211,11 @@ impl Inner {
         self.connect(&token, &registered.id);
         self.schedule_expiry();
         self.schedule_sweep();
+        if let Some(id) = self.options.open_thread_id.clone() {
+            if let Err(e) = self.thread_open(&id) {
+                self.emit_error(&e);
+            }
+        }
         self.emit("loaded", JsValue::UNDEFINED);
         Ok(())
     }

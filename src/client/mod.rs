@@ -459,6 +459,20 @@ impl ClientCore {
         promise(async move { Ok(inner.destroy_messages(&id, &message_ids)?.into()) })
     }
 
+    /// Collapses (`true`), expands (`false`) or toggles (no argument) the thread list;
+    /// resolves to whether it is now collapsed.
+    #[wasm_bindgen(js_name = navPanelToggle)]
+    pub fn nav_panel_toggle(&self, collapse: Option<bool>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let ui = inner.ui.borrow();
+            let ui = ui
+                .as_ref()
+                .ok_or_else(|| ClientError::new("destroyed", "this client has been destroyed"))?;
+            Ok(ui.toggle_nav(collapse).into())
+        })
+    }
+
     /// Unmounts the UI and closes the connection; the client cannot be used afterwards.
     pub fn destroy(&self) {
         self.inner.destroyed.set(true);
@@ -557,12 +571,7 @@ impl Inner {
                 })
             }),
         };
-        let ui = Ui::mount(
-            &self.host,
-            self.options.show_nav,
-            self.options.show_header,
-            actions,
-        )?;
+        let ui = Ui::mount(&self.host, &self.options.ui, actions)?;
         *self.ui.borrow_mut() = Some(ui);
         Ok(())
     }
