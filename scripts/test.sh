@@ -16,9 +16,10 @@ cargo clippy -p sotto --target wasm32-unknown-unknown --all-targets -- -D warnin
 echo "== native tests (core, server)"
 cargo test --workspace
 
-echo "== client package and server binary"
+echo "== client package, server binary, and the Vite example app that installs the package"
 scripts/build.sh
 cargo build -p sotto-server
+(cd examples/vite-app && npm install --no-audit --no-fund && npm run build)
 
 echo "== client tests in headless Chromium"
 cargo test -p sotto --target wasm32-unknown-unknown --tests
