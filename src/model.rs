@@ -43,6 +43,8 @@ pub enum Status {
     Pending,
     /// Accepted by the server for every recipient device.
     Sent,
+    /// At least one other member's device has it.
+    Delivered,
     /// Came from another device.
     Received,
     /// Could never be sent (e.g. no recipient has a device); kept so the text is not lost.

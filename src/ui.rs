@@ -429,7 +429,10 @@ impl Ui {
             let status = match m.status {
                 Status::Pending => Some(("pending", "Sending when online…")),
                 Status::Failed => Some(("failed", "Not sent")),
-                Status::Sent if t.read_by_others(own_id, m.sent_at) => Some(("read", "Read")),
+                Status::Sent | Status::Delivered if t.read_by_others(own_id, m.sent_at) => {
+                    Some(("read", "Read"))
+                }
+                Status::Delivered => Some(("delivered", "Delivered")),
                 Status::Sent => Some(("sent", "Sent")),
                 Status::Received => None,
             };

@@ -105,6 +105,10 @@ pub struct SendReceipt {
     pub stored: usize,
     /// Unix milliseconds at which the server accepted the envelopes.
     pub accepted_at: i64,
+    /// Each envelope's sequence number, in the order sent; a `delivered` frame names it
+    /// when the recipient device acknowledges it.
+    #[serde(default)]
+    pub seqs: Vec<i64>,
 }
 
 /// The body of every 4xx/5xx answer.
@@ -177,6 +181,10 @@ pub enum ServerFrame {
         device_id: String,
     },
     Envelope(DeliveredEnvelope),
+    /// The envelope `seq` that this device sent has been acknowledged by its recipient.
+    Delivered {
+        seq: i64,
+    },
     /// A new browser of this user asks to be linked; show it and let the user decide.
     LinkRequest(LinkRequest),
     /// The connection is about to close for the reason given.

@@ -164,3 +164,28 @@ async fn the_socket_refuses_bad_auth() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_sender_is_told_when_a_recipient_device_acknowledges() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    let (status, receipt) = send(&server, &alice, &[&bob], "hello").await;
+    assert_eq!(status, 200);
+    let seq = receipt["seqs"][0].as_i64().unwrap();
+    let mut bob_ws = connect(&server, &bob).await;
+    let frame = next_frame(&mut bob_ws).await;
+    assert_eq!(frame["seq"].as_i64(), Some(seq));
+    assert!(
+        silent_for(&mut alice_ws, 200).await,
+        "nothing before the ack"
+    );
+    ack(&mut bob_ws, seq).await;
+    let delivered = next_frame(&mut alice_ws).await;
+    assert_eq!(
+        (delivered["type"].as_str(), delivered["seq"].as_i64()),
+        (Some("delivered"), Some(seq))
+    );
+}

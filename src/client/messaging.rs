@@ -64,6 +64,7 @@ impl Inner {
                 }
             }
             ServerFrame::LinkRequest(request) => self.on_link_request(request),
+            ServerFrame::Delivered { seq } => self.on_delivered(seq),
             ServerFrame::Error { code, message } => {
                 let e = ClientError::new(&code, message);
                 if code == "unknown_device" {
@@ -551,7 +552,8 @@ impl Inner {
         let (token, own) = self.session()?;
         let (device_id, _) = self.device()?;
         let mut envelopes = Vec::new();
-        let mut others_reached = false;
+        // Which envelopes go to other users (their delivery is worth showing).
+        let mut to_others = Vec::new();
         for member in members {
             let devices: Vec<Device> = self
                 .api_get(&format!("/v1/users/{}/devices", member.id), &token)
@@ -567,29 +569,77 @@ impl Inner {
                     device_id: d.id.clone(),
                     payload: sealing::seal(body, &pk, &route)?,
                 });
-                others_reached |= member.id != own.id;
+                to_others.push(member.id != own.id);
             }
         }
         let alone = members.iter().all(|m| m.id == own.id);
-        if body.kind == Kind::Message && !others_reached && !alone {
+        if body.kind == Kind::Message && !to_others.contains(&true) && !alone {
             return Err(ClientError::new(
                 "no_recipient_devices",
                 "no one else in this thread has opened Sotto yet, so there is no device to send to",
             ));
         }
-        if !envelopes.is_empty() {
-            let _: SendReceipt = self
-                .api_post(
-                    "/v1/envelopes",
-                    &token,
-                    &SendRequest {
-                        sender_device: device_id.clone(),
-                        envelopes,
-                    },
-                )
-                .await?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let request = SendRequest {
+            sender_device: device_id.clone(),
+            envelopes,
+        };
+        let receipt: SendReceipt = self.api_post("/v1/envelopes", &token, &request).await?;
+        if body.kind == Kind::Message {
+            let early: Vec<i64> = {
+                let mut state = self.state.borrow_mut();
+                if state.awaiting_delivery.len() > 10_000 {
+                    state.awaiting_delivery.clear();
+                }
+                for (seq, _) in receipt
+                    .seqs
+                    .iter()
+                    .zip(&to_others)
+                    .filter(|(_, other)| **other)
+                {
+                    state
+                        .awaiting_delivery
+                        .insert(*seq, (body.thread_id.clone(), body.message_id.clone()));
+                }
+                receipt
+                    .seqs
+                    .iter()
+                    .copied()
+                    .filter(|s| state.early_deliveries.remove(s))
+                    .collect()
+            };
+            for seq in early {
+                self.on_delivered(seq);
+            }
         }
         Ok(())
+    }
+
+    /// A recipient device has one of this device's messages: show it as delivered.
+    fn on_delivered(self: &Rc<Self>, seq: i64) {
+        let thread_id = {
+            let mut state = self.state.borrow_mut();
+            let Some((thread_id, message_id)) = state.awaiting_delivery.remove(&seq) else {
+                if state.early_deliveries.len() < 1_000 {
+                    state.early_deliveries.insert(seq);
+                }
+                return;
+            };
+            let message = state
+                .threads
+                .iter_mut()
+                .find(|t| t.id == thread_id)
+                .and_then(|t| t.messages.iter_mut().find(|m| m.id == message_id));
+            match message {
+                Some(m) if m.status == Status::Sent => m.status = Status::Delivered,
+                _ => return,
+            }
+            thread_id
+        };
+        self.persist(&thread_id);
+        self.render();
     }
 
     /// Sends what was typed offline as soon as the browser says it is online again (the

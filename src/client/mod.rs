@@ -48,6 +48,11 @@ struct State {
     timers: Vec<Option<i32>>,
     /// The next deletion of a disappearing message.
     sweep_timer: Option<i32>,
+    /// Envelopes sent to other users' devices, by sequence number: the message each
+    /// carries, marked delivered when the server says it arrived.
+    awaiting_delivery: std::collections::HashMap<i64, (String, String)>,
+    /// `delivered` frames that came before the send's receipt did.
+    early_deliveries: HashSet<i64>,
     /// Link requests from new browsers of this user, waiting for an answer here.
     link_requests: Vec<sotto_core::protocol::LinkRequest>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
@@ -86,7 +91,9 @@ where
     boxed_promise(Box::pin(fut))
 }
 
-fn boxed_promise(fut: std::pin::Pin<Box<dyn std::future::Future<Output = ClientResult<JsValue>>>>) -> js_sys::Promise {
+fn boxed_promise(
+    fut: std::pin::Pin<Box<dyn std::future::Future<Output = ClientResult<JsValue>>>>,
+) -> js_sys::Promise {
     future_to_promise(async move { fut.await.map_err(|e| e.to_js()) })
 }
 

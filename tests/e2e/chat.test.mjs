@@ -46,11 +46,14 @@ test('alice and bob exchange an end-to-end encrypted message', async (t) => {
   await alice.getByLabel('Message', { exact: true }).press('Enter');
   await alice.locator('.msg.out .text', { hasText: hello }).waitFor();
 
-  // Bob's thread list shows the new thread with one unread message; he opens it.
+  // Bob's thread list shows the new thread with one unread message: Alice sees it delivered,
+  // and read once he opens it.
   const item = bob.locator('.thread-item', { hasText: 'Alice Adams' });
   await item.waitFor({ timeout: 10000 });
   assert.equal(await item.locator('.unread').textContent(), '1');
+  await alice.locator('.msg.out .state', { hasText: 'Delivered' }).waitFor({ timeout: 10000 });
   await item.click();
+  await alice.locator('.msg.out .state', { hasText: 'Read' }).waitFor({ timeout: 10000 });
   await bob.locator('.msg.in .text', { hasText: hello }).waitFor();
   assert.equal(await bob.locator('.msg.in .sender').first().textContent(), 'Alice Adams');
 

@@ -3,23 +3,24 @@
 use crate::db::now_millis;
 use crate::error::ApiError;
 use axum::http::StatusCode;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope};
 
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
 
 /// Stores every envelope of one send in a single transaction: all or none. Returns the
-/// acceptance time.
+/// acceptance time and each envelope's sequence number, in the order given.
 pub fn enqueue(
     conn: &mut Connection,
     org: &str,
     sender_user: &str,
     sender_device: &str,
     envelopes: &[OutgoingEnvelope],
-) -> Result<i64, ApiError> {
+) -> Result<(i64, Vec<i64>), ApiError> {
     let tx = conn.transaction()?;
     let accepted_at = now_millis();
+    let mut seqs = Vec::with_capacity(envelopes.len());
     {
         let mut in_org = tx.prepare_cached(
             "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id)
@@ -63,10 +64,11 @@ pub fn enqueue(
                 accepted_at,
                 env.payload
             ])?;
+            seqs.push(tx.last_insert_rowid());
         }
     }
     tx.commit()?;
-    Ok(accepted_at)
+    Ok((accepted_at, seqs))
 }
 
 /// Up to `limit` envelopes for `device_id` after `after_seq`, oldest first.
@@ -92,11 +94,17 @@ pub fn pending(
     rows.collect()
 }
 
-/// Deletes an acknowledged envelope — only the device it was for can do so.
-pub fn acknowledge(conn: &Connection, device_id: &str, seq: i64) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2",
+/// Deletes an acknowledged envelope — only the device it was for can do so — and returns
+/// the device that sent it, to be told of the delivery.
+pub fn acknowledge(
+    conn: &Connection,
+    device_id: &str,
+    seq: i64,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2 RETURNING sender_device",
         params![seq, device_id],
-    )?;
-    Ok(n == 1)
+        |r| r.get(0),
+    )
+    .optional()
 }

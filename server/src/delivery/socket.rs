@@ -131,7 +131,10 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(&t) {
                     Ok(ClientFrame::Ack { seq }) => {
                         let device = device_id.clone();
-                        state.db.call(move |conn| queue::acknowledge(conn, &device, seq)).await.map_err(|e| e.to_string())?;
+                        let sender = state.db.call(move |conn| queue::acknowledge(conn, &device, seq)).await.map_err(|e| e.to_string())?;
+                        if let Some(sender_device) = sender {
+                            state.registry.push(&sender_device, &ServerFrame::Delivered { seq });
+                        }
                     }
                     _ => return refuse(&mut socket, "bad_frame", "expected an ack frame").await,
                 },

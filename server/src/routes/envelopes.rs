@@ -50,7 +50,7 @@ pub async fn send(
     }
     let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
     let stored = req.envelopes.len();
-    let accepted_at = state
+    let (accepted_at, seqs) = state
         .db
         .call(move |conn| {
             if !owns_device(conn, &who.user.id, &req.sender_device)? {
@@ -74,5 +74,6 @@ pub async fn send(
     Ok(Json(SendReceipt {
         stored,
         accepted_at,
+        seqs,
     }))
 }
