@@ -77,7 +77,7 @@ export interface ThreadMessage {
   text: string;
   /** True for messages sent from this user's devices. */
   outgoing: boolean;
-  status: 'pending' | 'sent' | 'received' | 'failed';
+  status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed';
   /** When every device deletes it (disappearing messages). */
   expiresAt?: number;
 }
