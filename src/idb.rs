@@ -10,12 +10,14 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbRequest, IdbTransactionMode};
 
 const DB_NAME: &str = "sotto";
-/// Version 1 had `devices`; version 2 adds `threads`.
-const DB_VERSION: u32 = 2;
+/// Version 1 had `devices`; version 2 adds `threads`; version 3 adds `identities`.
+const DB_VERSION: u32 = 3;
 /// Device keys, by `server|org|user`.
 pub const DEVICES: &str = "devices";
 /// Threads with their messages, by `server|org|user|thread`.
 pub const THREADS: &str = "threads";
+/// Which user a sign-in token named last time, so history can be shown offline.
+pub const IDENTITIES: &str = "identities";
 
 /// Waits for an IndexedDB request and returns its result.
 pub async fn finished(req: &IdbRequest) -> ClientResult<JsValue> {
@@ -54,7 +56,7 @@ async fn open() -> ClientResult<IdbDatabase> {
     let on_upgrade = Closure::once_into_js(move || {
         if let Ok(db) = upgrading.result() {
             let db: IdbDatabase = db.unchecked_into();
-            for store in [DEVICES, THREADS] {
+            for store in [DEVICES, THREADS, IDENTITIES] {
                 if !db.object_store_names().contains(store) {
                     let _ = db.create_object_store(store);
                 }

@@ -121,7 +121,26 @@ impl Inner {
     /// session's device, threads and messages and only swaps the token; another user
     /// replaces the session entirely.
     async fn sign_in(self: &Rc<Self>, credential: Credential) -> ClientResult<()> {
-        let session = self.obtain_session(&credential).await?;
+        let session = match self.obtain_session(&credential).await {
+            Ok(s) => s,
+            Err(e) if e.code == "network" => {
+                // Unreachable server on a first sign-in: show what this browser has saved
+                // for the user, and keep trying in the background.
+                let first = {
+                    let state = self.state.borrow();
+                    state.session.is_none() && state.offline_user.is_none()
+                };
+                if let (true, Credential::Jwt(jwt)) = (first, &credential) {
+                    if self.show_offline(jwt).await {
+                        let epoch = self.state.borrow().epoch;
+                        spawn_local(self.clone().retry_sign_in(jwt.clone(), epoch));
+                        return Ok(());
+                    }
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let same_user = {
             let state = self.state.borrow();
             state.device_id.is_some()
@@ -137,7 +156,15 @@ impl Inner {
         if self.state.borrow().session.is_some() {
             self.sign_out_locally();
         }
-        self.load_device(session).await
+        self.load_device(session).await?;
+        if let Credential::Jwt(jwt) = &credential {
+            self.remember_identity(jwt).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn sign_in_jwt(self: &Rc<Self>, jwt: String) -> ClientResult<()> {
+        self.sign_in(Credential::Jwt(jwt)).await
     }
 
     /// Takes a refreshed session for the same user: new token, new connection, new timers.
@@ -196,6 +223,7 @@ impl Inner {
             state.epoch += 1;
             state.session = Some(session);
             state.store_key = Some(store_key);
+            state.offline_user = None;
             state.device_id = Some(registered.id.clone());
             state.keys = Some(Rc::new(device.keys));
             for t in &threads {
@@ -420,6 +448,8 @@ impl Inner {
             for result in [
                 keystore::remove(&key).await,
                 crate::history::remove_all(&key).await,
+                // Which tokens named which users here: gone too, for every user.
+                crate::idb::delete_prefixed(crate::idb::IDENTITIES, &self.options.url).await,
             ] {
                 if let Err(e) = result {
                     self.emit_error(&e);

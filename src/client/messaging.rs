@@ -382,7 +382,10 @@ impl Inner {
     }
 
     pub(super) fn thread_open(self: &Rc<Self>, id: &str) -> ClientResult<()> {
-        self.session()?;
+        if self.state.borrow().offline_user.is_none() {
+            // Offline, saved history may still be read.
+            self.session()?;
+        }
         {
             let mut state = self.state.borrow_mut();
             let t = state

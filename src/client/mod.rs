@@ -7,6 +7,7 @@
 
 mod lifecycle;
 mod messaging;
+mod offline;
 mod provisioning;
 mod threads;
 
@@ -29,6 +30,8 @@ use web_sys::Element;
 #[derive(Default)]
 struct State {
     session: Option<Session>,
+    /// Offline and not signed in: whose saved history is on screen.
+    offline_user: Option<User>,
     /// Where this user's device key lives in IndexedDB.
     store_key: Option<String>,
     device_id: Option<String>,
@@ -603,23 +606,19 @@ impl Inner {
         let ui = self.ui.borrow();
         let Some(ui) = ui.as_ref() else { return };
         let state = self.state.borrow();
+        // Signed in, or reading saved history offline.
         let own = state
             .session
             .as_ref()
-            .map(|s| s.user.id.as_str())
-            .unwrap_or("");
-        let _ = ui.render_threads(&state.threads, state.open_thread.as_deref(), own);
+            .map(|s| &s.user)
+            .or(state.offline_user.as_ref());
+        let own_id = own.map(|u| u.id.as_str()).unwrap_or("");
+        let _ = ui.render_threads(&state.threads, state.open_thread.as_deref(), own_id);
         let open = state
             .open_thread
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
-        let _ = ui.render_thread(open, own);
-        ui.set_user(
-            state
-                .session
-                .as_ref()
-                .map(|s| display_name(&s.user))
-                .unwrap_or(""),
-        );
+        let _ = ui.render_thread(open, own_id);
+        ui.set_user(own.map(display_name).unwrap_or(""));
     }
 }

@@ -72,3 +72,26 @@ test('a message typed offline is sent once when the connection returns', async (
   assert.equal(await bob.locator('.msg.in .text', { hasText: 'typed on the train' }).count(), 1, 'sent once');
   assert.equal(await alice.locator('.msg.out .text', { hasText: 'typed on the train' }).count(), 1);
 });
+
+test('saved history stays readable when the server cannot be reached', async () => {
+  const bob = await newPage(browser);
+  const alice = await newPage(browser);
+  await openDemoAs(bob, server.base, 'bob');
+  await openDemoAs(alice, server.base, 'alice');
+  const threadId = await bob.evaluate(() => window.client.threadMake('@alice'));
+  await bob.evaluate((id) => window.client.threadSendMessage(id, 'read me on the plane'), threadId);
+  await alice.locator('.thread-item', { hasText: 'Bob Brown' }).first().waitFor();
+
+  // The API is unreachable (the page itself still loads): the saved history shows.
+  await alice.route('**/v1/**', (route) => route.abort('internetdisconnected'));
+  await alice.reload();
+  await alice.locator('.status', { hasText: 'Offline' }).waitFor({ timeout: 10000 });
+  await alice.locator('.who', { hasText: 'Alice Adams' }).waitFor();
+  await alice.locator('.thread-item', { hasText: 'read me on the plane' }).click();
+  await alice.locator('.msg.in .text', { hasText: 'read me on the plane' }).waitFor();
+  await alice.screenshot({ path: join(artifacts, 'offline-history.png') });
+
+  // When the server is back, the client signs in by itself.
+  await alice.unroute('**/v1/**');
+  await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 40000 });
+});

@@ -87,17 +87,19 @@ test('clearSession signs out every tab and leaves no key behind', async () => {
         new Promise((resolve, reject) => {
           const open = indexedDB.open('sotto');
           open.onsuccess = () => {
-            const req = open.result.transaction('devices').objectStore('devices').getAllKeys();
-            req.onsuccess = () => resolve(req.result.length);
+            const tx = open.result.transaction(['devices', 'threads', 'identities']);
+            const counts = ['devices', 'threads', 'identities'].map((s) => tx.objectStore(s).count());
+            tx.oncomplete = () => resolve(counts.map((c) => c.result));
+            const req = counts[0];
             req.onerror = () => reject(req.error);
           };
         }),
     );
-  assert.equal(await storedKeys(tab1), 1);
+  assert.deepEqual(await storedKeys(tab1), [1, 0, 1]);
   await tab1.getByRole('button', { name: 'Log out (clearSession)' }).click();
   await waitForEvent(tab2, 'sessioncleared', 10000);
   await waitForEvent(tab1, 'sessioncleared', 10000);
-  assert.equal(await storedKeys(tab2), 0, 'the device key is gone from this browser');
+  assert.deepEqual(await storedKeys(tab2), [0, 0, 0], 'nothing of the user is left in this browser');
   await tab2.locator('.status', { hasText: 'Signed out' }).waitFor();
   await tab2.screenshot({ path: join(artifacts, 'identity-cleared-tab2.png') });
   await context.close();
