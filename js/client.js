@@ -135,14 +135,15 @@ class Client extends EventTarget {
   }
 
   /**
-   * Encrypts and sends a message to every member's devices; resolves to its ID. (`html`,
-   * `attachments` and `attrs` of Forsta's signature are not supported yet and must be left out.)
+   * Encrypts and sends a message to every member's devices; resolves to its ID. `html`
+   * travels with it for the receiving page (Sotto's UI shows only the text); `attrs` are
+   * the message's own attributes. Attachments are not supported yet.
    */
   threadSendMessage(threadId, text, html, attachments, attrs) {
-    if (html != null || attachments != null || attrs != null) {
-      return Promise.reject(codedError('unsupported', 'html, attachments and attrs are not supported yet'));
+    if (attachments != null && !(Array.isArray(attachments) && attachments.length === 0)) {
+      return Promise.reject(codedError('unsupported', 'attachments are not supported yet'));
     }
-    return this.#call('threadSendMessage', String(threadId), String(text));
+    return this.#call('threadSendMessage', String(threadId), String(text), html == null ? undefined : String(html), attrs);
   }
 
   /** The threads on this device, newest activity first. */

@@ -77,6 +77,10 @@ export interface ThreadMessage {
   text: string;
   /** True for messages sent from this user's devices. */
   outgoing: boolean;
+  /** The sender page's HTML rendering, if it gave one (Sotto's UI shows only `text`). */
+  html?: string;
+  /** The message's own attributes. */
+  attrs?: Record<string, unknown>;
   status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed';
   /** When every device deletes it (disappearing messages). */
   expiresAt?: number;
@@ -123,7 +127,8 @@ export class Client extends EventTarget {
   threadEnsure(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadStartWithExpression(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadOpen(threadId: string): Promise<void>;
-  threadSendMessage(threadId: string, text: string): Promise<string>;
+  /** `attachments` must be left out (or empty) for now. */
+  threadSendMessage(threadId: string, text: string, html?: string, attachments?: never[], attrs?: Record<string, unknown>): Promise<string>;
   threadList(): Promise<ThreadSummary[]>;
   threadMessages(threadId: string, options?: { limit?: number; before?: number }): Promise<ThreadMessage[]>;
   threadListAttributes(threadId: string): Promise<Record<string, unknown>>;

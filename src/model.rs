@@ -62,6 +62,12 @@ pub struct Message {
     pub text: String,
     pub outgoing: bool,
     pub status: Status,
+    /// The sender page's HTML rendering, kept for the page; Sotto's UI shows only `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Attributes of this message, for the page.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attrs: Map<String, Value>,
     /// When every device deletes it (disappearing messages), Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,

@@ -63,6 +63,8 @@ fn user_text_is_rendered_as_text_never_as_html() {
         outgoing: false,
         status: Status::Received,
         expires_at: None,
+        html: Some("<b>never shown</b>".into()),
+        attrs: Default::default(),
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();

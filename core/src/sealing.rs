@@ -62,6 +62,13 @@ pub struct MessageBody {
     pub sent_at: i64,
     #[serde(default)]
     pub text: String,
+    /// An HTML rendering the sender's page supplied. Receivers keep it for their page to use
+    /// as it sees fit; Sotto's own UI only ever shows `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Attributes of this one message, for the page (e.g. `{priority: "high"}`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attrs: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Kind::is_message")]
     pub kind: Kind,
     /// Thread attributes shared with every member (`title` and any others).
@@ -108,10 +115,12 @@ pub fn seal(
     recipient: &PublicKey,
     route: &Route<'_>,
 ) -> Result<Vec<u8>, CoreError> {
-    if body.text.len() > MAX_TEXT_BYTES {
+    if body.text.len() > MAX_TEXT_BYTES
+        || body.html.as_ref().is_some_and(|h| h.len() > MAX_TEXT_BYTES)
+    {
         return Err(CoreError::Malformed {
             what: "message",
-            detail: format!("text longer than {MAX_TEXT_BYTES} bytes"),
+            detail: format!("text or html longer than {MAX_TEXT_BYTES} bytes"),
         });
     }
     let plaintext = serde_json::to_vec(body).map_err(|e| CoreError::Malformed {

@@ -214,6 +214,8 @@ impl Inner {
             sent_at: body.sent_at,
             expires_at: body.expiration.map(|s| body.sent_at + i64::from(s) * 1000),
             text: body.text,
+            html: body.html,
+            attrs: body.attrs,
             outgoing,
             status: if outgoing {
                 Status::Sent
@@ -490,6 +492,8 @@ impl Inner {
         self: &Rc<Self>,
         thread_id: &str,
         text: String,
+        html: Option<String>,
+        attrs: serde_json::Map<String, serde_json::Value>,
     ) -> ClientResult<String> {
         let (_, own) = self.session()?;
         if text.trim().is_empty() {
@@ -498,7 +502,7 @@ impl Inner {
                 "a message needs some text",
             ));
         }
-        if text.len() > MAX_TEXT_BYTES {
+        if text.len() > MAX_TEXT_BYTES || html.as_ref().is_some_and(|h| h.len() > MAX_TEXT_BYTES) {
             return Err(ClientError::new(
                 "message_too_long",
                 format!("a message is limited to {MAX_TEXT_BYTES} bytes"),
@@ -511,7 +515,17 @@ impl Inner {
                 "you are no longer a member of this thread",
             ));
         }
-        let body = self.body_for(thread_id, text)?;
+        if serde_json::to_string(&attrs).map_or(true, |j| j.len() > 16 * 1024) {
+            return Err(ClientError::new(
+                "attributes_too_large",
+                "message attributes are limited to 16 KiB of JSON",
+            ));
+        }
+        let body = MessageBody {
+            html,
+            attrs,
+            ..self.body_for(thread_id, text)?
+        };
         let message = Message {
             id: body.message_id.clone(),
             thread_id: thread_id.to_owned(),
@@ -520,6 +534,8 @@ impl Inner {
             sent_at: body.sent_at,
             expires_at: body.expiration.map(|s| body.sent_at + i64::from(s) * 1000),
             text: body.text.clone(),
+            html: body.html.clone(),
+            attrs: body.attrs.clone(),
             outgoing: true,
             status: Status::Sent,
         };
@@ -692,6 +708,8 @@ impl Inner {
                 let body = MessageBody {
                     message_id: message.id.clone(),
                     sent_at: message.sent_at,
+                    html: message.html.clone(),
+                    attrs: message.attrs.clone(),
                     ..self.body_for(&message.thread_id, message.text.clone())?
                 };
                 self.deliver(&body, &thread.members).await

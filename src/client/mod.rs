@@ -287,9 +287,20 @@ impl ClientCore {
 
     /// Sends `text` to every member's devices; resolves to the message's ID.
     #[wasm_bindgen(js_name = threadSendMessage)]
-    pub fn thread_send_message(&self, id: String, text: String) -> js_sys::Promise {
+    pub fn thread_send_message(
+        &self,
+        id: String,
+        text: String,
+        html: Option<String>,
+        attrs: JsValue,
+    ) -> js_sys::Promise {
         let inner = self.inner.clone();
-        promise(async move { Ok(inner.send_message(&id, text).await?.into()) })
+        promise(async move {
+            Ok(inner
+                .send_message(&id, text, html, js_map(&attrs)?)
+                .await?
+                .into())
+        })
     }
 
     /// The threads this client knows, newest activity first.
@@ -565,7 +576,10 @@ impl Inner {
                         inner.show_notice(Some("Open or start a thread first."));
                         return;
                     };
-                    if let Err(e) = inner.send_message(&id, text).await {
+                    if let Err(e) = inner
+                        .send_message(&id, text, None, Default::default())
+                        .await
+                    {
                         inner.show_notice(Some(&e.message));
                         inner.emit_error(&e);
                     }

@@ -123,6 +123,23 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
     }
     return out;
   });
+  const extras = await alice.evaluate(async () => {
+    const c = window.client;
+    const id = await c.threadMake('@bob');
+    await c.threadOpen(id);
+    await c.threadSendMessage(id, 'plain words', '<img src=x onerror="window.pwned=1"><b>rich</b>', [], { priority: 'high' });
+    const [m] = await c.threadMessages(id, { limit: 1 });
+    const attach = await c.threadSendMessage(id, 'x', null, [{ name: 'a.txt' }]).catch((e) => e.code);
+    return { text: m.text, html: m.html, attrs: m.attrs, attach, pwned: window.pwned === 1 };
+  });
+  assert.deepEqual(extras, {
+    text: 'plain words',
+    html: '<img src=x onerror="window.pwned=1"><b>rich</b>',
+    attrs: { priority: 'high' },
+    attach: 'unsupported',
+    pwned: false,
+  });
+  assert.equal(await alice.locator('.msg img, .msg b').count(), 0, 'html is never rendered');
   assert.deepEqual(codes, {
     unknownTag: [true, 'expr_unknown_tag'],
     syntax: [true, 'expr_syntax'],
