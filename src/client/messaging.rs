@@ -390,11 +390,7 @@ impl Inner {
         }
         {
             let mut state = self.state.borrow_mut();
-            let t = state
-                .threads
-                .iter_mut()
-                .find(|t| t.id == id)
-                .ok_or_else(|| unknown_thread(id))?;
+            let t = state.thread_mut(id)?;
             t.unread = 0;
             state.open_thread = Some(id.to_owned());
         }

@@ -63,6 +63,16 @@ struct State {
     epoch: u32,
 }
 
+impl State {
+    /// The thread `id`, to change it.
+    fn thread_mut(&mut self, id: &str) -> ClientResult<&mut Thread> {
+        self.threads
+            .iter_mut()
+            .find(|t| t.id == id)
+            .ok_or_else(|| unknown_thread(id))
+    }
+}
+
 struct Inner {
     host: Element,
     auth: RefCell<Auth>,

@@ -118,11 +118,7 @@ impl Inner {
         }
         {
             let mut state = self.state.borrow_mut();
-            let t = state
-                .threads
-                .iter_mut()
-                .find(|t| t.id == thread_id)
-                .ok_or_else(|| unknown_thread(thread_id))?;
+            let t = state.thread_mut(thread_id)?;
             change(t);
             t.meta_at = now_millis().max(t.meta_at + 1);
         }
@@ -234,11 +230,7 @@ impl Inner {
         self.session()?;
         {
             let mut state = self.state.borrow_mut();
-            let t = state
-                .threads
-                .iter_mut()
-                .find(|t| t.id == thread_id)
-                .ok_or_else(|| unknown_thread(thread_id))?;
+            let t = state.thread_mut(thread_id)?;
             t.archived = archived;
             if archived && state.open_thread.as_deref() == Some(thread_id) {
                 state.open_thread = None;
@@ -275,11 +267,7 @@ impl Inner {
         self.session()?;
         let removed = {
             let mut state = self.state.borrow_mut();
-            let t = state
-                .threads
-                .iter_mut()
-                .find(|t| t.id == thread_id)
-                .ok_or_else(|| unknown_thread(thread_id))?;
+            let t = state.thread_mut(thread_id)?;
             let before = t.messages.len();
             t.messages.retain(|m| !ids.contains(&m.id));
             (before - t.messages.len()) as u32

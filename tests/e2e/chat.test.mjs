@@ -1,24 +1,13 @@
 // End to end: the real server process and two Chromium pages. Alice starts a thread with
 // @bob and sends a message by typing it; Bob's page shows it; Bob answers; Alice sees the
 // answer. The server's database never holds either text.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, startServer, newPage, openDemoAs, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 function databaseBytes(db) {
   return ['', '-wal', '-shm']
@@ -29,14 +18,14 @@ function databaseBytes(db) {
 }
 
 test('alice and bob exchange an end-to-end encrypted message', async (t) => {
-  const alice = await newPage(browser);
-  const bob = await newPage(browser);
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
   t.after(() => {
     if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
   });
   // Bob opens Sotto first, so his browser has a device to encrypt to.
-  await openDemoAs(bob, server.base, 'bob');
-  await openDemoAs(alice, server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
 
   const hello = 'Hello Bob — the secret word is ' + Math.random().toString(36).slice(2);
   await alice.getByLabel('New thread: who to talk to').fill('@bob');
@@ -73,7 +62,7 @@ test('alice and bob exchange an end-to-end encrypted message', async (t) => {
   await alice.screenshot({ path: join(artifacts, 'chat-alice.png') });
   await bob.screenshot({ path: join(artifacts, 'chat-bob.png') });
 
-  const stored = databaseBytes(server.db);
+  const stored = databaseBytes(env.server.db);
   assert.ok(stored.length > 0);
   for (const text of [hello, reply, 'secret word', 'Shift+Enter']) {
     assert.ok(!stored.includes(text), `the database holds plaintext: ${text}`);
@@ -81,19 +70,19 @@ test('alice and bob exchange an end-to-end encrypted message', async (t) => {
 });
 
 test('after the server goes away, clients reconnect and get what was queued', async (t) => {
-  const alice = await newPage(browser);
-  const bob = await newPage(browser);
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
   t.after(() => {
     if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
   });
-  await openDemoAs(bob, server.base, 'bob');
-  await openDemoAs(alice, server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
   const threadId = await alice.evaluate(() => window.client.threadMake('@bob'));
 
-  const { db, port } = server;
-  await server.stop();
+  const { db, port } = env.server;
+  await env.server.stop();
   await bob.locator('.status[data-connected="false"]').waitFor();
-  server = await startServer({ database: db, listen: `127.0.0.1:${port}` });
+  env.server = await startServer({ database: db, listen: `127.0.0.1:${port}` });
 
   // Alice sends over HTTP straight away; Bob's socket is still backing off, so the
   // envelope waits in the server's queue until he is back.
@@ -105,8 +94,8 @@ test('after the server goes away, clients reconnect and get what was queued', as
 });
 
 test('bad input is refused with coded errors and the UI stays text-only', async () => {
-  const alice = await newPage(browser);
-  await openDemoAs(alice, server.base, 'alice');
+  const alice = await newPage(env.browser);
+  await openDemoAs(alice, env.server.base, 'alice');
   const codes = await alice.evaluate(async () => {
     const out = {};
     for (const [name, call] of [
@@ -152,8 +141,8 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
 });
 
 test('the ES-module build loads in <script type="module"> and fits 320 px', async () => {
-  const page = await newPage(browser, { width: 360, height: 640 });
-  await page.goto(`${server.base}/module.html?as=carol`);
+  const page = await newPage(env.browser, { width: 360, height: 640 });
+  await page.goto(`${env.server.base}/module.html?as=carol`);
   // The module awaits its token first, so the promise appears a little after load.
   await page.waitForFunction(() => window.loadedClient !== undefined);
   assert.deepEqual(await page.evaluate(() => window.loadedClient), { version: '0.1.0', sameObject: true });

@@ -2,39 +2,28 @@
 // a visitor chatting with @support, and Forsta's authenticated-user tutorial with its
 // provisioning (a first browser, then importing into a second one from the first, a
 // declined import, and a new key).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 const connected = (page) => page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
 
 test('hello world: an anonymous visitor is signed in', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${server.base}/examples/hello-world/`);
+  const page = await newPage(env.browser);
+  await page.goto(`${env.server.base}/examples/hello-world/`);
   await connected(page);
   await page.locator('.who', { hasText: 'Hello World' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'example-hello-world.png') });
 });
 
 test('a visitor chats with @support and support answers', async () => {
-  const bob = await newPage(browser);
-  await openDemoAs(bob, server.base, 'bob');
-  const visitor = await newPage(browser, { width: 800, height: 600 });
-  await visitor.goto(`${server.base}/examples/ephemeral-user/`);
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  const visitor = await newPage(env.browser, { width: 800, height: 600 });
+  await visitor.goto(`${env.server.base}/examples/ephemeral-user/`);
   await visitor.locator('.thread-title', { hasText: 'Bob Brown, Carol Chen' }).waitFor({ timeout: 15000 });
   await visitor.getByLabel('Message', { exact: true }).fill('Hello, I need help with my order');
   await visitor.getByLabel('Message', { exact: true }).press('Enter');
@@ -49,9 +38,9 @@ test('a visitor chats with @support and support answers', async () => {
 });
 
 test("Forsta's authenticated-user tutorial, with provisioning by import, decline and a new key", async () => {
-  const tutorial = `${server.base}/examples/authenticated-user/`;
+  const tutorial = `${env.server.base}/examples/authenticated-user/`;
   const open = async () => {
-    const page = await newPage(browser, { width: 1000, height: 700 });
+    const page = await newPage(env.browser, { width: 1000, height: 700 });
     page.alerts = [];
     page.on('dialog', (d) => {
       page.alerts.push(d.message());

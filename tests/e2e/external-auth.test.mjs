@@ -1,26 +1,15 @@
 // Sign-in by external auth code, as TypingMind does: a link with ?externalAuthCode= (the
 // token then leaves the address bar), and a widget script tag that mounts itself.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 test('a sign-in link signs in and takes the token out of the address bar', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${server.base}/examples/external-auth/`);
+  const page = await newPage(env.browser);
+  await page.goto(`${env.server.base}/examples/external-auth/`);
   await page.locator('.status', { hasText: 'Waiting for sign-in' }).waitFor();
   await page.getByRole('button', { name: 'Bob' }).click();
   await page.getByRole('link', { name: /sign-in link for bob/ }).click();
@@ -32,8 +21,8 @@ test('a sign-in link signs in and takes the token out of the address bar', async
 });
 
 test('the widget script tag mounts a signed-in chat with @support open', async () => {
-  const page = await newPage(browser, { width: 900, height: 700 });
-  await page.goto(`${server.base}/examples/external-auth/widget.html?user=alice`);
+  const page = await newPage(env.browser, { width: 900, height: 700 });
+  await page.goto(`${env.server.base}/examples/external-auth/widget.html?user=alice`);
   const widget = page.locator('#sotto-widget');
   await widget.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   await widget.locator('.thread-title', { hasText: 'Bob Brown, Carol Chen' }).waitFor();

@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -12,6 +13,26 @@ export const artifacts = join(root, 'tests', 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 
 const serverBinary = process.env.SOTTO_SERVER_BIN || join(root, 'target', 'debug', 'sotto-server');
+
+const started = new Set();
+
+/**
+ * For a test file: a demo server and a browser before its tests, both gone after them
+ * (with any server a test started itself). The returned object's `server` and `browser`
+ * are set once the file's tests run.
+ */
+export function useServerAndBrowser() {
+  const env = {};
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    for (const s of started) await s.stop();
+  });
+  return env;
+}
 
 /** Starts `sotto-server --demo` serving this repository; resolves once it listens. */
 export async function startServer({ database, listen = '127.0.0.1:0' } = {}) {
@@ -35,11 +56,12 @@ export async function startServer({ database, listen = '127.0.0.1:0' } = {}) {
     });
     child.on('exit', (code) => reject(new Error(`sotto-server exited with ${code}: ${stderr}`)));
   });
-  return {
+  const server = {
     base,
     db,
     port: new URL(base).port,
     async stop() {
+      started.delete(server);
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -48,6 +70,8 @@ export async function startServer({ database, listen = '127.0.0.1:0' } = {}) {
       clearTimeout(timer);
     },
   };
+  started.add(server);
+  return server;
 }
 
 export async function launchBrowser() {

@@ -1,22 +1,11 @@
 // History survives a reload (IndexedDB), and a message typed offline is sent once when the
 // connection returns.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 async function send(page, text) {
   await page.getByLabel('Message', { exact: true }).fill(text);
@@ -24,10 +13,10 @@ async function send(page, text) {
 }
 
 test('history is on screen again after a reload', async () => {
-  const bob = await newPage(browser);
-  const alice = await newPage(browser);
-  await openDemoAs(bob, server.base, 'bob');
-  await openDemoAs(alice, server.base, 'alice');
+  const bob = await newPage(env.browser);
+  const alice = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
   await alice.getByLabel('New thread: who to talk to').fill('@bob');
   await alice.getByRole('button', { name: 'Start' }).click();
   await send(alice, 'remember me');
@@ -51,10 +40,10 @@ test('history is on screen again after a reload', async () => {
 });
 
 test('a message typed offline is sent once when the connection returns', async () => {
-  const bob = await newPage(browser);
-  const alice = await newPage(browser);
-  await openDemoAs(bob, server.base, 'bob');
-  await openDemoAs(alice, server.base, 'alice');
+  const bob = await newPage(env.browser);
+  const alice = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
   const threadId = await alice.evaluate(() => window.client.threadMake('@bob'));
   await alice.evaluate((id) => window.client.threadOpen(id), threadId);
 
@@ -74,10 +63,10 @@ test('a message typed offline is sent once when the connection returns', async (
 });
 
 test('saved history stays readable when the server cannot be reached', async () => {
-  const bob = await newPage(browser);
-  const alice = await newPage(browser);
-  await openDemoAs(bob, server.base, 'bob');
-  await openDemoAs(alice, server.base, 'alice');
+  const bob = await newPage(env.browser);
+  const alice = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
   const threadId = await bob.evaluate(() => window.client.threadMake('@alice'));
   await bob.evaluate((id) => window.client.threadSendMessage(id, 'read me on the plane'), threadId);
   await alice.locator('.thread-item', { hasText: 'Bob Brown' }).first().waitFor();

@@ -1,32 +1,21 @@
 // The identity-token lifecycle of examples/identity-token, driven like a person would:
 // expiry, a new token within the grace window (same session, no reload, nothing lost),
 // expiry past the window, and clearSession across two tabs.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
 
-let server;
-let browser;
+const env = useServerAndBrowser();
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const example = (params) => `${server.base}/examples/identity-token/?${params}`;
+const example = (params) => `${env.server.base}/examples/identity-token/?${params}`;
 const waitForEvent = (page, name, timeout = 20000) =>
   page.waitForFunction((n) => window.events.includes(n), name, { timeout });
 
 test('a new token within the grace window continues the session and loses nothing', async () => {
-  const bob = await newPage(browser);
-  await openDemoAs(bob, server.base, 'bob');
-  const alice = await newPage(browser);
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  const alice = await newPage(env.browser);
   await alice.goto(example('user=alice&ttl=6&grace=20000'));
   await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   assert.deepEqual(await alice.evaluate(() => window.events), ['ready', 'loaded']);
@@ -56,7 +45,7 @@ test('a new token within the grace window continues the session and loses nothin
 });
 
 test('without a new token the session is cleared when the window closes', async () => {
-  const alice = await newPage(browser);
+  const alice = await newPage(env.browser);
   await alice.goto(example('user=alice&ttl=5&grace=1500'));
   await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   await alice.evaluate(() => window.client.threadMake('@bob'));
@@ -74,7 +63,7 @@ test('without a new token the session is cleared when the window closes', async 
 });
 
 test('clearSession signs out every tab and leaves no key behind', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const tab1 = await context.newPage();
   const tab2 = await context.newPage();
   for (const tab of [tab1, tab2]) {
@@ -106,8 +95,8 @@ test('clearSession signs out every tab and leaves no key behind', async () => {
 });
 
 test('a token provider is asked at start and again before the session ends', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${server.base}/`);
+  const page = await newPage(env.browser);
+  await page.goto(`${env.server.base}/`);
   await page.evaluate(() => {
     window.calls = [];
     window.events = [];
@@ -129,8 +118,8 @@ test('a token provider is asked at start and again before the session ends', asy
 });
 
 test('a failing token provider is retried with backoff, not in a tight loop', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${server.base}/`);
+  const page = await newPage(env.browser);
+  await page.goto(`${env.server.base}/`);
   await page.evaluate(() => {
     window.calls = 0;
     window.codes = [];

@@ -1,27 +1,16 @@
 // The threads example, used as a person would: a thread from an expression with a title,
 // the title changed for everyone, disappearing messages, read marks, members removed and
 // added, leaving, and this device's archive; plus threadEnsure and paging through the API.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 async function openAs(user) {
-  const page = await newPage(browser, { width: 1100, height: 800 });
-  await page.goto(`${server.base}/examples/threads/?user=${user}`);
+  const page = await newPage(env.browser, { width: 1100, height: 800 });
+  await page.goto(`${env.server.base}/examples/threads/?user=${user}`);
   await page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   return page;
 }

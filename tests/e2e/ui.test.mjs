@@ -1,26 +1,15 @@
 // The embedding itself: two clients on one page work independently and destroy() releases
 // one; the thread list collapses; the dark theme; and a keyboard-only conversation.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, artifacts } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 test('two clients on one page, one destroyed, the other carries on', async () => {
-  const page = await newPage(browser, { width: 1200, height: 700 });
-  await page.goto(`${server.base}/`);
+  const page = await newPage(env.browser, { width: 1200, height: 700 });
+  await page.goto(`${env.server.base}/`);
   await page.evaluate(async () => {
     const mint = async (user) =>
       (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })).json()).jwt;
@@ -74,8 +63,8 @@ test('two clients on one page, one destroyed, the other carries on', async () =>
 });
 
 test('a conversation by keyboard alone', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${server.base}/?as=carol`);
+  const page = await newPage(env.browser);
+  await page.goto(`${env.server.base}/?as=carol`);
   await page.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   // Into the new-thread field and out again, with Tab and Enter only.
   await page.getByLabel('New thread: who to talk to').focus();
