@@ -48,22 +48,10 @@ pub async fn sign_in_jwt(
     let identity = Identity::from_claims(&claims)?;
     let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
     let expires_at = exp.min(now_secs() + state.config.session_max_secs);
-    let org_id = org.id.clone();
-    let session = state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let user = directory::sign_in(&tx, &org_id, &identity)?;
-            let token = session::create(&tx, &user.id, expires_at)?;
-            tx.commit()?;
-            Ok::<_, ApiError>(Session {
-                token,
-                expires_at,
-                org: org_id,
-                user,
-            })
-        })
-        .await?;
+    let session = open_session(&state, org.id.clone(), expires_at, move |tx, org_id| {
+        directory::sign_in(tx, org_id, &identity)
+    })
+    .await?;
     tracing::info!(org = %session.org, user = %session.user.id, "signed in with a JWT");
     Ok(Json(session))
 }
@@ -98,33 +86,48 @@ pub async fn sign_in_ephemeral(
             ));
         }
     }
-    let org_id = org.id.clone();
     let expires_at = now_secs() + EPHEMERAL_SESSION_SECS.min(state.config.session_max_secs);
-    let session = state
+    let session = open_session(&state, org.id.clone(), expires_at, move |tx, org_id| {
+        let seed = format!("visitor.{}", &crate::db::new_id("v")[2..8]);
+        Ok(directory::create_user(
+            tx,
+            org_id,
+            None,
+            req.email.as_deref(),
+            req.name.as_deref(),
+            true,
+            Some(&seed),
+        )?)
+    })
+    .await?;
+    Ok(Json(session))
+}
+
+/// In one transaction: finds or creates the user with `user_for`, and opens a session for
+/// them that ends at `expires_at`.
+async fn open_session(
+    state: &SharedState,
+    org_id: String,
+    expires_at: i64,
+    user_for: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> ApiResult<sotto_core::protocol::User>
+        + Send
+        + 'static,
+) -> ApiResult<Session> {
+    state
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            let seed = format!("visitor.{}", &crate::db::new_id("v")[2..8]);
-            let user = directory::create_user(
-                &tx,
-                &org_id,
-                None,
-                req.email.as_deref(),
-                req.name.as_deref(),
-                true,
-                Some(&seed),
-            )?;
+            let user = user_for(&tx, &org_id)?;
             let token = session::create(&tx, &user.id, expires_at)?;
             tx.commit()?;
-            Ok::<_, ApiError>(Session {
+            Ok(Session {
                 token,
                 expires_at,
                 org: org_id,
                 user,
             })
         })
-        .await?;
-    Ok(Json(session))
+        .await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
