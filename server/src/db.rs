@@ -68,6 +68,17 @@ CREATE TABLE link_requests (
 );
 CREATE INDEX link_requests_by_user ON link_requests (user_id, status);
 "#,
+    r#"
+-- Encrypted attachments: ciphertext only; the key travels inside the sealed message.
+CREATE TABLE blobs (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    uploader TEXT NOT NULL REFERENCES users(id),
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+"#,
 ];
 
 #[derive(Clone)]

@@ -109,6 +109,11 @@ pub fn app(state: SharedState) -> Router {
             "/v1/envelopes",
             post(routes::envelopes::send).layer(DefaultBodyLimit::max(routes::envelopes::MAX_BODY)),
         )
+        .route(
+            "/v1/blobs",
+            post(routes::blobs::upload).layer(DefaultBodyLimit::max(routes::blobs::MAX_BLOB)),
+        )
+        .route("/v1/blobs/{id}", get(routes::blobs::download))
         .route("/v1/links", post(routes::links::create))
         .route("/v1/links/{id}", get(routes::links::get))
         .route(

@@ -160,3 +160,56 @@ async fn logout_ends_the_session_and_a_removed_device_loses_its_queue() {
         (401, Some("session_invalid"))
     );
 }
+
+#[tokio::test]
+async fn attachments_are_stored_for_the_org_and_limited() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let upload = |token: &str, body: Vec<u8>| {
+        server
+            .http
+            .post(format!("{}/v1/blobs", server.base))
+            .bearer_auth(token.to_owned())
+            .body(body)
+            .send()
+    };
+    let resp = upload(&alice.token, vec![7u8; 1000]).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["size"], 1000);
+    let got = server
+        .http
+        .get(format!("{}/v1/blobs/{id}", server.base))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &[7u8; 1000][..]);
+
+    let resp = upload(
+        &alice.token,
+        vec![0u8; sotto_server::routes::blobs::MAX_BLOB + 1],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let resp = upload(&alice.token, Vec::new()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let resp = server
+        .http
+        .post(format!("{}/v1/blobs", server.base))
+        .body(vec![1u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let (status, body) = server.get("/v1/blobs/b_nope", Some(&bob.token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_blob"))
+    );
+}

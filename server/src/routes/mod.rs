@@ -2,6 +2,7 @@
 //! [`ApiError`](crate::error::ApiError).
 
 pub mod auth;
+pub mod blobs;
 pub mod demo;
 pub mod devices;
 pub mod directory;
