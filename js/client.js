@@ -136,14 +136,26 @@ class Client extends EventTarget {
 
   /**
    * Encrypts and sends a message to every member's devices; resolves to its ID. `html`
-   * travels with it for the receiving page (Sotto's UI shows only the text); `attrs` are
-   * the message's own attributes. Attachments are not supported yet.
+   * travels with it for the receiving page (Sotto's UI shows only the text);
+   * `attachments` are Files or Blobs (each encrypted under its own key before upload);
+   * `attrs` are the message's own attributes.
    */
-  threadSendMessage(threadId, text, html, attachments, attrs) {
-    if (attachments != null && !(Array.isArray(attachments) && attachments.length === 0)) {
-      return Promise.reject(codedError('unsupported', 'attachments are not supported yet'));
+  async threadSendMessage(threadId, text, html, attachments, attrs) {
+    let files;
+    if (attachments != null) {
+      if (!Array.isArray(attachments)) throw codedError('bad_attachment', 'attachments must be an array of Files or Blobs');
+      files = await Promise.all(attachments.map(async (f) => {
+        if (!(f instanceof Blob)) throw codedError('bad_attachment', 'each attachment must be a File or Blob');
+        return { name: f.name || 'file', type: f.type, bytes: new Uint8Array(await f.arrayBuffer()) };
+      }));
     }
-    return this.#call('threadSendMessage', String(threadId), String(text), html == null ? undefined : String(html), attrs);
+    return this.#call('threadSendMessage', String(threadId), String(text ?? ''), html == null ? undefined : String(html), attrs, files);
+  }
+
+  /** Fetches and decrypts attachment `index` of a message, as a File. */
+  async attachmentGet(messageId, index = 0) {
+    const a = await this.#call('attachmentGet', String(messageId), Number(index));
+    return new File([a.bytes], a.name, { type: a.type });
   }
 
   /** The threads on this device, newest activity first. */

@@ -81,6 +81,8 @@ export interface ThreadMessage {
   html?: string;
   /** The message's own attributes. */
   attrs?: Record<string, unknown>;
+  /** Files sent with it; fetch one with attachmentGet(id, index). */
+  attachments?: { id: string; name: string; type: string; size: number }[];
   status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed';
   /** When every device deletes it (disappearing messages). */
   expiresAt?: number;
@@ -127,8 +129,10 @@ export class Client extends EventTarget {
   threadEnsure(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadStartWithExpression(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadOpen(threadId: string): Promise<void>;
-  /** `attachments` must be left out (or empty) for now. */
-  threadSendMessage(threadId: string, text: string, html?: string, attachments?: never[], attrs?: Record<string, unknown>): Promise<string>;
+  /** Each attachment (File or Blob, up to 10 MB, 10 per message) is encrypted under its own key before upload. */
+  threadSendMessage(threadId: string, text: string, html?: string | null, attachments?: Blob[] | null, attrs?: Record<string, unknown>): Promise<string>;
+  /** Fetches and decrypts attachment `index` of a message. */
+  attachmentGet(messageId: string, index?: number): Promise<File>;
   threadList(): Promise<ThreadSummary[]>;
   threadMessages(threadId: string, options?: { limit?: number; before?: number }): Promise<ThreadMessage[]>;
   threadListAttributes(threadId: string): Promise<Record<string, unknown>>;

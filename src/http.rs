@@ -1,4 +1,4 @@
-//! The server's JSON API over `fetch`. A non-2xx answer becomes a [`ClientError`] with the
+//! The server's API over `fetch`. A non-2xx answer becomes a [`ClientError`] with the
 //! server's own `{error: {code, message}}`.
 
 use crate::error::{js_failure, ClientError, ClientResult};
@@ -6,9 +6,60 @@ use crate::util::window;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sotto_core::protocol::ErrorBody;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
+
+/// Sends one request and returns the response if it is a success.
+async fn fetch(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, JsValue)>,
+) -> ClientResult<Response> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    let headers = Headers::new().map_err(|e| js_failure("network", e))?;
+    if let Some(t) = token {
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(|e| js_failure("network", e))?;
+    }
+    if let Some((content_type, data)) = body {
+        headers
+            .set("Content-Type", content_type)
+            .map_err(|e| js_failure("network", e))?;
+        init.set_body(&data);
+    }
+    init.set_headers(&headers);
+    let request = Request::new_with_str_and_init(&format!("{base}{path}"), &init)
+        .map_err(|e| js_failure("bad_option", e))?;
+    let response: Response = JsFuture::from(window()?.fetch_with_request(&request))
+        .await
+        .map_err(|e| js_failure("network", e))?
+        .unchecked_into();
+    if response.ok() {
+        return Ok(response);
+    }
+    let text = text_of(&response).await.unwrap_or_default();
+    Err(match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => ClientError::new(&b.error.code, b.error.message),
+        Err(_) => ClientError::new(
+            "http_error",
+            format!("the server answered {}", response.status()),
+        ),
+    })
+}
+
+async fn text_of(response: &Response) -> ClientResult<String> {
+    let promise = response.text().map_err(|e| js_failure("network", e))?;
+    Ok(JsFuture::from(promise)
+        .await
+        .map_err(|e| js_failure("network", e))?
+        .as_string()
+        .unwrap_or_default())
+}
 
 /// Calls `method path` on the server at `base`, with a JSON body when given.
 pub async fn call<B: Serialize, R: DeserializeOwned>(
@@ -18,43 +69,21 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
     token: Option<&str>,
     body: Option<&B>,
 ) -> ClientResult<R> {
-    let init = RequestInit::new();
-    init.set_method(method);
-    let headers = Headers::new().map_err(|e| js_failure("network", e))?;
-    if let Some(t) = token {
-        headers
-            .set("Authorization", &format!("Bearer {t}"))
-            .map_err(|e| js_failure("network", e))?;
-    }
-    if let Some(b) = body {
-        let json =
-            serde_json::to_string(b).map_err(|e| ClientError::new("internal", e.to_string()))?;
-        headers
-            .set("Content-Type", "application/json")
-            .map_err(|e| js_failure("network", e))?;
-        init.set_body(&json.into());
-    }
-    init.set_headers(&headers);
-    let request = Request::new_with_str_and_init(&format!("{base}{path}"), &init)
-        .map_err(|e| js_failure("bad_option", e))?;
-    let response: Response = JsFuture::from(window()?.fetch_with_request(&request))
-        .await
-        .map_err(|e| js_failure("network", e))?
-        .unchecked_into();
-    let text = JsFuture::from(response.text().map_err(|e| js_failure("network", e))?)
-        .await
-        .map_err(|e| js_failure("network", e))?
-        .as_string()
-        .unwrap_or_default();
-    if !response.ok() {
-        return Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => ClientError::new(&b.error.code, b.error.message),
-            Err(_) => ClientError::new(
-                "http_error",
-                format!("the server answered {}", response.status()),
-            ),
-        });
-    }
+    let json = match body {
+        Some(b) => Some(
+            serde_json::to_string(b).map_err(|e| ClientError::new("internal", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let response = fetch(
+        base,
+        method,
+        path,
+        token,
+        json.map(|j| ("application/json", JsValue::from(j))),
+    )
+    .await?;
+    let text = text_of(&response).await?;
     serde_json::from_str(&text).map_err(|e| ClientError::new("bad_response", e.to_string()))
 }
 
@@ -68,5 +97,37 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
     token: Option<&str>,
     body: &B,
 ) -> ClientResult<R> {
-    call(base, "POST", path, token, Some(body)).await
+    call(base, "POST", path, Some(token).flatten(), Some(body)).await
+}
+
+/// Posts raw bytes (an encrypted attachment); the answer is JSON.
+pub async fn post_bytes<R: DeserializeOwned>(
+    base: &str,
+    path: &str,
+    token: &str,
+    bytes: &[u8],
+) -> ClientResult<R> {
+    let data = js_sys::Uint8Array::from(bytes);
+    let response = fetch(
+        base,
+        "POST",
+        path,
+        Some(token),
+        Some(("application/octet-stream", data.into())),
+    )
+    .await?;
+    serde_json::from_str(&text_of(&response).await?)
+        .map_err(|e| ClientError::new("bad_response", e.to_string()))
+}
+
+/// Gets raw bytes (an encrypted attachment).
+pub async fn get_bytes(base: &str, path: &str, token: &str) -> ClientResult<Vec<u8>> {
+    let response = fetch(base, "GET", path, Some(token), None).await?;
+    let promise = response
+        .array_buffer()
+        .map_err(|e| js_failure("network", e))?;
+    let buffer = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_failure("network", e))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }

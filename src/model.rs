@@ -65,6 +65,9 @@ pub struct Message {
     /// The sender page's HTML rendering, kept for the page; Sotto's UI shows only `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// Files sent with it (the key of each travels here, sealed like the text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<sotto_core::attachment::AttachmentRef>,
     /// Attributes of this message, for the page.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attrs: Map<String, Value>,

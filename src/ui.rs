@@ -19,6 +19,10 @@ pub struct UiActions {
     pub send: Rc<dyn Fn(String)>,
     pub open: Rc<dyn Fn(String)>,
     pub new_thread: Rc<dyn Fn(String)>,
+    /// Files picked with the attach button, for the open thread.
+    pub attach: Rc<dyn Fn(Vec<web_sys::File>)>,
+    /// An attachment clicked: (message ID, index).
+    pub download: Rc<dyn Fn(String, usize)>,
 }
 
 /// How the page asked the UI to look.
@@ -111,6 +115,15 @@ fn format_day(ms: i64) -> String {
         let _ = js_sys::Reflect::set(&opts, &k.into(), &v.into());
     }
     d.to_locale_date_string("default", &opts).into()
+}
+
+/// "812 B", "14 KB", "3.2 MB".
+fn format_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{} KB", b / 1000),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
 }
 
 /// "30 s", "5 min", "2 h", "3 d".
@@ -239,6 +252,27 @@ impl Ui {
         let messages = el(&doc, "ol", "messages")?;
         attr(&messages, "aria-live", "polite");
         attr(&messages, "aria-label", "Messages");
+        let download = actions.download.clone();
+        let on_download = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+            let Some(button) = target.and_then(|t| t.closest("[data-attachment]").ok().flatten())
+            else {
+                return;
+            };
+            let (Some(message), Some(index)) = (
+                button.get_attribute("data-message-id"),
+                button
+                    .get_attribute("data-attachment")
+                    .and_then(|i| i.parse().ok()),
+            ) else {
+                return;
+            };
+            download(message, index);
+        });
+        messages
+            .add_event_listener_with_callback("click", on_download.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_download);
         let notice = el(&doc, "p", "notice")?;
         attr(&notice, "role", "alert");
         let composer_form = el(&doc, "form", "composer")?;
@@ -248,6 +282,37 @@ impl Ui {
         attr(&composer, "aria-label", "Message");
         let send = text_el(&doc, "button", "", "Send")?;
         attr(&send, "type", "submit");
+        // The attach button opens a hidden file picker.
+        let picker: HtmlInputElement = el(&doc, "input", "")?.unchecked_into();
+        picker.set_type("file");
+        picker.set_multiple(true);
+        attr(&picker, "hidden", "");
+        attr(&picker, "aria-label", "Files to attach");
+        let attach = text_el(&doc, "button", "attach", "Attach")?;
+        attr(&attach, "type", "button");
+        attr(&attach, "aria-label", "Attach files");
+        let picker2 = picker.clone();
+        let on_attach = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| picker2.click());
+        attach
+            .add_event_listener_with_callback("click", on_attach.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_attach);
+        let (picker3, attach_action) = (picker.clone(), actions.attach.clone());
+        let on_pick = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            let Some(list) = picker3.files() else { return };
+            let files: Vec<web_sys::File> =
+                (0..list.length()).filter_map(|i| list.get(i)).collect();
+            picker3.set_value("");
+            if !files.is_empty() {
+                attach_action(files);
+            }
+        });
+        picker
+            .add_event_listener_with_callback("change", on_pick.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_pick);
+        append(&composer_form, &attach);
+        append(&composer_form, &picker);
         append(&composer_form, &composer);
         append(&composer_form, &send);
         append(&main, &thread_header);
@@ -374,7 +439,11 @@ impl Ui {
             append(&button, &top);
             if let Some(last) = t.messages.last() {
                 let row = el(&self.doc, "span", "row last")?;
-                append(&row, &text_el(&self.doc, "span", "preview", &last.text)?);
+                let preview = match (last.text.is_empty(), last.attachments.first()) {
+                    (true, Some(a)) => format!("Attachment: {}", a.name),
+                    _ => last.text.clone(),
+                };
+                append(&row, &text_el(&self.doc, "span", "preview", &preview)?);
                 append(
                     &row,
                     &text_el(&self.doc, "time", "", &format_time(last.sent_at))?,
@@ -451,7 +520,22 @@ impl Ui {
                 attr(&item, "data-status", state);
             }
             append(&item, &meta);
-            append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
+            if !m.text.is_empty() {
+                append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
+            }
+            for (i, a) in m.attachments.iter().enumerate() {
+                let b = text_el(
+                    &self.doc,
+                    "button",
+                    "attachment",
+                    &format!("{} ({})", a.name, format_size(a.size)),
+                )?;
+                attr(&b, "type", "button");
+                attr(&b, "data-attachment", &i.to_string());
+                attr(&b, "data-message-id", &m.id);
+                attr(&b, "aria-label", &format!("Download {}", a.name));
+                append(&item, &b);
+            }
             append(&self.messages, &item);
         }
         self.messages.set_scroll_top(self.messages.scroll_height());

@@ -39,6 +39,8 @@ fn noop() -> UiActions {
         send: Rc::new(|_| {}),
         open: Rc::new(|_| {}),
         new_thread: Rc::new(|_| {}),
+        attach: Rc::new(|_| {}),
+        download: Rc::new(|_, _| {}),
     }
 }
 
@@ -65,6 +67,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
         expires_at: None,
         html: Some("<b>never shown</b>".into()),
         attrs: Default::default(),
+        attachments: Vec::new(),
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();

@@ -9,11 +9,13 @@
 //! - [`hpke`]: RFC 9180 HPKE base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM;
 //! - [`keys`]: a device's X25519 key pair;
 //! - [`linking`]: the check code that both browsers show when one approves the other;
+//! - [`attachment`]: files encrypted once under a fresh key, the key sent inside messages;
 //! - [`sealing`]: how one message body becomes one envelope per recipient device, and back.
 //!
 //! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
 //! browser alike.
 
+pub mod attachment;
 pub mod b64;
 pub mod error;
 pub mod expr;

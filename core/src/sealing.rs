@@ -66,6 +66,9 @@ pub struct MessageBody {
     /// as it sees fit; Sotto's own UI only ever shows `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// Files sent with the message: where each blob is and the key that opens it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachment::AttachmentRef>,
     /// Attributes of this one message, for the page (e.g. `{priority: "high"}`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub attrs: serde_json::Map<String, serde_json::Value>,

@@ -2,6 +2,7 @@
 //! socket brings (one envelope at a time, in order), the outbox for messages typed offline,
 //! disappearing messages and read marks.
 
+use super::attachments::OutgoingFile;
 use super::{to_js, unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
 use crate::history;
@@ -216,6 +217,7 @@ impl Inner {
             text: body.text,
             html: body.html,
             attrs: body.attrs,
+            attachments: body.attachments,
             outgoing,
             status: if outgoing {
                 Status::Sent
@@ -490,12 +492,13 @@ impl Inner {
         text: String,
         html: Option<String>,
         attrs: serde_json::Map<String, serde_json::Value>,
+        files: Vec<OutgoingFile>,
     ) -> ClientResult<String> {
         let (_, own) = self.session()?;
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && files.is_empty() {
             return Err(ClientError::new(
                 "empty_message",
-                "a message needs some text",
+                "a message needs some text or an attachment",
             ));
         }
         if text.len() > MAX_TEXT_BYTES || html.as_ref().is_some_and(|h| h.len() > MAX_TEXT_BYTES) {
@@ -517,9 +520,12 @@ impl Inner {
                 "message attributes are limited to 16 KiB of JSON",
             ));
         }
+        // Files go up first (encrypted); an upload that fails fails the send.
+        let attachments = self.upload_files(files).await?;
         let body = MessageBody {
             html,
             attrs,
+            attachments,
             ..self.body_for(thread_id, text)?
         };
         let message = Message {
@@ -532,6 +538,7 @@ impl Inner {
             text: body.text.clone(),
             html: body.html.clone(),
             attrs: body.attrs.clone(),
+            attachments: body.attachments.clone(),
             outgoing: true,
             status: Status::Sent,
         };
@@ -706,6 +713,7 @@ impl Inner {
                     sent_at: message.sent_at,
                     html: message.html.clone(),
                     attrs: message.attrs.clone(),
+                    attachments: message.attachments.clone(),
                     ..self.body_for(&message.thread_id, message.text.clone())?
                 };
                 self.deliver(&body, &thread.members).await

@@ -5,6 +5,7 @@
 //! Every exported method returns a Promise; failures reject with an `Error` carrying `code`.
 //! Events reach the page through the `emit(type, detail)` function given at construction.
 
+mod attachments;
 mod lifecycle;
 mod messaging;
 mod offline;
@@ -296,6 +297,7 @@ impl ClientCore {
     }
 
     /// Sends `text` to every member's devices; resolves to the message's ID.
+    /// `files` is `[{name, type, bytes}]` (the JS shell reads Files into that).
     #[wasm_bindgen(js_name = threadSendMessage)]
     pub fn thread_send_message(
         &self,
@@ -303,13 +305,25 @@ impl ClientCore {
         text: String,
         html: Option<String>,
         attrs: JsValue,
+        files: JsValue,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
+            let files = attachments::files_from_js(&files)?;
             Ok(inner
-                .send_message(&id, text, html, js_map(&attrs)?)
+                .send_message(&id, text, html, js_map(&attrs)?, files)
                 .await?
                 .into())
+        })
+    }
+
+    /// Fetches and decrypts an attachment: `{name, type, size, bytes}`.
+    #[wasm_bindgen(js_name = attachmentGet)]
+    pub fn attachment_get(&self, message_id: String, index: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let (a, bytes) = inner.attachment_get(&message_id, index as usize).await?;
+            Ok(attachments::to_js_file(&a, &bytes))
         })
     }
 
@@ -587,7 +601,7 @@ impl Inner {
                         return;
                     };
                     if let Err(e) = inner
-                        .send_message(&id, text, None, Default::default())
+                        .send_message(&id, text, None, Default::default(), Vec::new())
                         .await
                     {
                         inner.show_notice(Some(&e.message));
@@ -610,6 +624,40 @@ impl Inner {
                     }
                 })
             }),
+            attach: {
+                let weak = weak.clone();
+                Rc::new(move |files: Vec<web_sys::File>| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    spawn_local(async move {
+                        let sent = async {
+                            let id = inner.state.borrow().open_thread.clone();
+                            let id = id.ok_or_else(|| {
+                                ClientError::new("no_thread", "Open or start a thread first.")
+                            })?;
+                            let files = attachments::read_picked(files).await?;
+                            inner
+                                .send_message(&id, String::new(), None, Default::default(), files)
+                                .await
+                        };
+                        if let Err(e) = sent.await {
+                            inner.show_notice(Some(&e.message));
+                            inner.emit_error(&e);
+                        }
+                    })
+                })
+            },
+            download: {
+                let weak = weak.clone();
+                Rc::new(move |message: String, index: usize| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    spawn_local(async move {
+                        if let Err(e) = inner.download(&message, index).await {
+                            inner.show_notice(Some(&e.message));
+                            inner.emit_error(&e);
+                        }
+                    })
+                })
+            },
         };
         let ui = Ui::mount(&self.host, &self.options.ui, actions)?;
         *self.ui.borrow_mut() = Some(ui);

@@ -119,13 +119,15 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
     await c.threadSendMessage(id, 'plain words', '<img src=x onerror="window.pwned=1"><b>rich</b>', [], { priority: 'high' });
     const [m] = await c.threadMessages(id, { limit: 1 });
     const attach = await c.threadSendMessage(id, 'x', null, [{ name: 'a.txt' }]).catch((e) => e.code);
-    return { text: m.text, html: m.html, attrs: m.attrs, attach, pwned: window.pwned === 1 };
+    const tooMany = await c.threadSendMessage(id, 'x', null, Array.from({ length: 11 }, () => new Blob(['a']))).catch((e) => e.code);
+    return { text: m.text, html: m.html, attrs: m.attrs, attach, tooMany, pwned: window.pwned === 1 };
   });
   assert.deepEqual(extras, {
     text: 'plain words',
     html: '<img src=x onerror="window.pwned=1"><b>rich</b>',
     attrs: { priority: 'high' },
-    attach: 'unsupported',
+    attach: 'bad_attachment',
+    tooMany: 'too_many_attachments',
     pwned: false,
   });
   assert.equal(await alice.locator('.msg img, .msg b').count(), 0, 'html is never rendered');
@@ -152,4 +154,37 @@ test('the ES-module build loads in <script type="module"> and fits 320 px', asyn
   await page.screenshot({ path: join(artifacts, 'module-320px.png') });
   const width = await page.evaluate(() => document.getElementById('messenger').shadowRoot.querySelector('.sotto').scrollWidth);
   assert.ok(width <= 320, `the UI overflows 320 px (${width})`);
+});
+
+test('a file travels encrypted: attached by one, downloaded by the other', async () => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  await alice.evaluate(async () => window.client.threadOpen(await window.client.threadMake('@bob')));
+  const secret = 'top secret file contents ' + Math.random().toString(36).slice(2);
+  // Attach through the UI's file picker, as a person would.
+  const chooser = alice.waitForEvent('filechooser');
+  await alice.getByRole('button', { name: 'Attach files' }).click();
+  await (await chooser).setFiles({ name: 'plan.txt', mimeType: 'text/plain', buffer: Buffer.from(secret) });
+  await alice.locator('.msg.out .attachment', { hasText: 'plan.txt' }).waitFor({ timeout: 10000 });
+
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  const link = bob.getByRole('button', { name: 'Download plan.txt' });
+  await link.waitFor({ timeout: 10000 });
+  const download = bob.waitForEvent('download');
+  await link.click();
+  const saved = await (await download).path();
+  assert.equal(readFileSync(saved, 'utf8'), secret);
+  assert.equal((await download).suggestedFilename(), 'plan.txt');
+  // The API gives the same file.
+  const viaApi = await bob.evaluate(async () => {
+    const [t] = await window.client.threadList();
+    const [m] = (await window.client.threadMessages(t.id)).filter((m) => m.attachments);
+    const f = await window.client.attachmentGet(m.id, 0);
+    return [f.name, f.type, await f.text()];
+  });
+  assert.deepEqual(viaApi, ['plan.txt', 'text/plain', secret]);
+  assert.ok(!databaseBytes(env.server.db).includes(secret), 'the server holds only ciphertext');
+  await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
