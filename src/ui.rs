@@ -542,6 +542,13 @@ impl Ui {
         Ok(())
     }
 
+    /// Turns writing off (e.g. while offline and not signed in) or back on.
+    pub fn set_read_only(&self, read_only: bool) {
+        if read_only {
+            self.composer.set_disabled(true);
+        }
+    }
+
     pub fn focus_composer(&self) {
         let _ = self.composer.focus();
     }

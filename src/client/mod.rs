@@ -691,6 +691,8 @@ impl Inner {
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
         let _ = ui.render_thread(open, own_id);
+        // Saved history shown offline can be read, not written to.
+        ui.set_read_only(state.session.is_none());
         ui.set_user(own.map(display_name).unwrap_or(""));
     }
 }

@@ -78,9 +78,11 @@ test('saved history stays readable when the server cannot be reached', async () 
   await alice.locator('.who', { hasText: 'Alice Adams' }).waitFor();
   await alice.locator('.thread-item', { hasText: 'read me on the plane' }).click();
   await alice.locator('.msg.in .text', { hasText: 'read me on the plane' }).waitFor();
+  assert.equal(await alice.getByLabel('Message', { exact: true }).isDisabled(), true, 'read-only while offline');
   await alice.screenshot({ path: join(artifacts, 'offline-history.png') });
 
   // When the server is back, the client signs in by itself.
   await alice.unroute('**/v1/**');
   await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 40000 });
+  assert.equal(await alice.getByLabel('Message', { exact: true }).isDisabled(), false);
 });
