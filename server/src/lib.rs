@@ -136,7 +136,17 @@ pub fn app(state: SharedState) -> Router {
     let mut app = api;
     if let Some(dir) = &state.config.static_dir {
         app = app
-            .nest_service("/pkg", ServeDir::new(dir.join("pkg")))
+            // The client package is public and loaded by other sites' pages (scripts,
+            // modules and wasm fetched cross-origin), so any origin may read it.
+            .nest_service(
+                "/pkg",
+                tower_layer::Layer::layer(
+                    &CorsLayer::new()
+                        .allow_origin(AllowOrigin::any())
+                        .allow_methods([Method::GET]),
+                    ServeDir::new(dir.join("pkg")),
+                ),
+            )
             .nest_service("/examples", ServeDir::new(dir.join("examples")))
             .fallback_service(ServeDir::new(dir.join("www")));
     } else {

@@ -213,3 +213,33 @@ async fn attachments_are_stored_for_the_org_and_limited() {
         (404, Some("unknown_blob"))
     );
 }
+
+#[tokio::test]
+async fn the_client_package_may_be_loaded_by_any_site() {
+    let (dir, db) = temp_db();
+    std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+    std::fs::write(dir.path().join("pkg/sotto_wasm_bg.wasm"), b"\0asm").unwrap();
+    let mut cfg = config(&db);
+    cfg.static_dir = Some(dir.path().to_path_buf());
+    let server = TestServer::start(cfg).await;
+    let resp = server
+        .http
+        .get(format!("{}/pkg/sotto_wasm_bg.wasm", server.base))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert_eq!(resp.headers()["content-type"], "application/wasm");
+    // The API is not open to that origin unless configured.
+    let resp = server
+        .http
+        .post(format!("{}/v1/auth/jwt", server.base))
+        .header("origin", "https://shop.example")
+        .json(&serde_json::json!({ "jwt": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
