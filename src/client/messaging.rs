@@ -224,7 +224,8 @@ impl Inner {
             } else {
                 Status::Received
             },
-        });
+        })
+        .await;
         Ok(())
     }
 
@@ -332,25 +333,41 @@ impl Inner {
     }
 
     /// Saves a thread to this browser's history (in the background).
-    pub(super) fn persist(&self, thread_id: &str) {
-        let state = self.state.borrow();
-        let (Some(key), Some(t)) = (
-            state.store_key.clone(),
-            state.threads.iter().find(|t| t.id == thread_id).cloned(),
-        ) else {
-            return;
+    pub(super) fn persist(self: &Rc<Self>, thread_id: &str) {
+        let (inner, id) = (self.clone(), thread_id.to_owned());
+        spawn_local(async move { inner.save_now(&id).await });
+    }
+
+    /// Saves a thread to this browser's history before going on: used where a lost write
+    /// would lose a message (before an envelope is acknowledged, before a send resolves).
+    /// Writes run one after another, each taking the thread as it is when its turn comes,
+    /// so an older copy can never overwrite a newer one.
+    pub(super) async fn save_now(&self, thread_id: &str) {
+        let mut done = None;
+        let turn = js_sys::Promise::new(&mut |resolve, _| done = Some(resolve));
+        let previous = self.write_chain.replace(turn);
+        let _ = wasm_bindgen_futures::JsFuture::from(previous).await;
+        let snapshot = {
+            let state = self.state.borrow();
+            state
+                .store_key
+                .clone()
+                .zip(state.threads.iter().find(|t| t.id == thread_id).cloned())
         };
-        spawn_local(async move {
+        if let Some((key, t)) = snapshot {
             if let Err(e) = history::save(&key, &t).await {
                 web_sys::console::warn_1(
                     &format!("sotto: history not saved: {}", e.message).into(),
                 );
             }
-        });
+        }
+        if let Some(resolve) = done {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
     }
 
-    /// Adds a message to its thread (once), saves and redraws, and tells the page.
-    fn record(self: &Rc<Self>, message: Message) {
+    /// Adds a message to its thread (once), saves it, redraws, and tells the page.
+    async fn record(self: &Rc<Self>, message: Message) {
         if !self.remember(&message.id) {
             return;
         }
@@ -369,7 +386,7 @@ impl Inner {
             }
             is_open
         };
-        self.persist(&message.thread_id);
+        self.save_now(&message.thread_id).await;
         self.render();
         self.schedule_sweep();
         self.emit("thread-message", to_js(&message));
@@ -378,7 +395,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn add_thread(&self, thread: Thread) {
+    pub(super) fn add_thread(self: &Rc<Self>, thread: Thread) {
         let id = thread.id.clone();
         self.state.borrow_mut().threads.insert(0, thread);
         self.persist(&id);
@@ -550,7 +567,8 @@ impl Inner {
                 self.record(Message {
                     status: Status::Pending,
                     ..message
-                });
+                })
+                .await;
                 self.show_notice(Some(
                     "Offline: the message will be sent when the connection returns.",
                 ));
@@ -559,7 +577,7 @@ impl Inner {
             Err(e) => return Err(e),
         }
         let id = message.id.clone();
-        self.record(message);
+        self.record(message).await;
         Ok(id)
     }
 

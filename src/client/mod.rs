@@ -89,6 +89,8 @@ struct Inner {
     provisioning_choice: RefCell<Option<js_sys::Function>>,
     /// The user cancelled a pending import.
     link_cancelled: std::cell::Cell<bool>,
+    /// The last history write; the next one waits for it (see `save_now`).
+    write_chain: RefCell<js_sys::Promise>,
 }
 
 #[wasm_bindgen]
@@ -170,6 +172,7 @@ impl ClientCore {
                 online: RefCell::new(None),
                 provisioning_choice: RefCell::new(None),
                 link_cancelled: std::cell::Cell::new(false),
+                write_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
             }),
         })
     }

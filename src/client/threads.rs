@@ -226,7 +226,11 @@ impl Inner {
     }
 
     /// This device only: hide or show a thread, forget it, or forget some of its messages.
-    pub(super) fn set_archived(&self, thread_id: &str, archived: bool) -> ClientResult<()> {
+    pub(super) fn set_archived(
+        self: &Rc<Self>,
+        thread_id: &str,
+        archived: bool,
+    ) -> ClientResult<()> {
         self.session()?;
         {
             let mut state = self.state.borrow_mut();
@@ -263,7 +267,11 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn destroy_messages(&self, thread_id: &str, ids: &[String]) -> ClientResult<u32> {
+    pub(super) fn destroy_messages(
+        self: &Rc<Self>,
+        thread_id: &str,
+        ids: &[String],
+    ) -> ClientResult<u32> {
         self.session()?;
         let removed = {
             let mut state = self.state.borrow_mut();
