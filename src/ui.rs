@@ -549,6 +549,13 @@ impl Ui {
         }
     }
 
+    /// Puts text back in the composer (a send that could not go keeps the person's words).
+    pub fn set_draft(&self, text: &str) {
+        if self.composer.value().is_empty() {
+            self.composer.set_value(text);
+        }
+    }
+
     pub fn focus_composer(&self) {
         let _ = self.composer.focus();
     }

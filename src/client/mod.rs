@@ -601,12 +601,14 @@ impl Inner {
                 spawn_local(async move {
                     let Some(id) = inner.state.borrow().open_thread.clone() else {
                         inner.show_notice(Some("Open or start a thread first."));
+                        inner.with_ui(|ui| ui.set_draft(&text));
                         return;
                     };
                     if let Err(e) = inner
-                        .send_message(&id, text, None, Default::default(), Vec::new())
+                        .send_message(&id, text.clone(), None, Default::default(), Vec::new())
                         .await
                     {
+                        inner.with_ui(|ui| ui.set_draft(&text));
                         inner.show_notice(Some(&e.message));
                         inner.emit_error(&e);
                     }

@@ -19,6 +19,7 @@ test('history is on screen again after a reload', async () => {
   await openDemoAs(alice, env.server.base, 'alice');
   await alice.getByLabel('New thread: who to talk to').fill('@bob');
   await alice.getByRole('button', { name: 'Start' }).click();
+  await alice.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor();
   await send(alice, 'remember me');
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click();
   await bob.locator('.msg.in .text', { hasText: 'remember me' }).waitFor();
