@@ -442,13 +442,7 @@ impl Inner {
             }
             latest
         };
-        if let Some(t) = self
-            .state
-            .borrow_mut()
-            .threads
-            .iter_mut()
-            .find(|t| t.id == thread_id)
-        {
+        if let Ok(t) = self.state.borrow_mut().thread_mut(thread_id) {
             t.read_marks.insert(own.id.clone(), until);
         }
         self.persist(thread_id);

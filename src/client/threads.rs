@@ -210,13 +210,7 @@ impl Inner {
         };
         self.deliver(&body, &thread.members).await?;
         let (_, own) = self.session()?;
-        if let Some(t) = self
-            .state
-            .borrow_mut()
-            .threads
-            .iter_mut()
-            .find(|t| t.id == thread_id)
-        {
+        if let Ok(t) = self.state.borrow_mut().thread_mut(thread_id) {
             t.left = true;
             t.members.retain(|m| m.id != own.id);
         }
