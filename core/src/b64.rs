@@ -42,3 +42,44 @@ pub mod option {
         }
     }
 }
+
+/// The same for fixed 32-byte keys.
+pub mod key {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        super::serialize(bytes, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let bytes = super::deserialize(d)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a key is 32 bytes"))
+    }
+}
+
+/// The same for optional 32-byte keys.
+pub mod key_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => {
+                let bytes = super::decode(&text).map_err(serde::de::Error::custom)?;
+                bytes
+                    .try_into()
+                    .map(Some)
+                    .map_err(|_| serde::de::Error::custom("a key is 32 bytes"))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -24,6 +24,21 @@ pub enum CoreError {
     /// The peer speaks a protocol version this build does not know.
     #[error("unsupported protocol version {0}")]
     UnsupportedVersion(u16),
+    /// A signature (on a prekey, a device list or a group message) did not verify.
+    #[error("a signature did not verify: {0}")]
+    BadSignature(&'static str),
+    /// A message that was already decrypted once came again; it is refused, never shown twice.
+    #[error("this message was already received")]
+    Replay,
+    /// A message claims to be further ahead in its chain than the skipped-key bound allows.
+    #[error("too many messages were skipped")]
+    TooManySkipped,
+    /// There is no session or sender key for what arrived; the peer must set one up again.
+    #[error("no session for this message: {0}")]
+    NoSession(&'static str),
+    /// An encrypted backup was opened with the wrong passphrase (or was altered).
+    #[error("the passphrase is wrong or the backup was altered")]
+    WrongPassphrase,
 }
 
 impl CoreError {
@@ -36,6 +51,11 @@ impl CoreError {
             CoreError::Random => "no_random",
             CoreError::Malformed { .. } => "malformed",
             CoreError::UnsupportedVersion(_) => "unsupported_version",
+            CoreError::BadSignature(_) => "bad_signature",
+            CoreError::Replay => "replay",
+            CoreError::TooManySkipped => "too_many_skipped",
+            CoreError::NoSession(_) => "no_session",
+            CoreError::WrongPassphrase => "wrong_passphrase",
         }
     }
 }

@@ -15,14 +15,22 @@
 //! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
 //! browser alike.
 
+pub mod account;
 pub mod attachment;
+pub mod backup;
 pub mod b64;
 pub mod error;
 pub mod expr;
 pub mod hpke;
+pub mod identity;
+pub mod kdf;
 pub mod keys;
 pub mod linking;
+pub mod prekeys;
 pub mod protocol;
+pub mod ratchet;
+pub mod safety;
 pub mod sealing;
+pub mod sender_key;
 
 pub use error::CoreError;

@@ -1,28 +1,31 @@
-//! How a message travels: the plaintext [`MessageBody`] is serialized, then sealed once per
-//! recipient device with HPKE ([`crate::hpke`]) into an envelope payload:
+//! What a message is and how an envelope payload is framed. The plaintext [`MessageBody`]
+//! travels either inside a pairwise Double Ratchet message ([`crate::ratchet`], for 1:1
+//! threads and to hand out sender keys) or a sender-key message ([`crate::sender_key`], for
+//! groups); [`crate::account`] decides which and does the cryptography.
 //!
 //! ```text
-//! payload = version (u16, big-endian) || enc (32 bytes) || AES-256-GCM ciphertext
-//! info    = "sotto/v1 message"
-//! aad     = "sotto/v1" || lp(sender_user) || lp(sender_device) || lp(recipient_device)
+//! payload = version (u16 BE = 2) || part [|| part]
+//! part    = kind (u8) || length (u32 BE) || bytes
+//! kind 1  = prekey message:   X3DH header (105 bytes) || ratchet message
+//! kind 2  = pairwise message: ratchet message (header || ciphertext)
+//! kind 3  = group message:    sender-key message
 //! ```
-//! where `lp(x)` is `x` prefixed by its length as a u16. The associated data binds the
-//! envelope to the sender and recipient that the server reports, so a server that re-labels
-//! or re-routes an envelope makes it fail to open. (HPKE base mode does not prove who sealed
-//! it; the ratcheting sessions of a later protocol version add that.) This module is the seam
-//! where those sessions plug in.
+//!
+//! A group envelope may carry a pairwise part first (the sender key that the group part
+//! needs) — at most two parts. Each pairwise message binds the route that the server reports
+//! (`lp(sender_user) || lp(sender_device) || lp(recipient_device)`, `lp` = u16 length prefix),
+//! so a server that re-labels or re-routes an envelope makes it fail to open.
 
-use crate::hpke::{self, ENC_LEN};
-use crate::keys::DeviceKeys;
-use crate::protocol::PROTOCOL_VERSION;
+use crate::kdf::push_lp;
+use crate::sender_key::SenderKeyDistribution;
 use crate::CoreError;
 use serde::{Deserialize, Serialize};
-use x25519_dalek::PublicKey;
+
+/// The envelope format of this protocol version (version 1 sealed bodies with HPKE alone).
+pub const ENVELOPE_VERSION: u16 = 2;
 
 /// The largest message text accepted, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
-
-const INFO: &[u8] = b"sotto/v1 message";
 
 /// What a body is for. Everything but `Message` is thread housekeeping that every member's
 /// devices apply and nobody sees as a message.
@@ -98,26 +101,88 @@ pub struct Route<'a> {
     pub recipient_device: &'a str,
 }
 
-fn aad(route: &Route<'_>) -> Vec<u8> {
-    let mut out = b"sotto/v1".to_vec();
-    for part in [
-        route.sender_user,
-        route.sender_device,
-        route.recipient_device,
-    ] {
-        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(part.as_bytes());
+impl Route<'_> {
+    /// The route as bound into a pairwise message's associated data.
+    pub fn to_aad(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in [self.sender_user, self.sender_device, self.recipient_device] {
+            push_lp(&mut out, part.as_bytes());
+        }
+        out
+    }
+}
+
+/// What travels inside a pairwise (Double Ratchet) message.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Pairwise {
+    /// A message body (1:1 threads and housekeeping that has no group key yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<MessageBody>,
+    /// Sender keys the recipient needs to read the sender's group messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sender_keys: Vec<SenderKeyDistribution>,
+}
+
+/// The kinds of part an envelope payload is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// A Double Ratchet message preceded by the X3DH header that starts the session.
+    PreKey = 1,
+    /// A Double Ratchet message on an established session.
+    Pairwise = 2,
+    /// A sender-key message: the same bytes go to every member device.
+    Group = 3,
+}
+
+/// Builds an envelope payload from its parts.
+pub fn encode_payload(parts: &[(PartKind, &[u8])]) -> Vec<u8> {
+    let mut out = ENVELOPE_VERSION.to_be_bytes().to_vec();
+    for (kind, bytes) in parts {
+        out.push(*kind as u8);
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
     }
     out
 }
 
-/// Seals `body` for one recipient device.
-pub fn seal(
-    body: &MessageBody,
-    recipient: &PublicKey,
-    route: &Route<'_>,
-) -> Result<Vec<u8>, CoreError> {
+/// Splits an envelope payload into its parts.
+pub fn decode_payload(payload: &[u8]) -> Result<Vec<(PartKind, &[u8])>, CoreError> {
+    let bad = |detail: &str| CoreError::Malformed {
+        what: "envelope",
+        detail: detail.into(),
+    };
+    if payload.len() < 2 {
+        return Err(bad("too short"));
+    }
+    let version = u16::from_be_bytes([payload[0], payload[1]]);
+    if version != ENVELOPE_VERSION {
+        return Err(CoreError::UnsupportedVersion(version));
+    }
+    let mut rest = &payload[2..];
+    let mut parts = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 5 || parts.len() >= 2 {
+            return Err(bad("bad part framing"));
+        }
+        let kind = match rest[0] {
+            1 => PartKind::PreKey,
+            2 => PartKind::Pairwise,
+            3 => PartKind::Group,
+            _ => return Err(bad("unknown part")),
+        };
+        let len = u32::from_be_bytes(rest[1..5].try_into().expect("4")) as usize;
+        let bytes = rest.get(5..5 + len).ok_or_else(|| bad("part overruns the envelope"))?;
+        parts.push((kind, bytes));
+        rest = &rest[5 + len..];
+    }
+    if parts.is_empty() {
+        return Err(bad("no parts"));
+    }
+    Ok(parts)
+}
+
+/// Serializes a body, refusing one too long to send.
+pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
     if body.text.len() > MAX_TEXT_BYTES
         || body.html.as_ref().is_some_and(|h| h.len() > MAX_TEXT_BYTES)
     {
@@ -126,39 +191,19 @@ pub fn seal(
             detail: format!("text or html longer than {MAX_TEXT_BYTES} bytes"),
         });
     }
-    let plaintext = serde_json::to_vec(body).map_err(|e| CoreError::Malformed {
+    serde_json::to_vec(body).map_err(|e| CoreError::Malformed {
+        what: "message",
+        detail: e.to_string(),
+    })
+}
+
+/// Parses a decrypted body and checks it against the route the server reported.
+pub fn parse_body(bytes: &[u8], sender_user: &str, sender_device: &str) -> Result<MessageBody, CoreError> {
+    let body: MessageBody = serde_json::from_slice(bytes).map_err(|e| CoreError::Malformed {
         what: "message",
         detail: e.to_string(),
     })?;
-    let (enc, ct) = hpke::seal(recipient, INFO, &aad(route), &plaintext)?;
-    let mut payload = Vec::with_capacity(2 + ENC_LEN + ct.len());
-    payload.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    payload.extend_from_slice(&enc);
-    payload.extend_from_slice(&ct);
-    Ok(payload)
-}
-
-/// Opens an envelope payload addressed to `own` and checks that the body agrees with the
-/// route the server reported.
-pub fn open(payload: &[u8], own: &DeviceKeys, route: &Route<'_>) -> Result<MessageBody, CoreError> {
-    if payload.len() < 2 + ENC_LEN {
-        return Err(CoreError::Malformed {
-            what: "envelope",
-            detail: "too short".into(),
-        });
-    }
-    let version = u16::from_be_bytes([payload[0], payload[1]]);
-    if version != PROTOCOL_VERSION {
-        return Err(CoreError::UnsupportedVersion(version));
-    }
-    let (enc, ct) = payload[2..].split_at(ENC_LEN);
-    let plaintext = hpke::open(own.secret(), enc, INFO, &aad(route), ct)?;
-    let body: MessageBody =
-        serde_json::from_slice(&plaintext).map_err(|e| CoreError::Malformed {
-            what: "message",
-            detail: e.to_string(),
-        })?;
-    if body.sender_user != route.sender_user || body.sender_device != route.sender_device {
+    if body.sender_user != sender_user || body.sender_device != sender_device {
         return Err(CoreError::Malformed {
             what: "message",
             detail: "sender does not match the envelope".into(),
@@ -176,8 +221,9 @@ pub fn open(payload: &[u8], own: &DeviceKeys, route: &Route<'_>) -> Result<Messa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::PROTOCOL_VERSION;
 
-    fn body() -> MessageBody {
+    pub(crate) fn body() -> MessageBody {
         MessageBody {
             v: PROTOCOL_VERSION,
             message_id: "m1".into(),
@@ -191,60 +237,40 @@ mod tests {
         }
     }
 
-    const ROUTE: Route<'static> = Route {
-        sender_user: "ua",
-        sender_device: "da",
-        recipient_device: "db",
-    };
-
     #[test]
-    fn a_message_opens_only_for_its_recipient_and_route() {
-        let bob = DeviceKeys::generate().unwrap();
-        let eve = DeviceKeys::generate().unwrap();
-        let pk = PublicKey::from(bob.public_key());
-        let payload = seal(&body(), &pk, &ROUTE).unwrap();
-        assert_eq!(open(&payload, &bob, &ROUTE).unwrap(), body());
-        assert_eq!(open(&payload, &eve, &ROUTE), Err(CoreError::Decrypt));
-        let relabelled = Route {
-            sender_user: "uc",
-            ..ROUTE
-        };
-        assert_eq!(open(&payload, &bob, &relabelled), Err(CoreError::Decrypt));
-        let rerouted = Route {
-            recipient_device: "dx",
-            ..ROUTE
-        };
-        assert_eq!(open(&payload, &bob, &rerouted), Err(CoreError::Decrypt));
-        let plain = String::from_utf8_lossy(&payload);
-        assert!(!plain.contains("hello"));
+    fn payloads_frame_and_unframe() {
+        let p = encode_payload(&[(PartKind::PreKey, &b"abc"[..]), (PartKind::Group, &b""[..])]);
+        assert_eq!(
+            decode_payload(&p).unwrap(),
+            vec![(PartKind::PreKey, &b"abc"[..]), (PartKind::Group, &b""[..])]
+        );
+        assert!(decode_payload(&[0, 2]).is_err());
+        assert_eq!(
+            decode_payload(&[0, 1, 2, 0, 0, 0, 0]),
+            Err(CoreError::UnsupportedVersion(1))
+        );
+        let mut truncated = p.clone();
+        truncated.truncate(6);
+        assert!(decode_payload(&truncated).is_err());
+        let three = encode_payload(&[(PartKind::Pairwise, &b"a"[..]); 3]);
+        assert!(decode_payload(&three).is_err());
     }
 
     #[test]
-    fn housekeeping_fields_travel_and_old_bodies_still_parse() {
-        let bob = DeviceKeys::generate().unwrap();
+    fn bodies_check_their_sender_and_old_bodies_still_parse() {
         let mut b = body();
         b.kind = Kind::Update;
         b.attributes.insert("title".into(), "Plans".into());
         b.expiration = Some(30);
-        let payload = seal(&b, &PublicKey::from(bob.public_key()), &ROUTE).unwrap();
-        assert_eq!(open(&payload, &bob, &ROUTE).unwrap(), b);
+        let bytes = body_bytes(&b).unwrap();
+        assert_eq!(parse_body(&bytes, "ua", "da").unwrap(), b);
+        assert!(parse_body(&bytes, "uc", "da").is_err());
+        assert!(parse_body(&bytes, "ua", "dx").is_err());
         let minimal = r#"{"v":1,"message_id":"m","thread_id":"t","distribution":"@a","sender_user":"u","sender_device":"d","sent_at":1,"text":"hi"}"#;
         let parsed: MessageBody = serde_json::from_str(minimal).unwrap();
         assert_eq!((parsed.kind, parsed.expiration), (Kind::Message, None));
-    }
-
-    #[test]
-    fn malformed_payloads_are_refused() {
-        let bob = DeviceKeys::generate().unwrap();
-        assert!(open(&[0, 1, 2], &bob, &ROUTE).is_err());
-        let mut p = seal(&body(), &PublicKey::from(bob.public_key()), &ROUTE).unwrap();
-        p[1] = 9;
-        assert_eq!(
-            open(&p, &bob, &ROUTE),
-            Err(CoreError::UnsupportedVersion(9))
-        );
         let mut long = body();
         long.text = "x".repeat(MAX_TEXT_BYTES + 1);
-        assert!(seal(&long, &PublicKey::from(bob.public_key()), &ROUTE).is_err());
+        assert!(body_bytes(&long).is_err());
     }
 }
