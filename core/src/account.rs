@@ -124,7 +124,11 @@ impl Account {
     }
 
     /// A new device for an identity that the user already has (linking or backup).
-    pub fn with_identity(user_id: &str, identity: Identity, now_ms: i64) -> Result<Self, CoreError> {
+    pub fn with_identity(
+        user_id: &str,
+        identity: Identity,
+        now_ms: i64,
+    ) -> Result<Self, CoreError> {
         let device = DeviceKeys::generate()?;
         Ok(Account {
             user_id: user_id.to_owned(),
@@ -160,7 +164,10 @@ impl Account {
     }
 
     /// Makes a new signed prekey when the current one is older than a week.
-    pub fn rotate_signed_prekey_if_due(&mut self, now_ms: i64) -> Result<Option<SignedPreKey>, CoreError> {
+    pub fn rotate_signed_prekey_if_due(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<Option<SignedPreKey>, CoreError> {
         if now_ms - self.signed_prekey_at < SIGNED_PREKEY_MAX_AGE_MS {
             return Ok(None);
         }
@@ -178,7 +185,10 @@ impl Account {
     }
 
     /// Makes `count` one-time prekeys and returns their public halves for the server.
-    pub fn generate_one_time_prekeys(&mut self, count: usize) -> Result<Vec<PreKeyPublic>, CoreError> {
+    pub fn generate_one_time_prekeys(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<PreKeyPublic>, CoreError> {
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let id = self.take_prekey_id();
@@ -186,7 +196,10 @@ impl Account {
             out.push(k.public());
             self.one_time_prekeys.push(k);
         }
-        let excess = self.one_time_prekeys.len().saturating_sub(MAX_ONE_TIME_PREKEYS);
+        let excess = self
+            .one_time_prekeys
+            .len()
+            .saturating_sub(MAX_ONE_TIME_PREKEYS);
         self.one_time_prekeys.drain(..excess);
         Ok(out)
     }
@@ -238,7 +251,11 @@ impl Account {
     }
 
     /// Starts a session from a claimed bundle; the bundle's identity must be `expected`.
-    pub fn start_session(&mut self, bundle: &PreKeyBundle, expected: &IdentityPublic) -> Result<(), CoreError> {
+    pub fn start_session(
+        &mut self,
+        bundle: &PreKeyBundle,
+        expected: &IdentityPublic,
+    ) -> Result<(), CoreError> {
         if bundle.identity != *expected {
             return Err(CoreError::BadSignature("bundle of another identity"));
         }
@@ -318,7 +335,10 @@ impl Account {
                     recipient_device: &r.device_id,
                 };
                 let (kind, part) = self.seal_pairwise(&route, &parsed_again)?;
-                out.push((r.device_id.clone(), sealing::encode_payload(&[(kind, &part)])));
+                out.push((
+                    r.device_id.clone(),
+                    sealing::encode_payload(&[(kind, &part)]),
+                ));
             }
             return Ok(out);
         }
@@ -479,7 +499,8 @@ impl Account {
                 if let Some(id) = used_one_time {
                     self.one_time_prekeys.retain(|k| k.id != id);
                 }
-                self.sessions.insert(route.sender_device.to_owned(), session);
+                self.sessions
+                    .insert(route.sender_device.to_owned(), session);
                 pt
             }
             None => self
@@ -500,11 +521,14 @@ impl Account {
     }
 
     fn respond(&self, header: &X3dhHeader) -> Result<(Session, Option<u32>), CoreError> {
-        let spk = [Some(&self.signed_prekey), self.previous_signed_prekey.as_ref()]
-            .into_iter()
-            .flatten()
-            .find(|k| k.id == header.signed_prekey_id)
-            .ok_or(CoreError::NoSession("unknown signed prekey"))?;
+        let spk = [
+            Some(&self.signed_prekey),
+            self.previous_signed_prekey.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|k| k.id == header.signed_prekey_id)
+        .ok_or(CoreError::NoSession("unknown signed prekey"))?;
         let opk = match header.one_time_prekey_id {
             Some(id) => Some(
                 self.one_time_prekeys

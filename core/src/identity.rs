@@ -80,7 +80,10 @@ impl Identity {
     pub fn sign_device_list(&self, list: &DeviceList) -> SignedDeviceList {
         let json = serde_json::to_string(list).expect("a device list serializes");
         let signature = self.sign(SIG_DEVICE_LIST, json.as_bytes()).to_vec();
-        SignedDeviceList { list: json, signature }
+        SignedDeviceList {
+            list: json,
+            signature,
+        }
     }
 }
 
@@ -110,7 +113,12 @@ impl IdentityPublic {
         signed: &SignedDeviceList,
         user_id: &str,
     ) -> Result<DeviceList, CoreError> {
-        self.verify(SIG_DEVICE_LIST, "device list", signed.list.as_bytes(), &signed.signature)?;
+        self.verify(
+            SIG_DEVICE_LIST,
+            "device list",
+            signed.list.as_bytes(),
+            &signed.signature,
+        )?;
         let list: DeviceList =
             serde_json::from_str(&signed.list).map_err(|e| CoreError::Malformed {
                 what: "device list",

@@ -109,8 +109,17 @@ mod tests {
         assert_ne!(*next, ck);
         let ct = seal_with(&mk, b"info", b"aad", b"hello").unwrap();
         assert_eq!(open_with(&mk, b"info", b"aad", &ct).unwrap(), b"hello");
-        assert_eq!(open_with(&mk, b"info", b"aax", &ct), Err(CoreError::Decrypt));
-        assert_eq!(open_with(&mk, b"infx", b"aad", &ct), Err(CoreError::Decrypt));
-        assert_eq!(open_with(&next, b"info", b"aad", &ct), Err(CoreError::Decrypt));
+        assert_eq!(
+            open_with(&mk, b"info", b"aax", &ct),
+            Err(CoreError::Decrypt)
+        );
+        assert_eq!(
+            open_with(&mk, b"infx", b"aad", &ct),
+            Err(CoreError::Decrypt)
+        );
+        assert_eq!(
+            open_with(&next, b"info", b"aad", &ct),
+            Err(CoreError::Decrypt)
+        );
     }
 }

@@ -17,8 +17,8 @@
 
 pub mod account;
 pub mod attachment;
-pub mod backup;
 pub mod b64;
+pub mod backup;
 pub mod error;
 pub mod expr;
 pub mod hpke;

@@ -216,11 +216,7 @@ pub fn respond(
 mod tests {
     use super::*;
 
-    fn bundle(
-        id: &Identity,
-        spk: &PreKeySecret,
-        opk: Option<&PreKeySecret>,
-    ) -> PreKeyBundle {
+    fn bundle(id: &Identity, spk: &PreKeySecret, opk: Option<&PreKeySecret>) -> PreKeyBundle {
         PreKeyBundle {
             device_id: "db".into(),
             identity: id.public(),

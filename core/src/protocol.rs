@@ -3,10 +3,12 @@
 //! Binary fields travel as base64 strings. Everything the server stores or forwards of a
 //! message is an opaque [`OutgoingEnvelope::payload`]; its format is in [`crate::sealing`].
 
+use crate::identity::{IdentityPublic, SignedDeviceList};
+use crate::prekeys::{PreKeyPublic, SignedPreKey};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a change here would break an older peer.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// `POST /v1/auth/jwt`: sign in with a JWT that the site's backend signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +73,54 @@ pub struct Device {
     pub public_key: Vec<u8>,
 }
 
+/// `PUT /v1/identity`: publish the user's identity and the device list it signed. A list
+/// must name the caller's own devices only and be newer than the one it replaces; a new
+/// identity (the user lost their keys) replaces the old one and its whole list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishIdentity {
+    pub identity: IdentityPublic,
+    pub device_list: SignedDeviceList,
+}
+
+/// `GET /v1/users/{id}/keys`: what a sender needs to check a user's devices. The client
+/// verifies `device_list` with `identity` (and `identity` against what it pinned) and sends
+/// to the listed devices that `devices` still names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserKeys {
+    pub user_id: String,
+    /// Absent until the user's first device has published one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityPublic>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_list: Option<SignedDeviceList>,
+    /// The devices the server currently holds for the user (a listed device that was
+    /// removed is not here).
+    pub devices: Vec<String>,
+}
+
+/// `POST /v1/devices/{id}/prekeys`: this device's signed prekey (when new) and more
+/// one-time prekeys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadPrekeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_prekey: Option<SignedPreKey>,
+    #[serde(default)]
+    pub one_time_prekeys: Vec<PreKeyPublic>,
+}
+
+/// The answer to an upload: how many one-time prekeys the server now holds for the device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrekeyCount {
+    pub one_time_prekeys: u32,
+}
+
+/// `POST /v1/bundles`: claim one prekey bundle per device (each one-time prekey is handed
+/// out once, then deleted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimBundles {
+    pub devices: Vec<String>,
+}
+
 /// `POST /v1/resolve`: resolve a thread expression.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResolveRequest {
@@ -89,6 +139,11 @@ pub struct Resolved {
 pub struct SendRequest {
     /// This (sending) device; the server checks that it belongs to the signed-in user.
     pub sender_device: String,
+    /// The users the message is for (the sender included, for their other devices). The
+    /// server refuses the send with `409 devices_changed` ([`DevicesChanged`]) when it misses
+    /// a current device of one of them, or names a device that is not current.
+    #[serde(default)]
+    pub recipients: Vec<String>,
     pub envelopes: Vec<OutgoingEnvelope>,
 }
 
@@ -111,6 +166,15 @@ pub struct SendReceipt {
     pub seqs: Vec<i64>,
 }
 
+/// The `details` of a `409 devices_changed` answer to a send.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesChanged {
+    /// Current devices of the recipients that the send missed.
+    pub missing: Vec<String>,
+    /// Devices the send named that are no longer current.
+    pub stale: Vec<String>,
+}
+
 /// The body of every 4xx/5xx answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -125,6 +189,9 @@ pub struct ErrorDetail {
     /// For expression errors: the character position of the fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Structured details for codes that need them (e.g. [`DevicesChanged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// `POST /v1/links`: a new browser asks the user's running browsers to approve it.
@@ -187,6 +254,14 @@ pub enum ServerFrame {
     },
     /// A new browser of this user asks to be linked; show it and let the user decide.
     LinkRequest(LinkRequest),
+    /// This device's stock of one-time prekeys is low: upload more.
+    PrekeysLow {
+        remaining: u32,
+    },
+    /// The user's signed device list changed (a device was linked or removed).
+    DevicesChanged {
+        user_id: String,
+    },
     /// The connection is about to close for the reason given.
     Error {
         code: String,

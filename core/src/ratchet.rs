@@ -214,10 +214,7 @@ impl Session {
             n: self.ns,
         };
         self.ck_s = Some(*next);
-        self.ns = self
-            .ns
-            .checked_add(1)
-            .ok_or(CoreError::SequenceOverflow)?;
+        self.ns = self.ns.checked_add(1).ok_or(CoreError::SequenceOverflow)?;
         let ct = seal_with(&mk, INFO_MESSAGE, &self.aad(&header, route), plaintext)?;
         let mut out = header.to_bytes().to_vec();
         out.extend_from_slice(&ct);
@@ -263,7 +260,9 @@ impl Session {
             self.dh_ratchet(header)?;
         }
         self.skip_until(header.n)?;
-        let ck = self.ck_r.ok_or(CoreError::NoSession("no receiving chain"))?;
+        let ck = self
+            .ck_r
+            .ok_or(CoreError::NoSession("no receiving chain"))?;
         let (mk, next) = chain_step(&ck);
         self.ck_r = Some(*next);
         self.nr += 1;
@@ -393,7 +392,10 @@ mod tests {
         for _ in 0..=MAX_SKIP + 1 {
             last = a.encrypt(b"x", b"").unwrap();
         }
-        assert_eq!(b.decrypt(&last, b"").unwrap_err(), CoreError::TooManySkipped);
+        assert_eq!(
+            b.decrypt(&last, b"").unwrap_err(),
+            CoreError::TooManySkipped
+        );
     }
 
     #[test]

@@ -38,10 +38,7 @@ fn half(identity: &IdentityPublic, user_id: &str) -> String {
 }
 
 /// The safety number of two users, identical on both sides: 60 digits in groups of five.
-pub fn safety_number(
-    a: (&str, &IdentityPublic),
-    b: (&str, &IdentityPublic),
-) -> String {
+pub fn safety_number(a: (&str, &IdentityPublic), b: (&str, &IdentityPublic)) -> String {
     let mut halves = [half(a.1, a.0), half(b.1, b.0)];
     halves.sort();
     let digits = halves.concat();

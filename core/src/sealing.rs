@@ -171,7 +171,9 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<(PartKind, &[u8])>, CoreErro
             _ => return Err(bad("unknown part")),
         };
         let len = u32::from_be_bytes(rest[1..5].try_into().expect("4")) as usize;
-        let bytes = rest.get(5..5 + len).ok_or_else(|| bad("part overruns the envelope"))?;
+        let bytes = rest
+            .get(5..5 + len)
+            .ok_or_else(|| bad("part overruns the envelope"))?;
         parts.push((kind, bytes));
         rest = &rest[5 + len..];
     }
@@ -198,7 +200,11 @@ pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
 }
 
 /// Parses a decrypted body and checks it against the route the server reported.
-pub fn parse_body(bytes: &[u8], sender_user: &str, sender_device: &str) -> Result<MessageBody, CoreError> {
+pub fn parse_body(
+    bytes: &[u8],
+    sender_user: &str,
+    sender_device: &str,
+) -> Result<MessageBody, CoreError> {
     let body: MessageBody = serde_json::from_slice(bytes).map_err(|e| CoreError::Malformed {
         what: "message",
         detail: e.to_string(),

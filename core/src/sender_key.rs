@@ -87,7 +87,11 @@ impl Drop for SenderKeyDistribution {
 
 impl std::fmt::Debug for SenderKeyDistribution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SenderKeyDistribution({}, {})", self.thread_id, self.key_id)
+        write!(
+            f,
+            "SenderKeyDistribution({}, {})",
+            self.thread_id, self.key_id
+        )
     }
 }
 

@@ -23,7 +23,11 @@ fn pair() -> (Session, Session) {
     };
     let (agreement, header) = initiate(&alice, &bundle).unwrap();
     let a = Session::initiate(agreement, header, spk.public().public, bob.public()).unwrap();
-    let b = Session::respond(respond(&bob, &header, &spk, Some(&opk)).unwrap(), &spk.secret, &header);
+    let b = Session::respond(
+        respond(&bob, &header, &spk, Some(&opk)).unwrap(),
+        &spk.secret,
+        &header,
+    );
     (a, b)
 }
 
@@ -124,7 +128,10 @@ fn post_compromise_security_a_copied_state_is_healed_by_a_dh_ratchet_step() {
     let mut attacker = b.clone();
     // ...and can read what Alice sends on the current chain.
     let leaked = a.encrypt(b"still on the old chain", b"").unwrap();
-    assert_eq!(attacker.decrypt(&leaked, b"").unwrap(), b"still on the old chain");
+    assert_eq!(
+        attacker.decrypt(&leaked, b"").unwrap(),
+        b"still on the old chain"
+    );
     b.decrypt(&leaked, b"").unwrap();
     // Bob answers with the ratchet key he already had (the attacker knows it too), so
     // Alice's next chain is still within the attacker's reach...
@@ -156,7 +163,10 @@ fn device(user: &str, id: &str, identity: Option<Identity>) -> Device {
         Some(i) => Account::with_identity(user, i, 0).unwrap(),
         None => Account::generate(user, 0).unwrap(),
     };
-    Device { account, id: id.into() }
+    Device {
+        account,
+        id: id.into(),
+    }
 }
 
 /// What the server would hand out for `to`: a bundle with a fresh one-time prekey.
@@ -169,7 +179,8 @@ fn connect(from: &mut Device, to: &mut Device) {
         one_time_prekey: Some(opk),
     };
     let identity = to.account.identity_public();
-    from.account.check_identity(&to.account.user_id.clone(), &identity);
+    from.account
+        .check_identity(&to.account.user_id.clone(), &identity);
     from.account.start_session(&bundle, &identity).unwrap();
 }
 
@@ -188,7 +199,13 @@ fn body(from: &Device, thread: &str, text: &str) -> MessageBody {
     }
 }
 
-fn send(from: &mut Device, to: &mut [&mut Device], thread: &str, text: &str, group: bool) -> Vec<(String, Vec<u8>)> {
+fn send(
+    from: &mut Device,
+    to: &mut [&mut Device],
+    thread: &str,
+    text: &str,
+    group: bool,
+) -> Vec<(String, Vec<u8>)> {
     for d in to.iter_mut() {
         if !from.account.has_session(&d.id) {
             connect(from, d);
@@ -196,32 +213,70 @@ fn send(from: &mut Device, to: &mut [&mut Device], thread: &str, text: &str, gro
     }
     let recipients: Vec<Recipient> = to
         .iter()
-        .map(|d| Recipient { user_id: d.account.user_id.clone(), device_id: d.id.clone() })
+        .map(|d| Recipient {
+            user_id: d.account.user_id.clone(),
+            device_id: d.id.clone(),
+        })
         .collect();
     let b = body(from, thread, text);
-    from.account.seal(&b, &from.id.clone(), &recipients, group).unwrap()
+    from.account
+        .seal(&b, &from.id.clone(), &recipients, group)
+        .unwrap()
 }
 
-fn read(to: &mut Device, from: &Device, payloads: &[(String, Vec<u8>)]) -> Result<String, CoreError> {
-    let (_, p) = payloads.iter().find(|(d, _)| *d == to.id).expect("addressed");
-    let opened = to.account.open(p, &from.account.user_id, &from.id, &to.id.clone())?;
+fn read(
+    to: &mut Device,
+    from: &Device,
+    payloads: &[(String, Vec<u8>)],
+) -> Result<String, CoreError> {
+    let (_, p) = payloads
+        .iter()
+        .find(|(d, _)| *d == to.id)
+        .expect("addressed");
+    let opened = to
+        .account
+        .open(p, &from.account.user_id, &from.id, &to.id.clone())?;
     Ok(opened.body.expect("a body").text)
 }
 
 #[test]
 fn every_device_of_both_users_reads_a_pairwise_conversation() {
     let mut a1 = device("alice", "a1", None);
-    let mut a2 = device("alice", "a2", Some(Identity::from_secret_bytes(&a1.account.identity().secret_bytes())));
+    let mut a2 = device(
+        "alice",
+        "a2",
+        Some(Identity::from_secret_bytes(
+            &a1.account.identity().secret_bytes(),
+        )),
+    );
     let mut b1 = device("bob", "b1", None);
-    let mut b2 = device("bob", "b2", Some(Identity::from_secret_bytes(&b1.account.identity().secret_bytes())));
-    let out = send(&mut a1, &mut [&mut b1, &mut b2, &mut a2], "t", "hi bob", false);
+    let mut b2 = device(
+        "bob",
+        "b2",
+        Some(Identity::from_secret_bytes(
+            &b1.account.identity().secret_bytes(),
+        )),
+    );
+    let out = send(
+        &mut a1,
+        &mut [&mut b1, &mut b2, &mut a2],
+        "t",
+        "hi bob",
+        false,
+    );
     assert_eq!(out.len(), 3);
     assert_eq!(read(&mut b1, &a1, &out).unwrap(), "hi bob");
     assert_eq!(read(&mut b2, &a1, &out).unwrap(), "hi bob");
     assert_eq!(read(&mut a2, &a1, &out).unwrap(), "hi bob");
     // A reply on the sessions that now exist both ways, and a second message that still
     // carries the X3DH header (b1 has not answered a1 yet from b2's point of view).
-    let back = send(&mut b1, &mut [&mut a1, &mut a2, &mut b2], "t", "hi alice", false);
+    let back = send(
+        &mut b1,
+        &mut [&mut a1, &mut a2, &mut b2],
+        "t",
+        "hi alice",
+        false,
+    );
     assert_eq!(read(&mut a1, &b1, &back).unwrap(), "hi alice");
     assert_eq!(read(&mut a2, &b1, &back).unwrap(), "hi alice");
     let again = send(&mut a1, &mut [&mut b1, &mut b2], "t", "again", false);
@@ -246,18 +301,38 @@ fn one_time_prekeys_are_used_once_and_state_survives_a_reload() {
     b.account = serde_json::from_str(&json).unwrap();
     assert_eq!(read(&mut b, &a, &first).unwrap(), "one");
     // A different session attempt with the same (now used) one-time prekey id fails.
-    let mut a_again = device("alice", "a1", Some(Identity::from_secret_bytes(&a.account.identity().secret_bytes())));
+    let mut a_again = device(
+        "alice",
+        "a1",
+        Some(Identity::from_secret_bytes(
+            &a.account.identity().secret_bytes(),
+        )),
+    );
     let reused = PreKeyBundle {
         device_id: "b1".into(),
         identity: b.account.identity_public(),
         signed_prekey: b.account.signed_prekey(),
-        one_time_prekey: Some(sotto_core::prekeys::PreKeyPublic { id: 2, public: [9; 32] }),
+        one_time_prekey: Some(sotto_core::prekeys::PreKeyPublic {
+            id: 2,
+            public: [9; 32],
+        }),
     };
-    a_again.account.start_session(&reused, &b.account.identity_public()).unwrap();
+    a_again
+        .account
+        .start_session(&reused, &b.account.identity_public())
+        .unwrap();
     let b_body = body(&a_again, "t", "replayed prekey");
     let out = a_again
         .account
-        .seal(&b_body, "a1", &[Recipient { user_id: "bob".into(), device_id: "b1".into() }], false)
+        .seal(
+            &b_body,
+            "a1",
+            &[Recipient {
+                user_id: "bob".into(),
+                device_id: "b1".into(),
+            }],
+            false,
+        )
         .unwrap();
     assert!(b.account.open(&out[0].1, "alice", "a1", "b1").is_err());
 }
@@ -276,9 +351,15 @@ fn a_changed_identity_is_flagged() {
     assert_eq!(opened.identity_check, Some(IdentityCheck::Changed));
     // The safety number both sides see changed with it, and agrees on both sides.
     let bob_id = b.account.identity_public();
-    let n = b.account.safety_number("alice", &a_new.account.identity_public());
+    let n = b
+        .account
+        .safety_number("alice", &a_new.account.identity_public());
     assert_eq!(n, a_new.account.safety_number("bob", &bob_id));
-    assert_ne!(n, b.account.safety_number("alice", &a.account.identity_public()));
+    assert_ne!(
+        n,
+        b.account
+            .safety_number("alice", &a.account.identity_public())
+    );
 }
 
 #[test]
@@ -291,7 +372,10 @@ fn a_removed_member_cannot_read_after_sender_keys_rotate() {
     assert_eq!(read(&mut b, &a, &first).unwrap(), "hello all");
     assert_eq!(read(&mut c, &a, &first).unwrap(), "hello all");
     let second = send(&mut a, &mut [&mut b, &mut c], "g", "second", true);
-    assert_eq!(second[0].1, second[1].1, "sent once, the same bytes to each member");
+    assert_eq!(
+        second[0].1, second[1].1,
+        "sent once, the same bytes to each member"
+    );
     assert_eq!(read(&mut c, &a, &second).unwrap(), "second");
     assert_eq!(read(&mut b, &a, &second).unwrap(), "second");
     // Carol is removed: Alice rotates her sender key and sends to Bob only.
@@ -303,10 +387,17 @@ fn a_removed_member_cannot_read_after_sender_keys_rotate() {
         let p = &after[0].1;
         // The envelope is [pairwise (new key for Bob)] + [group]; hand Carol just the group part.
         let parts = sotto_core::sealing::decode_payload(p).unwrap();
-        let group = parts.iter().find(|(k, _)| *k == sotto_core::sealing::PartKind::Group).unwrap().1;
+        let group = parts
+            .iter()
+            .find(|(k, _)| *k == sotto_core::sealing::PartKind::Group)
+            .unwrap()
+            .1;
         sotto_core::sealing::encode_payload(&[(sotto_core::sealing::PartKind::Group, group)])
     };
-    let err = c.account.open(&group_only, "alice", "a1", "c1").unwrap_err();
+    let err = c
+        .account
+        .open(&group_only, "alice", "a1", "c1")
+        .unwrap_err();
     assert!(matches!(err, CoreError::NoSession(_)), "{err:?}");
     // A member who never got a distribution cannot read a group message either.
     let mut d = device("dave", "d1", None);

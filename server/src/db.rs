@@ -79,6 +79,33 @@ CREATE TABLE blobs (
     data BLOB NOT NULL
 );
 "#,
+    r#"
+-- A user's identity (public keys only) and the device list it signed. `devices` is the
+-- list's device IDs, as JSON, for the send check.
+CREATE TABLE identities (
+    user_id TEXT PRIMARY KEY REFERENCES users(id),
+    signing BLOB NOT NULL,
+    agreement BLOB NOT NULL,
+    device_list TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    devices TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE signed_prekeys (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    key_id INTEGER NOT NULL,
+    public_key BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+-- Each one-time prekey is handed out once, then deleted.
+CREATE TABLE one_time_prekeys (
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    key_id INTEGER NOT NULL,
+    public_key BLOB NOT NULL,
+    PRIMARY KEY (device_id, key_id)
+);
+"#,
 ];
 
 #[derive(Clone)]

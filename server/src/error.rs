@@ -12,6 +12,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub position: Option<usize>,
+    pub details: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -23,7 +24,18 @@ impl ApiError {
             code,
             message: message.into(),
             position: None,
+            details: None,
         }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// Adds structured details that a client acts on (e.g. which devices changed).
+    pub fn with_details(mut self, details: impl serde::Serialize) -> Self {
+        self.details = serde_json::to_value(details).ok();
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -58,6 +70,7 @@ impl ApiError {
                 code: self.code.to_string(),
                 message: self.message.clone(),
                 position: self.position,
+                details: self.details.clone(),
             },
         }
     }

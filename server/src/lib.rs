@@ -102,6 +102,16 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/users/{id}/devices", get(routes::devices::list))
         .route("/v1/devices", post(routes::devices::register))
         .route(
+            "/v1/devices/{id}/prekeys",
+            post(routes::keys::upload_prekeys),
+        )
+        .route(
+            "/v1/identity",
+            axum::routing::put(routes::keys::publish_identity),
+        )
+        .route("/v1/users/{id}/keys", get(routes::keys::user_keys))
+        .route("/v1/bundles", post(routes::keys::claim_bundles))
+        .route(
             "/v1/devices/{id}",
             axum::routing::delete(routes::devices::remove),
         )

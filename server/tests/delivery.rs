@@ -22,7 +22,11 @@ async fn send(
         .post(
             "/v1/envelopes",
             Some(&from.token),
-            json!({ "sender_device": from.device_id, "envelopes": envelopes }),
+            json!({
+                "sender_device": from.device_id,
+                "recipients": to.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>(),
+                "envelopes": envelopes,
+            }),
         )
         .await
 }
@@ -111,7 +115,7 @@ async fn a_send_is_all_or_nothing_and_checked() {
     let (status, body) = send(&server, &alice, &[&bob, &ghost], "x").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_device"))
+        (404, Some("unknown_user"))
     );
     assert_eq!(server.queued(), 0, "a failed send stores nothing");
     // Sending as someone else's device is refused.

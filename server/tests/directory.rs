@@ -109,7 +109,11 @@ async fn logout_ends_the_session_and_a_removed_device_loses_its_queue() {
     let server = TestServer::start(config(&db)).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
-    let env = json!({ "sender_device": alice.device_id, "envelopes": [{ "device_id": bob.device_id, "payload": "AQID" }] });
+    let env = json!({
+        "sender_device": alice.device_id,
+        "recipients": [bob.user_id],
+        "envelopes": [{ "device_id": bob.device_id, "payload": "AQID" }],
+    });
     assert_eq!(
         server
             .post("/v1/envelopes", Some(&alice.token), env)

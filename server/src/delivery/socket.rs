@@ -115,6 +115,22 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     for request in waiting {
         send(&mut socket, &ServerFrame::LinkRequest(request)).await?;
     }
+    // A device short of one-time prekeys tops them up as soon as it hears.
+    let device = device_id.clone();
+    let remaining = state
+        .db
+        .call(move |conn| {
+            crate::routes::keys::remaining_prekeys(conn, &device)
+                .map_err(crate::error::ApiError::from)
+        })
+        .await
+        .map_err(|e| e.message)?;
+    if remaining < crate::routes::keys::PREKEYS_LOW {
+        let frame = ServerFrame::PrekeysLow {
+            remaining: remaining as u32,
+        };
+        send(&mut socket, &frame).await?;
+    }
 
     let until_expiry = Duration::from_secs((who.expires_at - crate::db::now_secs()).max(0) as u64);
     let expiry = tokio::time::sleep(until_expiry);

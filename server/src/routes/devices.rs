@@ -129,6 +129,14 @@ pub async fn remove(
                 "DELETE FROM envelopes WHERE device_id = ?1",
                 params![device_id],
             )?;
+            tx.execute(
+                "DELETE FROM one_time_prekeys WHERE device_id = ?1",
+                params![device_id],
+            )?;
+            tx.execute(
+                "DELETE FROM signed_prekeys WHERE device_id = ?1",
+                params![device_id],
+            )?;
             tx.execute("DELETE FROM devices WHERE id = ?1", params![device_id])?;
             tx.commit()?;
             tracing::info!(user = %who.user.id, device = %device_id, "device removed");

@@ -6,10 +6,12 @@ use crate::auth::session::AuthUser;
 use crate::delivery::queue;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::devices::owns_device;
+use crate::routes::keys::current_devices;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
-use sotto_core::protocol::{SendReceipt, SendRequest};
+use sotto_core::protocol::{DevicesChanged, SendReceipt, SendRequest};
+use std::collections::BTreeSet;
 
 /// Recipient devices one send may address.
 pub const MAX_ENVELOPES: usize = 1000;
@@ -33,6 +35,12 @@ pub async fn send(
         return Err(ApiError::bad_request(
             "too_many_envelopes",
             format!("at most {MAX_ENVELOPES} envelopes per send"),
+        ));
+    }
+    if req.recipients.is_empty() || req.recipients.len() > MAX_ENVELOPES {
+        return Err(ApiError::bad_request(
+            "no_recipients",
+            "a send names the users it is for (1 to 1000)",
         ));
     }
     if let Some(e) = req
@@ -59,6 +67,7 @@ pub async fn send(
                     "the sending device is not registered to you",
                 ));
             }
+            check_devices(conn, &who.org_id, &req)?;
             queue::enqueue(
                 conn,
                 &who.org_id,
@@ -76,4 +85,43 @@ pub async fn send(
         accepted_at,
         seqs,
     }))
+}
+
+/// Refuses a send that misses a current device of a recipient or names one that is not
+/// current: the sender must fetch the new lists (and make sessions) and send again, so no
+/// device of a member silently goes without a message.
+fn check_devices(
+    conn: &rusqlite::Connection,
+    org_id: &str,
+    req: &SendRequest,
+) -> Result<(), ApiError> {
+    let mut current = BTreeSet::new();
+    for user in &req.recipients {
+        let in_org: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
+            rusqlite::params![user, org_id],
+            |r| r.get(0),
+        )?;
+        if !in_org {
+            return Err(ApiError::not_found(
+                "unknown_user",
+                "no such user in your org",
+            ));
+        }
+        current.extend(current_devices(conn, user)?);
+    }
+    current.remove(&req.sender_device);
+    let named: BTreeSet<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
+    let changed = DevicesChanged {
+        missing: current.difference(&named).cloned().collect(),
+        stale: named.difference(&current).cloned().collect(),
+    };
+    if changed.missing.is_empty() && changed.stale.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "devices_changed",
+        "the recipients' devices changed; fetch their keys and send again",
+    )
+    .with_details(changed))
 }

@@ -8,4 +8,5 @@ pub mod devices;
 pub mod directory;
 pub mod envelopes;
 pub mod json;
+pub mod keys;
 pub mod links;

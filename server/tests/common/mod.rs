@@ -6,6 +6,8 @@
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use sotto_core::identity::{DeviceList, Identity};
+use sotto_core::prekeys::{sign_prekey, PreKeySecret};
 use sotto_server::config::{Config, GroupConfig, KeyConfig, OrgConfig};
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
@@ -63,12 +65,17 @@ pub fn config(db: &Path) -> Config {
     }
 }
 
+/// A test user's identity secret and the devices its list names.
+type TestIdentity = ([u8; 64], Vec<String>);
+
 pub struct TestServer {
     pub base: String,
     pub db_path: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub http: reqwest::Client,
+    /// Each test user's identity secret and devices, so a second device joins the same list.
+    identities: std::sync::Mutex<std::collections::HashMap<String, TestIdentity>>,
 }
 
 impl TestServer {
@@ -96,6 +103,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             http: reqwest::Client::new(),
+            identities: Default::default(),
         }
     }
 
@@ -148,11 +156,75 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, 200, "{dev}");
-        Member {
+        let member = Member {
             token,
             user_id,
             device_id: dev["id"].as_str().unwrap().into(),
-        }
+        };
+        self.publish_device(&member).await;
+        member
+    }
+
+    /// Adds the member's device to its user's signed device list (making the identity on
+    /// first use) and uploads a signed prekey, as a real client does after registering.
+    pub async fn publish_device(&self, m: &Member) {
+        let (secret, devices) = {
+            let mut ids = self.identities.lock().unwrap();
+            let entry = ids
+                .entry(m.user_id.clone())
+                .or_insert_with(|| (*Identity::generate().unwrap().secret_bytes(), Vec::new()));
+            if !entry.1.contains(&m.device_id) {
+                entry.1.push(m.device_id.clone());
+            }
+            entry.clone()
+        };
+        let identity = Identity::from_secret_bytes(&secret);
+        let (status, body) = self
+            .put(
+                "/v1/identity",
+                &m.token,
+                json!({
+                    "identity": identity.public(),
+                    "device_list": identity.sign_device_list(&DeviceList {
+                        user_id: m.user_id.clone(),
+                        version: now_millis(),
+                        devices,
+                    }),
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let spk = PreKeySecret::generate(1).unwrap();
+        let (status, body) = self
+            .post(
+                &format!("/v1/devices/{}/prekeys", m.device_id),
+                Some(&m.token),
+                json!({
+                    "signed_prekey": sign_prekey(&identity, &spk),
+                    "one_time_prekeys": (2..32)
+                        .map(|id| PreKeySecret::generate(id).unwrap().public())
+                        .collect::<Vec<_>>(),
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    pub fn identity_of(&self, user_id: &str) -> Identity {
+        Identity::from_secret_bytes(&self.identities.lock().unwrap()[user_id].0)
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub fn user_count(&self) -> i64 {
@@ -176,6 +248,21 @@ pub struct Member {
     pub token: String,
     pub user_id: String,
     pub device_id: String,
+}
+
+/// Unix milliseconds, strictly increasing between calls (device lists need newer versions).
+pub fn now_millis() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let prev = LAST.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+    if prev >= now {
+        LAST.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    } else {
+        now
+    }
 }
 
 pub fn now() -> i64 {

@@ -1,0 +1,217 @@
+//! Identities, signed device lists, prekeys and the send check, over real HTTP and WebSocket.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sotto_core::identity::{DeviceList, Identity};
+use sotto_core::prekeys::{sign_prekey, PreKeyBundle, PreKeySecret};
+
+#[tokio::test]
+async fn device_lists_must_be_signed_by_the_identity_name_own_devices_and_be_newer() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let identity = server.identity_of(&alice.user_id);
+    let list = |devices: Vec<String>, version: i64| DeviceList {
+        user_id: alice.user_id.clone(),
+        version,
+        devices,
+    };
+    // Signed by someone else: refused.
+    let mallory = Identity::generate().unwrap();
+    let (status, body) = server
+        .put(
+            "/v1/identity",
+            &alice.token,
+            json!({ "identity": identity.public(),
+                    "device_list": mallory.sign_device_list(&list(vec![alice.device_id.clone()], now_millis())) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_signature"))
+    );
+    // Naming Bob's device: refused.
+    let (status, body) = server
+        .put(
+            "/v1/identity",
+            &alice.token,
+            json!({ "identity": identity.public(),
+                    "device_list": identity.sign_device_list(&list(vec![bob.device_id.clone()], now_millis())) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_device"))
+    );
+    // An older list replayed over the current one: refused.
+    let (status, body) = server
+        .put(
+            "/v1/identity",
+            &alice.token,
+            json!({ "identity": identity.public(),
+                    "device_list": identity.sign_device_list(&list(vec![], 1)) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("stale_device_list"))
+    );
+    // What Bob fetches verifies against Alice's identity and names her device.
+    let (status, keys) = server
+        .get(
+            &format!("/v1/users/{}/keys", alice.user_id),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{keys}");
+    let fetched: sotto_core::protocol::UserKeys = serde_json::from_value(keys).unwrap();
+    assert_eq!(fetched.identity, Some(identity.public()));
+    let verified = identity
+        .public()
+        .verify_device_list(&fetched.device_list.unwrap(), &alice.user_id)
+        .unwrap();
+    assert_eq!(verified.devices, vec![alice.device_id.clone()]);
+    assert_eq!(fetched.devices, vec![alice.device_id.clone()]);
+}
+
+#[tokio::test]
+async fn one_time_prekeys_go_out_once_and_a_low_stock_is_reported() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    let mut seen = std::collections::HashSet::new();
+    // The helper uploaded 30 one-time prekeys: each claim takes a different one.
+    for _ in 0..30 {
+        let (status, bundles) = server
+            .post(
+                "/v1/bundles",
+                Some(&alice.token),
+                json!({ "devices": [bob.device_id] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{bundles}");
+        let b: Vec<PreKeyBundle> = serde_json::from_value(bundles).unwrap();
+        let id = b[0].one_time_prekey.expect("stock left").id;
+        assert!(seen.insert(id), "one-time prekey {id} handed out twice");
+        assert_eq!(b[0].identity, server.identity_of(&bob.user_id).public());
+    }
+    // Past the threshold, Bob's connected device hears that its stock is low.
+    let frame = next_frame(&mut bob_ws).await;
+    assert_eq!(frame["type"], "prekeys_low", "{frame}");
+    // With the stock gone, the bundle still has the signed prekey (X3DH without DH4).
+    let (_, bundles) = server
+        .post(
+            "/v1/bundles",
+            Some(&alice.token),
+            json!({ "devices": [bob.device_id] }),
+        )
+        .await;
+    assert!(bundles[0]["one_time_prekey"].is_null());
+    assert!(bundles[0]["signed_prekey"]["signature"].is_string());
+    // Uploads are capped.
+    let many: Vec<_> = (0..201u32)
+        .map(|i| PreKeySecret::generate(i).unwrap().public())
+        .collect();
+    let (status, body) = server
+        .post(
+            &format!("/v1/devices/{}/prekeys", bob.device_id),
+            Some(&bob.token),
+            json!({ "one_time_prekeys": many }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("too_many_prekeys"))
+    );
+    // Only the owner uploads for a device.
+    let identity = server.identity_of(&alice.user_id);
+    let (status, _) = server
+        .post(
+            &format!("/v1/devices/{}/prekeys", bob.device_id),
+            Some(&alice.token),
+            json!({ "signed_prekey": sign_prekey(&identity, &PreKeySecret::generate(9).unwrap()) }),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_send_that_misses_a_current_device_is_refused_with_the_difference() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    // Bob links a second browser: his first device is told.
+    let bob2 = server.user_with_device("bob", [3; 32]).await;
+    let frame = next_frame(&mut bob_ws).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["user_id"].as_str()),
+        (Some("devices_changed"), Some(bob.user_id.as_str()))
+    );
+    let send = |devices: Vec<String>| {
+        let envelopes: Vec<_> = devices
+            .iter()
+            .map(|d| json!({ "device_id": d, "payload": "AQID" }))
+            .collect();
+        json!({ "sender_device": alice.device_id, "recipients": [bob.user_id], "envelopes": envelopes })
+    };
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            send(vec![bob.device_id.clone()]),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("devices_changed"))
+    );
+    assert_eq!(body["error"]["details"]["missing"], json!([bob2.device_id]));
+    assert_eq!(server.queued(), 0);
+    // A device that is not current (an unlisted one) is refused as stale.
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            send(vec![
+                bob.device_id.clone(),
+                bob2.device_id.clone(),
+                alice.device_id.clone(),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["details"]["stale"], json!([alice.device_id]));
+    // Both current devices: accepted.
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            send(vec![bob.device_id.clone(), bob2.device_id.clone()]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A removed device stops being current even though the signed list still names it.
+    let resp = server
+        .http
+        .delete(format!("{}/v1/devices/{}", server.base, bob2.device_id))
+        .bearer_auth(&bob2.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            send(vec![bob.device_id.clone()]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
