@@ -71,10 +71,13 @@ fn rfc7748_section_6_1_diffie_hellman() {
     assert_eq!(b.diffie_hellman(&a_pub).to_bytes(), shared);
 }
 
+/// (IKM, salt, info, OKM in hex).
+type HkdfCase = (Vec<u8>, Vec<u8>, Vec<u8>, &'static str);
+
 #[test]
 fn rfc5869_appendix_a_sha256_cases() {
     let seq = |from: u8, to: u8| (from..=to).collect::<Vec<u8>>();
-    let cases: [(Vec<u8>, Vec<u8>, Vec<u8>, &str); 3] = [
+    let cases: [HkdfCase; 3] = [
         (
             vec![0x0b; 22],
             seq(0x00, 0x0c),
