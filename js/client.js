@@ -99,6 +99,21 @@ class Client extends EventTarget {
     return this.#answer('importKeyFromRunningClient');
   }
 
+  /** Answers provisioningrequired by restoring the identity from keyBackupExport's text. */
+  keyBackupImport(backup, passphrase) {
+    return this.#answer('keyBackupImport', String(backup ?? ''), String(passphrase ?? ''));
+  }
+
+  /** The user's identity encrypted under `passphrase`, as text to keep somewhere safe. */
+  keyBackupExport(passphrase) {
+    return this.#call('keyBackupExport', String(passphrase ?? ''));
+  }
+
+  /** The safety number of this user and `userId`: {userId, number, changed}. */
+  safetyNumber(userId) {
+    return this.#call('safetyNumber', String(userId));
+  }
+
   /** Approves a `linkrequest` (check its code against the new browser's first). */
   linkApprove(id) {
     return this.#answer('linkApprove', String(id));

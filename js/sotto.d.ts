@@ -99,9 +99,9 @@ export interface ClientEventMap {
   /** The client can take an identity token (again, after a session is cleared). */
   ready: CustomEvent<undefined>;
   loaded: CustomEvent<undefined>;
-  /** This browser has no key for the user: generateKey() or importKeyFromRunningClient(). */
+  /** This browser has no key for the user: generateKey(), importKeyFromRunningClient() or keyBackupImport(). */
   provisioningrequired: CustomEvent<undefined>;
-  provisioningdone: CustomEvent<{ method: 'generate' | 'import' }>;
+  provisioningdone: CustomEvent<{ method: 'generate' | 'import' | 'backup' }>;
   /** reason: "link_declined", "link_expired", "cancelled", "network", … */
   provisioningerror: CustomEvent<{ reason: string; message: string }>;
   /** A new browser of this user asks to be linked; compare `code` with the one it shows. */
@@ -114,7 +114,19 @@ export interface ClientEventMap {
   /** A member (or you, on another device) has read a thread up to readUntil. */
   'thread-message-readmark': CustomEvent<{ threadId: string; userId: string; readUntil: number }>;
   connectionchange: CustomEvent<{ connected: boolean }>;
+  /** A contact's identity key changed (they set up a new key, or someone sits between you): compare safety numbers. */
+  identitychange: CustomEvent<{ userId: string }>;
+  /** This user's devices changed: a browser was linked or removed. */
+  devicechange: CustomEvent<{ userId: string }>;
   error: CustomEvent<SottoError>;
+}
+
+export interface SafetyNumber {
+  userId: string;
+  /** 60 digits in twelve groups of five, the same on both sides. */
+  number: string;
+  /** The contact's identity changed during this session. */
+  changed: boolean;
 }
 
 export class Client extends EventTarget {
@@ -122,6 +134,11 @@ export class Client extends EventTarget {
   setIdentityToken(jwt: string): Promise<void>;
   generateKey(): Promise<void>;
   importKeyFromRunningClient(): Promise<void>;
+  /** Rejects with code "wrong_passphrase", "malformed", "backup_of_another_user" or "no_provisioning". */
+  keyBackupImport(backup: string, passphrase: string): Promise<void>;
+  /** Passphrase of at least 8 characters; PBKDF2-SHA256 (600,000 rounds) + AES-256-GCM. */
+  keyBackupExport(passphrase: string): Promise<string>;
+  safetyNumber(userId: string): Promise<SafetyNumber>;
   linkApprove(id: string): Promise<void>;
   linkDecline(id: string): Promise<void>;
   clearSession(): Promise<void>;

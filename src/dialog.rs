@@ -1,5 +1,6 @@
 //! The modal dialog inside the shadow root: provisioning ("Generate a new key" / "Import
-//! from a running client"), the link code to wait with, and a link request to approve.
+//! from a running client" / "Restore from a backup"), the link code to wait with, a link
+//! request to approve, a safety number to compare, a backup to make.
 //! One click listener serves every button through `data-action`, so a handler may replace
 //! or hide the dialog while it runs.
 
@@ -20,13 +21,22 @@ pub struct Dialog {
     _listener: Closure<dyn FnMut(web_sys::Event)>,
 }
 
-/// What a dialog shows: a title, lines of text, an optional code in large type, buttons
-/// as `(action, label)`.
+/// What a dialog shows: a title, lines of text, an optional code in large type, labelled
+/// input fields, buttons as `(action, label)`.
 pub struct DialogContent<'a> {
     pub title: &'a str,
     pub lines: &'a [&'a str],
     pub code: Option<&'a str>,
+    pub fields: &'a [Field<'a>],
     pub buttons: &'a [(&'a str, &'a str)],
+}
+
+/// An input in a dialog; read it with [`Dialog::value`] when a button is pressed.
+pub struct Field<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    /// `password` hides what is typed; `textarea` takes long text such as a backup.
+    pub kind: &'a str,
 }
 
 impl Dialog {
@@ -99,6 +109,24 @@ impl Dialog {
             let c = make("p", "code", code)?;
             let _ = self.panel.append_child(&c);
         }
+        let mut first_field: Option<HtmlElement> = None;
+        for f in content.fields {
+            let label = make("label", "field", f.label)?;
+            let input = if f.kind == "textarea" {
+                make("textarea", "", "")?
+            } else {
+                let i = make("input", "", "")?;
+                let _ = i.set_attribute("type", f.kind);
+                i
+            };
+            let _ = input.set_attribute("name", f.name);
+            let _ = input.set_attribute("autocomplete", "off");
+            let _ = label.append_child(&input);
+            let _ = self.panel.append_child(&label);
+            if first_field.is_none() {
+                first_field = input.dyn_into::<HtmlElement>().ok();
+            }
+        }
         let row = make("div", "actions", "")?;
         for (i, (action, label)) in content.buttons.iter().enumerate() {
             let b = make("button", if i == 0 { "primary" } else { "" }, label)?;
@@ -109,13 +137,36 @@ impl Dialog {
         let _ = self.panel.append_child(&row);
         *self.handler.borrow_mut() = Some(Rc::new(on_action));
         let _ = self.overlay.remove_attribute("hidden");
-        if let Some(first) = row
-            .first_element_child()
-            .and_then(|b| b.dyn_into::<HtmlElement>().ok())
-        {
+        if let Some(first) = first_field.or_else(|| {
+            row.first_element_child()
+                .and_then(|b| b.dyn_into::<HtmlElement>().ok())
+        }) {
             let _ = first.focus();
         }
         Ok(())
+    }
+
+    /// Fills the field `name` (e.g. with text to copy).
+    pub fn set_value(&self, name: &str, value: &str) {
+        if let Ok(Some(el)) = self.panel.query_selector(&format!("[name=\"{name}\"]")) {
+            if let Some(t) = el.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+                t.set_value(value);
+                let _ = t.set_attribute("readonly", "");
+            }
+        }
+    }
+
+    /// What was typed into the field `name` of the dialog on show.
+    pub fn value(&self, name: &str) -> String {
+        let Ok(Some(el)) = self.panel.query_selector(&format!("[name=\"{name}\"]")) else {
+            return String::new();
+        };
+        if let Some(t) = el.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            return t.value();
+        }
+        el.dyn_ref::<web_sys::HtmlInputElement>()
+            .map(|i| i.value())
+            .unwrap_or_default()
     }
 
     pub fn hide(&self) {

@@ -10,14 +10,17 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbRequest, IdbTransactionMode};
 
 const DB_NAME: &str = "sotto";
-/// Version 1 had `devices`; version 2 adds `threads`; version 3 adds `identities`.
-const DB_VERSION: u32 = 3;
-/// Device keys, by `server|org|user`.
+/// Version 1 had `devices`; version 2 adds `threads`; version 3 adds `identities`; version 4
+/// adds `keys`.
+const DB_VERSION: u32 = 4;
+/// Each user's encrypted account (identity, prekeys, sessions), by `server|org|user`.
 pub const DEVICES: &str = "devices";
 /// Threads with their messages, by `server|org|user|thread`.
 pub const THREADS: &str = "threads";
 /// Which user a sign-in token named last time, so history can be shown offline.
 pub const IDENTITIES: &str = "identities";
+/// The non-extractable WebCrypto key that encrypts `devices` records.
+pub const KEYS: &str = "keys";
 
 /// Waits for an IndexedDB request and returns its result.
 pub async fn finished(req: &IdbRequest) -> ClientResult<JsValue> {
@@ -56,7 +59,7 @@ async fn open() -> ClientResult<IdbDatabase> {
     let on_upgrade = Closure::once_into_js(move || {
         if let Ok(db) = upgrading.result() {
             let db: IdbDatabase = db.unchecked_into();
-            for store in [DEVICES, THREADS, IDENTITIES] {
+            for store in [DEVICES, THREADS, IDENTITIES, KEYS] {
                 if !db.object_store_names().contains(store) {
                     let _ = db.create_object_store(store);
                 }

@@ -1,55 +1,150 @@
-//! This browser's device keys, kept in IndexedDB (store `devices`) under `server|org|user`,
-//! so a returning user reuses the device and each user of a shared browser has their own.
+//! This browser's secrets at rest. Each user's [`Account`] (identity, prekeys, sessions,
+//! sender keys) is stored in IndexedDB (store `devices`, under `server|org|user`) only as
+//! AES-256-GCM ciphertext under a WebCrypto key that is *non-extractable*: the key lives in
+//! IndexedDB too (store `keys`), but script — ours or an injected one — can only ask the
+//! browser to use it, never read it, so a copy of the database files alone opens nothing.
+//! Every write uses a fresh random 96-bit IV.
 
 use crate::error::{js_failure, ClientError, ClientResult};
-use crate::idb::{self, DEVICES};
-use js_sys::{Object, Reflect, Uint8Array};
-use sotto_core::keys::DeviceKeys;
-use wasm_bindgen::JsCast;
-use zeroize::Zeroize;
+use crate::idb::{self, DEVICES, KEYS};
+use crate::util::window;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use sotto_core::account::Account;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, SubtleCrypto};
+use zeroize::Zeroizing;
 
-/// A stored device: its server-side ID and its key pair.
-pub struct StoredDevice {
+const WRAP_KEY: &str = "wrap";
+
+/// A stored account and the device ID the server gave it (absent until registered).
+pub struct StoredAccount {
     pub device_id: Option<String>,
-    pub keys: DeviceKeys,
+    pub account: Account,
+    /// A newly generated identity, which may replace the one the server publishes for the
+    /// user; a stored one never does (it was replaced elsewhere).
+    pub new_identity: bool,
 }
 
-pub async fn load(key: &str) -> ClientResult<Option<StoredDevice>> {
+fn subtle() -> ClientResult<SubtleCrypto> {
+    Ok(window()?
+        .crypto()
+        .map_err(|e| js_failure("storage", e))?
+        .subtle())
+}
+
+fn storage(message: &str) -> ClientError {
+    ClientError::new("storage", message)
+}
+
+/// The non-extractable key that encrypts this origin's secrets, made on first use.
+async fn wrap_key() -> ClientResult<CryptoKey> {
+    let existing = idb::get(KEYS, WRAP_KEY).await?;
+    if let Ok(key) = existing.dyn_into::<CryptoKey>() {
+        return Ok(key);
+    }
+    let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
+    let params = AesKeyGenParams::new("AES-GCM", 256);
+    let promise = subtle()?
+        .generate_key_with_object(&params, false, &usages)
+        .map_err(|e| js_failure("storage", e))?;
+    let key: CryptoKey = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_failure("storage", e))?
+        .unchecked_into();
+    idb::put(KEYS, WRAP_KEY, &key).await?;
+    Ok(key)
+}
+
+async fn encrypt(plaintext: &[u8]) -> ClientResult<(Vec<u8>, Vec<u8>)> {
+    let key = wrap_key().await?;
+    let mut iv = [0u8; 12];
+    sotto_core::error::random_bytes(&mut iv)?;
+    let iv_js = Uint8Array::from(&iv[..]);
+    let params = AesGcmParams::new("AES-GCM", &iv_js);
+    let data = Uint8Array::from(plaintext);
+    let promise = subtle()?
+        .encrypt_with_object_and_buffer_source(&params, &key, &data)
+        .map_err(|e| js_failure("storage", e))?;
+    // The plaintext copy handed to the browser is overwritten once it has been used.
+    let result = JsFuture::from(promise).await;
+    data.fill(0, 0, data.length());
+    let ct = result.map_err(|e| js_failure("storage", e))?;
+    Ok((iv.to_vec(), Uint8Array::new(&ct).to_vec()))
+}
+
+async fn decrypt(iv: &[u8], ciphertext: &[u8]) -> ClientResult<Zeroizing<Vec<u8>>> {
+    let key = wrap_key().await?;
+    let iv_js = Uint8Array::from(iv);
+    let params = AesGcmParams::new("AES-GCM", &iv_js);
+    let promise = subtle()?
+        .decrypt_with_object_and_buffer_source(&params, &key, &Uint8Array::from(ciphertext))
+        .map_err(|e| js_failure("storage", e))?;
+    let pt = JsFuture::from(promise)
+        .await
+        .map_err(|_| storage("this browser's stored keys could not be decrypted"))?;
+    let view = Uint8Array::new(&pt);
+    let out = Zeroizing::new(view.to_vec());
+    view.fill(0, 0, view.length());
+    Ok(out)
+}
+
+fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
+    Reflect::get(value, &name.into())
+        .ok()?
+        .dyn_into::<Uint8Array>()
+        .ok()
+        .map(|a| a.to_vec())
+}
+
+pub async fn load(key: &str) -> ClientResult<Option<StoredAccount>> {
     let value = idb::get(DEVICES, key).await?;
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    let damaged = || ClientError::new("storage", "the stored device key is damaged");
-    let secret: Uint8Array = Reflect::get(&value, &"secret".into())
-        .map_err(|e| js_failure("storage", e))?
-        .dyn_into()
-        .map_err(|_| damaged())?;
-    if secret.length() != 32 {
-        return Err(damaged());
-    }
-    let mut bytes = [0u8; 32];
-    secret.copy_to(&mut bytes);
-    let keys = DeviceKeys::from_secret_bytes(bytes);
-    bytes.zeroize();
+    // A record from before encrypted storage (protocol 1) holds no identity: start afresh.
+    let (Some(iv), Some(data)) = (bytes_field(&value, "iv"), bytes_field(&value, "data")) else {
+        return Ok(None);
+    };
+    let plaintext = decrypt(&iv, &data).await?;
+    let account: Account =
+        serde_json::from_slice(&plaintext).map_err(|_| storage("the stored keys are damaged"))?;
     let device_id = Reflect::get(&value, &"deviceId".into())
         .ok()
         .and_then(|v| v.as_string());
-    Ok(Some(StoredDevice { device_id, keys }))
+    Ok(Some(StoredAccount {
+        device_id,
+        account,
+        new_identity: false,
+    }))
 }
 
-pub async fn save(key: &str, device: &StoredDevice) -> ClientResult<()> {
+/// Serializes `account` (call this with the state borrowed) for [`save_serialized`].
+pub fn serialize(account: &Account) -> ClientResult<Zeroizing<Vec<u8>>> {
+    serde_json::to_vec(account)
+        .map(Zeroizing::new)
+        .map_err(|e| ClientError::new("internal", e.to_string()))
+}
+
+pub async fn save_serialized(
+    key: &str,
+    device_id: Option<&str>,
+    plaintext: &[u8],
+) -> ClientResult<()> {
+    let (iv, data) = encrypt(plaintext).await?;
     let value = Object::new();
-    let secret = device.keys.secret_bytes();
-    Reflect::set(&value, &"secret".into(), &Uint8Array::from(&secret[..]))
-        .map_err(|e| js_failure("storage", e))?;
-    if let Some(id) = &device.device_id {
-        Reflect::set(&value, &"deviceId".into(), &id.into())
-            .map_err(|e| js_failure("storage", e))?;
+    let set = |k: &str, v: &JsValue| {
+        Reflect::set(&value, &k.into(), v).map_err(|e| js_failure("storage", e))
+    };
+    set("iv", &Uint8Array::from(&iv[..]).into())?;
+    set("data", &Uint8Array::from(&data[..]).into())?;
+    if let Some(id) = device_id {
+        set("deviceId", &id.into())?;
     }
     idb::put(DEVICES, key, &value).await
 }
 
-/// Forgets a stored device (its key is gone from this browser for good).
+/// Forgets a stored account (its keys are gone from this browser for good).
 pub async fn remove(key: &str) -> ClientResult<()> {
     idb::delete(DEVICES, key).await
 }

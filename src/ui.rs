@@ -23,6 +23,10 @@ pub struct UiActions {
     pub attach: Rc<dyn Fn(Vec<web_sys::File>)>,
     /// An attachment clicked: (message ID, index).
     pub download: Rc<dyn Fn(String, usize)>,
+    /// "Verify" in the thread header: compare safety numbers with the open thread's members.
+    pub verify: Rc<dyn Fn()>,
+    /// "Key backup" in the header.
+    pub backup: Rc<dyn Fn()>,
 }
 
 /// How the page asked the UI to look.
@@ -68,6 +72,8 @@ pub struct Ui {
     threads: Option<Element>,
     title: Element,
     members: Element,
+    verify: Element,
+    warning: Element,
     messages: Element,
     composer: HtmlTextAreaElement,
     notice: Element,
@@ -82,6 +88,19 @@ fn el(doc: &Document, tag: &str, class: &str) -> ClientResult<Element> {
         e.set_class_name(class);
     }
     Ok(e)
+}
+
+/// Calls `f` on every `event` of `target`; keep the returned closure alive with the UI.
+fn on(
+    target: &Element,
+    event: &str,
+    f: Rc<dyn Fn()>,
+) -> ClientResult<Closure<dyn FnMut(web_sys::Event)>> {
+    let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| f());
+    target
+        .add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())
+        .map_err(|e| js_failure("ui", e))?;
+    Ok(closure)
 }
 
 fn attr(e: &Element, name: &str, value: &str) {
@@ -184,6 +203,11 @@ impl Ui {
         append(&header, &brand);
         append(&header, &who);
         append(&header, &status);
+        let backup = text_el(&doc, "button", "header-action", "Key backup")?;
+        attr(&backup, "type", "button");
+        attr(&backup, "aria-label", "Back up your key with a passphrase");
+        listeners.push(on(&backup, "click", actions.backup.clone())?);
+        append(&header, &backup);
         if !show_header {
             attr(&header, "hidden", "");
         }
@@ -244,8 +268,24 @@ impl Ui {
         let thread_header = el(&doc, "div", "thread-header")?;
         let title = text_el(&doc, "h2", "thread-title", "No thread open")?;
         let members = el(&doc, "p", "members")?;
-        append(&thread_header, &title);
+        let title_row = el(&doc, "div", "title-row")?;
+        let verify = text_el(&doc, "button", "header-action", "Verify")?;
+        attr(&verify, "type", "button");
+        attr(
+            &verify,
+            "aria-label",
+            "Compare safety numbers with the members",
+        );
+        attr(&verify, "hidden", "");
+        listeners.push(on(&verify, "click", actions.verify.clone())?);
+        append(&title_row, &title);
+        append(&title_row, &verify);
+        let warning = el(&doc, "p", "warn")?;
+        attr(&warning, "role", "alert");
+        attr(&warning, "hidden", "");
+        append(&thread_header, &title_row);
         append(&thread_header, &members);
+        append(&thread_header, &warning);
         if !config.show_thread_header {
             attr(&thread_header, "hidden", "");
         }
@@ -368,6 +408,8 @@ impl Ui {
             threads,
             title,
             members,
+            verify,
+            warning,
             messages,
             composer,
             notice,
@@ -456,14 +498,37 @@ impl Ui {
         Ok(())
     }
 
-    pub fn render_thread(&self, thread: Option<&Thread>, own_id: &str) -> ClientResult<()> {
+    /// Draws the open thread. `changed` are users whose identity key changed this session:
+    /// the thread header warns about those who are members.
+    pub fn render_thread(
+        &self,
+        thread: Option<&Thread>,
+        own_id: &str,
+        changed: &[String],
+    ) -> ClientResult<()> {
         self.messages.set_text_content(None);
+        let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
             self.title.set_text_content(Some("No thread open"));
             self.members.set_text_content(None);
+            let _ = self.verify.set_attribute("hidden", "");
             self.composer.set_disabled(false);
             return Ok(());
         };
+        let _ = self.verify.remove_attribute("hidden");
+        let flagged: Vec<&str> = t
+            .members
+            .iter()
+            .filter(|m| changed.contains(&m.id))
+            .map(display_name)
+            .collect();
+        if !flagged.is_empty() {
+            self.warning.set_text_content(Some(&format!(
+                "The security key of {} changed. Select Verify to compare safety numbers.",
+                flagged.join(", ")
+            )));
+            let _ = self.warning.remove_attribute("hidden");
+        }
         self.title.set_text_content(Some(&t.title(own_id)));
         attr(&self.title, "title", &t.distribution);
         let mut names: Vec<&str> = t.members.iter().map(display_name).collect();

@@ -3,13 +3,14 @@
 #![cfg(target_arch = "wasm32")]
 
 use sotto::error::ClientError;
-use sotto::keystore::{self, StoredDevice};
+use sotto::keystore;
 use sotto::model::{Message, Status, Thread};
 use sotto::ui::{Ui, UiActions, UiConfig};
 use sotto::ClientCore;
-use sotto_core::keys::DeviceKeys;
+use sotto_core::account::{Account, Recipient};
+use sotto_core::prekeys::PreKeyBundle;
 use sotto_core::protocol::User;
-use sotto_core::sealing::{self, MessageBody, Route};
+use sotto_core::sealing::MessageBody;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -41,6 +42,8 @@ fn noop() -> UiActions {
         new_thread: Rc::new(|_| {}),
         attach: Rc::new(|_| {}),
         download: Rc::new(|_, _| {}),
+        verify: Rc::new(|| {}),
+        backup: Rc::new(|| {}),
     }
 }
 
@@ -71,7 +74,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();
-    ui.render_thread(Some(&thread), "alice").unwrap();
+    ui.render_thread(Some(&thread), "alice", &[]).unwrap();
     let root = el.shadow_root().expect("mounted in a shadow root");
     assert!(
         root.query_selector("img").unwrap().is_none(),
@@ -113,35 +116,56 @@ fn show_nav_and_show_header_hide_their_parts() {
 }
 
 #[wasm_bindgen_test]
-async fn device_keys_persist_in_indexeddb() {
+async fn accounts_are_stored_encrypted_under_a_non_extractable_key() {
     let key = format!("test|org|{}", js_sys::Math::random());
     assert!(keystore::load(&key).await.unwrap().is_none());
-    let keys = DeviceKeys::generate().unwrap();
-    let public = keys.public_key();
-    keystore::save(
-        &key,
-        &StoredDevice {
-            device_id: Some("d_1".into()),
-            keys,
-        },
-    )
-    .await
-    .unwrap();
+    let account = Account::generate("u1", 0).unwrap();
+    let identity = account.identity_public();
+    let bytes = keystore::serialize(&account).unwrap();
+    keystore::save_serialized(&key, Some("d_1"), &bytes)
+        .await
+        .unwrap();
     let back = keystore::load(&key).await.unwrap().expect("stored");
-    assert_eq!(back.keys.public_key(), public);
+    assert_eq!(back.account.identity_public(), identity);
     assert_eq!(back.device_id.as_deref(), Some("d_1"));
+    // What IndexedDB holds is ciphertext, and the key that opens it cannot be read out.
+    let raw = sotto::idb::get(sotto::idb::DEVICES, &key).await.unwrap();
+    let data: js_sys::Uint8Array = js_sys::Reflect::get(&raw, &"data".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&data.to_vec()).to_string();
+    assert!(!stored.contains("identity") && !stored.contains("u1"));
+    let wrap = sotto::idb::get(sotto::idb::KEYS, "wrap").await.unwrap();
+    let wrap: web_sys::CryptoKey = wrap.dyn_into().expect("a CryptoKey");
+    assert!(!wrap.extractable());
+}
+
+fn bundle_of(account: &mut Account, device_id: &str) -> PreKeyBundle {
+    PreKeyBundle {
+        device_id: device_id.into(),
+        identity: account.identity_public(),
+        signed_prekey: account.signed_prekey(),
+        one_time_prekey: Some(account.generate_one_time_prekeys(1).unwrap()[0]),
+    }
 }
 
 #[wasm_bindgen_test]
-fn sealing_works_in_the_browser() {
-    let bob = DeviceKeys::generate().unwrap();
-    let route = Route {
-        sender_user: "ua",
-        sender_device: "da",
-        recipient_device: "db",
+fn sessions_and_sender_keys_work_in_the_browser() {
+    let mut alice = Account::generate("ua", 0).unwrap();
+    let mut bob = Account::generate("ub", 0).unwrap();
+    let mut carol = Account::generate("uc", 0).unwrap();
+    for (account, id) in [(&mut bob, "db"), (&mut carol, "dc")] {
+        let bundle = bundle_of(account, id);
+        let identity = bundle.identity;
+        alice.start_session(&bundle, &identity).unwrap();
+    }
+    let to = |user: &str, device: &str| Recipient {
+        user_id: user.into(),
+        device_id: device.into(),
     };
-    let body = MessageBody {
-        v: 1,
+    let mut body = MessageBody {
+        v: 2,
         message_id: "m".into(),
         thread_id: "t".into(),
         distribution: "@a + @b".into(),
@@ -151,9 +175,55 @@ fn sealing_works_in_the_browser() {
         text: "hi from wasm".into(),
         ..Default::default()
     };
-    let pk = sotto_core::keys::parse_public_key(&bob.public_key()).unwrap();
-    let payload = sealing::seal(&body, &pk, &route).unwrap();
-    assert_eq!(sealing::open(&payload, &bob, &route).unwrap(), body);
+    let out = alice.seal(&body, "da", &[to("ub", "db")], false).unwrap();
+    let opened = bob.open(&out[0].1, "ua", "da", "db").unwrap();
+    assert_eq!(opened.body.unwrap(), body);
+    body.text = "to the group".into();
+    let out = alice
+        .seal(&body, "da", &[to("ub", "db"), to("uc", "dc")], true)
+        .unwrap();
+    assert_eq!(
+        bob.open(&out[0].1, "ua", "da", "db")
+            .unwrap()
+            .body
+            .unwrap()
+            .text,
+        "to the group"
+    );
+    assert_eq!(
+        carol
+            .open(&out[1].1, "ua", "da", "dc")
+            .unwrap()
+            .body
+            .unwrap()
+            .text,
+        "to the group"
+    );
+    assert!(
+        carol.open(&out[1].1, "ua", "da", "dc").is_err(),
+        "a replay is refused"
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_key_backup_round_trips_in_the_browser() {
+    let account = Account::generate("u1", 0).unwrap();
+    let text = sotto_core::backup::export(
+        account.identity(),
+        "u1",
+        "correct horse battery",
+        sotto_core::backup::MIN_ITERATIONS,
+    )
+    .unwrap();
+    let back = sotto_core::backup::import(&text, "correct horse battery").unwrap();
+    assert_eq!(back.identity.public(), account.identity_public());
+    assert_eq!(
+        sotto_core::backup::import(&text, "wrong passphrase!")
+            .err()
+            .unwrap()
+            .code(),
+        "wrong_passphrase"
+    );
 }
 
 #[wasm_bindgen_test]

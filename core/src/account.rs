@@ -51,8 +51,9 @@ pub struct Recipient {
 pub struct Opened {
     /// `None` when the envelope only carried keys.
     pub body: Option<MessageBody>,
-    /// The sender's identity as the session authenticates it, and whether it changed.
-    pub identity_check: Option<IdentityCheck>,
+    /// When this envelope started a new session: the identity that X3DH authenticated. The
+    /// caller checks it against the identity that signs the sender's device list.
+    pub new_session_identity: Option<IdentityPublic>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -313,7 +314,8 @@ impl Account {
 
     /// Encrypts `body` for every recipient device: pairwise for two-user threads, else once
     /// under this device's sender key (handing the key to devices that lack it). Every
-    /// recipient needs a session ([`Account::has_session`]). Returns `(device, payload)`.
+    /// recipient needs a session ([`Account::has_session`]). Returns `(device, payload)`;
+    /// after the server accepts a group send, call [`Account::mark_distributed`].
     pub fn seal(
         &mut self,
         body: &MessageBody,
@@ -386,10 +388,20 @@ impl Account {
                 ));
             }
         }
-        if let Some(key) = self.own_sender_keys.get_mut(&thread) {
-            key.distributed_to.extend(lacking);
-        }
         Ok(out)
+    }
+
+    /// Records that `devices` now have this device's sender key for `thread_id` — call it
+    /// once the server has accepted the envelopes that carried it, so a send that failed
+    /// hands the key out again next time.
+    pub fn mark_distributed(&mut self, thread_id: &str, devices: &[String]) {
+        if let Some(key) = self.own_sender_keys.get_mut(thread_id) {
+            for d in devices {
+                if !key.distributed_to.contains(d) {
+                    key.distributed_to.push(d.clone());
+                }
+            }
+        }
     }
 
     /// Opens one envelope payload from `sender_user`'s device `sender_device`.
@@ -403,7 +415,7 @@ impl Account {
         let parts = sealing::decode_payload(payload)?;
         let mut opened = Opened {
             body: None,
-            identity_check: None,
+            new_session_identity: None,
         };
         for (kind, bytes) in parts {
             match kind {
@@ -413,8 +425,8 @@ impl Account {
                         sender_device,
                         recipient_device: own_device,
                     };
-                    let (content, check) = self.open_pairwise(kind, bytes, &route)?;
-                    opened.identity_check = check;
+                    let (content, fresh) = self.open_pairwise(kind, bytes, &route)?;
+                    opened.new_session_identity = fresh;
                     for d in &content.sender_keys {
                         let keys = self
                             .received_sender_keys
@@ -474,7 +486,7 @@ impl Account {
         kind: PartKind,
         bytes: &[u8],
         route: &Route<'_>,
-    ) -> Result<(Pairwise, Option<IdentityCheck>), CoreError> {
+    ) -> Result<(Pairwise, Option<IdentityPublic>), CoreError> {
         let aad = route.to_aad();
         let (message, fresh) = if kind == PartKind::PreKey {
             let header = decode_x3dh(bytes)?;
@@ -491,8 +503,10 @@ impl Account {
         } else {
             (bytes, None)
         };
+        let mut new_identity = None;
         let plaintext = match fresh {
             Some((mut session, used_one_time)) => {
+                new_identity = Some(session.remote_identity);
                 let pt = session.decrypt(message, &aad)?;
                 // Only now, with an authentic message, does the new session replace any
                 // old one and the one-time prekey go for good.
@@ -515,9 +529,28 @@ impl Account {
                 what: "message",
                 detail: e.to_string(),
             })?;
-        let remote = self.sessions[route.sender_device].remote_identity;
-        let check = self.check_identity(route.sender_user, &remote);
-        Ok((content, Some(check)))
+        Ok((content, new_identity))
+    }
+
+    /// Whether opening `payload` from `sender_device` would start a new session (so the
+    /// caller can first check that the device is one its user's identity lists).
+    pub fn starts_session(&self, payload: &[u8], sender_device: &str) -> bool {
+        let Ok(parts) = sealing::decode_payload(payload) else {
+            return false;
+        };
+        parts.iter().any(|(kind, bytes)| {
+            *kind == PartKind::PreKey
+                && decode_x3dh(bytes).is_ok_and(|h| {
+                    self.sessions
+                        .get(sender_device)
+                        .is_none_or(|s| s.base_key != h.ephemeral)
+                })
+        })
+    }
+
+    /// Forgets the session that a rejected first message just made.
+    pub fn drop_session(&mut self, device_id: &str) {
+        self.sessions.remove(device_id);
     }
 
     fn respond(&self, header: &X3dhHeader) -> Result<(Session, Option<u32>), CoreError> {

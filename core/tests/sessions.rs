@@ -219,9 +219,14 @@ fn send(
         })
         .collect();
     let b = body(from, thread, text);
-    from.account
+    let out = from
+        .account
         .seal(&b, &from.id.clone(), &recipients, group)
-        .unwrap()
+        .unwrap();
+    // The server accepted it: the recipients now have the sender key.
+    let devices: Vec<String> = recipients.iter().map(|r| r.device_id.clone()).collect();
+    from.account.mark_distributed(thread, &devices);
+    out
 }
 
 fn read(
@@ -342,13 +347,25 @@ fn a_changed_identity_is_flagged() {
     let mut a = device("alice", "a1", None);
     let mut b = device("bob", "b1", None);
     let first = send(&mut a, &mut [&mut b], "t", "one", false);
+    assert!(b.account.starts_session(&first[0].1, "a1"));
     let opened = b.account.open(&first[0].1, "alice", "a1", "b1").unwrap();
-    assert_eq!(opened.identity_check, Some(IdentityCheck::New));
+    let seen = opened.new_session_identity.expect("a new session");
+    assert_eq!(seen, a.account.identity_public());
+    assert_eq!(b.account.check_identity("alice", &seen), IdentityCheck::New);
+    // Alice's later messages on the same session start nothing new.
+    let second = send(&mut a, &mut [&mut b], "t", "two", false);
+    assert!(!b.account.starts_session(&second[0].1, "a1"));
+    let opened = b.account.open(&second[0].1, "alice", "a1", "b1").unwrap();
+    assert!(opened.new_session_identity.is_none());
     // Alice loses her keys and starts again with a new identity.
     let mut a_new = device("alice", "a9", None);
     let again = send(&mut a_new, &mut [&mut b], "t", "new me", false);
     let opened = b.account.open(&again[0].1, "alice", "a9", "b1").unwrap();
-    assert_eq!(opened.identity_check, Some(IdentityCheck::Changed));
+    let seen = opened.new_session_identity.expect("a new session");
+    assert_eq!(
+        b.account.check_identity("alice", &seen),
+        IdentityCheck::Changed
+    );
     // The safety number both sides see changed with it, and agrees on both sides.
     let bob_id = b.account.identity_public();
     let n = b

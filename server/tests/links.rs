@@ -37,8 +37,8 @@ async fn a_request_reaches_the_running_browser_and_its_approval_is_taken_once() 
     // Both sides derive the same check code from the key.
     let shown = b64::decode(frame["ephemeral_public"].as_str().unwrap()).unwrap();
     assert_eq!(
-        sotto_core::linking::check_code(&shown),
-        sotto_core::linking::check_code(&ephemeral)
+        sotto_core::linking::check_code(&[0; 32], &shown),
+        sotto_core::linking::check_code(&[0; 32], &ephemeral)
     );
 
     let (_, waiting) = server

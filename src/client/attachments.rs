@@ -150,28 +150,32 @@ impl Inner {
         index: usize,
     ) -> ClientResult<()> {
         let (a, bytes) = self.attachment_get(message_id, index).await?;
-        let parts = Array::of1(&Uint8Array::from(&bytes[..]));
-        let options = web_sys::BlobPropertyBag::new();
-        options.set_type(&a.mime);
-        let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
-            .map_err(|e| js_failure("ui", e))?;
-        let url =
-            web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_failure("ui", e))?;
-        let doc = crate::util::window()?
-            .document()
-            .ok_or_else(|| ClientError::new("ui", "no document"))?;
-        let link: web_sys::HtmlAnchorElement = doc
-            .create_element("a")
-            .map_err(|e| js_failure("ui", e))?
-            .unchecked_into();
-        link.set_href(&url);
-        link.set_download(&a.name);
-        link.click();
-        crate::util::set_timeout(10_000.0, move || {
-            let _ = web_sys::Url::revoke_object_url(&url);
-        });
-        Ok(())
+        save_file(&a.name, &a.mime, &bytes)
     }
+}
+
+/// Hands `bytes` to the browser as a download named `name`.
+pub(super) fn save_file(name: &str, mime: &str, bytes: &[u8]) -> ClientResult<()> {
+    let parts = Array::of1(&Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(|e| js_failure("ui", e))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_failure("ui", e))?;
+    let doc = crate::util::window()?
+        .document()
+        .ok_or_else(|| ClientError::new("ui", "no document"))?;
+    let link: web_sys::HtmlAnchorElement = doc
+        .create_element("a")
+        .map_err(|e| js_failure("ui", e))?
+        .unchecked_into();
+    link.set_href(&url);
+    link.set_download(name);
+    link.click();
+    crate::util::set_timeout(10_000.0, move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    Ok(())
 }
 
 /// `{name, type, size, bytes}` for JavaScript.

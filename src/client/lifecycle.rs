@@ -191,21 +191,44 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
-        let mut device = self.provision(&session, &store_key).await?;
-        let registered: Device = http::post(
-            &url,
-            "/v1/devices",
-            Some(&session.token),
-            &RegisterDevice {
-                public_key: device.keys.public_key().to_vec(),
-                name: None,
-            },
-        )
-        .await?;
-        if device.device_id.as_deref() != Some(registered.id.as_str()) {
-            device.device_id = Some(registered.id.clone());
-            keystore::save(&store_key, &device).await?;
-        }
+        let mut retried = false;
+        let registered = loop {
+            let stored = self.provision(&session, &store_key).await?;
+            let new_identity = stored.new_identity;
+            let registered: Device = http::post(
+                &url,
+                "/v1/devices",
+                Some(&session.token),
+                &RegisterDevice {
+                    public_key: stored.account.device_public_key().to_vec(),
+                    name: None,
+                },
+            )
+            .await?;
+            let fresh = stored.device_id.as_deref() != Some(registered.id.as_str());
+            {
+                // The account goes into the state now, so every save below writes it.
+                let mut state = self.state.borrow_mut();
+                state.store_key = Some(store_key.clone());
+                state.device_id = Some(registered.id.clone());
+                state.account = Some(stored.account);
+            }
+            self.save_account().await?;
+            match self
+                .publish_device(&session, &registered.id, fresh, new_identity)
+                .await
+            {
+                Ok(()) => break registered,
+                // This browser's identity was replaced elsewhere: forget it and set up again.
+                Err(e) if e.code == "identity_replaced" && !retried => {
+                    retried = true;
+                    self.state.borrow_mut().account = None;
+                    keystore::remove(&store_key).await?;
+                    self.show_notice(Some(&e.message));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         // History first, so it is on screen at once, before the connection is up.
         let threads = crate::history::load(&store_key).await.unwrap_or_else(|e| {
             self.emit_error(&e);
@@ -224,8 +247,6 @@ impl Inner {
             state.session = Some(session);
             state.store_key = Some(store_key);
             state.offline_user = None;
-            state.device_id = Some(registered.id.clone());
-            state.keys = Some(Rc::new(device.keys));
             for t in &threads {
                 for m in &t.messages {
                     state.seen.insert(m.id.clone());

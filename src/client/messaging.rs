@@ -11,12 +11,11 @@ use crate::model::{display_name, Message, Status, Thread};
 use crate::util::{clear_timeout, now_millis, random_id, set_timeout};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sotto_core::keys::parse_public_key;
 use sotto_core::protocol::{
-    ClientFrame, DeliveredEnvelope, Device, OutgoingEnvelope, ResolveRequest, Resolved,
-    SendReceipt, SendRequest, ServerFrame, User, PROTOCOL_VERSION,
+    ClientFrame, DeliveredEnvelope, OutgoingEnvelope, ResolveRequest, Resolved, SendReceipt,
+    SendRequest, ServerFrame, User, PROTOCOL_VERSION,
 };
-use sotto_core::sealing::{self, Kind, MessageBody, Route, MAX_TEXT_BYTES};
+use sotto_core::sealing::{Kind, MessageBody, MAX_TEXT_BYTES};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -66,6 +65,19 @@ impl Inner {
             }
             ServerFrame::LinkRequest(request) => self.on_link_request(request),
             ServerFrame::Delivered { seq } => self.on_delivered(seq),
+            ServerFrame::PrekeysLow { .. } => {
+                let inner = self.clone();
+                spawn_local(async move {
+                    if let Err(e) = inner.replenish_prekeys().await {
+                        inner.emit_error(&e);
+                    }
+                });
+            }
+            ServerFrame::DevicesChanged { user_id } => {
+                let detail = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
+                self.emit("devicechange", detail.into());
+            }
             ServerFrame::Error { code, message } => {
                 let e = ClientError::new(&code, message);
                 if code == "unknown_device" {
@@ -132,13 +144,51 @@ impl Inner {
 
     async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
         let (token, own) = self.session()?;
-        let (device_id, keys) = self.device()?;
-        let route = Route {
-            sender_user: &env.sender_user,
-            sender_device: &env.sender_device,
-            recipient_device: &device_id,
+        let device_id = self.device_id()?;
+        // A first message from a device: check, before anything is consumed, that its
+        // user's identity lists it (else the server made it up).
+        let starts =
+            self.with_account(|a| Ok(a.starts_session(&env.payload, &env.sender_device)))?;
+        let expected = if starts {
+            Some(
+                self.verified_sender(&env.sender_user, &env.sender_device, &token)
+                    .await?,
+            )
+        } else {
+            None
         };
-        let body = sealing::open(&env.payload, &keys, &route)?;
+        let opened = self.with_account(|a| {
+            Ok(a.open(
+                &env.payload,
+                &env.sender_user,
+                &env.sender_device,
+                &device_id,
+            )?)
+        });
+        let opened = match opened {
+            Ok(o) => o,
+            // Already read once (an envelope delivered again): nothing to do.
+            Err(e) if e.code == "replay" => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if let (Some(expected), Some(got)) = (expected, opened.new_session_identity) {
+            if expected != got {
+                self.with_account(|a| {
+                    a.drop_session(&env.sender_device);
+                    Ok(())
+                })?;
+                self.save_account().await?;
+                return Err(ClientError::new(
+                    "unverified_device",
+                    "a message's identity is not the one that signs its sender's devices; it was dropped",
+                ));
+            }
+        }
+        // The session moved on: store it before the envelope is acknowledged.
+        self.save_account().await?;
+        let Some(body) = opened.body else {
+            return Ok(());
+        };
         if self.state.borrow().seen.contains(&body.message_id) {
             return Ok(());
         }
@@ -265,6 +315,7 @@ impl Inner {
         } else {
             None
         };
+        let mut someone_removed = false;
         {
             let mut state = self.state.borrow_mut();
             if let Some(t) = state.threads.iter_mut().find(|t| t.id == body.thread_id) {
@@ -272,11 +323,18 @@ impl Inner {
                 t.expiration = body.expiration;
                 t.meta_at = body.meta_at;
                 if let Some(r) = members {
+                    someone_removed = t
+                        .members
+                        .iter()
+                        .any(|m| !r.users.iter().any(|u| u.id == m.id));
                     t.distribution = r.canonical;
                     t.members = r.users;
                     t.left = !t.members.iter().any(|m| m.id == own.id);
                 }
             }
+        }
+        if someone_removed {
+            self.rotate_sender_key(&body.thread_id);
         }
         self.persist(&body.thread_id);
         self.render();
@@ -328,8 +386,28 @@ impl Inner {
             t.members.retain(|m| m.id != user_id);
             t.distribution = sotto_core::expr::canonical(t.members.iter().map(|m| m.tag.as_str()));
         }
+        self.rotate_sender_key(thread_id);
         self.persist(thread_id);
         self.render();
+    }
+
+    /// Someone left or was removed: this device's next group message uses a new sender
+    /// key, handed only to the members who remain.
+    pub(super) fn rotate_sender_key(self: &Rc<Self>, thread_id: &str) {
+        if self
+            .with_account(|a| {
+                a.rotate_sender_key(thread_id);
+                Ok(())
+            })
+            .is_ok()
+        {
+            let inner = self.clone();
+            spawn_local(async move {
+                if let Err(e) = inner.save_account().await {
+                    inner.emit_error(&e);
+                }
+            });
+        }
     }
 
     /// Saves a thread to this browser's history (in the background).
@@ -479,7 +557,7 @@ impl Inner {
     /// A body for `thread_id` carrying its current distribution, attributes and expiration.
     pub(super) fn body_for(&self, thread_id: &str, text: String) -> ClientResult<MessageBody> {
         let (_, own) = self.session()?;
-        let (device_id, _) = self.device()?;
+        let device_id = self.device_id()?;
         let t = self.thread(thread_id)?;
         Ok(MessageBody {
             v: PROTOCOL_VERSION,
@@ -584,43 +662,61 @@ impl Inner {
         members: &[User],
     ) -> ClientResult<()> {
         let (token, own) = self.session()?;
-        let (device_id, _) = self.device()?;
-        let mut envelopes = Vec::new();
-        // Which envelopes go to other users (their delivery is worth showing).
-        let mut to_others = Vec::new();
-        for member in members {
-            let devices: Vec<Device> = self
-                .api_get(&format!("/v1/users/{}/devices", member.id), &token)
-                .await?;
-            for d in devices.iter().filter(|d| d.id != device_id) {
-                let pk = parse_public_key(&d.public_key)?;
-                let route = Route {
-                    sender_user: &own.id,
-                    sender_device: &device_id,
-                    recipient_device: &d.id,
-                };
-                envelopes.push(OutgoingEnvelope {
-                    device_id: d.id.clone(),
-                    payload: sealing::seal(body, &pk, &route)?,
-                });
-                to_others.push(member.id != own.id);
-            }
-        }
+        let device_id = self.device_id()?;
         let alone = members.iter().all(|m| m.id == own.id);
-        if body.kind == Kind::Message && !to_others.contains(&true) && !alone {
-            return Err(ClientError::new(
-                "no_recipient_devices",
-                "no one else in this thread has opened Sotto yet, so there is no device to send to",
-            ));
+        // A group thread (more than two people) uses sender keys; two use pairwise sessions.
+        let group = members.len() > 2;
+        let mut recipient_users: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        if !recipient_users.contains(&own.id) {
+            recipient_users.push(own.id.clone());
         }
-        if envelopes.is_empty() {
-            return Ok(());
-        }
-        let request = SendRequest {
-            sender_device: device_id.clone(),
-            envelopes,
+        let mut attempt = 0;
+        let (receipt, to_others) = loop {
+            attempt += 1;
+            let recipients = self.recipients_for(members, &own, &token).await?;
+            let to_others: Vec<bool> = recipients.iter().map(|r| r.user_id != own.id).collect();
+            if body.kind == Kind::Message && !to_others.contains(&true) && !alone {
+                return Err(ClientError::new(
+                    "no_recipient_devices",
+                    "no one else in this thread has opened Sotto yet, so there is no device to send to",
+                ));
+            }
+            if recipients.is_empty() {
+                return Ok(());
+            }
+            let sealed =
+                self.with_account(|a| Ok(a.seal(body, &device_id, &recipients, group)?))?;
+            // Every session and chain key used is on disk before any ciphertext leaves.
+            self.save_account().await?;
+            let request = SendRequest {
+                sender_device: device_id.clone(),
+                recipients: recipient_users.clone(),
+                envelopes: sealed
+                    .into_iter()
+                    .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
+                    .collect(),
+            };
+            match self
+                .api_post::<_, SendReceipt>("/v1/envelopes", &token, &request)
+                .await
+            {
+                Ok(receipt) => {
+                    if group {
+                        let devices: Vec<String> =
+                            recipients.iter().map(|r| r.device_id.clone()).collect();
+                        self.with_account(|a| {
+                            a.mark_distributed(&body.thread_id, &devices);
+                            Ok(())
+                        })?;
+                        self.save_account().await?;
+                    }
+                    break (receipt, to_others);
+                }
+                // A recipient linked or removed a device meanwhile: fetch the lists again.
+                Err(e) if e.code == "devices_changed" && attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
         };
-        let receipt: SendReceipt = self.api_post("/v1/envelopes", &token, &request).await?;
         if body.kind == Kind::Message {
             let early: Vec<i64> = {
                 let mut state = self.state.borrow_mut();

@@ -6,6 +6,7 @@
 //! Events reach the page through the `emit(type, detail)` function given at construction.
 
 mod attachments;
+mod keys;
 mod lifecycle;
 mod messaging;
 mod offline;
@@ -17,7 +18,7 @@ use crate::model::{display_name, Thread};
 use crate::options::{parse_auth, parse_options, Auth, Options};
 use crate::socket::Delivery;
 use crate::ui::{Ui, UiActions};
-use sotto_core::keys::DeviceKeys;
+use sotto_core::account::Account;
 use sotto_core::protocol::{DeliveredEnvelope, Session, User};
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
@@ -36,7 +37,10 @@ struct State {
     /// Where this user's device key lives in IndexedDB.
     store_key: Option<String>,
     device_id: Option<String>,
-    keys: Option<Rc<DeviceKeys>>,
+    /// This device's keys and sessions (see `keys.rs`); saved encrypted after every change.
+    account: Option<Account>,
+    /// Contacts whose identity changed while this session ran (flagged in the UI).
+    changed_identities: Vec<String>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
     seen: HashSet<String>,
@@ -91,6 +95,12 @@ struct Inner {
     link_cancelled: std::cell::Cell<bool>,
     /// The last history write; the next one waits for it (see `save_now`).
     write_chain: RefCell<js_sys::Promise>,
+    /// The last account write, likewise (see `save_account`).
+    account_chain: RefCell<js_sys::Promise>,
+    /// An identity restored from a backup, waiting for provisioning to take it.
+    restored_identity: RefCell<Option<sotto_core::identity::Identity>>,
+    /// The user being provisioned (a backup must be theirs).
+    pending_user: RefCell<Option<String>>,
 }
 
 #[wasm_bindgen]
@@ -173,6 +183,9 @@ impl ClientCore {
                 provisioning_choice: RefCell::new(None),
                 link_cancelled: std::cell::Cell::new(false),
                 write_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
+                account_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
+                restored_identity: RefCell::new(None),
+                pending_user: RefCell::new(None),
             }),
         })
     }
@@ -232,6 +245,32 @@ impl ClientCore {
                 Err(provisioning::no_provisioning())
             }
         })
+    }
+
+    /// Answers `provisioningrequired` by restoring the identity from an encrypted backup.
+    /// Rejects with `wrong_passphrase`, `malformed` or `backup_of_another_user`.
+    #[wasm_bindgen(js_name = keyBackupImport)]
+    pub fn key_backup_import(&self, backup: String, passphrase: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.import_backup(&backup, &passphrase)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The user's identity encrypted under `passphrase` (PBKDF2-SHA256, 600,000 rounds, then
+    /// AES-256-GCM), as one line of text to keep somewhere safe.
+    #[wasm_bindgen(js_name = keyBackupExport)]
+    pub fn key_backup_export(&self, passphrase: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.export_backup(&passphrase)?.into()) })
+    }
+
+    /// The safety number of this user and `userId`: `{userId, number, changed}`.
+    #[wasm_bindgen(js_name = safetyNumber)]
+    pub fn safety_number(&self, user_id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { inner.safety_number(&user_id).await })
     }
 
     /// Approves a `linkrequest` from a new browser of this user.
@@ -575,17 +614,6 @@ impl Inner {
         Ok((s.token.clone(), s.user.clone()))
     }
 
-    fn device(&self) -> ClientResult<(String, Rc<DeviceKeys>)> {
-        let state = self.state.borrow();
-        match (&state.device_id, &state.keys) {
-            (Some(id), Some(keys)) => Ok((id.clone(), keys.clone())),
-            _ => Err(ClientError::new(
-                "not_signed_in",
-                "this device is not ready yet",
-            )),
-        }
-    }
-
     fn mount_ui(self: &Rc<Self>) -> ClientResult<()> {
         let weak = Rc::downgrade(self);
         let act = |f: fn(Rc<Inner>, String)| -> Rc<dyn Fn(String)> {
@@ -663,6 +691,25 @@ impl Inner {
                     })
                 })
             },
+            verify: {
+                let weak = weak.clone();
+                Rc::new(move || {
+                    let Some(inner) = weak.upgrade() else { return };
+                    spawn_local(async move {
+                        if let Err(e) = inner.show_safety_numbers().await {
+                            inner.show_notice(Some(&e.message));
+                        }
+                    })
+                })
+            },
+            backup: {
+                let weak = weak.clone();
+                Rc::new(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.show_backup_dialog(None);
+                    }
+                })
+            },
         };
         let ui = Ui::mount(&self.host, &self.options.ui, actions)?;
         *self.ui.borrow_mut() = Some(ui);
@@ -695,7 +742,7 @@ impl Inner {
             .open_thread
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
-        let _ = ui.render_thread(open, own_id);
+        let _ = ui.render_thread(open, own_id, &state.changed_identities);
         // Saved history shown offline can be read, not written to.
         ui.set_read_only(state.session.is_none());
         ui.set_user(own.map(display_name).unwrap_or(""));

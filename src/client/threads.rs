@@ -185,7 +185,12 @@ impl Inner {
             t.members = resolved.users;
             t.left = !t.members.iter().any(|m| m.id == own.id);
         })
-        .await
+        .await?;
+        if !amend {
+            // Only now, with the removed told of the change, does a new sender key start.
+            self.rotate_sender_key(thread_id);
+        }
+        Ok(())
     }
 
     /// A member by user ID or tag, as an expression.

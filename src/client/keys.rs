@@ -1,0 +1,490 @@
+//! The client's side of the key protocol (the cryptography itself is `sotto_core::account`):
+//! storing the account encrypted after every change, publishing this device's prekeys and
+//! the signed device list, finding and verifying the devices a message must reach, checking
+//! that a new session comes from a device its user's identity vouches for, safety numbers
+//! and the encrypted backup.
+
+use super::Inner;
+use crate::error::{ClientError, ClientResult};
+use crate::keystore;
+use crate::util::now_millis;
+use sotto_core::account::{Account, IdentityCheck, Recipient, ONE_TIME_PREKEY_BATCH};
+use sotto_core::identity::{DeviceList, IdentityPublic};
+use sotto_core::prekeys::PreKeyBundle;
+use sotto_core::protocol::{
+    ClaimBundles, PrekeyCount, PublishIdentity, Session, UploadPrekeys, User, UserKeys,
+};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+/// A user's devices as their identity vouches for them.
+pub(super) struct VerifiedDevices {
+    pub identity: IdentityPublic,
+    pub devices: Vec<String>,
+}
+
+impl Inner {
+    /// Runs `f` on the account (there is one whenever a device is loaded).
+    pub(super) fn with_account<R>(
+        &self,
+        f: impl FnOnce(&mut Account) -> ClientResult<R>,
+    ) -> ClientResult<R> {
+        let mut state = self.state.borrow_mut();
+        let account = state
+            .account
+            .as_mut()
+            .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))?;
+        f(account)
+    }
+
+    /// Stores the account as it is now, encrypted, after any earlier save. Awaiting it means
+    /// the state is on disk: a message sealed before it may now leave.
+    pub(super) async fn save_account(&self) -> ClientResult<()> {
+        let mut done = None;
+        let turn = js_sys::Promise::new(&mut |resolve, _| done = Some(resolve));
+        let previous = self.account_chain.replace(turn);
+        let _ = JsFuture::from(previous).await;
+        let snapshot = {
+            let state = self.state.borrow();
+            match (&state.store_key, &state.account) {
+                (Some(k), Some(a)) => {
+                    Some((k.clone(), state.device_id.clone(), keystore::serialize(a)))
+                }
+                _ => None,
+            }
+        };
+        let result = match snapshot {
+            Some((key, device_id, Ok(bytes))) => {
+                keystore::save_serialized(&key, device_id.as_deref(), &bytes).await
+            }
+            Some((_, _, Err(e))) => Err(e),
+            None => Ok(()),
+        };
+        if let Some(resolve) = done {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+        result
+    }
+
+    /// Makes this device reachable: its signed prekey and one-time prekeys on the server
+    /// (when new or due), then the user's device list, signed, with this device in it.
+    pub(super) async fn publish_device(
+        self: &Rc<Self>,
+        session: &Session,
+        device_id: &str,
+        fresh: bool,
+        new_identity: bool,
+    ) -> ClientResult<()> {
+        let url = &self.options.url;
+        let upload = self.with_account(|a| {
+            let rotated = a.rotate_signed_prekey_if_due(now_millis())?;
+            Ok(match (fresh, rotated) {
+                (true, _) => Some(UploadPrekeys {
+                    signed_prekey: Some(a.signed_prekey()),
+                    one_time_prekeys: a.generate_one_time_prekeys(ONE_TIME_PREKEY_BATCH)?,
+                }),
+                (false, Some(spk)) => Some(UploadPrekeys {
+                    signed_prekey: Some(spk),
+                    one_time_prekeys: Vec::new(),
+                }),
+                (false, None) => None,
+            })
+        })?;
+        if let Some(upload) = upload {
+            self.save_account().await?;
+            let _: PrekeyCount = crate::http::post(
+                url,
+                &format!("/v1/devices/{device_id}/prekeys"),
+                Some(&session.token),
+                &upload,
+            )
+            .await?;
+        }
+        let own = self.with_account(|a| Ok(a.identity_public()))?;
+        for _ in 0..3 {
+            let keys: UserKeys = crate::http::get(
+                url,
+                &format!("/v1/users/{}/keys", session.user.id),
+                &session.token,
+            )
+            .await?;
+            // The devices the current list names, if it is our identity's list.
+            let (listed, version) = match (&keys.identity, &keys.device_list) {
+                (Some(id), Some(signed)) if *id == own => {
+                    let list = id.verify_device_list(signed, &session.user.id)?;
+                    (list.devices, list.version)
+                }
+                // The user made a new identity on another browser: this one's is stale.
+                (Some(_), _) if !new_identity => return Err(ClientError::new(
+                    "identity_replaced",
+                    "you set up a new key on another browser; this browser needs setting up again",
+                )),
+                _ => (Vec::new(), 0),
+            };
+            let mut devices: Vec<String> = listed
+                .into_iter()
+                .filter(|d| keys.devices.contains(d))
+                .collect();
+            if devices.iter().any(|d| d == device_id) && keys.identity == Some(own) {
+                return Ok(());
+            }
+            devices.push(device_id.to_owned());
+            let list = DeviceList {
+                user_id: session.user.id.clone(),
+                version: now_millis().max(version + 1),
+                devices,
+            };
+            let signed = self.with_account(|a| Ok(a.sign_device_list(&list)))?;
+            let published: ClientResult<serde_json::Value> = crate::http::call(
+                url,
+                "PUT",
+                "/v1/identity",
+                Some(&session.token),
+                Some(&PublishIdentity {
+                    identity: own,
+                    device_list: signed,
+                }),
+            )
+            .await;
+            match published {
+                Ok(_) => return Ok(()),
+                // Another device of ours published meanwhile: read its list and sign again.
+                Err(e) if e.code == "stale_device_list" => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::new(
+            "device_list_busy",
+            "the device list kept changing; try again",
+        ))
+    }
+
+    /// Tops up this device's one-time prekeys after the server said they run low.
+    pub(super) async fn replenish_prekeys(self: &Rc<Self>) -> ClientResult<()> {
+        let (token, _) = self.session()?;
+        let device_id = self.device_id()?;
+        let keys =
+            self.with_account(|a| Ok(a.generate_one_time_prekeys(ONE_TIME_PREKEY_BATCH)?))?;
+        self.save_account().await?;
+        let _: PrekeyCount = crate::http::post(
+            &self.options.url,
+            &format!("/v1/devices/{device_id}/prekeys"),
+            Some(&token),
+            &UploadPrekeys {
+                signed_prekey: None,
+                one_time_prekeys: keys,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A user's devices, verified: the list must be signed by their identity, and an
+    /// identity that differs from the one pinned for them is reported (`identitychange`).
+    pub(super) async fn verified_devices(
+        self: &Rc<Self>,
+        user_id: &str,
+        token: &str,
+    ) -> ClientResult<Option<VerifiedDevices>> {
+        let keys: UserKeys = self
+            .api_get(&format!("/v1/users/{user_id}/keys"), token)
+            .await?;
+        let (Some(identity), Some(signed)) = (keys.identity, keys.device_list) else {
+            return Ok(None);
+        };
+        let list = identity.verify_device_list(&signed, user_id)?;
+        let (check, own) = self
+            .with_account(|a| Ok((a.check_identity(user_id, &identity), a.user_id == user_id)))?;
+        if check != IdentityCheck::Same {
+            self.save_account().await?;
+        }
+        if check == IdentityCheck::Changed && !own {
+            self.identity_changed(user_id);
+        }
+        if own && check == IdentityCheck::Changed {
+            return Err(ClientError::new(
+                "identity_replaced",
+                "your identity was replaced on another browser; this browser's key is no longer yours",
+            ));
+        }
+        let devices = list
+            .devices
+            .into_iter()
+            .filter(|d| keys.devices.contains(d))
+            .collect();
+        Ok(Some(VerifiedDevices { identity, devices }))
+    }
+
+    /// Every device a message to `members` must reach (this user's other devices too), with
+    /// a session made for each that has none yet.
+    pub(super) async fn recipients_for(
+        self: &Rc<Self>,
+        members: &[User],
+        own: &User,
+        token: &str,
+    ) -> ClientResult<Vec<Recipient>> {
+        let own_device = self.device_id()?;
+        let mut users: Vec<&User> = members.iter().collect();
+        if !users.iter().any(|u| u.id == own.id) {
+            users.push(own);
+        }
+        let mut recipients = Vec::new();
+        let mut identities = Vec::new();
+        for user in users {
+            let Some(v) = self.verified_devices(&user.id, token).await? else {
+                continue;
+            };
+            for d in v.devices.into_iter().filter(|d| *d != own_device) {
+                recipients.push(Recipient {
+                    user_id: user.id.clone(),
+                    device_id: d,
+                });
+            }
+            identities.push((user.id.clone(), v.identity));
+        }
+        let missing: Vec<String> = self.with_account(|a| {
+            Ok(recipients
+                .iter()
+                .filter(|r| !a.has_session(&r.device_id))
+                .map(|r| r.device_id.clone())
+                .collect())
+        })?;
+        if !missing.is_empty() {
+            let bundles: Vec<PreKeyBundle> = self
+                .api_post("/v1/bundles", token, &ClaimBundles { devices: missing })
+                .await?;
+            self.with_account(|a| {
+                for b in &bundles {
+                    let user = recipients
+                        .iter()
+                        .find(|r| r.device_id == b.device_id)
+                        .map(|r| r.user_id.clone())
+                        .unwrap_or_default();
+                    let expected = identities
+                        .iter()
+                        .find(|(u, _)| *u == user)
+                        .map(|(_, i)| *i)
+                        .ok_or_else(|| {
+                            ClientError::new("bad_bundle", "a bundle for no recipient")
+                        })?;
+                    a.start_session(b, &expected)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(recipients)
+    }
+
+    /// A session is about to begin from `sender_device`: it must be a device that the
+    /// sender's identity lists, or the server made it up. Returns that identity, which the
+    /// session's own (from X3DH) must match.
+    pub(super) async fn verified_sender(
+        self: &Rc<Self>,
+        sender_user: &str,
+        sender_device: &str,
+        token: &str,
+    ) -> ClientResult<IdentityPublic> {
+        match self.verified_devices(sender_user, token).await? {
+            Some(v) if v.devices.iter().any(|d| d == sender_device) => Ok(v.identity),
+            _ => Err(ClientError::new(
+                "unverified_device",
+                "a message came from a device that its user's identity does not list; it was dropped",
+            )),
+        }
+    }
+
+    /// Tells the page (and the UI) that a contact's identity changed.
+    pub(super) fn identity_changed(&self, user_id: &str) {
+        let detail = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
+        {
+            let mut state = self.state.borrow_mut();
+            if !state.changed_identities.iter().any(|u| u == user_id) {
+                state.changed_identities.push(user_id.to_owned());
+            }
+        }
+        self.emit("identitychange", detail.into());
+        self.render();
+    }
+
+    /// `safetyNumber(userId)`: the number this user and `user_id` can compare.
+    pub(super) async fn safety_number(self: &Rc<Self>, user_id: &str) -> ClientResult<JsValue> {
+        let (token, _) = self.session()?;
+        let user: User = self
+            .api_get(&format!("/v1/users/{user_id}"), &token)
+            .await?;
+        let known = self.with_account(|a| Ok(a.known_identity(&user.id)))?;
+        let identity = match known {
+            Some(i) => i,
+            None => {
+                self.verified_devices(&user.id, &token)
+                    .await?
+                    .ok_or_else(|| {
+                        ClientError::new("no_identity", "this user has not set up Sotto yet")
+                    })?
+                    .identity
+            }
+        };
+        let number = self.with_account(|a| Ok(a.safety_number(&user.id, &identity)))?;
+        let changed = self.state.borrow().changed_identities.contains(&user.id);
+        let out = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&out, &"userId".into(), &user.id.as_str().into());
+        let _ = js_sys::Reflect::set(&out, &"number".into(), &number.as_str().into());
+        let _ = js_sys::Reflect::set(&out, &"changed".into(), &changed.into());
+        Ok(out.into())
+    }
+
+    /// `keyBackupExport(passphrase)`: the identity, encrypted under the passphrase.
+    pub(super) fn export_backup(&self, passphrase: &str) -> ClientResult<String> {
+        self.with_account(|a| {
+            Ok(sotto_core::backup::export(
+                a.identity(),
+                &a.user_id,
+                passphrase,
+                sotto_core::backup::MIN_ITERATIONS,
+            )?)
+        })
+    }
+
+    pub(super) fn device_id(&self) -> ClientResult<String> {
+        self.state
+            .borrow()
+            .device_id
+            .clone()
+            .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))
+    }
+}
+
+impl Inner {
+    /// The "Verify" dialog: the safety number with each other member of the open thread.
+    pub(super) async fn show_safety_numbers(self: &Rc<Self>) -> ClientResult<()> {
+        let (_, own) = self.session()?;
+        let thread_id = self
+            .state
+            .borrow()
+            .open_thread
+            .clone()
+            .ok_or_else(|| ClientError::new("no_thread", "Open a thread first."))?;
+        let members = self.thread(&thread_id)?.members;
+        let mut lines: Vec<String> = vec![
+            "Compare these numbers with each person, in person or on a call. If they match, no one can read along.".into(),
+        ];
+        for m in members.iter().filter(|m| m.id != own.id) {
+            let number = self.safety_number(&m.id).await;
+            let name = crate::model::display_name(m);
+            lines.push(match number {
+                Ok(n) => {
+                    let digits = js_sys::Reflect::get(&n, &"number".into())
+                        .ok()
+                        .and_then(|v| v.as_string())
+                        .unwrap_or_default();
+                    format!("{name}: {digits}")
+                }
+                Err(e) => format!("{name}: {}", e.message),
+            });
+        }
+        if lines.len() == 1 {
+            lines.push("There is nobody else in this thread.".into());
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let weak = Rc::downgrade(self);
+        self.with_ui(|ui| {
+            let _ = ui.dialog.show(
+                &crate::dialog::DialogContent {
+                    title: "Safety numbers",
+                    lines: &refs,
+                    code: None,
+                    fields: &[],
+                    buttons: &[("close", "Done")],
+                },
+                move |_| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.with_ui(|ui| ui.dialog.hide());
+                    }
+                },
+            );
+        });
+        Ok(())
+    }
+
+    /// The "Key backup" dialog: a passphrase twice, then the backup text to keep.
+    pub(super) fn show_backup_dialog(self: &Rc<Self>, note: Option<&str>) {
+        let mut lines = vec!["Choose a passphrase of at least 8 characters. With the backup and the passphrase you can restore your key on another browser; without the passphrase nobody can."];
+        if let Some(n) = note {
+            lines.insert(0, n);
+        }
+        let weak = Rc::downgrade(self);
+        self.with_ui(|ui| {
+            let _ = ui.dialog.show(
+                &crate::dialog::DialogContent {
+                    title: "Back up your key",
+                    lines: &lines,
+                    code: None,
+                    fields: &[
+                        crate::dialog::Field {
+                            name: "passphrase",
+                            label: "Passphrase",
+                            kind: "password",
+                        },
+                        crate::dialog::Field {
+                            name: "again",
+                            label: "Passphrase again",
+                            kind: "password",
+                        },
+                    ],
+                    buttons: &[("make", "Make backup"), ("cancel", "Cancel")],
+                },
+                move |action| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if action != "make" {
+                        inner.with_ui(|ui| ui.dialog.hide());
+                        return;
+                    }
+                    let v = inner.ui_values(&["passphrase", "again"]);
+                    if v[0] != v[1] {
+                        inner.show_backup_dialog(Some("The two passphrases differ."));
+                        return;
+                    }
+                    match inner.export_backup(&v[0]) {
+                        Ok(text) => inner.show_backup_text(&text),
+                        Err(e) => inner.show_backup_dialog(Some(&e.message)),
+                    }
+                },
+            );
+        });
+    }
+
+    fn show_backup_text(self: &Rc<Self>, text: &str) {
+        let weak = Rc::downgrade(self);
+        let saved = text.to_owned();
+        self.with_ui(|ui| {
+            let _ = ui.dialog.show(
+                &crate::dialog::DialogContent {
+                    title: "Your key backup",
+                    lines: &["Keep this text somewhere safe, apart from the passphrase."],
+                    code: None,
+                    fields: &[crate::dialog::Field {
+                        name: "backup",
+                        label: "Backup",
+                        kind: "textarea",
+                    }],
+                    buttons: &[("save", "Save as file"), ("done", "Done")],
+                },
+                move |action| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if action == "save" {
+                        let _ = super::attachments::save_file(
+                            "sotto-key-backup.txt",
+                            "text/plain",
+                            saved.as_bytes(),
+                        );
+                    } else {
+                        inner.with_ui(|ui| ui.dialog.hide());
+                    }
+                },
+            );
+            ui.dialog.set_value("backup", text);
+        });
+    }
+}
