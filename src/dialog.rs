@@ -146,12 +146,15 @@ impl Dialog {
         Ok(())
     }
 
-    /// Fills the field `name` (e.g. with text to copy).
-    pub fn set_value(&self, name: &str, value: &str) {
+    /// Fills the text field `name`: with text to copy (`readonly`), or with what the person
+    /// typed before, to correct it.
+    pub fn set_value(&self, name: &str, value: &str, readonly: bool) {
         if let Ok(Some(el)) = self.panel.query_selector(&format!("[name=\"{name}\"]")) {
             if let Some(t) = el.dyn_ref::<web_sys::HtmlTextAreaElement>() {
                 t.set_value(value);
-                let _ = t.set_attribute("readonly", "");
+                if readonly {
+                    let _ = t.set_attribute("readonly", "");
+                }
             }
         }
     }

@@ -484,7 +484,7 @@ impl Inner {
                     }
                 },
             );
-            ui.dialog.set_value("backup", text);
+            ui.dialog.set_value("backup", text, true);
         });
     }
 }

@@ -150,7 +150,16 @@ impl Inner {
         if self.provisioning_choice.borrow().is_none() {
             return Err(no_provisioning());
         }
-        let restored = sotto_core::backup::import(backup, passphrase)?;
+        let restored = sotto_core::backup::import(backup, passphrase).map_err(|e| match e {
+            sotto_core::CoreError::WrongPassphrase => ClientError::new(
+                "wrong_passphrase",
+                "The passphrase is wrong, or the backup was altered.",
+            ),
+            sotto_core::CoreError::Malformed { .. } => {
+                ClientError::new("malformed", "This is not a Sotto key backup, or it is damaged.")
+            }
+            other => other.into(),
+        })?;
         if Some(&restored.user_id) != self.pending_user.borrow().as_ref() {
             return Err(ClientError::new(
                 "backup_of_another_user",
@@ -198,7 +207,7 @@ impl Inner {
                 move |action| {
                     let Some(inner) = weak.upgrade() else { return };
                     if action == "restore" {
-                        inner.show_restore(None);
+                        inner.show_restore(None, "");
                     } else {
                         inner.choose(action);
                     }
@@ -208,7 +217,7 @@ impl Inner {
     }
 
     /// The backup form: the text `keyBackupExport` made and its passphrase.
-    fn show_restore(self: &Rc<Self>, note: Option<&str>) {
+    fn show_restore(self: &Rc<Self>, note: Option<&str>, backup: &str) {
         let mut lines = vec!["Paste your key backup and type its passphrase."];
         if let Some(n) = note {
             lines.insert(0, n);
@@ -242,10 +251,14 @@ impl Inner {
                     }
                     let values = inner.ui_values(&["backup", "passphrase"]);
                     if let Err(e) = inner.import_backup(&values[0], &values[1]) {
-                        inner.show_restore(Some(&e.message));
+                        // The pasted backup stays; only the passphrase is asked again.
+                        inner.show_restore(Some(&e.message), &values[0]);
                     }
                 },
             );
+            if !backup.is_empty() {
+                ui.dialog.set_value("backup", backup, false);
+            }
         });
     }
 

@@ -1,0 +1,165 @@
+// End to end, the keys of issue #4 in real Chromium pages against the real server:
+// linking carries the identity to a second browser and every device of both users gets
+// every message; a key backup restores the identity on another browser (a wrong passphrase
+// is a clear error); safety numbers agree on every side; a user who makes a new key is
+// flagged to the people who talk to them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { useServerAndBrowser, startServer, newPage, openDemoAs, waitConnected, artifacts } from './harness.mjs';
+
+const env = useServerAndBrowser();
+
+/** Opens the demo as a user who already has a key elsewhere: the setup dialog comes up. */
+async function openNewBrowserAs(base, user) {
+  const page = await newPage(env.browser);
+  await page.goto(`${base}/?as=${user}`);
+  await page.getByRole('dialog', { name: 'Set up this browser' }).waitFor({ timeout: 15000 });
+  return page;
+}
+
+const userId = (page, tag) => page.evaluate(async (tag) => {
+  const id = await window.client.threadEnsure('@' + tag);
+  const t = (await window.client.threadList()).find((t) => t.id === id);
+  return t.members.find((m) => m.tag === tag).id;
+}, tag);
+
+const safety = (page, id) => page.evaluate((id) => window.client.safetyNumber(id), id);
+
+async function send(page, to, text) {
+  await page.evaluate(async ({ to, text }) => {
+    const id = await window.client.threadEnsure(to);
+    await window.client.threadSendMessage(id, text);
+  }, { to, text });
+}
+
+const received = (page, text) => page.waitForFunction(async (text) => {
+  for (const t of await window.client.threadList()) {
+    if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
+  }
+  return false;
+}, text, { timeout: 15000, polling: 200 });
+
+test('a linked browser gets the identity, and every device of both users gets every message', async (t) => {
+  const alice1 = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice1:', alice1.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice1, env.server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  const alice2 = await openNewBrowserAs(env.server.base, 'alice');
+  await alice2.getByRole('button', { name: 'Import from a running client' }).click();
+  const code = await alice2.locator('.dialog .code').textContent();
+  const request = alice1.getByRole('dialog', { name: 'Link a new browser?' });
+  await request.waitFor({ timeout: 10000 });
+  assert.equal(await request.locator('.code').textContent(), code);
+  await request.getByRole('button', { name: 'Approve' }).click();
+  await waitConnected(alice2);
+
+  // One identity on both of Alice's browsers: Bob compares one safety number with her.
+  const bobId = await userId(alice1, 'bob');
+  const aliceId = await userId(bob, 'alice');
+  const [n1, n2, nb] = [await safety(alice1, bobId), await safety(alice2, bobId), await safety(bob, aliceId)];
+  assert.match(n1.number, /^(\d{5} ){11}\d{5}$/);
+  assert.equal(n1.number, n2.number);
+  assert.equal(n1.number, nb.number);
+  assert.equal(nb.changed, false);
+
+  // Bob writes once: both of Alice's browsers read it. Alice answers from the second one:
+  // Bob reads it, and her first browser shows it as her own.
+  await send(bob, '@alice', 'to both of your browsers');
+  await received(alice1, 'to both of your browsers');
+  await received(alice2, 'to both of your browsers');
+  await send(alice2, '@bob', 'answered from the new one');
+  await received(bob, 'answered from the new one');
+  await received(alice1, 'answered from the new one');
+  const own = await alice1.evaluate(async () => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === 'answered from the new one');
+      if (m) return m.outgoing;
+    }
+  });
+  assert.equal(own, true);
+
+  // A group of three (sender keys): everyone's devices read it.
+  const carol = await newPage(env.browser);
+  await openDemoAs(carol, env.server.base, 'carol');
+  await send(bob, '@alice + @carol', 'to the group');
+  for (const p of [alice1, alice2, carol]) await received(p, 'to the group');
+});
+
+test('a key backup restores the identity; a new key is flagged to contacts', async (t) => {
+  // A server of its own: Alice starts with no key anywhere.
+  const server = await startServer();
+  const alice1 = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice1:', alice1.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice1, server.base, 'alice');
+  await openDemoAs(bob, server.base, 'bob');
+  await send(bob, '@alice', 'before the backup');
+  await received(alice1, 'before the backup');
+  const bobId = await userId(alice1, 'bob');
+  const aliceId = await userId(bob, 'alice');
+  const before = await safety(bob, aliceId);
+
+  // Alice makes a backup from the header, as a person would.
+  await alice1.getByRole('button', { name: 'Back up your key with a passphrase' }).click();
+  const dialog = alice1.getByRole('dialog', { name: 'Back up your key' });
+  await dialog.getByLabel('Passphrase', { exact: true }).fill('short');
+  await dialog.getByLabel('Passphrase again').fill('short');
+  await dialog.getByRole('button', { name: 'Make backup' }).click();
+  await alice1.locator('.dialog', { hasText: 'at least 8 characters' }).waitFor();
+  await dialog.getByLabel('Passphrase', { exact: true }).fill('correct horse battery staple');
+  await dialog.getByLabel('Passphrase again').fill('correct horse battery staple');
+  await dialog.getByRole('button', { name: 'Make backup' }).click();
+  const shown = alice1.getByRole('dialog', { name: 'Your key backup' });
+  await shown.waitFor({ timeout: 15000 });
+  const backup = await shown.getByLabel('Backup').inputValue();
+  assert.match(backup, /^sotto-backup:/);
+  await alice1.screenshot({ path: join(artifacts, 'keys-backup-made.png') });
+  await shown.getByRole('button', { name: 'Done' }).click();
+
+  // Another browser restores it: first with a wrong passphrase, then the right one.
+  const alice2 = await openNewBrowserAs(server.base, 'alice');
+  await alice2.getByRole('button', { name: 'Restore from a backup' }).click();
+  const restore = alice2.getByRole('dialog', { name: 'Restore from a backup' });
+  await restore.getByLabel('Backup').fill(backup);
+  await restore.getByLabel('Passphrase').fill('wrong horse battery staple');
+  await restore.getByRole('button', { name: 'Restore' }).click();
+  await alice2.locator('.dialog', { hasText: 'passphrase is wrong' }).waitFor({ timeout: 15000 });
+  await alice2.screenshot({ path: join(artifacts, 'keys-backup-wrong-passphrase.png') });
+  const api = await alice2.evaluate(() =>
+    window.client.keyBackupImport('sotto-backup:AAAA', 'whatever').catch((e) => e.code));
+  assert.equal(api, 'malformed');
+  assert.equal(await restore.getByLabel('Backup').inputValue(), backup, 'the pasted backup stays');
+  await restore.getByLabel('Passphrase').fill('correct horse battery staple');
+  await restore.getByRole('button', { name: 'Restore' }).click();
+  await waitConnected(alice2);
+  assert.equal((await safety(alice2, bobId)).number, before.number, 'the same identity');
+  await send(bob, '@alice', 'after the restore');
+  await received(alice2, 'after the restore');
+
+  // A third browser makes a new key instead: Bob is told, and the number changes.
+  const alice3 = await openNewBrowserAs(server.base, 'alice');
+  await alice3.getByRole('button', { name: 'Generate a new key' }).click();
+  await waitConnected(alice3);
+  await bob.evaluate(() => {
+    window.identityChanges = [];
+    window.client.addEventListener('identitychange', (e) => window.identityChanges.push(e.detail.userId));
+  });
+  await send(bob, '@alice', 'to the new key');
+  await received(alice3, 'to the new key');
+  assert.deepEqual(await bob.evaluate(() => window.identityChanges), [aliceId]);
+  const after = await safety(bob, aliceId);
+  assert.notEqual(after.number, before.number);
+  assert.equal(after.changed, true);
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bob.locator('.warn', { hasText: 'security key' }).waitFor();
+  await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
+  await bob.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
+  await bob.screenshot({ path: join(artifacts, 'keys-identity-changed.png') });
+  assert.equal(await bob.locator('.dialog', { hasText: after.number }).count(), 1);
+});
