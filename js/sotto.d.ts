@@ -116,8 +116,9 @@ export interface ClientEventMap {
   connectionchange: CustomEvent<{ connected: boolean }>;
   /** A contact's identity key changed (they set up a new key, or someone sits between you): compare safety numbers. */
   identitychange: CustomEvent<{ userId: string }>;
-  /** This user's devices changed: a browser was linked or removed. */
-  devicechange: CustomEvent<{ userId: string }>;
+  /** A user's devices changed: for this user, a browser was linked or removed (no `added`);
+   *  for a contact, `added` names their new devices, seen when sending to them. */
+  devicechange: CustomEvent<{ userId: string; added?: string[] }>;
   error: CustomEvent<SottoError>;
 }
 

@@ -498,13 +498,15 @@ impl Ui {
         Ok(())
     }
 
-    /// Draws the open thread. `changed` are users whose identity key changed this session:
-    /// the thread header warns about those who are members.
+    /// Draws the open thread. `changed` are users whose identity key changed this session,
+    /// `new_devices` users who added a device: the thread header tells of the members among
+    /// them.
     pub fn render_thread(
         &self,
         thread: Option<&Thread>,
         own_id: &str,
         changed: &[String],
+        new_devices: &[String],
     ) -> ClientResult<()> {
         self.messages.set_text_content(None);
         let _ = self.warning.set_attribute("hidden", "");
@@ -516,17 +518,27 @@ impl Ui {
             return Ok(());
         };
         let _ = self.verify.remove_attribute("hidden");
-        let flagged: Vec<&str> = t
-            .members
-            .iter()
-            .filter(|m| changed.contains(&m.id))
-            .map(display_name)
-            .collect();
+        let names = |users: &[String]| -> Vec<&str> {
+            t.members
+                .iter()
+                .filter(|m| users.contains(&m.id))
+                .map(display_name)
+                .collect()
+        };
+        let mut notes = Vec::new();
+        let flagged = names(changed);
         if !flagged.is_empty() {
-            self.warning.set_text_content(Some(&format!(
+            notes.push(format!(
                 "The security key of {} changed. Select Verify to compare safety numbers.",
                 flagged.join(", ")
-            )));
+            ));
+        }
+        let added = names(new_devices);
+        if !added.is_empty() {
+            notes.push(format!("New device for {}.", added.join(", ")));
+        }
+        if !notes.is_empty() {
+            self.warning.set_text_content(Some(&notes.join(" ")));
             let _ = self.warning.remove_attribute("hidden");
         }
         self.title.set_text_content(Some(&t.title(own_id)));

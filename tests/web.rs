@@ -74,7 +74,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();
-    ui.render_thread(Some(&thread), "alice", &[]).unwrap();
+    ui.render_thread(Some(&thread), "alice", &[], &[]).unwrap();
     let root = el.shadow_root().expect("mounted in a shadow root");
     assert!(
         root.query_selector("img").unwrap().is_none(),

@@ -79,6 +79,9 @@ pub struct Account {
     received_sender_keys: BTreeMap<String, Vec<(String, ReceivedSenderKey)>>,
     #[serde(default)]
     known_identities: BTreeMap<String, IdentityPublic>,
+    /// Each other user's devices as last seen, to notice a new one.
+    #[serde(default)]
+    known_devices: BTreeMap<String, Vec<String>>,
 }
 
 impl Drop for Account {
@@ -144,6 +147,7 @@ impl Account {
             own_sender_keys: BTreeMap::new(),
             received_sender_keys: BTreeMap::new(),
             known_identities: BTreeMap::new(),
+            known_devices: BTreeMap::new(),
         })
     }
 
@@ -228,6 +232,25 @@ impl Account {
                 IdentityCheck::Changed
             }
         }
+    }
+
+    /// Records `user_id`'s current devices; returns those that are new since last time (none
+    /// the first time a user is seen, or for this user's own devices).
+    pub fn note_devices(&mut self, user_id: &str, devices: &[String]) -> Vec<String> {
+        if user_id == self.user_id {
+            return Vec::new();
+        }
+        let added = match self.known_devices.get(user_id) {
+            Some(old) => devices
+                .iter()
+                .filter(|d| !old.contains(d))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        self.known_devices
+            .insert(user_id.to_owned(), devices.to_vec());
+        added
     }
 
     /// The identity pinned for a user, if any.

@@ -420,3 +420,33 @@ fn a_removed_member_cannot_read_after_sender_keys_rotate() {
     let mut d = device("dave", "d1", None);
     assert!(d.account.open(&group_only, "alice", "a1", "d1").is_err());
 }
+
+#[test]
+fn a_rotated_signed_prekey_still_opens_messages_in_flight_and_new_devices_are_noticed() {
+    let mut a = device("alice", "a1", None);
+    let mut b = device("bob", "b1", None);
+    // Alice claimed Bob's bundle with his first signed prekey...
+    let first = send(&mut a, &mut [&mut b], "t", "in flight", false);
+    // ...then Bob's week is up and he rotates it before the message arrives.
+    assert!(b.account.rotate_signed_prekey_if_due(1).unwrap().is_none());
+    let week = sotto_core::account::SIGNED_PREKEY_MAX_AGE_MS;
+    let fresh = b
+        .account
+        .rotate_signed_prekey_if_due(week)
+        .unwrap()
+        .unwrap();
+    assert_ne!(fresh.key.id, 1);
+    assert_eq!(read(&mut b, &a, &first).unwrap(), "in flight");
+    // Devices: the first sighting is the baseline; a later one is reported.
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(a.account.note_devices("bob", &ids(&["b1"])).is_empty());
+    assert!(a.account.note_devices("bob", &ids(&["b1"])).is_empty());
+    assert_eq!(
+        a.account.note_devices("bob", &ids(&["b1", "b2"])),
+        ids(&["b2"])
+    );
+    assert!(a
+        .account
+        .note_devices("alice", &ids(&["a1", "a9"]))
+        .is_empty());
+}

@@ -208,11 +208,15 @@ impl Inner {
                 "your identity was replaced on another browser; this browser's key is no longer yours",
             ));
         }
-        let devices = list
+        let devices: Vec<String> = list
             .devices
             .into_iter()
             .filter(|d| keys.devices.contains(d))
             .collect();
+        let added = self.with_account(|a| Ok(a.note_devices(user_id, &devices)))?;
+        if !added.is_empty() {
+            self.device_added(user_id, &added);
+        }
         Ok(Some(VerifiedDevices { identity, devices }))
     }
 
@@ -305,6 +309,22 @@ impl Inner {
             }
         }
         self.emit("identitychange", detail.into());
+        self.render();
+    }
+
+    /// Tells the page (and the UI) that a contact has a new device.
+    fn device_added(&self, user_id: &str, added: &[String]) {
+        let detail = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
+        let list: js_sys::Array = added.iter().map(|d| JsValue::from_str(d)).collect();
+        let _ = js_sys::Reflect::set(&detail, &"added".into(), &list);
+        {
+            let mut state = self.state.borrow_mut();
+            if !state.new_devices.iter().any(|u| u == user_id) {
+                state.new_devices.push(user_id.to_owned());
+            }
+        }
+        self.emit("devicechange", detail.into());
         self.render();
     }
 

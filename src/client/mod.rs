@@ -41,6 +41,8 @@ struct State {
     account: Option<Account>,
     /// Contacts whose identity changed while this session ran (flagged in the UI).
     changed_identities: Vec<String>,
+    /// Contacts who added a device while this session ran (noted in the UI).
+    new_devices: Vec<String>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
     seen: HashSet<String>,
@@ -742,7 +744,7 @@ impl Inner {
             .open_thread
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
-        let _ = ui.render_thread(open, own_id, &state.changed_identities);
+        let _ = ui.render_thread(open, own_id, &state.changed_identities, &state.new_devices);
         // Saved history shown offline can be read, not written to.
         ui.set_read_only(state.session.is_none());
         ui.set_user(own.map(display_name).unwrap_or(""));

@@ -155,9 +155,10 @@ impl Inner {
                 "wrong_passphrase",
                 "The passphrase is wrong, or the backup was altered.",
             ),
-            sotto_core::CoreError::Malformed { .. } => {
-                ClientError::new("malformed", "This is not a Sotto key backup, or it is damaged.")
-            }
+            sotto_core::CoreError::Malformed { .. } => ClientError::new(
+                "malformed",
+                "This is not a Sotto key backup, or it is damaged.",
+            ),
             other => other.into(),
         })?;
         if Some(&restored.user_id) != self.pending_user.borrow().as_ref() {

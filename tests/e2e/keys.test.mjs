@@ -48,6 +48,15 @@ test('a linked browser gets the identity, and every device of both users gets ev
   });
   await openDemoAs(alice1, env.server.base, 'alice');
   await openDemoAs(bob, env.server.base, 'bob');
+  // Bob knows Alice's first browser before she links a second one.
+  await send(bob, '@alice', 'to your first browser');
+  await received(alice1, 'to your first browser');
+  for (const p of [alice1, bob]) {
+    await p.evaluate(() => {
+      window.deviceChanges = [];
+      window.client.addEventListener('devicechange', (e) => window.deviceChanges.push(e.detail));
+    });
+  }
   const alice2 = await openNewBrowserAs(env.server.base, 'alice');
   await alice2.getByRole('button', { name: 'Import from a running client' }).click();
   const code = await alice2.locator('.dialog .code').textContent();
@@ -68,8 +77,16 @@ test('a linked browser gets the identity, and every device of both users gets ev
 
   // Bob writes once: both of Alice's browsers read it. Alice answers from the second one:
   // Bob reads it, and her first browser shows it as her own.
+  // Alice's first browser was told of the new one.
+  await alice1.waitForFunction(() => window.deviceChanges.length > 0);
   await send(bob, '@alice', 'to both of your browsers');
   await received(alice1, 'to both of your browsers');
+  // Bob saw Alice's new device when he sent, and his thread header says so.
+  const bobSaw = await bob.evaluate(() => window.deviceChanges);
+  assert.equal(bobSaw.length, 1);
+  assert.equal(bobSaw[0].added.length, 1);
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bob.locator('.warn', { hasText: 'New device for Alice Adams' }).waitFor();
   await received(alice2, 'to both of your browsers');
   await send(alice2, '@bob', 'answered from the new one');
   await received(bob, 'answered from the new one');
