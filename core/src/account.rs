@@ -28,6 +28,8 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 200;
 /// Sender keys kept per sender device and thread (older ones are for messages in flight).
 const RECEIVED_KEYS_PER_THREAD: usize = 3;
 const X3DH_HEADER_LEN: usize = 105;
+/// Replaced sessions kept per remote device.
+const PREVIOUS_SESSIONS: usize = 3;
 
 /// What [`Account::check_identity`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,10 @@ pub struct Account {
     next_prekey_id: u32,
     #[serde(default)]
     sessions: BTreeMap<String, Session>,
+    /// Sessions a newer one replaced, newest first: when two devices start sessions with
+    /// each other at once, messages keep arriving on both for a while.
+    #[serde(default)]
+    previous_sessions: BTreeMap<String, Vec<Session>>,
     #[serde(default)]
     own_sender_keys: BTreeMap<String, OwnSenderKey>,
     /// By sender device: (thread, key) pairs.
@@ -144,6 +150,7 @@ impl Account {
             one_time_prekeys: Vec::new(),
             next_prekey_id: 2,
             sessions: BTreeMap::new(),
+            previous_sessions: BTreeMap::new(),
             own_sender_keys: BTreeMap::new(),
             received_sender_keys: BTreeMap::new(),
             known_identities: BTreeMap::new(),
@@ -290,13 +297,26 @@ impl Account {
             bundle.signed_prekey.key.public,
             bundle.identity,
         )?;
-        self.sessions.insert(bundle.device_id.clone(), session);
+        self.install_session(&bundle.device_id, session);
         Ok(())
+    }
+
+    /// Makes `session` the one used with `device_id`, keeping the one it replaces.
+    fn install_session(&mut self, device_id: &str, session: Session) {
+        if let Some(old) = self.sessions.insert(device_id.to_owned(), session) {
+            let previous = self
+                .previous_sessions
+                .entry(device_id.to_owned())
+                .or_default();
+            previous.insert(0, old);
+            previous.truncate(PREVIOUS_SESSIONS);
+        }
     }
 
     /// Forgets sessions with devices that are no longer anyone's (a removed device).
     pub fn forget_device(&mut self, device_id: &str) {
         self.sessions.remove(device_id);
+        self.previous_sessions.remove(device_id);
         self.received_sender_keys.remove(device_id);
         for key in self.own_sender_keys.values_mut() {
             key.distributed_to.retain(|d| d != device_id);
@@ -511,40 +531,29 @@ impl Account {
         route: &Route<'_>,
     ) -> Result<(Pairwise, Option<IdentityPublic>), CoreError> {
         let aad = route.to_aad();
-        let (message, fresh) = if kind == PartKind::PreKey {
+        let device = route.sender_device;
+        let mut new_identity = None;
+        let (message, header) = if kind == PartKind::PreKey {
             let header = decode_x3dh(bytes)?;
-            let message = &bytes[X3DH_HEADER_LEN..];
-            let existing = self
-                .sessions
-                .get(route.sender_device)
-                .is_some_and(|s| s.base_key == header.ephemeral);
-            if existing {
-                (message, None)
-            } else {
-                (message, Some(self.respond(&header)?))
-            }
+            (&bytes[X3DH_HEADER_LEN..], Some(header))
         } else {
             (bytes, None)
         };
-        let mut new_identity = None;
-        let plaintext = match fresh {
-            Some((mut session, used_one_time)) => {
-                new_identity = Some(session.remote_identity);
-                let pt = session.decrypt(message, &aad)?;
-                // Only now, with an authentic message, does the new session replace any
-                // old one and the one-time prekey go for good.
-                if let Some(id) = used_one_time {
-                    self.one_time_prekeys.retain(|k| k.id != id);
-                }
-                self.sessions
-                    .insert(route.sender_device.to_owned(), session);
-                pt
+        let known = header.is_none_or(|h| self.knows_base_key(device, &h.ephemeral));
+        let plaintext = if known {
+            self.decrypt_with_any(device, message, &aad)?
+        } else {
+            let header = header.expect("a prekey message");
+            let (mut session, used_one_time) = self.respond(&header)?;
+            new_identity = Some(session.remote_identity);
+            let pt = session.decrypt(message, &aad)?;
+            // Only now, with an authentic message, does the new session replace the old
+            // one and the one-time prekey go for good.
+            if let Some(id) = used_one_time {
+                self.one_time_prekeys.retain(|k| k.id != id);
             }
-            None => self
-                .sessions
-                .get_mut(route.sender_device)
-                .ok_or(CoreError::NoSession("no session with this device"))?
-                .decrypt(message, &aad)?,
+            self.install_session(device, session);
+            pt
         };
         let plaintext = zeroize::Zeroizing::new(plaintext);
         let content: Pairwise =
@@ -553,6 +562,40 @@ impl Account {
                 detail: e.to_string(),
             })?;
         Ok((content, new_identity))
+    }
+
+    fn knows_base_key(&self, device: &str, base_key: &[u8; 32]) -> bool {
+        self.sessions
+            .get(device)
+            .into_iter()
+            .chain(self.previous_sessions.get(device).into_iter().flatten())
+            .any(|s| s.base_key == *base_key)
+    }
+
+    /// Decrypts with the current session or, failing that, a previous one — which then
+    /// becomes current, as the peer is evidently using it.
+    fn decrypt_with_any(
+        &mut self,
+        device: &str,
+        message: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
+        let first = match self.sessions.get_mut(device) {
+            Some(s) => match s.decrypt(message, aad) {
+                Ok(pt) => return Ok(pt),
+                Err(e) => e,
+            },
+            None => CoreError::NoSession("no session with this device"),
+        };
+        let previous = self.previous_sessions.entry(device.to_owned()).or_default();
+        for i in 0..previous.len() {
+            if let Ok(pt) = previous[i].decrypt(message, aad) {
+                let session = previous.remove(i);
+                self.install_session(device, session);
+                return Ok(pt);
+            }
+        }
+        Err(first)
     }
 
     /// Whether opening `payload` from `sender_device` would start a new session (so the
@@ -571,9 +614,16 @@ impl Account {
         })
     }
 
-    /// Forgets the session that a rejected first message just made.
+    /// Forgets the session that a rejected first message just made (the one it replaced,
+    /// if any, is current again).
     pub fn drop_session(&mut self, device_id: &str) {
         self.sessions.remove(device_id);
+        if let Some(previous) = self.previous_sessions.get_mut(device_id) {
+            if !previous.is_empty() {
+                let s = previous.remove(0);
+                self.sessions.insert(device_id.to_owned(), s);
+            }
+        }
     }
 
     fn respond(&self, header: &X3dhHeader) -> Result<(Session, Option<u32>), CoreError> {

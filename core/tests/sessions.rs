@@ -450,3 +450,28 @@ fn a_rotated_signed_prekey_still_opens_messages_in_flight_and_new_devices_are_no
         .note_devices("alice", &ids(&["a1", "a9"]))
         .is_empty());
 }
+
+#[test]
+fn two_devices_that_start_sessions_with_each_other_at_once_still_read_everything() {
+    let mut a = device("alice", "a1", None);
+    let mut b = device("bob", "b1", None);
+    // Both send a first message before either has received anything.
+    let from_a = send(&mut a, &mut [&mut b], "t", "a first", false);
+    let from_b = send(&mut b, &mut [&mut a], "t", "b first", false);
+    assert_eq!(read(&mut b, &a, &from_a).unwrap(), "a first");
+    assert_eq!(read(&mut a, &b, &from_b).unwrap(), "b first");
+    // Whatever session each now sends on, the other reads it, back and forth.
+    for i in 0..4 {
+        let text = format!("a {i}");
+        let m = send(&mut a, &mut [&mut b], "t", &text, false);
+        assert_eq!(read(&mut b, &a, &m).unwrap(), text);
+        let text = format!("b {i}");
+        let m = send(&mut b, &mut [&mut a], "t", &text, false);
+        assert_eq!(read(&mut a, &b, &m).unwrap(), text);
+    }
+    // Crossed in flight, too.
+    let m1 = send(&mut a, &mut [&mut b], "t", "crossed a", false);
+    let m2 = send(&mut b, &mut [&mut a], "t", "crossed b", false);
+    assert_eq!(read(&mut a, &b, &m2).unwrap(), "crossed b");
+    assert_eq!(read(&mut b, &a, &m1).unwrap(), "crossed a");
+}
