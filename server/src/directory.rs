@@ -22,6 +22,24 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// Refuses a user ID that is not a user of `org_id` (`404 unknown_user`), so no request
+/// reaches into another org.
+pub fn require_user_in_org(conn: &Connection, user_id: &str, org_id: &str) -> Result<(), ApiError> {
+    let in_org: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
+        rusqlite::params![user_id, org_id],
+        |r| r.get(0),
+    )?;
+    if in_org {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "unknown_user",
+            "no such user in your org",
+        ))
+    }
+}
+
 pub fn user_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<(String, User)>> {
     conn.query_row(
         &format!("SELECT org_id, {USER_COLUMNS} FROM users WHERE id = ?1"),

@@ -14,50 +14,36 @@ async fn device_lists_must_be_signed_by_the_identity_name_own_devices_and_be_new
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
     let identity = server.identity_of(&alice.user_id);
-    let list = |devices: Vec<String>, version: i64| DeviceList {
-        user_id: alice.user_id.clone(),
-        version,
-        devices,
+    // Alice publishes `identity` with a list of `devices` at `version`, signed by `signer`:
+    // the error code the server answers with.
+    let publish = async |signer: &Identity, devices: Vec<String>, version: i64| {
+        let list = DeviceList {
+            user_id: alice.user_id.clone(),
+            version,
+            devices,
+        };
+        let body =
+            json!({ "identity": identity.public(), "device_list": signer.sign_device_list(&list) });
+        let (status, body) = server.put("/v1/identity", &alice.token, body).await;
+        (status, body["error"]["code"].as_str().map(str::to_owned))
     };
-    // Signed by someone else: refused.
+    let code = |status: u16, code: &str| (status, Some(code.to_owned()));
     let mallory = Identity::generate().unwrap();
-    let (status, body) = server
-        .put(
-            "/v1/identity",
-            &alice.token,
-            json!({ "identity": identity.public(),
-                    "device_list": mallory.sign_device_list(&list(vec![alice.device_id.clone()], now_millis())) }),
-        )
-        .await;
+    let own = vec![alice.device_id.clone()];
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_signature"))
+        publish(&mallory, own.clone(), now_millis()).await,
+        code(400, "bad_signature"),
+        "signed by someone else"
     );
-    // Naming Bob's device: refused.
-    let (status, body) = server
-        .put(
-            "/v1/identity",
-            &alice.token,
-            json!({ "identity": identity.public(),
-                    "device_list": identity.sign_device_list(&list(vec![bob.device_id.clone()], now_millis())) }),
-        )
-        .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("unknown_device"))
+        publish(&identity, vec![bob.device_id.clone()], now_millis()).await,
+        code(400, "unknown_device"),
+        "naming Bob's device"
     );
-    // An older list replayed over the current one: refused.
-    let (status, body) = server
-        .put(
-            "/v1/identity",
-            &alice.token,
-            json!({ "identity": identity.public(),
-                    "device_list": identity.sign_device_list(&list(vec![], 1)) }),
-        )
-        .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("stale_device_list"))
+        publish(&identity, vec![], 1).await,
+        code(409, "stale_device_list"),
+        "an older list replayed over the current one"
     );
     // What Bob fetches verifies against Alice's identity and names her device.
     let (status, keys) = server

@@ -81,17 +81,7 @@ pub async fn list(
     let devices = state
         .db
         .call(move |conn| {
-            let in_org: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
-                params![user_id, who.org_id],
-                |r| r.get(0),
-            )?;
-            if !in_org {
-                return Err(ApiError::not_found(
-                    "unknown_user",
-                    "no such user in your org",
-                ));
-            }
+            crate::directory::require_user_in_org(conn, &user_id, &who.org_id)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT id, public_key FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
             )?;
@@ -102,7 +92,7 @@ pub async fn list(
                     public_key: r.get(1)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok::<_, ApiError>(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
     Ok(Json(devices))

@@ -97,17 +97,7 @@ fn check_devices(
 ) -> Result<(), ApiError> {
     let mut current = BTreeSet::new();
     for user in &req.recipients {
-        let in_org: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
-            rusqlite::params![user, org_id],
-            |r| r.get(0),
-        )?;
-        if !in_org {
-            return Err(ApiError::not_found(
-                "unknown_user",
-                "no such user in your org",
-            ));
-        }
+        crate::directory::require_user_in_org(conn, user, org_id)?;
         current.extend(current_devices(conn, user)?);
     }
     current.remove(&req.sender_device);

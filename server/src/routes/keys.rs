@@ -67,22 +67,6 @@ fn key32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     })
 }
 
-fn user_in_org(conn: &Connection, user_id: &str, org_id: &str) -> Result<(), ApiError> {
-    let ok: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
-        params![user_id, org_id],
-        |r| r.get(0),
-    )?;
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(
-            "unknown_user",
-            "no such user in your org",
-        ))
-    }
-}
-
 pub async fn publish_identity(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -175,7 +159,7 @@ pub async fn user_keys(
     let keys = state
         .db
         .call(move |conn| {
-            user_in_org(conn, &user_id, &who.org_id)?;
+            crate::directory::require_user_in_org(conn, &user_id, &who.org_id)?;
             let stored = conn
                 .query_row(
                     "SELECT signing, agreement, device_list, signature FROM identities WHERE user_id = ?1",
