@@ -21,6 +21,9 @@ scripts/build.sh
 cargo build -p sotto-server
 (cd examples/vite-app && npm install --no-audit --no-fund && npm run build)
 
+echo "== the wasm's size budget"
+node --test tests/size.test.mjs
+
 echo "== client tests in headless Chromium"
 cargo test -p sotto --target wasm32-unknown-unknown --tests
 
