@@ -201,3 +201,49 @@ async fn a_send_that_misses_a_current_device_is_refused_with_the_difference() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_page_on_another_origin_may_call_every_method_the_client_uses() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.allowed_origins = vec!["https://site.test".into()];
+    let server = TestServer::start(cfg).await;
+    for (method, path) in [
+        ("PUT", "/v1/identity"),
+        ("POST", "/v1/bundles"),
+        ("DELETE", "/v1/devices/d1"),
+        ("GET", "/v1/users/u1/keys"),
+    ] {
+        let preflight = |origin: &'static str| {
+            server
+                .http
+                .request(reqwest::Method::OPTIONS, format!("{}{path}", server.base))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", method)
+                .header(
+                    "Access-Control-Request-Headers",
+                    "authorization,content-type",
+                )
+                .send()
+        };
+        let allowed = preflight("https://site.test").await.unwrap();
+        let methods = allowed
+            .headers()
+            .get("access-control-allow-methods")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(
+            methods.contains(method),
+            "{method} {path}: allowed {methods:?}"
+        );
+        assert_eq!(
+            allowed
+                .headers()
+                .get("access-control-allow-origin")
+                .unwrap(),
+            "https://site.test"
+        );
+        let other = preflight("https://evil.test").await.unwrap();
+        assert!(other.headers().get("access-control-allow-origin").is_none());
+    }
+}
