@@ -35,9 +35,9 @@ export function useServerAndBrowser() {
 }
 
 /** Starts `sotto-server --demo` serving this repository; resolves once it listens. */
-export async function startServer({ database, listen = '127.0.0.1:0' } = {}) {
+export async function startServer({ database, listen = '127.0.0.1:0', args = [] } = {}) {
   const db = database || join(mkdtempSync(join(tmpdir(), 'sotto-e2e-')), 'sotto.db');
-  const child = spawn(serverBinary, ['--demo', '--listen', listen, '--database', db, '--static-dir', root], {
+  const child = spawn(serverBinary, ['--demo', '--listen', listen, '--database', db, '--static-dir', root, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SOTTO_LOG: process.env.SOTTO_LOG || 'warn' },
   });
