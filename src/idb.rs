@@ -22,6 +22,25 @@ pub const IDENTITIES: &str = "identities";
 /// The non-extractable WebCrypto key that encrypts `devices` records.
 pub const KEYS: &str = "keys";
 
+/// Waits until `tx` has committed (or fails if it aborts).
+async fn committed(tx: &web_sys::IdbTransaction) -> ClientResult<()> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        let done = Closure::once_into_js(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        // An error is followed by an abort; the first to come rejects.
+        let on_abort = Closure::once_into_js(move || {
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str("the write was aborted"));
+        });
+        tx.set_oncomplete(Some(done.unchecked_ref()));
+        tx.set_onabort(Some(on_abort.unchecked_ref()));
+    });
+    JsFuture::from(promise)
+        .await
+        .map(|_| ())
+        .map_err(|e| js_failure("storage", e))
+}
+
 /// Waits for an IndexedDB request and returns its result.
 pub async fn finished(req: &IdbRequest) -> ClientResult<JsValue> {
     let promise = Promise::new(&mut |resolve, reject| {
@@ -47,7 +66,36 @@ pub async fn finished(req: &IdbRequest) -> ClientResult<JsValue> {
         .map_err(|e| js_failure("storage", e))
 }
 
+thread_local! {
+    /// The open database, reused by every request: opening costs milliseconds each time.
+    static OPEN: std::cell::RefCell<Option<IdbDatabase>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The database, opened (and upgraded) on first use and kept open until another tab needs
+/// to upgrade it or the browser closes it.
 async fn open() -> ClientResult<IdbDatabase> {
+    if let Some(db) = OPEN.with(|o| o.borrow().clone()) {
+        return Ok(db);
+    }
+    let db = open_new().await?;
+    let closing = db.clone();
+    let on_versionchange = Closure::<dyn FnMut()>::new(move || {
+        closing.close();
+        OPEN.with(|o| o.borrow_mut().take());
+    });
+    db.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
+    let on_close = Closure::<dyn FnMut()>::new(move || {
+        OPEN.with(|o| o.borrow_mut().take());
+    });
+    db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    // The handlers live as long as the page.
+    on_versionchange.forget();
+    on_close.forget();
+    OPEN.with(|o| *o.borrow_mut() = Some(db.clone()));
+    Ok(db)
+}
+
+async fn open_new() -> ClientResult<IdbDatabase> {
     let factory = window()?
         .indexed_db()
         .map_err(|e| js_failure("storage", e))?
@@ -84,10 +132,14 @@ async fn on_store(
         let os = tx
             .object_store(store)
             .map_err(|e| js_failure("storage", e))?;
-        finished(&make(&os).map_err(|e| js_failure("storage", e))?).await
+        let value = finished(&make(&os).map_err(|e| js_failure("storage", e))?).await?;
+        if mode == IdbTransactionMode::Readwrite {
+            // A write counts once its transaction has committed, not when the request ran.
+            committed(&tx).await?;
+        }
+        Ok(value)
     }
     .await;
-    db.close();
     result
 }
 

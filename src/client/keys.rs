@@ -19,6 +19,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 /// A user's devices as their identity vouches for them.
+#[derive(Clone)]
 pub(super) struct VerifiedDevices {
     pub identity: IdentityPublic,
     pub devices: Vec<String>,
@@ -236,7 +237,21 @@ impl Inner {
         let mut recipients = Vec::new();
         let mut identities = Vec::new();
         for user in users {
-            let Some(v) = self.verified_devices(&user.id, token).await? else {
+            // The lists fetched before serve until the server says they changed (a send
+            // that misses a device is refused with `devices_changed`, which clears them).
+            let cached = self.state.borrow().device_lists.get(&user.id).cloned();
+            let verified = match cached {
+                Some(v) => v,
+                None => {
+                    let v = self.verified_devices(&user.id, token).await?;
+                    self.state
+                        .borrow_mut()
+                        .device_lists
+                        .insert(user.id.clone(), v.clone());
+                    v
+                }
+            };
+            let Some(v) = verified else {
                 continue;
             };
             for d in v.devices.into_iter().filter(|d| *d != own_device) {
@@ -289,7 +304,12 @@ impl Inner {
         sender_device: &str,
         token: &str,
     ) -> ClientResult<IdentityPublic> {
-        match self.verified_devices(sender_user, token).await? {
+        let verified = self.verified_devices(sender_user, token).await?;
+        self.state
+            .borrow_mut()
+            .device_lists
+            .insert(sender_user.to_owned(), verified.clone());
+        match verified {
             Some(v) if v.devices.iter().any(|d| d == sender_device) => Ok(v.identity),
             _ => Err(ClientError::new(
                 "unverified_device",
@@ -365,6 +385,19 @@ impl Inner {
                 sotto_core::backup::MIN_ITERATIONS,
             )?)
         })
+    }
+
+    /// Forgets the device lists fetched for `users` (all of them when `None`).
+    pub(super) fn forget_device_lists(&self, users: Option<&[String]>) {
+        let mut state = self.state.borrow_mut();
+        match users {
+            Some(users) => {
+                for u in users {
+                    state.device_lists.remove(u);
+                }
+            }
+            None => state.device_lists.clear(),
+        }
     }
 
     pub(super) fn device_id(&self) -> ClientResult<String> {

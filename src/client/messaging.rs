@@ -74,6 +74,7 @@ impl Inner {
                 });
             }
             ServerFrame::DevicesChanged { user_id } => {
+                self.forget_device_lists(Some(std::slice::from_ref(&user_id)));
                 let detail = js_sys::Object::new();
                 let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
                 self.emit("devicechange", detail.into());
@@ -713,7 +714,10 @@ impl Inner {
                     break (receipt, to_others);
                 }
                 // A recipient linked or removed a device meanwhile: fetch the lists again.
-                Err(e) if e.code == "devices_changed" && attempt < 3 => continue,
+                Err(e) if e.code == "devices_changed" && attempt < 3 => {
+                    self.forget_device_lists(Some(&recipient_users));
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         };

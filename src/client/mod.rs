@@ -43,6 +43,9 @@ struct State {
     changed_identities: Vec<String>,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
+    /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
+    /// with `devices_changed` or the server says the user's list changed.
+    device_lists: std::collections::HashMap<String, Option<keys::VerifiedDevices>>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
     seen: HashSet<String>,
