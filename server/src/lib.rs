@@ -80,12 +80,15 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     })
     .await
     .map_err(|e| e.message)?;
+    let registry = Arc::new(delivery::registry::Registry::default());
+    let writer = delivery::writer::Writer::start(db.clone(), registry.clone());
     Ok(Arc::new(AppState {
         auth_limiter: RateLimiter::new(config.auth_rate_per_minute),
         config,
         db,
         orgs,
-        registry: Default::default(),
+        registry,
+        writer,
         demo_secret,
     }))
 }

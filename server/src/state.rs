@@ -5,13 +5,16 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::config::Config;
 use crate::db::Db;
 use crate::delivery::registry::Registry;
+use crate::delivery::writer::Writer;
 use std::sync::Arc;
 
 pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub orgs: Orgs,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    /// Stores sends and deletes acknowledged envelopes, committing many at once.
+    pub writer: Writer,
     pub auth_limiter: RateLimiter,
     /// Present only in `--demo` mode: the secret that /demo/jwt signs with.
     pub demo_secret: Option<Vec<u8>>,

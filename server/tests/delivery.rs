@@ -193,3 +193,45 @@ async fn the_sender_is_told_when_a_recipient_device_acknowledges() {
         (Some("delivered"), Some(seq))
     );
 }
+
+#[tokio::test]
+async fn concurrent_sends_are_all_stored_once_and_delivered_in_order() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    // Many sends at once: the server commits them in groups, each answered after its commit.
+    let sends = (0..200).map(|i| {
+        let (server, alice, bob) = (&server, &alice, &bob);
+        async move { send(server, alice, &[bob], &format!("m{i:03}")).await }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut seqs: Vec<i64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["seqs"][0].as_i64().unwrap()
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 200, "every send has its own sequence number");
+    assert_eq!(server.queued(), 200);
+    let mut ws = connect(&server, &bob).await;
+    let mut last = 0;
+    for _ in 0..200 {
+        let frame = next_frame(&mut ws).await;
+        let seq = frame["seq"].as_i64().unwrap();
+        assert!(seq > last, "delivered in queue order");
+        last = seq;
+        ack(&mut ws, seq).await;
+    }
+    // Acknowledgements are committed in groups too; all of them land.
+    for _ in 0..50 {
+        if server.queued() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.queued(), 0);
+}

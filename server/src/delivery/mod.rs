@@ -1,7 +1,8 @@
 //! Store-and-forward delivery of sealed envelopes: [`queue`] keeps them in the database until
-//! acknowledged, [`registry`] knows which devices are connected, and [`socket`] runs one
-//! device's WebSocket.
+//! acknowledged, [`writer`] commits its hot writes in groups, [`registry`] knows which
+//! devices are connected, and [`socket`] runs one device's WebSocket.
 
 pub mod queue;
 pub mod registry;
 pub mod socket;
+pub mod writer;

@@ -9,16 +9,17 @@ use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope};
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
 
-/// Stores every envelope of one send in a single transaction: all or none. Returns the
-/// acceptance time and each envelope's sequence number, in the order given.
+/// Stores every envelope of one send (checking each recipient device and its queue's
+/// limit) in the caller's transaction or savepoint, which the caller commits — or rolls
+/// back if this fails, so a send is stored all or none. Returns the acceptance time and
+/// each envelope's sequence number, in the order given.
 pub fn enqueue(
-    conn: &mut Connection,
+    tx: &Connection,
     org: &str,
     sender_user: &str,
     sender_device: &str,
     envelopes: &[OutgoingEnvelope],
 ) -> Result<(i64, Vec<i64>), ApiError> {
-    let tx = conn.transaction()?;
     let accepted_at = now_millis();
     let mut seqs = Vec::with_capacity(envelopes.len());
     {
@@ -67,7 +68,6 @@ pub fn enqueue(
             seqs.push(tx.last_insert_rowid());
         }
     }
-    tx.commit()?;
     Ok((accepted_at, seqs))
 }
 

@@ -31,8 +31,12 @@ pub async fn upgrade(
         return ApiError::forbidden("origin_not_allowed", "this web origin may not connect")
             .into_response();
     }
+    // Small buffers: a client sends only tiny frames, and at 10,000 connections the
+    // default 128 KiB read buffer each would be over a gigabyte.
     ws.max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(MAX_CLIENT_FRAME)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
             if let Err(reason) = run(state, socket).await {
                 tracing::debug!(%reason, "delivery socket closed");
@@ -147,10 +151,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(&t) {
                     Ok(ClientFrame::Ack { seq }) => {
                         let device = device_id.clone();
-                        let sender = state.db.call(move |conn| queue::acknowledge(conn, &device, seq)).await.map_err(|e| e.to_string())?;
-                        if let Some(sender_device) = sender {
-                            state.registry.push(&sender_device, &ServerFrame::Delivered { seq });
-                        }
+                        state.writer.ack(device, seq);
                     }
                     _ => return refuse(&mut socket, "bad_frame", "expected an ack frame").await,
                 },

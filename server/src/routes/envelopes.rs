@@ -3,7 +3,6 @@
 
 use super::json::ApiJson;
 use crate::auth::session::AuthUser;
-use crate::delivery::queue;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::devices::owns_device;
 use crate::routes::keys::current_devices;
@@ -58,24 +57,24 @@ pub async fn send(
     }
     let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
     let stored = req.envelopes.len();
-    let (accepted_at, seqs) = state
+    // The checks only read; the writing joins others in one commit (see delivery::writer).
+    let (org, user) = (who.org_id.clone(), who.user.id.clone());
+    let req = state
         .db
         .call(move |conn| {
-            if !owns_device(conn, &who.user.id, &req.sender_device)? {
+            if !owns_device(conn, &user, &req.sender_device)? {
                 return Err(ApiError::forbidden(
                     "unknown_device",
                     "the sending device is not registered to you",
                 ));
             }
-            check_devices(conn, &who.org_id, &req)?;
-            queue::enqueue(
-                conn,
-                &who.org_id,
-                &who.user.id,
-                &req.sender_device,
-                &req.envelopes,
-            )
+            check_devices(conn, &org, &req)?;
+            Ok(req)
         })
+        .await?;
+    let (accepted_at, seqs) = state
+        .writer
+        .enqueue(who.org_id, who.user.id, req.sender_device, req.envelopes)
         .await?;
     for d in &devices {
         state.registry.wake(d);

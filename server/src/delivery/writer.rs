@@ -1,0 +1,147 @@
+//! Group commit for the delivery queue. Storing a send's envelopes and deleting
+//! acknowledged ones are the server's hot writes, and with `synchronous = FULL` each
+//! transaction waits for the disk. One task takes every such write that is waiting, runs
+//! them in a single transaction (each send in a savepoint of its own, so one refused send
+//! does not undo the others) and commits once. A send is answered only after the commit that
+//! holds its envelopes, so "stored" still means on disk; under load, many sends share one
+//! sync instead of queueing for one each.
+
+use super::queue;
+use super::registry::Registry;
+use crate::db::Db;
+use crate::error::ApiError;
+use sotto_core::protocol::{OutgoingEnvelope, ServerFrame};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes taken into one transaction at most.
+const MAX_BATCH: usize = 1024;
+
+type Stored = Result<(i64, Vec<i64>), ApiError>;
+
+enum Job {
+    Enqueue {
+        org: String,
+        sender_user: String,
+        sender_device: String,
+        envelopes: Vec<OutgoingEnvelope>,
+        reply: oneshot::Sender<Stored>,
+    },
+    Ack {
+        device_id: String,
+        seq: i64,
+    },
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writing task; `registry` is told of deliveries once they are committed.
+    pub fn start(db: Db, registry: Arc<Registry>) -> Writer {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, registry, rx));
+        Writer { jobs }
+    }
+
+    /// Stores one send's envelopes (all or none); resolves once they are committed.
+    pub async fn enqueue(
+        &self,
+        org: String,
+        sender_user: String,
+        sender_device: String,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> Stored {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Enqueue {
+                org,
+                sender_user,
+                sender_device,
+                envelopes,
+                reply,
+            })
+            .map_err(|_| ApiError::internal("the queue writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::internal("the queue writer dropped a send"))?
+    }
+
+    /// Deletes an acknowledged envelope (only its own device may) and, once that is
+    /// committed, tells the sending device it was delivered. Nothing waits for it: a lost
+    /// deletion only means the envelope comes again, and clients drop repeats.
+    pub fn ack(&self, device_id: String, seq: i64) {
+        let _ = self.jobs.send(Job::Ack { device_id, seq });
+    }
+}
+
+async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (replies, delivered) = db
+            .call(move |conn| Ok::<_, ApiError>(write(conn, batch)))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e.message, "queue batch failed");
+                (Vec::new(), Vec::new())
+            });
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+        for (sender_device, seq) in delivered {
+            registry.push(&sender_device, &ServerFrame::Delivered { seq });
+        }
+    }
+}
+
+type Replies = Vec<(oneshot::Sender<Stored>, Stored)>;
+
+/// Runs a batch in one transaction. If the commit itself fails, every send in it fails.
+fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Vec<(String, i64)>) {
+    let mut replies = Vec::new();
+    let mut delivered = Vec::new();
+    let committed = (|| -> Result<(), rusqlite::Error> {
+        let mut tx = conn.transaction()?;
+        for job in batch {
+            match job {
+                Job::Enqueue {
+                    org,
+                    sender_user,
+                    sender_device,
+                    envelopes,
+                    reply,
+                } => {
+                    let sp = tx.savepoint()?;
+                    let result =
+                        queue::enqueue(&sp, &org, &sender_user, &sender_device, &envelopes);
+                    if result.is_ok() {
+                        sp.commit()?;
+                    }
+                    replies.push((reply, result));
+                }
+                Job::Ack { device_id, seq } => {
+                    if let Some(sender) = queue::acknowledge(&tx, &device_id, seq)? {
+                        delivered.push((sender, seq));
+                    }
+                }
+            }
+        }
+        tx.commit()
+    })();
+    if let Err(e) = committed {
+        tracing::error!(error = %e, "queue commit failed");
+        delivered.clear();
+        for (_, result) in replies.iter_mut() {
+            *result = Err(ApiError::internal("the queue could not be written"));
+        }
+    }
+    (replies, delivered)
+}
