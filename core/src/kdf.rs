@@ -2,8 +2,10 @@
 //!
 //! - [`hkdf`]: HKDF-SHA256 (RFC 5869) with a label per use, so no two uses of a secret can
 //!   collide.
-//! - [`chain_step`]: the symmetric ratchet of the Signal specification — from a chain key,
-//!   `HMAC-SHA256(ck, 0x01)` is the message key and `HMAC-SHA256(ck, 0x02)` the next chain key.
+//! - [`chain_step`]: the symmetric ratchet — HKDF-SHA256 with the chain key as the
+//!   pseudorandom key (`HKDF-Expand(ck, "sotto/v2 chain", 64)`): the first 32 bytes are the
+//!   message key, the last 32 the next chain key. (This is HMAC-SHA256 of the chain key, as
+//!   in the Signal specification, with a label of Sotto's.)
 //! - [`seal_with`]/[`open_with`]: AES-256-GCM under a key *and nonce* both derived from one
 //!   message key (`HKDF(salt = 0, ikm = mk, info)` → 32 + 12 bytes). Each message key is used
 //!   for exactly one message and then forgotten, so no (key, nonce) pair ever repeats.
@@ -12,7 +14,6 @@ use crate::CoreError;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -25,15 +26,19 @@ pub fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), 
         .map_err(|_| CoreError::InvalidKey("HKDF output too long"))
 }
 
-fn hmac(key: &[u8; 32], byte: u8) -> Secret32 {
-    let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(&[byte]);
-    Zeroizing::new(mac.finalize().into_bytes().into())
-}
+const INFO_CHAIN: &[u8] = b"sotto/v2 chain";
 
 /// One step of a symmetric chain: `(message key, next chain key)`.
 pub fn chain_step(chain_key: &[u8; 32]) -> (Secret32, Secret32) {
-    (hmac(chain_key, 0x01), hmac(chain_key, 0x02))
+    let mut okm = Zeroizing::new([0u8; 64]);
+    Hkdf::<Sha256>::from_prk(chain_key)
+        .expect("a 32-byte chain key is a valid pseudorandom key")
+        .expand(INFO_CHAIN, &mut okm[..])
+        .expect("64 bytes is within HKDF's limit");
+    (
+        Zeroizing::new(okm[..32].try_into().expect("32")),
+        Zeroizing::new(okm[32..].try_into().expect("32")),
+    )
 }
 
 fn cipher_for(message_key: &[u8; 32], info: &[u8]) -> Result<(Aes256Gcm, [u8; 12]), CoreError> {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! KDF_RK(rk, dh)  = HKDF-SHA256(salt = rk, ikm = dh, info = "sotto/v2 ratchet") -> (rk', ck)
-//! KDF_CK(ck)      = (HMAC-SHA256(ck, 0x01) = mk, HMAC-SHA256(ck, 0x02) = ck')
+//! KDF_CK(ck)      = HKDF-Expand(prk = ck, info = "sotto/v2 chain", 64) -> mk || ck'
 //! key, nonce      = HKDF-SHA256(salt = 0^32, ikm = mk, info = "sotto/v2 message") -> 32 + 12 bytes
 //! header          = ratchet public key (32) || pn (u32 BE) || n (u32 BE)
 //! aad             = X3DH AD || header || route (who sends to whom, as the server reports it)
