@@ -1,6 +1,7 @@
 //! This browser's secrets at rest. Each user's [`Account`] (identity, prekeys, sessions,
 //! sender keys) is stored in IndexedDB (store `devices`, under `server|org|user`) only as
-//! AES-256-GCM ciphertext under a WebCrypto key that is *non-extractable*: the key lives in
+//! AES-256-GCM ciphertext — and so is their history (`crate::history`) — under a WebCrypto
+//! key that is *non-extractable*: the key lives in
 //! IndexedDB too (store `keys`), but script — ours or an injected one — can only ask the
 //! browser to use it, never read it, so a copy of the database files alone opens nothing.
 //! Every write uses a fresh random 96-bit IV.
@@ -56,7 +57,8 @@ async fn wrap_key() -> ClientResult<CryptoKey> {
     Ok(key)
 }
 
-async fn encrypt(plaintext: &[u8]) -> ClientResult<(Vec<u8>, Vec<u8>)> {
+/// Encrypts `plaintext` under this origin's non-extractable key: `(iv, ciphertext)`.
+pub async fn encrypt(plaintext: &[u8]) -> ClientResult<(Vec<u8>, Vec<u8>)> {
     let key = wrap_key().await?;
     let mut iv = [0u8; 12];
     sotto_core::error::random_bytes(&mut iv)?;
@@ -73,7 +75,8 @@ async fn encrypt(plaintext: &[u8]) -> ClientResult<(Vec<u8>, Vec<u8>)> {
     Ok((iv.to_vec(), Uint8Array::new(&ct).to_vec()))
 }
 
-async fn decrypt(iv: &[u8], ciphertext: &[u8]) -> ClientResult<Zeroizing<Vec<u8>>> {
+/// Decrypts what [`encrypt`] made.
+pub async fn decrypt(iv: &[u8], ciphertext: &[u8]) -> ClientResult<Zeroizing<Vec<u8>>> {
     let key = wrap_key().await?;
     let iv_js = Uint8Array::from(iv);
     let params = AesGcmParams::new("AES-GCM", &iv_js);
@@ -87,6 +90,21 @@ async fn decrypt(iv: &[u8], ciphertext: &[u8]) -> ClientResult<Zeroizing<Vec<u8>
     let out = Zeroizing::new(view.to_vec());
     view.fill(0, 0, view.length());
     Ok(out)
+}
+
+/// `{iv, data}` as stored: what [`encrypt`] made.
+pub fn sealed_record(iv: &[u8], data: &[u8]) -> ClientResult<Object> {
+    let value = Object::new();
+    Reflect::set(&value, &"iv".into(), &Uint8Array::from(iv).into())
+        .map_err(|e| js_failure("storage", e))?;
+    Reflect::set(&value, &"data".into(), &Uint8Array::from(data).into())
+        .map_err(|e| js_failure("storage", e))?;
+    Ok(value)
+}
+
+/// The `(iv, data)` of a record made by [`sealed_record`].
+pub fn sealed_parts(value: &JsValue) -> Option<(Vec<u8>, Vec<u8>)> {
+    Some((bytes_field(value, "iv")?, bytes_field(value, "data")?))
 }
 
 fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
@@ -103,7 +121,7 @@ pub async fn load(key: &str) -> ClientResult<Option<StoredAccount>> {
         return Ok(None);
     }
     // A record from before encrypted storage (protocol 1) holds no identity: start afresh.
-    let (Some(iv), Some(data)) = (bytes_field(&value, "iv"), bytes_field(&value, "data")) else {
+    let Some((iv, data)) = sealed_parts(&value) else {
         return Ok(None);
     };
     let plaintext = decrypt(&iv, &data).await?;
@@ -132,14 +150,10 @@ pub async fn save_serialized(
     plaintext: &[u8],
 ) -> ClientResult<()> {
     let (iv, data) = encrypt(plaintext).await?;
-    let value = Object::new();
-    let set = |k: &str, v: &JsValue| {
-        Reflect::set(&value, &k.into(), v).map_err(|e| js_failure("storage", e))
-    };
-    set("iv", &Uint8Array::from(&iv[..]).into())?;
-    set("data", &Uint8Array::from(&data[..]).into())?;
+    let value = sealed_record(&iv, &data)?;
     if let Some(id) = device_id {
-        set("deviceId", &id.into())?;
+        Reflect::set(&value, &"deviceId".into(), &id.into())
+            .map_err(|e| js_failure("storage", e))?;
     }
     idb::put(DEVICES, key, &value).await
 }

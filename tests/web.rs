@@ -141,6 +141,43 @@ async fn accounts_are_stored_encrypted_under_a_non_extractable_key() {
     assert!(!wrap.extractable());
 }
 
+#[wasm_bindgen_test]
+async fn history_is_stored_encrypted_and_reads_back() {
+    let key = format!("test|org|{}", js_sys::Math::random());
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("bob", "Bob")],
+    );
+    thread.messages.push(Message {
+        id: "m1".into(),
+        thread_id: "t1".into(),
+        sender_id: "bob".into(),
+        sender_name: "Bob".into(),
+        sent_at: 1,
+        text: "the secret word is swordfish".into(),
+        outgoing: false,
+        status: Status::Received,
+        expires_at: None,
+        html: None,
+        attrs: Default::default(),
+        attachments: Vec::new(),
+    });
+    sotto::history::save(&key, &thread).await.unwrap();
+    let back = sotto::history::load(&key).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].messages[0].text, "the secret word is swordfish");
+    let raw = sotto::idb::get(sotto::idb::THREADS, &format!("{key}|t1"))
+        .await
+        .unwrap();
+    let data: js_sys::Uint8Array = js_sys::Reflect::get(&raw, &"data".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&data.to_vec()).to_string();
+    assert!(!stored.contains("swordfish") && !stored.contains("Bob"));
+}
+
 fn bundle_of(account: &mut Account, device_id: &str) -> PreKeyBundle {
     PreKeyBundle {
         device_id: device_id.into(),
