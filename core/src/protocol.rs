@@ -237,6 +237,9 @@ pub enum ClientFrame {
     Auth { token: String, device_id: String },
     /// The envelope is safely handled on the device: the server may delete it.
     Ack { seq: i64 },
+    /// The same as `POST /v1/envelopes`, on the open socket (a browser's `fetch` costs
+    /// milliseconds): answered by `stored` or `refused` with the same `id`.
+    Send { id: u64, request: SendRequest },
 }
 
 /// Frames from the server on the delivery WebSocket.
@@ -261,6 +264,16 @@ pub enum ServerFrame {
     /// The user's signed device list changed (a device was linked or removed).
     DevicesChanged {
         user_id: String,
+    },
+    /// A `send` frame's envelopes are stored.
+    Stored {
+        id: u64,
+        receipt: SendReceipt,
+    },
+    /// A `send` frame was refused, with the error `POST /v1/envelopes` would have given.
+    Refused {
+        id: u64,
+        error: ErrorDetail,
     },
     /// The connection is about to close for the reason given.
     Error {

@@ -235,3 +235,51 @@ async fn concurrent_sends_are_all_stored_once_and_delivered_in_order() {
     }
     assert_eq!(server.queued(), 0);
 }
+
+#[tokio::test]
+async fn a_send_on_the_socket_is_stored_and_answered_like_a_post() {
+    use futures_util::SinkExt;
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    let frame = |id: u64, devices: &[&str]| {
+        let envelopes: Vec<_> = devices
+            .iter()
+            .map(|d| json!({ "device_id": d, "payload": b64::encode(b"over the socket") }))
+            .collect();
+        let request = json!({ "sender_device": alice.device_id, "recipients": [bob.user_id], "envelopes": envelopes });
+        tokio_tungstenite::tungstenite::Message::Text(
+            json!({ "type": "send", "id": id, "request": request })
+                .to_string()
+                .into(),
+        )
+    };
+    alice_ws.send(frame(7, &[&bob.device_id])).await.unwrap();
+    let answer = next_frame(&mut alice_ws).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["id"].as_u64()),
+        (Some("stored"), Some(7)),
+        "{answer}"
+    );
+    let seq = answer["receipt"]["seqs"][0].as_i64().unwrap();
+    let got = next_frame(&mut bob_ws).await;
+    assert_eq!(
+        (got["seq"].as_i64(), payload(&got).as_str()),
+        (Some(seq), "over the socket")
+    );
+    // The same checks as the HTTP route: a send that misses Bob's device is refused.
+    alice_ws.send(frame(8, &[])).await.unwrap();
+    let answer = next_frame(&mut alice_ws).await;
+    assert_eq!(
+        (
+            answer["type"].as_str(),
+            answer["id"].as_u64(),
+            answer["error"]["code"].as_str()
+        ),
+        (Some("refused"), Some(8), Some("no_envelopes"))
+    );
+    assert_eq!(server.queued(), 1);
+}

@@ -282,6 +282,9 @@ impl Inner {
             let weak: Weak<Inner> = Rc::downgrade(self);
             Rc::new(move |connected: bool| {
                 if let Some(inner) = weak.upgrade() {
+                    if !connected {
+                        inner.socket_lost();
+                    }
                     inner.with_ui(|ui| ui.set_connected(connected));
                     let detail = js_sys::Object::new();
                     let _ = js_sys::Reflect::set(&detail, &"connected".into(), &connected.into());
@@ -421,6 +424,13 @@ impl Inner {
             spawn_local(async move { d.stop() });
         }
         let epoch = state.epoch + 1;
+        // Sends still waiting on the socket end with the session.
+        for (_, p) in state.pending_sends.drain() {
+            p.fail(ClientError::new(
+                "not_signed_in",
+                "signed out before the server answered",
+            ));
+        }
         *state = State {
             epoch,
             ..State::default()

@@ -55,6 +55,11 @@ struct State {
     /// The outbox is being sent; a second trigger meanwhile has nothing to add.
     flushing: bool,
     delivery: Option<Delivery>,
+    /// The socket has said `ready`: sends may go over it (see `send_envelopes`).
+    socket_ready: bool,
+    /// Sends made over the socket, by frame id, waiting for `stored` or `refused`.
+    pending_sends: std::collections::HashMap<u64, messaging::PendingSend>,
+    next_send_id: u64,
     /// `identitytokenexpired` has fired and the grace window is running.
     expired: bool,
     /// Pending refresh, expiry or grace timers.

@@ -17,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use sotto_core::protocol::{ClientFrame, ServerFrame};
 use std::time::Duration;
 
-/// Largest frame a client may send: its frames are only `auth` and `ack`.
+/// Largest frame a client may send before it has signed in (`auth`), and its read buffer.
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
+/// Largest frame after: a `send` carries a whole send's envelopes, as `POST /v1/envelopes`.
+const MAX_SEND_FRAME: usize = crate::routes::envelopes::MAX_BODY;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 100;
 
@@ -33,8 +35,8 @@ pub async fn upgrade(
     }
     // Small buffers: a client sends only tiny frames, and at 10,000 connections the
     // default 128 KiB read buffer each would be over a gigabyte.
-    ws.max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
+    ws.max_message_size(MAX_SEND_FRAME)
+        .max_frame_size(MAX_SEND_FRAME)
         .read_buffer_size(MAX_CLIENT_FRAME)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
@@ -67,7 +69,10 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) -> Result<(),
 
 async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     let first = match tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await {
-        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(Message::Text(t)))) if t.len() <= MAX_CLIENT_FRAME => t,
+        Ok(Some(Ok(Message::Text(_)))) => {
+            return refuse(&mut socket, "auth_required", "the first frame must be auth").await
+        }
         Ok(_) => return Err("closed before auth".into()),
         Err(_) => return refuse(&mut socket, "auth_timeout", "send an auth frame first").await,
     };
@@ -153,7 +158,19 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                         let device = device_id.clone();
                         state.writer.ack(device, seq);
                     }
-                    _ => return refuse(&mut socket, "bad_frame", "expected an ack frame").await,
+                    Ok(ClientFrame::Send { id, request }) => {
+                        let frame = if request.sender_device != device_id {
+                            let e = ApiError::forbidden("unknown_device", "send from the device this socket signed in as");
+                            ServerFrame::Refused { id, error: e.body().error }
+                        } else {
+                            match crate::routes::envelopes::store(&state, &who, request).await {
+                                Ok(receipt) => ServerFrame::Stored { id, receipt },
+                                Err(e) => ServerFrame::Refused { id, error: e.body().error },
+                            }
+                        };
+                        send(&mut socket, &frame).await?;
+                    }
+                    _ => return refuse(&mut socket, "bad_frame", "expected an ack or a send frame").await,
                 },
                 Some(Ok(Message::Binary(_))) => return refuse(&mut socket, "bad_frame", "frames are JSON text").await,
                 Some(Ok(_)) => {}

@@ -24,6 +24,16 @@ pub async fn send(
     who: AuthUser,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> ApiResult<Json<SendReceipt>> {
+    store(&state, &who, req).await.map(Json)
+}
+
+/// Checks and stores one send for `who`, then wakes the recipients: what `POST
+/// /v1/envelopes` and a `send` frame on the delivery socket both do.
+pub async fn store(
+    state: &SharedState,
+    who: &AuthUser,
+    req: SendRequest,
+) -> ApiResult<SendReceipt> {
     if req.envelopes.is_empty() {
         return Err(ApiError::bad_request(
             "no_envelopes",
@@ -59,6 +69,7 @@ pub async fn send(
     let stored = req.envelopes.len();
     // The checks only read; the writing joins others in one commit (see delivery::writer).
     let (org, user) = (who.org_id.clone(), who.user.id.clone());
+    let who = who.clone();
     let req = state
         .db
         .call(move |conn| {
@@ -79,11 +90,11 @@ pub async fn send(
     for d in &devices {
         state.registry.wake(d);
     }
-    Ok(Json(SendReceipt {
+    Ok(SendReceipt {
         stored,
         accepted_at,
         seqs,
-    }))
+    })
 }
 
 /// Refuses a send that misses a current device of a recipient or names one that is not
