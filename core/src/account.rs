@@ -96,6 +96,15 @@ impl Drop for Account {
     }
 }
 
+fn pairwise_bytes(content: &Pairwise) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
+    serde_json::to_vec(content)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| CoreError::Malformed {
+            what: "message",
+            detail: e.to_string(),
+        })
+}
+
 fn encode_x3dh(h: &X3dhHeader) -> Vec<u8> {
     let mut out = Vec::with_capacity(X3DH_HEADER_LEN);
     out.extend_from_slice(&h.identity.signing);
@@ -329,22 +338,17 @@ impl Account {
         self.own_sender_keys.remove(thread_id);
     }
 
+    /// Encrypts serialized [`Pairwise`] content on the session with the route's device.
     fn seal_pairwise(
         &mut self,
         route: &Route<'_>,
-        content: &Pairwise,
+        plaintext: &[u8],
     ) -> Result<(PartKind, Vec<u8>), CoreError> {
         let session = self
             .sessions
             .get_mut(route.recipient_device)
             .ok_or(CoreError::NoSession("no session with this device"))?;
-        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(content).map_err(|e| {
-            CoreError::Malformed {
-                what: "message",
-                detail: e.to_string(),
-            }
-        })?);
-        let message = session.encrypt(&plaintext, &route.to_aad())?;
+        let message = session.encrypt(plaintext, &route.to_aad())?;
         Ok(match &session.pending_x3dh {
             Some(h) => {
                 let mut bytes = encode_x3dh(h);
@@ -366,20 +370,21 @@ impl Account {
         recipients: &[Recipient],
         group: bool,
     ) -> Result<Vec<(String, Vec<u8>)>, CoreError> {
-        let bytes = zeroize::Zeroizing::new(sealing::body_bytes(body)?);
+        let user_id = self.user_id.clone();
         let mut out = Vec::with_capacity(recipients.len());
         if !group {
-            let parsed_again = Pairwise {
+            sealing::check_body(body)?;
+            let plaintext = pairwise_bytes(&Pairwise {
                 body: Some(body.clone()),
                 sender_keys: Vec::new(),
-            };
+            })?;
             for r in recipients {
                 let route = Route {
-                    sender_user: &self.user_id.clone(),
+                    sender_user: &user_id,
                     sender_device: own_device,
                     recipient_device: &r.device_id,
                 };
-                let (kind, part) = self.seal_pairwise(&route, &parsed_again)?;
+                let (kind, part) = self.seal_pairwise(&route, &plaintext)?;
                 out.push((
                     r.device_id.clone(),
                     sealing::encode_payload(&[(kind, &part)]),
@@ -387,12 +392,12 @@ impl Account {
             }
             return Ok(out);
         }
+        let bytes = zeroize::Zeroizing::new(sealing::body_bytes(body)?);
         let thread = body.thread_id.clone();
         if !self.own_sender_keys.contains_key(&thread) {
             self.own_sender_keys
                 .insert(thread.clone(), OwnSenderKey::generate()?);
         }
-        let user_id = self.user_id.clone();
         let key = self.own_sender_keys.get_mut(&thread).expect("inserted");
         let distribution = key.distribution(&thread);
         let group_part = key.encrypt(
@@ -403,6 +408,11 @@ impl Account {
                 sender_device: own_device,
             },
         )?;
+        // The sender key, for the member devices that lack it: serialized once.
+        let key_plaintext = pairwise_bytes(&Pairwise {
+            body: None,
+            sender_keys: vec![distribution],
+        })?;
         let lacking: Vec<String> = recipients
             .iter()
             .filter(|r| !key.distributed_to.contains(&r.device_id))
@@ -415,11 +425,7 @@ impl Account {
                     sender_device: own_device,
                     recipient_device: &r.device_id,
                 };
-                let content = Pairwise {
-                    body: None,
-                    sender_keys: vec![distribution.clone()],
-                };
-                let (kind, part) = self.seal_pairwise(&route, &content)?;
+                let (kind, part) = self.seal_pairwise(&route, &key_plaintext)?;
                 out.push((
                     r.device_id.clone(),
                     sealing::encode_payload(&[(kind, &part), (PartKind::Group, &group_part)]),

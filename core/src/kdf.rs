@@ -66,7 +66,7 @@ pub fn seal_with(
                 aad,
             },
         )
-        .map_err(|_| CoreError::Decrypt)
+        .map_err(|_| CoreError::InvalidKey("plaintext too long"))
 }
 
 /// Decrypts what [`seal_with`] made; any change to key, data or ciphertext fails.

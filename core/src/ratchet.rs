@@ -155,21 +155,17 @@ impl Session {
             &agreement.shared_secret,
             &*dh(&dhs, &responder_signed_prekey)?,
         )?;
-        Ok(Session {
-            root: *root,
-            dhs: *dhs,
-            dhr: Some(responder_signed_prekey),
-            ck_s: Some(*ck_s),
-            ck_r: None,
-            ns: 0,
-            nr: 0,
-            pn: 0,
-            skipped: VecDeque::new(),
-            ad: agreement.associated_data,
+        let mut session = Session::fresh(
+            *root,
+            *dhs,
+            agreement.associated_data,
             remote_identity,
-            base_key: header.ephemeral,
-            pending_x3dh: Some(header),
-        })
+            &header,
+        );
+        session.dhr = Some(responder_signed_prekey);
+        session.ck_s = Some(*ck_s);
+        session.pending_x3dh = Some(header);
+        Ok(session)
     }
 
     /// The responder's session: its signed prekey is its first ratchet key.
@@ -178,9 +174,26 @@ impl Session {
         signed_prekey_secret: &[u8; 32],
         header: &X3dhHeader,
     ) -> Self {
+        Session::fresh(
+            *agreement.shared_secret,
+            *signed_prekey_secret,
+            agreement.associated_data,
+            header.identity,
+            header,
+        )
+    }
+
+    /// A session before any chain: the initiator then adds its first sending chain.
+    fn fresh(
+        root: [u8; 32],
+        dhs: [u8; 32],
+        ad: Vec<u8>,
+        remote_identity: IdentityPublic,
+        header: &X3dhHeader,
+    ) -> Self {
         Session {
-            root: *agreement.shared_secret,
-            dhs: *signed_prekey_secret,
+            root,
+            dhs,
             dhr: None,
             ck_s: None,
             ck_r: None,
@@ -188,8 +201,8 @@ impl Session {
             nr: 0,
             pn: 0,
             skipped: VecDeque::new(),
-            ad: agreement.associated_data,
-            remote_identity: header.identity,
+            ad,
+            remote_identity,
             base_key: header.ephemeral,
             pending_x3dh: None,
         }

@@ -183,8 +183,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<(PartKind, &[u8])>, CoreErro
     Ok(parts)
 }
 
-/// Serializes a body, refusing one too long to send.
-pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
+/// Refuses a body too long to send.
+pub fn check_body(body: &MessageBody) -> Result<(), CoreError> {
     if body.text.len() > MAX_TEXT_BYTES
         || body.html.as_ref().is_some_and(|h| h.len() > MAX_TEXT_BYTES)
     {
@@ -193,6 +193,12 @@ pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
             detail: format!("text or html longer than {MAX_TEXT_BYTES} bytes"),
         });
     }
+    Ok(())
+}
+
+/// Serializes a body, refusing one too long to send.
+pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
+    check_body(body)?;
     serde_json::to_vec(body).map_err(|e| CoreError::Malformed {
         what: "message",
         detail: e.to_string(),

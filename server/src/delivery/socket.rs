@@ -129,8 +129,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     let remaining = state
         .db
         .call(move |conn| {
-            crate::routes::keys::remaining_prekeys(conn, &device)
-                .map_err(crate::error::ApiError::from)
+            crate::routes::keys::prekey_count(conn, &device).map_err(crate::error::ApiError::from)
         })
         .await
         .map_err(|e| e.message)?;

@@ -190,7 +190,8 @@ pub async fn user_keys(
     Ok(Json(keys))
 }
 
-fn prekey_count(conn: &Connection, device_id: &str) -> rusqlite::Result<i64> {
+/// How many one-time prekeys the server holds for a device.
+pub fn prekey_count(conn: &Connection, device_id: &str) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT COUNT(*) FROM one_time_prekeys WHERE device_id = ?1",
         params![device_id],
@@ -250,11 +251,6 @@ pub async fn upload_prekeys(
     Ok(Json(PrekeyCount {
         one_time_prekeys: count as u32,
     }))
-}
-
-/// How many one-time prekeys the server holds for a device.
-pub fn remaining_prekeys(conn: &Connection, device_id: &str) -> rusqlite::Result<i64> {
-    prekey_count(conn, device_id)
 }
 
 pub async fn claim_bundles(
