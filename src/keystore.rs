@@ -38,8 +38,37 @@ fn storage(message: &str) -> ClientError {
     ClientError::new("storage", message)
 }
 
+thread_local! {
+    /// The key, read (or made) once: every save encrypts with it, and callers that come
+    /// while it is being made wait for the same one instead of making a second.
+    static WRAP: std::cell::RefCell<Option<js_sys::Promise>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The non-extractable key that encrypts this origin's secrets, made on first use.
 async fn wrap_key() -> ClientResult<CryptoKey> {
+    let pending = WRAP.with(|w| {
+        w.borrow_mut()
+            .get_or_insert_with(|| {
+                wasm_bindgen_futures::future_to_promise(async {
+                    load_or_make_wrap_key()
+                        .await
+                        .map(JsValue::from)
+                        .map_err(|e| e.to_js())
+                })
+            })
+            .clone()
+    });
+    match JsFuture::from(pending).await {
+        Ok(key) => Ok(key.unchecked_into()),
+        Err(e) => {
+            // Let the next call try again.
+            WRAP.with(|w| w.borrow_mut().take());
+            Err(js_failure("storage", e))
+        }
+    }
+}
+
+async fn load_or_make_wrap_key() -> ClientResult<CryptoKey> {
     let existing = idb::get(KEYS, WRAP_KEY).await?;
     if let Ok(key) = existing.dyn_into::<CryptoKey>() {
         return Ok(key);
