@@ -4,7 +4,9 @@
 //! that a new session comes from a device its user's identity vouches for, safety numbers
 //! and the encrypted backup.
 
+use super::provisioning::with_note;
 use super::Inner;
+use crate::dialog::{DialogContent, Field};
 use crate::error::{ClientError, ClientResult};
 use crate::keystore;
 use crate::util::now_millis;
@@ -441,103 +443,85 @@ impl Inner {
             lines.push("There is nobody else in this thread.".into());
         }
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let weak = Rc::downgrade(self);
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &crate::dialog::DialogContent {
-                    title: "Safety numbers",
-                    lines: &refs,
-                    code: None,
-                    fields: &[],
-                    buttons: &[("close", "Done")],
-                },
-                move |_| {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.with_ui(|ui| ui.dialog.hide());
-                    }
-                },
-            );
-        });
+        self.show_dialog(
+            &DialogContent {
+                title: "Safety numbers",
+                lines: &refs,
+                code: None,
+                fields: &[],
+                buttons: &[("close", "Done")],
+            },
+            |inner, _| inner.with_ui(|ui| ui.dialog.hide()),
+        );
         Ok(())
     }
 
     /// The "Key backup" dialog: a passphrase twice, then the backup text to keep.
     pub(super) fn show_backup_dialog(self: &Rc<Self>, note: Option<&str>) {
-        let mut lines = vec!["Choose a passphrase of at least 8 characters. With the backup and the passphrase you can restore your key on another browser; without the passphrase nobody can."];
-        if let Some(n) = note {
-            lines.insert(0, n);
-        }
-        let weak = Rc::downgrade(self);
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &crate::dialog::DialogContent {
-                    title: "Back up your key",
-                    lines: &lines,
-                    code: None,
-                    fields: &[
-                        crate::dialog::Field {
-                            name: "passphrase",
-                            label: "Passphrase",
-                            kind: "password",
-                        },
-                        crate::dialog::Field {
-                            name: "again",
-                            label: "Passphrase again",
-                            kind: "password",
-                        },
-                    ],
-                    buttons: &[("make", "Make backup"), ("cancel", "Cancel")],
-                },
-                move |action| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    if action != "make" {
-                        inner.with_ui(|ui| ui.dialog.hide());
-                        return;
-                    }
-                    let v = inner.ui_values(&["passphrase", "again"]);
-                    if v[0] != v[1] {
-                        inner.show_backup_dialog(Some("The two passphrases differ."));
-                        return;
-                    }
-                    match inner.export_backup(&v[0]) {
-                        Ok(text) => inner.show_backup_text(&text),
-                        Err(e) => inner.show_backup_dialog(Some(&e.message)),
-                    }
-                },
-            );
-        });
+        let lines = with_note(note, &["Choose a passphrase of at least 8 characters. With the backup and the passphrase you can restore your key on another browser; without the passphrase nobody can."]);
+        self.show_dialog(
+            &DialogContent {
+                title: "Back up your key",
+                lines: &lines,
+                code: None,
+                fields: &[
+                    Field {
+                        name: "passphrase",
+                        label: "Passphrase",
+                        kind: "password",
+                    },
+                    Field {
+                        name: "again",
+                        label: "Passphrase again",
+                        kind: "password",
+                    },
+                ],
+                buttons: &[("make", "Make backup"), ("cancel", "Cancel")],
+            },
+            |inner, action| {
+                if action != "make" {
+                    inner.with_ui(|ui| ui.dialog.hide());
+                    return;
+                }
+                let v = inner.ui_values(&["passphrase", "again"]);
+                if v[0] != v[1] {
+                    inner.show_backup_dialog(Some("The two passphrases differ."));
+                    return;
+                }
+                match inner.export_backup(&v[0]) {
+                    Ok(text) => inner.show_backup_text(&text),
+                    Err(e) => inner.show_backup_dialog(Some(&e.message)),
+                }
+            },
+        );
     }
 
     fn show_backup_text(self: &Rc<Self>, text: &str) {
-        let weak = Rc::downgrade(self);
         let saved = text.to_owned();
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &crate::dialog::DialogContent {
-                    title: "Your key backup",
-                    lines: &["Keep this text somewhere safe, apart from the passphrase."],
-                    code: None,
-                    fields: &[crate::dialog::Field {
-                        name: "backup",
-                        label: "Backup",
-                        kind: "textarea",
-                    }],
-                    buttons: &[("save", "Save as file"), ("done", "Done")],
-                },
-                move |action| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    if action == "save" {
-                        let _ = super::attachments::save_file(
-                            "sotto-key-backup.txt",
-                            "text/plain",
-                            saved.as_bytes(),
-                        );
-                    } else {
-                        inner.with_ui(|ui| ui.dialog.hide());
-                    }
-                },
-            );
-            ui.dialog.set_value("backup", text, true);
-        });
+        self.show_dialog(
+            &DialogContent {
+                title: "Your key backup",
+                lines: &["Keep this text somewhere safe, apart from the passphrase."],
+                code: None,
+                fields: &[Field {
+                    name: "backup",
+                    label: "Backup",
+                    kind: "textarea",
+                }],
+                buttons: &[("save", "Save as file"), ("done", "Done")],
+            },
+            move |inner, action| {
+                if action == "save" {
+                    let _ = super::attachments::save_file(
+                        "sotto-key-backup.txt",
+                        "text/plain",
+                        saved.as_bytes(),
+                    );
+                } else {
+                    inner.with_ui(|ui| ui.dialog.hide());
+                }
+            },
+        );
+        self.with_ui(|ui| ui.dialog.set_value("backup", text, true));
     }
 }

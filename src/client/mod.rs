@@ -732,6 +732,23 @@ impl Inner {
         }
     }
 
+    /// Shows a dialog; a button press calls `on_action` with this client (while it lives)
+    /// and the button's action.
+    fn show_dialog(
+        self: &Rc<Self>,
+        content: &crate::dialog::DialogContent<'_>,
+        on_action: impl Fn(Rc<Inner>, &str) + 'static,
+    ) {
+        let weak = Rc::downgrade(self);
+        self.with_ui(|ui| {
+            let _ = ui.dialog.show(content, move |action| {
+                if let Some(inner) = weak.upgrade() {
+                    on_action(inner, action);
+                }
+            });
+        });
+    }
+
     fn show_notice(&self, message: Option<&str>) {
         self.with_ui(|ui| ui.notice(message));
     }

@@ -59,6 +59,11 @@ fn detail(pairs: &[(&str, &str)]) -> JsValue {
     obj.into()
 }
 
+/// A dialog's lines, with a note (an error to correct, say) first when there is one.
+pub(super) fn with_note<'a>(note: Option<&'a str>, lines: &[&'a str]) -> Vec<&'a str> {
+    note.into_iter().chain(lines.iter().copied()).collect()
+}
+
 fn fresh(account: Account, new_identity: bool) -> StoredAccount {
     StoredAccount {
         device_id: None,
@@ -187,80 +192,66 @@ impl Inner {
     }
 
     fn show_choices(self: &Rc<Self>, note: Option<&str>) {
-        let mut lines = vec!["This browser has no key for you yet. You can make a new one, bring your key and conversations over from a browser where you are signed in, or restore your key from a backup."];
-        if let Some(n) = note {
-            lines.insert(0, n);
-        }
-        let weak = Rc::downgrade(self);
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &DialogContent {
-                    title: "Set up this browser",
-                    lines: &lines,
-                    code: None,
-                    fields: &[],
-                    buttons: &[
-                        ("generate", "Generate a new key"),
-                        ("import", "Import from a running client"),
-                        ("restore", "Restore from a backup"),
-                    ],
-                },
-                move |action| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    if action == "restore" {
-                        inner.show_restore(None, "");
-                    } else {
-                        inner.choose(action);
-                    }
-                },
-            );
-        });
+        let lines = with_note(note, &["This browser has no key for you yet. You can make a new one, bring your key and conversations over from a browser where you are signed in, or restore your key from a backup."]);
+        self.show_dialog(
+            &DialogContent {
+                title: "Set up this browser",
+                lines: &lines,
+                code: None,
+                fields: &[],
+                buttons: &[
+                    ("generate", "Generate a new key"),
+                    ("import", "Import from a running client"),
+                    ("restore", "Restore from a backup"),
+                ],
+            },
+            |inner, action| {
+                if action == "restore" {
+                    inner.show_restore(None, "");
+                } else {
+                    inner.choose(action);
+                }
+            },
+        );
     }
 
     /// The backup form: the text `keyBackupExport` made and its passphrase.
     fn show_restore(self: &Rc<Self>, note: Option<&str>, backup: &str) {
-        let mut lines = vec!["Paste your key backup and type its passphrase."];
-        if let Some(n) = note {
-            lines.insert(0, n);
+        let lines = with_note(note, &["Paste your key backup and type its passphrase."]);
+        self.show_dialog(
+            &DialogContent {
+                title: "Restore from a backup",
+                lines: &lines,
+                code: None,
+                fields: &[
+                    Field {
+                        name: "backup",
+                        label: "Backup",
+                        kind: "textarea",
+                    },
+                    Field {
+                        name: "passphrase",
+                        label: "Passphrase",
+                        kind: "password",
+                    },
+                ],
+                buttons: &[("restore-go", "Restore"), ("back", "Back")],
+            },
+            |inner, action| {
+                if action == "back" {
+                    inner.show_choices(None);
+                    return;
+                }
+                let values = inner.ui_values(&["backup", "passphrase"]);
+                if let Err(e) = inner.import_backup(&values[0], &values[1]) {
+                    // The pasted backup stays; only the passphrase is asked again.
+                    inner.show_restore(Some(&e.message), &values[0]);
+                }
+            },
+        );
+        if !backup.is_empty() {
+            self.with_ui(|ui| ui.dialog.set_value("backup", backup, false));
         }
-        let weak = Rc::downgrade(self);
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &DialogContent {
-                    title: "Restore from a backup",
-                    lines: &lines,
-                    code: None,
-                    fields: &[
-                        Field {
-                            name: "backup",
-                            label: "Backup",
-                            kind: "textarea",
-                        },
-                        Field {
-                            name: "passphrase",
-                            label: "Passphrase",
-                            kind: "password",
-                        },
-                    ],
-                    buttons: &[("restore-go", "Restore"), ("back", "Back")],
-                },
-                move |action| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    if action == "back" {
-                        inner.show_choices(None);
-                        return;
-                    }
-                    let values = inner.ui_values(&["backup", "passphrase"]);
-                    if let Err(e) = inner.import_backup(&values[0], &values[1]) {
-                        // The pasted backup stays; only the passphrase is asked again.
-                        inner.show_restore(Some(&e.message), &values[0]);
-                    }
-                },
-            );
-            if !backup.is_empty() {
-                ui.dialog.set_value("backup", backup, false);
-            }
-        });
     }
 
     /// What the dialog's fields hold, in the order asked.
@@ -308,26 +299,19 @@ impl Inner {
         .await?;
         let code = check_code(&expected.signing, &public);
         self.link_cancelled.set(false);
-        let weak = Rc::downgrade(self);
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &DialogContent {
-                    title: "Approve this browser",
-                    lines: &[
-                        "Open Sotto in a browser where you are signed in and approve this one there.",
-                        "Approve only if it shows this code:",
-                    ],
-                    code: Some(&code),
-                    fields: &[],
-                    buttons: &[("cancel", "Cancel")],
-                },
-                move |_| {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.link_cancelled.set(true);
-                    }
-                },
-            );
-        });
+        self.show_dialog(
+            &DialogContent {
+                title: "Approve this browser",
+                lines: &[
+                    "Open Sotto in a browser where you are signed in and approve this one there.",
+                    "Approve only if it shows this code:",
+                ],
+                code: Some(&code),
+                fields: &[],
+                buttons: &[("cancel", "Cancel")],
+            },
+            |inner, _| inner.link_cancelled.set(true),
+        );
         loop {
             sleep(POLL_MS).await;
             if self.link_cancelled.get() || self.destroyed.get() {
@@ -417,34 +401,28 @@ impl Inner {
             &((request.expires_at * 1000) as f64).into(),
         );
         self.emit("linkrequest", detail.into());
-        let weak = Rc::downgrade(self);
         let id = request.id.clone();
-        self.with_ui(|ui| {
-            let _ = ui.dialog.show(
-                &DialogContent {
-                    title: "Link a new browser?",
-                    lines: &[
-                        "A browser that is signing in as you asks for your conversations.",
-                        "Approve only if it shows this same code:",
-                    ],
-                    code: Some(&code),
-                    fields: &[],
-                    buttons: &[("approve", "Approve"), ("decline", "Decline")],
-                },
-                move |action| {
-                    let (Some(inner), approve) = (weak.upgrade(), action == "approve") else {
-                        return;
-                    };
-                    let id = id.clone();
-                    spawn_local(async move {
-                        if let Err(e) = inner.answer_link(&id, approve).await {
-                            inner.show_notice(Some(&e.message));
-                            inner.emit_error(&e);
-                        }
-                    });
-                },
-            );
-        });
+        self.show_dialog(
+            &DialogContent {
+                title: "Link a new browser?",
+                lines: &[
+                    "A browser that is signing in as you asks for your conversations.",
+                    "Approve only if it shows this same code:",
+                ],
+                code: Some(&code),
+                fields: &[],
+                buttons: &[("approve", "Approve"), ("decline", "Decline")],
+            },
+            move |inner, action| {
+                let (id, approve) = (id.clone(), action == "approve");
+                spawn_local(async move {
+                    if let Err(e) = inner.answer_link(&id, approve).await {
+                        inner.show_notice(Some(&e.message));
+                        inner.emit_error(&e);
+                    }
+                });
+            },
+        );
     }
 
     /// Approves (sealing the bundle to the request's key) or declines a link request.
