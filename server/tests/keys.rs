@@ -70,16 +70,20 @@ async fn one_time_prekeys_go_out_once_and_a_low_stock_is_reported() {
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
     let mut bob_ws = connect(&server, &bob).await;
-    let mut seen = std::collections::HashSet::new();
-    // The helper uploaded 30 one-time prekeys: each claim takes a different one.
-    for _ in 0..30 {
-        let (status, bundles) = server
+    // Alice claims a bundle for Bob's device.
+    let claim = async || {
+        server
             .post(
                 "/v1/bundles",
                 Some(&alice.token),
                 json!({ "devices": [bob.device_id] }),
             )
-            .await;
+            .await
+    };
+    let mut seen = std::collections::HashSet::new();
+    // The helper uploaded 30 one-time prekeys: each claim takes a different one.
+    for _ in 0..30 {
+        let (status, bundles) = claim().await;
         assert_eq!(status, 200, "{bundles}");
         let b: Vec<PreKeyBundle> = serde_json::from_value(bundles).unwrap();
         let id = b[0].one_time_prekey.expect("stock left").id;
@@ -90,13 +94,7 @@ async fn one_time_prekeys_go_out_once_and_a_low_stock_is_reported() {
     let frame = next_frame(&mut bob_ws).await;
     assert_eq!(frame["type"], "prekeys_low", "{frame}");
     // With the stock gone, the bundle still has the signed prekey (X3DH without DH4).
-    let (_, bundles) = server
-        .post(
-            "/v1/bundles",
-            Some(&alice.token),
-            json!({ "devices": [bob.device_id] }),
-        )
-        .await;
+    let (_, bundles) = claim().await;
     assert!(bundles[0]["one_time_prekey"].is_null());
     assert!(bundles[0]["signed_prekey"]["signature"].is_string());
     // Uploads are capped.

@@ -87,6 +87,7 @@ test('a linked browser gets the identity, and every device of both users gets ev
   assert.equal(bobSaw[0].added.length, 1);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
   await bob.locator('.warn', { hasText: 'New device for Alice Adams' }).waitFor();
+  await bob.screenshot({ path: join(artifacts, 'keys-new-device.png') });
   await received(alice2, 'to both of your browsers');
   await send(alice2, '@bob', 'answered from the new one');
   await received(bob, 'answered from the new one');

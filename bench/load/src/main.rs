@@ -16,7 +16,7 @@
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use sotto_core::identity::{DeviceList, Identity};
+use sotto_core::identity::DeviceList;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -241,43 +241,7 @@ async fn new_device(
     start: Instant,
     counters: Arc<Counters>,
 ) -> Device {
-    let user = format!("load{n}");
-    let session = call(
-        http,
-        reqwest::Method::POST,
-        format!("{base}/v1/auth/jwt"),
-        None,
-        json!({ "jwt": jwt(&user) }),
-    )
-    .await;
-    let token = session["token"].as_str().unwrap().to_string();
-    let user_id = session["user"]["id"].as_str().unwrap().to_string();
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).unwrap();
-    let key = sotto_core::keys::DeviceKeys::from_secret_bytes(key).public_key();
-    let dev = call(
-        http,
-        reqwest::Method::POST,
-        format!("{base}/v1/devices"),
-        Some(&token),
-        json!({ "public_key": sotto_core::b64::encode(&key) }),
-    )
-    .await;
-    let device_id = dev["id"].as_str().unwrap().to_string();
-    let identity = Identity::generate().unwrap();
-    let list = identity.sign_device_list(&DeviceList {
-        user_id: user_id.clone(),
-        version: 1,
-        devices: vec![device_id.clone()],
-    });
-    call(
-        http,
-        reqwest::Method::PUT,
-        format!("{base}/v1/identity"),
-        Some(&token),
-        json!({ "identity": identity.public(), "device_list": list }),
-    )
-    .await;
+    let (token, user_id, device_id) = publish_user(http, base, &format!("load{n}"), false).await;
 
     let ws_url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
@@ -346,54 +310,68 @@ fn random_below(n: usize) -> usize {
     (u64::from_le_bytes(b) % n as u64) as usize
 }
 
-/// Users with real accounts whose devices others can start sessions with, but that never
-/// connect (what is sent to them waits in their queues).
-async fn provision(base: &str, n: usize) {
-    let http = reqwest::Client::new();
-    for i in 0..n {
-        let user = format!("member{i}");
-        let session = call(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/v1/auth/jwt"),
-            None,
-            json!({ "jwt": jwt(&user) }),
-        )
-        .await;
-        let token = session["token"].as_str().unwrap().to_string();
-        let user_id = session["user"]["id"].as_str().unwrap().to_string();
-        let mut account = sotto_core::account::Account::generate(&user_id, 0).unwrap();
-        let dev = call(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/v1/devices"),
-            Some(&token),
-            json!({ "public_key": sotto_core::b64::encode(&account.device_public_key()) }),
-        )
-        .await;
-        let device_id = dev["id"].as_str().unwrap().to_string();
+/// Signs `user` in, registers a device with real keys and publishes the signed device list
+/// naming it — and, with `prekeys`, a signed prekey and 100 one-time prekeys, so browsers
+/// can start sessions with it. Returns (session token, user ID, device ID).
+async fn publish_user(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    prekeys: bool,
+) -> (String, String, String) {
+    let session = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/jwt"),
+        None,
+        json!({ "jwt": jwt(user) }),
+    )
+    .await;
+    let token = session["token"].as_str().unwrap().to_string();
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let mut account = sotto_core::account::Account::generate(&user_id, 0).unwrap();
+    let dev = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/v1/devices"),
+        Some(&token),
+        json!({ "public_key": sotto_core::b64::encode(&account.device_public_key()) }),
+    )
+    .await;
+    let device_id = dev["id"].as_str().unwrap().to_string();
+    if prekeys {
         let one_time = account.generate_one_time_prekeys(100).unwrap();
         call(
-            &http,
+            http,
             reqwest::Method::POST,
             format!("{base}/v1/devices/{device_id}/prekeys"),
             Some(&token),
             json!({ "signed_prekey": account.signed_prekey(), "one_time_prekeys": one_time }),
         )
         .await;
-        let list = account.sign_device_list(&DeviceList {
-            user_id,
-            version: 1,
-            devices: vec![device_id],
-        });
-        call(
-            &http,
-            reqwest::Method::PUT,
-            format!("{base}/v1/identity"),
-            Some(&token),
-            json!({ "identity": account.identity_public(), "device_list": list }),
-        )
-        .await;
+    }
+    let list = account.sign_device_list(&DeviceList {
+        user_id: user_id.clone(),
+        version: 1,
+        devices: vec![device_id.clone()],
+    });
+    call(
+        http,
+        reqwest::Method::PUT,
+        format!("{base}/v1/identity"),
+        Some(&token),
+        json!({ "identity": account.identity_public(), "device_list": list }),
+    )
+    .await;
+    (token, user_id, device_id)
+}
+
+/// Users with real accounts whose devices others can start sessions with, but that never
+/// connect (what is sent to them waits in their queues).
+async fn provision(base: &str, n: usize) {
+    let http = reqwest::Client::new();
+    for i in 0..n {
+        publish_user(&http, base, &format!("member{i}"), true).await;
     }
     println!("sotto-load: {n} members provisioned");
 }
