@@ -8,6 +8,7 @@ use sotto::model::{Message, Status, Thread};
 use sotto::ui::{Ui, UiActions, UiConfig};
 use sotto::ClientCore;
 use sotto_core::account::{Account, Recipient};
+use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::prekeys::PreKeyBundle;
 use sotto_core::protocol::User;
 use sotto_core::sealing::MessageBody;
@@ -212,15 +213,26 @@ fn sessions_and_sender_keys_work_in_the_browser() {
         text: "hi from wasm".into(),
         ..Default::default()
     };
+    let alice_id = alice.identity_public();
+    let members = |_: &str, _: &str| Standing::Member;
+    fn from_alice(payload: &[u8]) -> Inbound<'_> {
+        Inbound {
+            payload,
+            sender_user: "ua",
+            sender_device: "da",
+        }
+    }
     let out = alice.seal(&body, "da", &[to("ub", "db")], false).unwrap();
-    let opened = bob.open(&out[0].1, "ua", "da", "db").unwrap();
+    let opened = bob
+        .open(&from_alice(&out[0].1), "db", &alice_id, &members)
+        .unwrap();
     assert_eq!(opened.body.unwrap(), body);
     body.text = "to the group".into();
     let out = alice
         .seal(&body, "da", &[to("ub", "db"), to("uc", "dc")], true)
         .unwrap();
     assert_eq!(
-        bob.open(&out[0].1, "ua", "da", "db")
+        bob.open(&from_alice(&out[0].1), "db", &alice_id, &members)
             .unwrap()
             .body
             .unwrap()
@@ -229,7 +241,7 @@ fn sessions_and_sender_keys_work_in_the_browser() {
     );
     assert_eq!(
         carol
-            .open(&out[1].1, "ua", "da", "dc")
+            .open(&from_alice(&out[1].1), "dc", &alice_id, &members)
             .unwrap()
             .body
             .unwrap()
@@ -237,7 +249,9 @@ fn sessions_and_sender_keys_work_in_the_browser() {
         "to the group"
     );
     assert!(
-        carol.open(&out[1].1, "ua", "da", "dc").is_err(),
+        carol
+            .open(&from_alice(&out[1].1), "dc", &alice_id, &members)
+            .is_err(),
         "a replay is refused"
     );
 }

@@ -15,7 +15,7 @@ use crate::keys::DeviceKeys;
 use crate::prekeys::{self, PreKeyBundle, PreKeyPublic, PreKeySecret, SignedPreKey, X3dhHeader};
 use crate::ratchet::Session;
 use crate::sealing::{self, MessageBody, Pairwise, PartKind, Route};
-use crate::sender_key::{self, GroupRoute, OwnSenderKey, ReceivedSenderKey};
+use crate::sender_key::{GroupRoute, OwnSenderKey, ReceivedSenderKey};
 use crate::CoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,35 +27,18 @@ pub const ONE_TIME_PREKEY_BATCH: usize = 100;
 pub const MAX_ONE_TIME_PREKEYS: usize = 200;
 /// Sender keys kept per sender device and thread (older ones are for messages in flight).
 const RECEIVED_KEYS_PER_THREAD: usize = 3;
-const X3DH_HEADER_LEN: usize = 105;
+pub(crate) const X3DH_HEADER_LEN: usize = 105;
+/// First-message base keys remembered per signed prekey (for messages without a one-time
+/// prekey, which could otherwise be replayed once their session is gone).
+const MAX_SEEN_BASE_KEYS: usize = 2000;
 /// Replaced sessions kept per remote device.
 const PREVIOUS_SESSIONS: usize = 3;
-
-/// What [`Account::check_identity`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityCheck {
-    /// Seen for the first time (now pinned).
-    New,
-    Same,
-    /// The user's identity differs from the one pinned: show it; the new one is now pinned.
-    Changed,
-}
 
 /// A device to send to.
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub user_id: String,
     pub device_id: String,
-}
-
-/// What an opened envelope held.
-#[derive(Debug)]
-pub struct Opened {
-    /// `None` when the envelope only carried keys.
-    pub body: Option<MessageBody>,
-    /// When this envelope started a new session: the identity that X3DH authenticated. The
-    /// caller checks it against the identity that signs the sender's device list.
-    pub new_session_identity: Option<IdentityPublic>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,24 +53,36 @@ pub struct Account {
     #[serde(default)]
     previous_signed_prekey: Option<PreKeySecret>,
     #[serde(default)]
-    one_time_prekeys: Vec<PreKeySecret>,
+    pub(crate) one_time_prekeys: Vec<PreKeySecret>,
     next_prekey_id: u32,
     #[serde(default)]
-    sessions: BTreeMap<String, Session>,
+    pub(crate) sessions: BTreeMap<String, Session>,
     /// Sessions a newer one replaced, newest first: when two devices start sessions with
     /// each other at once, messages keep arriving on both for a while.
     #[serde(default)]
-    previous_sessions: BTreeMap<String, Vec<Session>>,
+    pub(crate) previous_sessions: BTreeMap<String, Vec<Session>>,
     #[serde(default)]
-    own_sender_keys: BTreeMap<String, OwnSenderKey>,
+    pub(crate) own_sender_keys: BTreeMap<String, OwnSenderKey>,
     /// By sender device: (thread, key) pairs.
     #[serde(default)]
-    received_sender_keys: BTreeMap<String, Vec<(String, ReceivedSenderKey)>>,
+    pub(crate) received_sender_keys: BTreeMap<String, Vec<(String, ReceivedSenderKey)>>,
     #[serde(default)]
-    known_identities: BTreeMap<String, IdentityPublic>,
-    /// Each other user's devices as last seen, to notice a new one.
+    pub(crate) known_identities: BTreeMap<String, IdentityPublic>,
+    /// Each user's devices as last seen (this user's too), to notice a new or removed one.
     #[serde(default)]
-    known_devices: BTreeMap<String, Vec<String>>,
+    pub(crate) known_devices: BTreeMap<String, Vec<String>>,
+    /// The highest device-list version seen per user: an older list is a replay.
+    #[serde(default)]
+    pub(crate) device_list_versions: BTreeMap<String, i64>,
+    /// Users whose identity changed and the person has not yet acknowledged it.
+    #[serde(default)]
+    pub(crate) identity_warnings: std::collections::BTreeSet<String>,
+    /// Identities the person verified by comparing safety numbers.
+    #[serde(default)]
+    pub(crate) verified_identities: BTreeMap<String, IdentityPublic>,
+    /// By signed prekey ID: base keys of first messages that used no one-time prekey.
+    #[serde(default)]
+    seen_base_keys: BTreeMap<u32, Vec<String>>,
 }
 
 impl Drop for Account {
@@ -116,7 +111,7 @@ fn encode_x3dh(h: &X3dhHeader) -> Vec<u8> {
     out
 }
 
-fn decode_x3dh(b: &[u8]) -> Result<X3dhHeader, CoreError> {
+pub(crate) fn decode_x3dh(b: &[u8]) -> Result<X3dhHeader, CoreError> {
     if b.len() < X3DH_HEADER_LEN {
         return Err(CoreError::Malformed {
             what: "prekey message",
@@ -164,6 +159,10 @@ impl Account {
             received_sender_keys: BTreeMap::new(),
             known_identities: BTreeMap::new(),
             known_devices: BTreeMap::new(),
+            device_list_versions: BTreeMap::new(),
+            identity_warnings: Default::default(),
+            verified_identities: BTreeMap::new(),
+            seen_base_keys: BTreeMap::new(),
         })
     }
 
@@ -196,6 +195,13 @@ impl Account {
         let fresh = PreKeySecret::generate(id)?;
         self.previous_signed_prekey = Some(std::mem::replace(&mut self.signed_prekey, fresh));
         self.signed_prekey_at = now_ms;
+        // Base keys seen with a signed prekey that is gone can never come again usefully.
+        let kept = [
+            Some(self.signed_prekey.id),
+            self.previous_signed_prekey.as_ref().map(|k| k.id),
+        ];
+        self.seen_base_keys
+            .retain(|id, _| kept.contains(&Some(*id)));
         Ok(Some(self.signed_prekey()))
     }
 
@@ -228,53 +234,6 @@ impl Account {
     /// The identity signs the user's device list.
     pub fn sign_device_list(&self, list: &DeviceList) -> SignedDeviceList {
         self.identity.sign_device_list(list)
-    }
-
-    /// Compares a user's identity with the one pinned for them, and pins it.
-    pub fn check_identity(&mut self, user_id: &str, identity: &IdentityPublic) -> IdentityCheck {
-        if user_id == self.user_id {
-            return if *identity == self.identity.public() {
-                IdentityCheck::Same
-            } else {
-                IdentityCheck::Changed
-            };
-        }
-        match self.known_identities.insert(user_id.to_owned(), *identity) {
-            None => IdentityCheck::New,
-            Some(old) if old == *identity => IdentityCheck::Same,
-            Some(old) => {
-                // A new identity: sessions made with the old one are worthless now.
-                self.sessions.retain(|_, s| s.remote_identity != old);
-                IdentityCheck::Changed
-            }
-        }
-    }
-
-    /// Records `user_id`'s current devices; returns those that are new since last time (none
-    /// the first time a user is seen, or for this user's own devices).
-    pub fn note_devices(&mut self, user_id: &str, devices: &[String]) -> Vec<String> {
-        if user_id == self.user_id {
-            return Vec::new();
-        }
-        let added = match self.known_devices.get(user_id) {
-            Some(old) => devices
-                .iter()
-                .filter(|d| !old.contains(d))
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        };
-        self.known_devices
-            .insert(user_id.to_owned(), devices.to_vec());
-        added
-    }
-
-    /// The identity pinned for a user, if any.
-    pub fn known_identity(&self, user_id: &str) -> Option<IdentityPublic> {
-        if user_id == self.user_id {
-            return Some(self.identity.public());
-        }
-        self.known_identities.get(user_id).copied()
     }
 
     /// The safety number between this user and `other`.
@@ -311,7 +270,7 @@ impl Account {
     }
 
     /// Makes `session` the one used with `device_id`, keeping the one it replaces.
-    fn install_session(&mut self, device_id: &str, session: Session) {
+    pub(crate) fn install_session(&mut self, device_id: &str, session: Session) {
         if let Some(old) = self.sessions.insert(device_id.to_owned(), session) {
             let previous = self
                 .previous_sessions
@@ -323,13 +282,14 @@ impl Account {
     }
 
     /// Forgets sessions with devices that are no longer anyone's (a removed device).
+    /// The device keeps the sender keys it was given, so every one of them is retired: the
+    /// next group message of each thread goes under a new key it never sees.
     pub fn forget_device(&mut self, device_id: &str) {
         self.sessions.remove(device_id);
         self.previous_sessions.remove(device_id);
         self.received_sender_keys.remove(device_id);
-        for key in self.own_sender_keys.values_mut() {
-            key.distributed_to.retain(|d| d != device_id);
-        }
+        self.own_sender_keys
+            .retain(|_, key| !key.distributed_to.iter().any(|d| d == device_id));
     }
 
     /// Rotates this device's sender key for `thread_id`: the next group message uses a new
@@ -348,10 +308,15 @@ impl Account {
             .sessions
             .get_mut(route.recipient_device)
             .ok_or(CoreError::NoSession("no session with this device"))?;
-        let message = session.encrypt(plaintext, &route.to_aad())?;
-        Ok(match &session.pending_x3dh {
-            Some(h) => {
-                let mut bytes = encode_x3dh(h);
+        let mut aad = route.to_aad();
+        // A repeated X3DH header is bound to the message too: not one bit of it can change.
+        let header = session.pending_x3dh.as_ref().map(encode_x3dh);
+        if let Some(h) = &header {
+            aad.extend_from_slice(h);
+        }
+        let message = session.encrypt(plaintext, &aad)?;
+        Ok(match header {
+            Some(mut bytes) => {
                 bytes.extend_from_slice(&message);
                 (PartKind::PreKey, bytes)
             }
@@ -453,124 +418,8 @@ impl Account {
         }
     }
 
-    /// Opens one envelope payload from `sender_user`'s device `sender_device`.
-    pub fn open(
-        &mut self,
-        payload: &[u8],
-        sender_user: &str,
-        sender_device: &str,
-        own_device: &str,
-    ) -> Result<Opened, CoreError> {
-        let parts = sealing::decode_payload(payload)?;
-        let mut opened = Opened {
-            body: None,
-            new_session_identity: None,
-        };
-        for (kind, bytes) in parts {
-            match kind {
-                PartKind::PreKey | PartKind::Pairwise => {
-                    let route = Route {
-                        sender_user,
-                        sender_device,
-                        recipient_device: own_device,
-                    };
-                    let (content, fresh) = self.open_pairwise(kind, bytes, &route)?;
-                    opened.new_session_identity = fresh;
-                    for d in &content.sender_keys {
-                        let keys = self
-                            .received_sender_keys
-                            .entry(sender_device.to_owned())
-                            .or_default();
-                        keys.retain(|(t, k)| !(t == &d.thread_id && k.key_id == d.key_id));
-                        keys.push((d.thread_id.clone(), ReceivedSenderKey::from_distribution(d)));
-                        let same_thread = keys.iter().filter(|(t, _)| t == &d.thread_id).count();
-                        if same_thread > RECEIVED_KEYS_PER_THREAD {
-                            if let Some(i) = keys.iter().position(|(t, _)| t == &d.thread_id) {
-                                keys.remove(i);
-                            }
-                        }
-                    }
-                    if let Some(body) = content.body {
-                        if body.sender_user != sender_user || body.sender_device != sender_device {
-                            return Err(CoreError::Malformed {
-                                what: "message",
-                                detail: "sender does not match the envelope".into(),
-                            });
-                        }
-                        opened.body = Some(body);
-                    }
-                }
-                PartKind::Group => {
-                    let key_id = sender_key::key_id_of(bytes)?;
-                    let keys = self
-                        .received_sender_keys
-                        .get_mut(sender_device)
-                        .ok_or(CoreError::NoSession("no sender key from this device"))?;
-                    let (thread, key) = keys
-                        .iter_mut()
-                        .find(|(_, k)| k.key_id == key_id)
-                        .ok_or(CoreError::NoSession("unknown sender key"))?;
-                    let route = GroupRoute {
-                        thread_id: thread,
-                        sender_user,
-                        sender_device,
-                    };
-                    let plaintext = zeroize::Zeroizing::new(key.decrypt(bytes, &route)?);
-                    let body = sealing::parse_body(&plaintext, sender_user, sender_device)?;
-                    if body.thread_id != *thread {
-                        return Err(CoreError::Malformed {
-                            what: "message",
-                            detail: "group message for another thread".into(),
-                        });
-                    }
-                    opened.body = Some(body);
-                }
-            }
-        }
-        Ok(opened)
-    }
-
-    fn open_pairwise(
-        &mut self,
-        kind: PartKind,
-        bytes: &[u8],
-        route: &Route<'_>,
-    ) -> Result<(Pairwise, Option<IdentityPublic>), CoreError> {
-        let aad = route.to_aad();
-        let device = route.sender_device;
-        let mut new_identity = None;
-        let (message, header) = if kind == PartKind::PreKey {
-            let header = decode_x3dh(bytes)?;
-            (&bytes[X3DH_HEADER_LEN..], Some(header))
-        } else {
-            (bytes, None)
-        };
-        let known = header.is_none_or(|h| self.knows_base_key(device, &h.ephemeral));
-        let plaintext = if known {
-            self.decrypt_with_any(device, message, &aad)?
-        } else {
-            let header = header.expect("a prekey message");
-            let (mut session, used_one_time) = self.respond(&header)?;
-            new_identity = Some(session.remote_identity);
-            let pt = session.decrypt(message, &aad)?;
-            // Only now, with an authentic message, does the new session replace the old
-            // one and the one-time prekey go for good.
-            if let Some(id) = used_one_time {
-                self.one_time_prekeys.retain(|k| k.id != id);
-            }
-            self.install_session(device, session);
-            pt
-        };
-        let plaintext = zeroize::Zeroizing::new(plaintext);
-        let content: Pairwise =
-            serde_json::from_slice(&plaintext).map_err(|e| CoreError::Malformed {
-                what: "message",
-                detail: e.to_string(),
-            })?;
-        Ok((content, new_identity))
-    }
-
-    fn knows_base_key(&self, device: &str, base_key: &[u8; 32]) -> bool {
+    /// Whether a session with `device` (current or previous) began with this X3DH base key.
+    pub(crate) fn knows_base_key(&self, device: &str, base_key: &[u8; 32]) -> bool {
         self.sessions
             .get(device)
             .into_iter()
@@ -578,61 +427,41 @@ impl Account {
             .any(|s| s.base_key == *base_key)
     }
 
-    /// Decrypts with the current session or, failing that, a previous one — which then
-    /// becomes current, as the peer is evidently using it.
-    fn decrypt_with_any(
-        &mut self,
-        device: &str,
-        message: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CoreError> {
-        let first = match self.sessions.get_mut(device) {
-            Some(s) => match s.decrypt(message, aad) {
-                Ok(pt) => return Ok(pt),
-                Err(e) => e,
-            },
-            None => CoreError::NoSession("no session with this device"),
-        };
-        let previous = self.previous_sessions.entry(device.to_owned()).or_default();
-        for i in 0..previous.len() {
-            if let Ok(pt) = previous[i].decrypt(message, aad) {
-                let session = previous.remove(i);
-                self.install_session(device, session);
-                return Ok(pt);
-            }
-        }
-        Err(first)
+    /// Whether a first message without a one-time prekey already used this base key with
+    /// this signed prekey (a replay, once the session it made is gone).
+    pub(crate) fn base_key_seen(&self, signed_prekey: u32, base_key: &[u8; 32]) -> bool {
+        let key = crate::b64::encode(base_key);
+        self.seen_base_keys
+            .get(&signed_prekey)
+            .is_some_and(|keys| keys.contains(&key))
     }
 
-    /// Whether opening `payload` from `sender_device` would start a new session (so the
-    /// caller can first check that the device is one its user's identity lists).
-    pub fn starts_session(&self, payload: &[u8], sender_device: &str) -> bool {
-        let Ok(parts) = sealing::decode_payload(payload) else {
-            return false;
-        };
-        parts.iter().any(|(kind, bytes)| {
-            *kind == PartKind::PreKey
-                && decode_x3dh(bytes).is_ok_and(|h| {
-                    self.sessions
-                        .get(sender_device)
-                        .is_none_or(|s| s.base_key != h.ephemeral)
-                })
-        })
+    pub(crate) fn note_base_key(&mut self, signed_prekey: u32, base_key: [u8; 32]) {
+        let keys = self.seen_base_keys.entry(signed_prekey).or_default();
+        keys.push(crate::b64::encode(&base_key));
+        let excess = keys.len().saturating_sub(MAX_SEEN_BASE_KEYS);
+        keys.drain(..excess);
     }
 
-    /// Forgets the session that a rejected first message just made (the one it replaced,
-    /// if any, is current again).
-    pub fn drop_session(&mut self, device_id: &str) {
-        self.sessions.remove(device_id);
-        if let Some(previous) = self.previous_sessions.get_mut(device_id) {
-            if !previous.is_empty() {
-                let s = previous.remove(0);
-                self.sessions.insert(device_id.to_owned(), s);
+    /// Keeps a sender key received from `device` for `thread`, replacing one of the same ID
+    /// and keeping at most a few per thread.
+    pub(crate) fn store_sender_key(&mut self, device: &str, key: ReceivedSenderKey, thread: &str) {
+        let keys = self
+            .received_sender_keys
+            .entry(device.to_owned())
+            .or_default();
+        keys.retain(|(t, k)| !(t == thread && k.key_id == key.key_id));
+        keys.push((thread.to_owned(), key));
+        let same_thread = keys.iter().filter(|(t, _)| t == thread).count();
+        if same_thread > RECEIVED_KEYS_PER_THREAD {
+            if let Some(i) = keys.iter().position(|(t, _)| t == thread) {
+                keys.remove(i);
             }
         }
     }
 
-    fn respond(&self, header: &X3dhHeader) -> Result<(Session, Option<u32>), CoreError> {
+    /// The responder's side of X3DH for a first message's header (nothing is changed).
+    pub(crate) fn respond(&self, header: &X3dhHeader) -> Result<Session, CoreError> {
         let spk = [
             Some(&self.signed_prekey),
             self.previous_signed_prekey.as_ref(),
@@ -651,9 +480,6 @@ impl Account {
             None => None,
         };
         let agreement = prekeys::respond(&self.identity, header, spk, opk)?;
-        Ok((
-            Session::respond(agreement, &spk.secret, header),
-            header.one_time_prekey_id,
-        ))
+        Ok(Session::respond(agreement, &spk.secret, header))
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! The iteration count travels in the header so it can be raised later; an import refuses
 //! fewer than [`MIN_ITERATIONS`] (OWASP's 2023 figure for PBKDF2-SHA256), so a forged
-//! backup cannot talk a browser into a weak derivation. A wrong passphrase, or any altered
+//! backup cannot talk a browser into a weak derivation, and more than [`MAX_ITERATIONS`],
+//! so a crafted one cannot hang the tab (it fails at once, `malformed`). A wrong passphrase, or any altered
 //! byte, is [`CoreError::WrongPassphrase`].
 
 use crate::identity::Identity;
@@ -23,6 +24,8 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 pub const MIN_ITERATIONS: u32 = 600_000;
+/// About ten seconds of a slow phone's time; anything above is a crafted backup.
+pub const MAX_ITERATIONS: u32 = 10_000_000;
 const PREFIX: &str = "sotto-backup:";
 const VERSION: u8 = 1;
 const KDF_PBKDF2_SHA256: u8 = 1;
@@ -75,7 +78,7 @@ pub fn export(
             detail: format!("use at least {MIN_PASSPHRASE_CHARS} characters"),
         });
     }
-    let iterations = iterations.max(MIN_ITERATIONS);
+    let iterations = iterations.clamp(MIN_ITERATIONS, MAX_ITERATIONS);
     let mut header = vec![VERSION, KDF_PBKDF2_SHA256];
     header.extend_from_slice(&iterations.to_be_bytes());
     let mut random = [0u8; 28];
@@ -120,6 +123,9 @@ pub fn import(text: &str, passphrase: &str) -> Result<Restored, CoreError> {
     let iterations = u32::from_be_bytes(bytes[2..6].try_into().expect("4"));
     if iterations < MIN_ITERATIONS {
         return Err(bad("the backup's key derivation is too weak"));
+    }
+    if iterations > MAX_ITERATIONS {
+        return Err(bad("the backup's iteration count is out of range"));
     }
     let (header, ct) = bytes.split_at(HEADER_LEN);
     let cipher = derive(passphrase, &header[6..22], iterations)?;
@@ -182,6 +188,14 @@ mod tests {
         let weak = format!("{PREFIX}{}", crate::b64::encode(&bytes));
         assert!(matches!(
             import(&weak, "correct horse battery"),
+            Err(CoreError::Malformed { .. })
+        ));
+        // A crafted count of 2^32 - 1 fails at once instead of hanging the tab.
+        let mut huge = original.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
+        let huge = format!("{PREFIX}{}", crate::b64::encode(&huge));
+        assert!(matches!(
+            import(&huge, "correct horse battery"),
             Err(CoreError::Malformed { .. })
         ));
         let mut altered = original;

@@ -39,6 +39,19 @@ pub enum CoreError {
     /// An encrypted backup was opened with the wrong passphrase (or was altered).
     #[error("the passphrase is wrong or the backup was altered")]
     WrongPassphrase,
+    /// What arrived is not from whom it claims: its identity is not the one that signs the
+    /// sender's device list, or the device is not on that list. The relay made it up.
+    #[error("unverified sender: {0}")]
+    Unverified(&'static str),
+    /// The sender is not a member of the thread it writes to (or hands a key out for).
+    #[error("the sender is not a member of this thread")]
+    NotMember,
+    /// A signed device list older than one already seen: a replay.
+    #[error("this device list is older than one already seen")]
+    StaleDeviceList,
+    /// A thread change dated further in the future than clocks can disagree.
+    #[error("a change dated in the future")]
+    FromTheFuture,
 }
 
 impl CoreError {
@@ -56,6 +69,10 @@ impl CoreError {
             CoreError::TooManySkipped => "too_many_skipped",
             CoreError::NoSession(_) => "no_session",
             CoreError::WrongPassphrase => "wrong_passphrase",
+            CoreError::Unverified(_) => "unverified_sender",
+            CoreError::NotMember => "not_a_member",
+            CoreError::StaleDeviceList => "stale_device_list",
+            CoreError::FromTheFuture => "clock_skew",
         }
     }
 }

@@ -10,7 +10,10 @@
 //! - [`keys`]: a device's X25519 key pair;
 //! - [`linking`]: the check code that both browsers show when one approves the other;
 //! - [`attachment`]: files encrypted once under a fresh key, the key sent inside messages;
-//! - [`sealing`]: how one message body becomes one envelope per recipient device, and back.
+//! - [`sealing`]: how one message body becomes one envelope per recipient device;
+//! - [`inbox`]: opening an envelope — every check on what the relay delivered, then one commit;
+//! - [`trust`]: which identities and device lists to believe (pins, versions, warnings);
+//! - [`membership`]: who may change a thread, and when a change counts.
 //!
 //! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
 //! browser alike.
@@ -23,14 +26,17 @@ pub mod error;
 pub mod expr;
 pub mod hpke;
 pub mod identity;
+pub mod inbox;
 pub mod kdf;
 pub mod keys;
 pub mod linking;
+pub mod membership;
 pub mod prekeys;
 pub mod protocol;
 pub mod ratchet;
 pub mod safety;
 pub mod sealing;
 pub mod sender_key;
+pub mod trust;
 
 pub use error::CoreError;

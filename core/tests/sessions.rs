@@ -3,11 +3,13 @@
 //! accounts; group removal.
 
 use proptest::prelude::*;
-use sotto_core::account::{Account, IdentityCheck, Recipient};
-use sotto_core::identity::Identity;
+use sotto_core::account::{Account, Recipient};
+use sotto_core::identity::{DeviceList, Identity};
+use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::prekeys::{initiate, respond, sign_prekey, PreKeyBundle, PreKeySecret};
 use sotto_core::ratchet::Session;
 use sotto_core::sealing::{Kind, MessageBody};
+use sotto_core::trust::IdentityCheck;
 use sotto_core::CoreError;
 
 fn pair() -> (Session, Session) {
@@ -179,8 +181,6 @@ fn connect(from: &mut Device, to: &mut Device) {
         one_time_prekey: Some(opk),
     };
     let identity = to.account.identity_public();
-    from.account
-        .check_identity(&to.account.user_id.clone(), &identity);
     from.account.start_session(&bundle, &identity).unwrap();
 }
 
@@ -238,10 +238,49 @@ fn read(
         .iter()
         .find(|(d, _)| *d == to.id)
         .expect("addressed");
-    let opened = to
-        .account
-        .open(p, &from.account.user_id, &from.id, &to.id.clone())?;
+    let opened = open(to, from, p)?;
     Ok(opened.body.expect("a body").text)
+}
+
+/// Opens `payload` as `to`, from `from` as the envelope's label and its verified identity.
+fn open(
+    to: &mut Device,
+    from: &Device,
+    payload: &[u8],
+) -> Result<sotto_core::inbox::Opened, CoreError> {
+    let inbound = Inbound {
+        payload,
+        sender_user: &from.account.user_id,
+        sender_device: &from.id,
+    };
+    let own = to.id.clone();
+    to.account.open(
+        &inbound,
+        &own,
+        &from.account.identity_public(),
+        &|_: &str, _: &str| Standing::Member,
+    )
+}
+
+/// `of`'s keys as the server hands them out: identity and a list signed at `version`.
+fn accept(
+    by: &mut Device,
+    of: &Device,
+    devices: &[&str],
+    version: i64,
+) -> Result<sotto_core::trust::AcceptedKeys, CoreError> {
+    let devices: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+    let signed = of.account.sign_device_list(&DeviceList {
+        user_id: of.account.user_id.clone(),
+        version,
+        devices: devices.clone(),
+    });
+    by.account.accept_keys(
+        &of.account.user_id,
+        &of.account.identity_public(),
+        &signed,
+        &devices,
+    )
 }
 
 #[test]
@@ -290,7 +329,17 @@ fn every_device_of_both_users_reads_a_pairwise_conversation() {
     // The server re-labelling the sender is caught.
     let more = send(&mut a1, &mut [&mut b1], "t", "relabel", false);
     let (_, p) = &more[0];
-    assert!(b1.account.open(p, "mallory", "a1", "b1").is_err());
+    let relabelled = Inbound {
+        payload: p,
+        sender_user: "mallory",
+        sender_device: "a1",
+    };
+    let mallory = a1.account.identity_public();
+    let members = |_: &str, _: &str| Standing::Member;
+    assert!(b1
+        .account
+        .open(&relabelled, "b1", &mallory, &members)
+        .is_err());
     assert_eq!(read(&mut b1, &a1, &more).unwrap(), "relabel");
     // A replayed envelope is refused.
     assert_eq!(read(&mut b1, &a1, &more), Err(CoreError::Replay));
@@ -339,33 +388,49 @@ fn one_time_prekeys_are_used_once_and_state_survives_a_reload() {
             false,
         )
         .unwrap();
-    assert!(b.account.open(&out[0].1, "alice", "a1", "b1").is_err());
+    assert!(open(&mut b, &a_again, &out[0].1).is_err());
 }
 
 #[test]
-fn a_changed_identity_is_flagged() {
+fn a_changed_identity_is_flagged_until_acknowledged_and_retires_old_sessions() {
     let mut a = device("alice", "a1", None);
     let mut b = device("bob", "b1", None);
+    assert_eq!(
+        accept(&mut b, &a, &["a1"], 1).unwrap().check,
+        IdentityCheck::New
+    );
     let first = send(&mut a, &mut [&mut b], "t", "one", false);
-    assert!(b.account.starts_session(&first[0].1, "a1"));
-    let opened = b.account.open(&first[0].1, "alice", "a1", "b1").unwrap();
-    let seen = opened.new_session_identity.expect("a new session");
-    assert_eq!(seen, a.account.identity_public());
-    assert_eq!(b.account.check_identity("alice", &seen), IdentityCheck::New);
+    assert!(open(&mut b, &a, &first[0].1).unwrap().new_session);
     // Alice's later messages on the same session start nothing new.
     let second = send(&mut a, &mut [&mut b], "t", "two", false);
-    assert!(!b.account.starts_session(&second[0].1, "a1"));
-    let opened = b.account.open(&second[0].1, "alice", "a1", "b1").unwrap();
-    assert!(opened.new_session_identity.is_none());
+    assert!(!open(&mut b, &a, &second[0].1).unwrap().new_session);
+    assert_eq!(
+        accept(&mut b, &a, &["a1"], 1).unwrap().check,
+        IdentityCheck::Same
+    );
+    b.account.mark_verified("alice").unwrap();
+    assert!(b.account.may_send_to("alice").is_ok());
     // Alice loses her keys and starts again with a new identity.
     let mut a_new = device("alice", "a9", None);
-    let again = send(&mut a_new, &mut [&mut b], "t", "new me", false);
-    let opened = b.account.open(&again[0].1, "alice", "a9", "b1").unwrap();
-    let seen = opened.new_session_identity.expect("a new session");
+    let seen = accept(&mut b, &a_new, &["a9"], 1).unwrap();
+    assert_eq!(seen.check, IdentityCheck::Changed);
+    // The warning stays (across a reload) until Bob acknowledges it; the old session is gone.
+    let json = serde_json::to_string(&b.account).unwrap();
+    b.account = serde_json::from_str(&json).unwrap();
+    assert_eq!(b.account.identity_warnings().collect::<Vec<_>>(), ["alice"]);
+    assert!(!b.account.has_session("a1"));
+    // Bob had verified Alice: he cannot send to her new key until he verifies it.
     assert_eq!(
-        b.account.check_identity("alice", &seen),
-        IdentityCheck::Changed
+        b.account.may_send_to("alice").unwrap_err().code(),
+        "unverified_sender"
     );
+    b.account.acknowledge_identity_change("alice");
+    assert_eq!(b.account.identity_warnings().count(), 0);
+    assert!(b.account.may_send_to("alice").is_err());
+    b.account.mark_verified("alice").unwrap();
+    assert!(b.account.may_send_to("alice").is_ok());
+    let again = send(&mut a_new, &mut [&mut b], "t", "new me", false);
+    assert_eq!(read(&mut b, &a_new, &again).unwrap(), "new me");
     // The safety number both sides see changed with it, and agrees on both sides.
     let bob_id = b.account.identity_public();
     let n = b
@@ -411,14 +476,11 @@ fn a_removed_member_cannot_read_after_sender_keys_rotate() {
             .1;
         sotto_core::sealing::encode_payload(&[(sotto_core::sealing::PartKind::Group, group)])
     };
-    let err = c
-        .account
-        .open(&group_only, "alice", "a1", "c1")
-        .unwrap_err();
+    let err = open(&mut c, &a, &group_only).unwrap_err();
     assert!(matches!(err, CoreError::NoSession(_)), "{err:?}");
     // A member who never got a distribution cannot read a group message either.
     let mut d = device("dave", "d1", None);
-    assert!(d.account.open(&group_only, "alice", "a1", "d1").is_err());
+    assert!(open(&mut d, &a, &group_only).is_err());
 }
 
 #[test]
@@ -437,18 +499,23 @@ fn a_rotated_signed_prekey_still_opens_messages_in_flight_and_new_devices_are_no
         .unwrap();
     assert_ne!(fresh.key.id, 1);
     assert_eq!(read(&mut b, &a, &first).unwrap(), "in flight");
-    // Devices: the first sighting is the baseline; a later one is reported.
-    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert!(a.account.note_devices("bob", &ids(&["b1"])).is_empty());
-    assert!(a.account.note_devices("bob", &ids(&["b1"])).is_empty());
-    assert_eq!(
-        a.account.note_devices("bob", &ids(&["b1", "b2"])),
-        ids(&["b2"])
+    // Devices: the first sighting is the baseline; a later one is reported, for this
+    // user's own account too.
+    assert!(accept(&mut a, &b, &["b1"], 1).unwrap().added.is_empty());
+    assert!(accept(&mut a, &b, &["b1"], 1).unwrap().added.is_empty());
+    assert_eq!(accept(&mut a, &b, &["b1", "b2"], 2).unwrap().added, ["b2"]);
+    let own = device(
+        "alice",
+        "a1",
+        Some(Identity::from_secret_bytes(
+            &a.account.identity().secret_bytes(),
+        )),
     );
-    assert!(a
-        .account
-        .note_devices("alice", &ids(&["a1", "a9"]))
-        .is_empty());
+    assert!(accept(&mut a, &own, &["a1"], 1).unwrap().added.is_empty());
+    assert_eq!(
+        accept(&mut a, &own, &["a1", "a9"], 2).unwrap().added,
+        ["a9"]
+    );
 }
 
 #[test]

@@ -10,12 +10,13 @@ use crate::dialog::{DialogContent, Field};
 use crate::error::{ClientError, ClientResult};
 use crate::keystore;
 use crate::util::now_millis;
-use sotto_core::account::{Account, IdentityCheck, Recipient, ONE_TIME_PREKEY_BATCH};
+use sotto_core::account::{Account, Recipient, ONE_TIME_PREKEY_BATCH};
 use sotto_core::identity::{DeviceList, IdentityPublic};
 use sotto_core::prekeys::PreKeyBundle;
 use sotto_core::protocol::{
     ClaimBundles, PrekeyCount, PublishIdentity, Session, UploadPrekeys, User, UserKeys,
 };
+use sotto_core::trust::IdentityCheck;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -183,8 +184,9 @@ impl Inner {
         Ok(())
     }
 
-    /// A user's devices, verified: the list must be signed by their identity, and an
-    /// identity that differs from the one pinned for them is reported (`identitychange`).
+    /// A user's devices, verified by the core's trust rules (`Account::accept_keys`): the
+    /// list must be signed by their identity and no older than one seen before; a changed
+    /// identity is reported (`identitychange`) and stays flagged until acknowledged.
     pub(super) async fn verified_devices(
         self: &Rc<Self>,
         user_id: &str,
@@ -196,31 +198,50 @@ impl Inner {
         let (Some(identity), Some(signed)) = (keys.identity, keys.device_list) else {
             return Ok(None);
         };
-        let list = identity.verify_device_list(&signed, user_id)?;
-        let (check, own) = self
-            .with_account(|a| Ok((a.check_identity(user_id, &identity), a.user_id == user_id)))?;
-        if check != IdentityCheck::Same {
-            self.save_account().await?;
-        }
-        if check == IdentityCheck::Changed && !own {
-            self.identity_changed(user_id);
-        }
-        if own && check == IdentityCheck::Changed {
+        let (accepted, own) = self.with_account(|a| {
+            Ok((
+                a.accept_keys(user_id, &identity, &signed, &keys.devices)?,
+                a.user_id == user_id,
+            ))
+        })?;
+        if own && accepted.check == IdentityCheck::Changed {
             return Err(ClientError::new(
                 "identity_replaced",
                 "your identity was replaced on another browser; this browser's key is no longer yours",
             ));
         }
-        let devices: Vec<String> = list
-            .devices
-            .into_iter()
-            .filter(|d| keys.devices.contains(d))
-            .collect();
-        let added = self.with_account(|a| Ok(a.note_devices(user_id, &devices)))?;
-        if !added.is_empty() {
-            self.device_added(user_id, &added);
+        if accepted.check != IdentityCheck::Same || !accepted.removed.is_empty() {
+            self.save_account().await?;
         }
-        Ok(Some(VerifiedDevices { identity, devices }))
+        if accepted.check == IdentityCheck::Changed {
+            self.identity_changed(user_id);
+        }
+        if !accepted.added.is_empty() {
+            self.device_added(user_id, &accepted.added);
+        }
+        Ok(Some(VerifiedDevices {
+            identity,
+            devices: accepted.devices,
+        }))
+    }
+
+    /// A user's verified devices, from the cache when there (lists stay valid until the
+    /// server says they changed, or a send is refused with `devices_changed`).
+    pub(super) async fn devices_of(
+        self: &Rc<Self>,
+        user_id: &str,
+        token: &str,
+    ) -> ClientResult<Option<VerifiedDevices>> {
+        let cached = self.state.borrow().device_lists.get(user_id).cloned();
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        let v = self.verified_devices(user_id, token).await?;
+        self.state
+            .borrow_mut()
+            .device_lists
+            .insert(user_id.to_owned(), v.clone());
+        Ok(v)
     }
 
     /// Every device a message to `members` must reach (this user's other devices too), with
@@ -239,23 +260,12 @@ impl Inner {
         let mut recipients = Vec::new();
         let mut identities = Vec::new();
         for user in users {
-            // The lists fetched before serve until the server says they changed (a send
-            // that misses a device is refused with `devices_changed`, which clears them).
-            let cached = self.state.borrow().device_lists.get(&user.id).cloned();
-            let verified = match cached {
-                Some(v) => v,
-                None => {
-                    let v = self.verified_devices(&user.id, token).await?;
-                    self.state
-                        .borrow_mut()
-                        .device_lists
-                        .insert(user.id.clone(), v.clone());
-                    v
-                }
-            };
-            let Some(v) = verified else {
+            let Some(v) = self.devices_of(&user.id, token).await? else {
                 continue;
             };
+            // A contact verified by safety number whose key has since changed: not until
+            // the person verifies the new one.
+            self.with_account(|a| Ok(a.may_send_to(&user.id)?))?;
             for d in v.devices.into_iter().filter(|d| *d != own_device) {
                 recipients.push(Recipient {
                     user_id: user.id.clone(),
@@ -297,39 +307,36 @@ impl Inner {
         Ok(recipients)
     }
 
-    /// A session is about to begin from `sender_device`: it must be a device that the
-    /// sender's identity lists, or the server made it up. Returns that identity, which the
-    /// session's own (from X3DH) must match.
+    /// The identity that vouches for `sender_device` as one of `sender_user`'s devices: the
+    /// only identity an envelope labelled with that device may be opened under. A device not
+    /// on the cached list sends the list to be fetched again once (it may be new).
     pub(super) async fn verified_sender(
         self: &Rc<Self>,
         sender_user: &str,
         sender_device: &str,
         token: &str,
     ) -> ClientResult<IdentityPublic> {
-        let verified = self.verified_devices(sender_user, token).await?;
-        self.state
-            .borrow_mut()
-            .device_lists
-            .insert(sender_user.to_owned(), verified.clone());
-        match verified {
-            Some(v) if v.devices.iter().any(|d| d == sender_device) => Ok(v.identity),
-            _ => Err(ClientError::new(
-                "unverified_device",
-                "a message came from a device that its user's identity does not list; it was dropped",
-            )),
+        let lists = |v: &Option<VerifiedDevices>| {
+            v.as_ref()
+                .filter(|v| v.devices.iter().any(|d| d == sender_device))
+                .map(|v| v.identity)
+        };
+        if let Some(identity) = lists(&self.devices_of(sender_user, token).await?) {
+            return Ok(identity);
         }
+        self.forget_device_lists(Some(&[sender_user.to_owned()]));
+        lists(&self.devices_of(sender_user, token).await?).ok_or_else(|| {
+            ClientError::new(
+                "unverified_sender",
+                "a message came from a device that its user's identity does not list; it was dropped",
+            )
+        })
     }
 
     /// Tells the page (and the UI) that a contact's identity changed.
     pub(super) fn identity_changed(&self, user_id: &str) {
         let detail = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&detail, &"userId".into(), &user_id.into());
-        {
-            let mut state = self.state.borrow_mut();
-            if !state.changed_identities.iter().any(|u| u == user_id) {
-                state.changed_identities.push(user_id.to_owned());
-            }
-        }
         self.emit("identitychange", detail.into());
         self.render();
     }
@@ -369,7 +376,7 @@ impl Inner {
             }
         };
         let number = self.with_account(|a| Ok(a.safety_number(&user.id, &identity)))?;
-        let changed = self.state.borrow().changed_identities.contains(&user.id);
+        let changed = self.with_account(|a| Ok(a.identity_warnings().any(|u| u == user.id)))?;
         let out = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&out, &"userId".into(), &user.id.as_str().into());
         let _ = js_sys::Reflect::set(&out, &"number".into(), &number.as_str().into());

@@ -11,6 +11,7 @@ use crate::model::{display_name, Message, Status, Thread};
 use crate::util::{clear_timeout, now_millis, random_id, set_timeout};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::protocol::{
     ClientFrame, DeliveredEnvelope, OutgoingEnvelope, ResolveRequest, Resolved, SendReceipt,
     SendRequest, ServerFrame, User, PROTOCOL_VERSION,
@@ -172,45 +173,42 @@ impl Inner {
     async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
         let (token, own) = self.session()?;
         let device_id = self.device_id()?;
-        // A first message from a device: check, before anything is consumed, that its
-        // user's identity lists it (else the server made it up).
-        let starts =
-            self.with_account(|a| Ok(a.starts_session(&env.payload, &env.sender_device)))?;
-        let expected = if starts {
-            Some(
-                self.verified_sender(&env.sender_user, &env.sender_device, &token)
-                    .await?,
-            )
-        } else {
-            None
-        };
-        let opened = self.with_account(|a| {
-            Ok(a.open(
-                &env.payload,
-                &env.sender_user,
-                &env.sender_device,
+        // Whatever the relay's label says, the envelope opens only under the identity that
+        // signs the labelled user's device list, and only if that list names the device.
+        let identity = self
+            .verified_sender(&env.sender_user, &env.sender_device, &token)
+            .await?;
+        let opened = {
+            let mut state = self.state.borrow_mut();
+            let state = &mut *state;
+            let account = state
+                .account
+                .as_mut()
+                .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))?;
+            let threads = &state.threads;
+            let standing =
+                |thread_id: &str, user_id: &str| match threads.iter().find(|t| t.id == thread_id) {
+                    None => Standing::Unknown,
+                    Some(t) if t.member(user_id).is_some() => Standing::Member,
+                    Some(_) => Standing::NotMember,
+                };
+            account.open(
+                &Inbound {
+                    payload: &env.payload,
+                    sender_user: &env.sender_user,
+                    sender_device: &env.sender_device,
+                },
                 &device_id,
-            )?)
-        });
+                &identity,
+                &standing,
+            )
+        };
         let opened = match opened {
             Ok(o) => o,
             // Already read once (an envelope delivered again): nothing to do.
-            Err(e) if e.code == "replay" => return Ok(()),
-            Err(e) => return Err(e),
+            Err(sotto_core::CoreError::Replay) => return Ok(()),
+            Err(e) => return Err(e.into()),
         };
-        if let (Some(expected), Some(got)) = (expected, opened.new_session_identity) {
-            if expected != got {
-                self.with_account(|a| {
-                    a.drop_session(&env.sender_device);
-                    Ok(())
-                })?;
-                self.save_account().await?;
-                return Err(ClientError::new(
-                    "unverified_device",
-                    "a message's identity is not the one that signs its sender's devices; it was dropped",
-                ));
-            }
-        }
         // The session moved on: store it before the envelope is acknowledged.
         self.save_account().await?;
         let Some(body) = opened.body else {
@@ -256,6 +254,10 @@ impl Inner {
                     },
                 )
                 .await?;
+            // A thread is introduced only by one of its own members.
+            if !resolved.users.iter().any(|u| u.id == body.sender_user) {
+                return Err(sotto_core::CoreError::NotMember.into());
+            }
             let mut thread =
                 Thread::new(body.thread_id.clone(), resolved.canonical, resolved.users);
             thread.left = !thread.members.iter().any(|m| m.id == own.id);
@@ -321,7 +323,7 @@ impl Inner {
                 .find(|t| t.id == body.thread_id)
                 .ok_or_else(|| unknown_thread(&body.thread_id))?;
             (
-                body.meta_at > t.meta_at,
+                sotto_core::membership::is_newer(t.meta_at, body.meta_at, now_millis())?,
                 body.distribution != t.distribution,
             )
         };

@@ -39,8 +39,6 @@ struct State {
     device_id: Option<String>,
     /// This device's keys and sessions (see `keys.rs`); saved encrypted after every change.
     account: Option<Account>,
-    /// Contacts whose identity changed while this session ran (flagged in the UI).
-    changed_identities: Vec<String>,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
@@ -769,7 +767,13 @@ impl Inner {
             .open_thread
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
-        let _ = ui.render_thread(open, own_id, &state.changed_identities, &state.new_devices);
+        // Stored in the account, so the warning outlives a reload until it is acknowledged.
+        let changed: Vec<String> = state
+            .account
+            .as_ref()
+            .map(|a| a.identity_warnings().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let _ = ui.render_thread(open, own_id, &changed, &state.new_devices);
         // Saved history shown offline can be read, not written to.
         ui.set_read_only(state.session.is_none());
         ui.set_user(own.map(display_name).unwrap_or(""));
