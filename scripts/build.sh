@@ -14,7 +14,7 @@ cmp -s "$out/web/sotto_wasm_bg.wasm" "$out/classic/sotto_wasm_bg.wasm" || {
   echo "build: the web and classic wasm differ; cannot share one file" >&2
   exit 1
 }
-node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+node_modules/.bin/wasm-opt -Oz -ocimfs 10 --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$out/web/sotto_wasm_bg.wasm" -o "$out/sotto_wasm_bg.opt.wasm"
 node scripts/assemble-pkg.mjs "$out/web" "$out/classic" "$out/sotto_wasm_bg.opt.wasm"

@@ -20,6 +20,7 @@ pub mod keystore;
 pub mod model;
 pub mod options;
 pub mod socket;
+pub mod tab_lock;
 pub mod ui;
 pub mod util;
 

@@ -191,6 +191,7 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
+        self.take_account_lock(&store_key).await?;
         let mut retried = false;
         let registered = loop {
             let stored = self.provision(&session, &store_key).await?;
@@ -266,6 +267,34 @@ impl Inner {
             }
         }
         self.emit("loaded", JsValue::UNDEFINED);
+        Ok(())
+    }
+
+    /// Becomes the one tab that holds this account (`tab_lock.rs`), waiting while another
+    /// tab of this browser holds it. The page gets `tabwaiting` and the tab says why.
+    async fn take_account_lock(self: &Rc<Self>, store_key: &str) -> ClientResult<()> {
+        let name = format!("sotto-account|{store_key}");
+        let lock = match crate::tab_lock::try_acquire(&name).await? {
+            Some(lock) => lock,
+            None => {
+                self.show_notice(Some(
+                    "Sotto is open in another tab of this browser. This tab takes over when that one closes.",
+                ));
+                self.with_ui(|ui| ui.set_status("Open in another tab"));
+                self.emit("tabwaiting", JsValue::UNDEFINED);
+                let epoch = self.state.borrow().epoch;
+                let lock = crate::tab_lock::acquire(&name).await?;
+                if self.destroyed.get() || self.state.borrow().epoch != epoch {
+                    return Err(ClientError::new(
+                        "destroyed",
+                        "this client stopped while waiting for the other tab",
+                    ));
+                }
+                self.show_notice(None);
+                lock
+            }
+        };
+        self.state.borrow_mut().tab_lock = Some(lock);
         Ok(())
     }
 

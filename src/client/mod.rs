@@ -39,6 +39,8 @@ struct State {
     device_id: Option<String>,
     /// This device's keys and sessions (see `keys.rs`); saved encrypted after every change.
     account: Option<Account>,
+    /// Held while this tab is the one that holds the account (released with the session).
+    tab_lock: Option<crate::tab_lock::TabLock>,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
