@@ -282,8 +282,15 @@ impl Inner {
                 ));
                 self.with_ui(|ui| ui.set_status("Open in another tab"));
                 self.emit("tabwaiting", JsValue::UNDEFINED);
-                let epoch = self.state.borrow().epoch;
+                let epoch = {
+                    let mut state = self.state.borrow_mut();
+                    state.waiting_for_tab = true;
+                    state.epoch
+                };
                 let lock = crate::tab_lock::acquire(&name).await?;
+                // The holder may have let go because it cleared the session for every tab:
+                // let its BroadcastChannel message (sent before it let go) arrive first.
+                crate::util::sleep(100.0).await;
                 if self.destroyed.get() || self.state.borrow().epoch != epoch {
                     return Err(ClientError::new(
                         "destroyed",
@@ -294,7 +301,9 @@ impl Inner {
                 lock
             }
         };
-        self.state.borrow_mut().tab_lock = Some(lock);
+        let mut state = self.state.borrow_mut();
+        state.waiting_for_tab = false;
+        state.tab_lock = Some(lock);
         Ok(())
     }
 
@@ -538,7 +547,11 @@ impl Inner {
             }
             if let Some(inner) = weak.upgrade() {
                 spawn_local(async move {
-                    if inner.state.borrow().session.is_some() {
+                    let signed_in = {
+                        let state = inner.state.borrow();
+                        state.session.is_some() || state.waiting_for_tab
+                    };
+                    if signed_in {
                         inner.sign_out_locally();
                     }
                 });

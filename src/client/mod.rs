@@ -41,6 +41,8 @@ struct State {
     account: Option<Account>,
     /// Held while this tab is the one that holds the account (released with the session).
     tab_lock: Option<crate::tab_lock::TabLock>,
+    /// Signed in, and waiting for another tab to let go of the account.
+    waiting_for_tab: bool,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
