@@ -88,13 +88,6 @@ struct Staged {
     group_key: Option<(String, ReceivedSenderKey)>,
 }
 
-fn refuse_sender() -> CoreError {
-    CoreError::Malformed {
-        what: "message",
-        detail: "sender does not match the envelope".into(),
-    }
-}
-
 /// A body is taken only from a member of its thread (or for a thread not yet known).
 fn check_member(threads: &dyn Threads, body: &MessageBody) -> Result<(), CoreError> {
     // Read marks reveal nothing and change nothing but the sender's own mark.
@@ -157,11 +150,7 @@ impl Account {
                     }
                     staged.sender_keys = content.sender_keys;
                     if let Some(b) = content.body {
-                        if b.sender_user != inbound.sender_user
-                            || b.sender_device != inbound.sender_device
-                        {
-                            return Err(refuse_sender());
-                        }
+                        sealing::check_sender(&b, inbound.sender_user, inbound.sender_device)?;
                         sealing::check_body(&b)?;
                         body = Some(b);
                     }

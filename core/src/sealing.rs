@@ -205,6 +205,22 @@ pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
     })
 }
 
+/// Refuses a body whose sender is not the route's (the relay relabelled it, or a sender
+/// wrote someone else's name into it).
+pub fn check_sender(
+    body: &MessageBody,
+    sender_user: &str,
+    sender_device: &str,
+) -> Result<(), CoreError> {
+    if body.sender_user != sender_user || body.sender_device != sender_device {
+        return Err(CoreError::Malformed {
+            what: "message",
+            detail: "sender does not match the envelope".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Parses a decrypted body and checks it against the route the server reported.
 pub fn parse_body(
     bytes: &[u8],
@@ -215,12 +231,7 @@ pub fn parse_body(
         what: "message",
         detail: e.to_string(),
     })?;
-    if body.sender_user != sender_user || body.sender_device != sender_device {
-        return Err(CoreError::Malformed {
-            what: "message",
-            detail: "sender does not match the envelope".into(),
-        });
-    }
+    check_sender(&body, sender_user, sender_device)?;
     if body.text.len() > MAX_TEXT_BYTES {
         return Err(CoreError::Malformed {
             what: "message",

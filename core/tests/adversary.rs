@@ -492,3 +492,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_member_cannot_write_a_body_in_someone_elses_name() {
+    let mut alice = Device::new("alice", "a1");
+    let mut bob = Device::new("bob", "b1");
+    let hello = seal(&mut alice, &mut bob, "t", "hello", false, true);
+    open(&mut bob, &alice, &hello).unwrap();
+    // Alice's own session, authentic, but the body claims to be Carol's.
+    let lie = body("carol", "c1", "t", "carol says hi", Kind::Message);
+    let recipients = [Recipient {
+        user_id: "bob".into(),
+        device_id: "b1".into(),
+    }];
+    let out = alice.account.seal(&lie, "a1", &recipients, false).unwrap();
+    let err = refused(&mut bob, |b| open(b, &alice, &out[0].1));
+    assert_eq!(err.code(), "malformed");
+}
