@@ -114,12 +114,13 @@ class Client extends EventTarget {
     return this.#call('safetyNumber', String(userId));
   }
 
-  /** Approves a `linkrequest` (check its code against the new browser's first). */
+  /** Approves a `linkrequest` (check its code against the new browser's first), or on the
+   * new browser confirms that its `linkcode` matches. */
   linkApprove(id) {
     return this.#answer('linkApprove', String(id));
   }
 
-  /** Declines a `linkrequest`. */
+  /** Declines a `linkrequest`, or stops linking on the new browser. */
   linkDecline(id) {
     return this.#answer('linkDecline', String(id));
   }

@@ -104,8 +104,10 @@ export interface ClientEventMap {
   provisioningdone: CustomEvent<{ method: 'generate' | 'import' | 'backup' }>;
   /** reason: "link_declined", "link_expired", "cancelled", "network", … */
   provisioningerror: CustomEvent<{ reason: string; message: string }>;
-  /** A new browser of this user asks to be linked; compare `code` with the one it shows. */
-  linkrequest: CustomEvent<{ id: string; code: string; expiresAt: number }>;
+  /** A new browser of this user asks to be linked: linkApprove(id) to compare codes with it, linkDecline(id) to refuse. */
+  linkrequest: CustomEvent<{ id: string; expiresAt: number }>;
+  /** On both browsers: the code to compare; linkApprove(id) when they match. */
+  linkcode: CustomEvent<{ id: string; code: string; expiresAt: number }>;
   /** The session ended; call setIdentityToken within identityTokenGraceMs to continue it. */
   identitytokenexpired: CustomEvent<undefined>;
   /** This tab is signed out (clearSession here or in another tab, or the grace window ran out). */

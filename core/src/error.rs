@@ -52,6 +52,9 @@ pub enum CoreError {
     /// A thread change dated further in the future than clocks can disagree.
     #[error("a change dated in the future")]
     FromTheFuture,
+    /// A linking browser's key is not the one it committed to: the relay swapped it.
+    #[error("the new browser's key does not match its commitment")]
+    LinkTampered,
 }
 
 impl CoreError {
@@ -73,6 +76,7 @@ impl CoreError {
             CoreError::NotMember => "not_a_member",
             CoreError::StaleDeviceList => "stale_device_list",
             CoreError::FromTheFuture => "clock_skew",
+            CoreError::LinkTampered => "link_tampered",
         }
     }
 }

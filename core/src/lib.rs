@@ -8,7 +8,7 @@
 //! - [`expr`]: the parser for thread distribution expressions such as `@support - @gary`;
 //! - [`hpke`]: RFC 9180 HPKE base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM;
 //! - [`keys`]: a device's X25519 key pair;
-//! - [`linking`]: the check code that both browsers show when one approves the other;
+//! - [`linking`]: the commit-then-reveal exchange and check code that link a new browser;
 //! - [`attachment`]: files encrypted once under a fresh key, the key sent inside messages;
 //! - [`sealing`]: how one message body becomes one envelope per recipient device;
 //! - [`inbox`]: opening an envelope — every check on what the relay delivered, then one commit;

@@ -194,31 +194,64 @@ pub struct ErrorDetail {
     pub details: Option<serde_json::Value>,
 }
 
-/// `POST /v1/links`: a new browser asks the user's running browsers to approve it.
+/// `POST /v1/links`: a new browser asks the user's running browsers to approve it. It sends
+/// only a commitment to its key (see [`crate::linking`]); the key follows once a running
+/// browser has answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkCreate {
     #[serde(with = "crate::b64")]
-    pub ephemeral_public: Vec<u8>,
+    pub commitment: Vec<u8>,
 }
 
 /// A link request as the server keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkRequest {
     pub id: String,
-    /// The new browser's ephemeral X25519 key; the approval is sealed to it.
+    /// SHA-256 commitment to the new browser's ephemeral key.
     #[serde(with = "crate::b64")]
-    pub ephemeral_public: Vec<u8>,
-    /// `pending`, `approved`, `declined` or `consumed` (the new browser took the approval).
+    pub commitment: Vec<u8>,
+    /// `pending` (waiting for a running browser), `accepted` (one answered with its key),
+    /// `revealed` (the new browser sent its key), `approved`, `declined` or `consumed` (the
+    /// new browser took the approval).
     pub status: String,
     /// Unix seconds; a request lives ten minutes.
     pub expires_at: i64,
-    /// Present once approved: the bundle sealed to `ephemeral_public` (HPKE).
+    /// The answering running browser's ephemeral key, once `accepted`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::option"
+    )]
+    pub running_public: Option<Vec<u8>>,
+    /// The new browser's ephemeral key, once `revealed`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::option"
+    )]
+    pub new_public: Option<Vec<u8>>,
+    /// Present once approved: the bundle, encrypted under the key both browsers derived.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "crate::b64::option"
     )]
     pub sealed: Option<Vec<u8>>,
+}
+
+/// `POST /v1/links/{id}/accept`: a running browser answers with its ephemeral key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkAccept {
+    pub device_id: String,
+    #[serde(with = "crate::b64")]
+    pub ephemeral_public: Vec<u8>,
+}
+
+/// `POST /v1/links/{id}/reveal`: the new browser's key, after the running browser's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkReveal {
+    #[serde(with = "crate::b64")]
+    pub ephemeral_public: Vec<u8>,
 }
 
 /// `POST /v1/links/{id}/approve`: the running browser's sealed bundle.

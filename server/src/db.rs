@@ -106,6 +106,27 @@ CREATE TABLE one_time_prekeys (
     PRIMARY KEY (device_id, key_id)
 );
 "#,
+    r#"
+-- Linking became commit-then-reveal (protocol v3): requests are short-lived, so the old
+-- table's few open ones are dropped rather than converted.
+DROP TABLE link_requests;
+CREATE TABLE link_requests (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    -- The session that asked: only it may reveal its key and take the approval.
+    session_hash BLOB NOT NULL,
+    commitment BLOB NOT NULL,
+    -- The running browser that answered, and its key; only it may approve.
+    running_device TEXT,
+    running_public BLOB,
+    new_public BLOB,
+    status TEXT NOT NULL DEFAULT 'pending',
+    sealed BLOB,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX link_requests_by_user ON link_requests (user_id, status);
+"#,
 ];
 
 #[derive(Clone)]

@@ -129,6 +129,8 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/blobs/{id}", get(routes::blobs::download))
         .route("/v1/links", post(routes::links::create))
         .route("/v1/links/{id}", get(routes::links::get))
+        .route("/v1/links/{id}/accept", post(routes::links::accept))
+        .route("/v1/links/{id}/reveal", post(routes::links::reveal))
         .route(
             "/v1/links/{id}/approve",
             post(routes::links::approve)

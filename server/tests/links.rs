@@ -1,56 +1,104 @@
-//! The device-linking relay over real HTTP and WebSocket: the user's running browser is
-//! shown the request, its approval reaches the new browser once, and wrong, expired or
-//! reused requests get clear errors.
+//! The device-linking relay over real HTTP and WebSocket: commit, answer, reveal, approve,
+//! each once, in order, by the party it belongs to; the two browsers (real `sotto_core`
+//! linking keys) derive one code; wrong, expired, foreign or reused requests get clear errors.
 
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use sotto_core::b64;
+use sotto_core::linking::{NewBrowser, RunningBrowser};
+
+const IDENTITY: [u8; 32] = [0; 32];
+
+async fn new_browser_token(server: &TestServer, user: &str) -> String {
+    server
+        .sign_in(&hs256(json!({ "user": { "id": user } })))
+        .await
+        .0
+}
+
+async fn ask(server: &TestServer, token: &str, new: &NewBrowser) -> String {
+    let (status, request) = server
+        .post(
+            "/v1/links",
+            Some(token),
+            json!({ "commitment": b64::encode(&new.commitment()) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{request}");
+    assert_eq!(request["status"], "pending");
+    assert!(
+        request.get("new_public").is_none(),
+        "no key before the answer"
+    );
+    request["id"].as_str().unwrap().to_owned()
+}
+
+fn code_of(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
 
 #[tokio::test]
-async fn a_request_reaches_the_running_browser_and_its_approval_is_taken_once() {
+async fn both_browsers_derive_one_code_and_the_approval_is_taken_once() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
     let running = server.user_with_device("alice", [1; 32]).await;
     let mut ws = connect(&server, &running).await;
-    // The new browser: same user, no device yet.
-    let (new_token, _) = server
-        .sign_in(&hs256(json!({ "user": { "id": "alice" } })))
-        .await;
-    let ephemeral = [9u8; 32];
-    let (status, request) = server
+    let new_token = new_browser_token(&server, "alice").await;
+    let new = NewBrowser::start(&IDENTITY).unwrap();
+    let id = ask(&server, &new_token, &new).await;
+
+    // The running browser hears of the commitment and answers with its key.
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["id"].as_str()),
+        (Some("link_request"), Some(id.as_str()))
+    );
+    assert_eq!(frame["commitment"], b64::encode(&new.commitment()));
+    let commitment = b64::decode(frame["commitment"].as_str().unwrap()).unwrap();
+    let answering = RunningBrowser::accept(&id, &commitment).unwrap();
+    let accept = json!({ "device_id": running.device_id, "ephemeral_public": b64::encode(&answering.public()) });
+    let (status, body) = server
         .post(
-            "/v1/links",
-            Some(&new_token),
-            json!({ "ephemeral_public": b64::encode(&ephemeral) }),
+            &format!("/v1/links/{id}/accept"),
+            Some(&running.token),
+            accept.clone(),
         )
         .await;
-    assert_eq!(status, 200, "{request}");
-    let id = request["id"].as_str().unwrap().to_owned();
-    assert_eq!(request["status"], "pending");
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&running.token),
+            accept,
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
 
-    let frame = next_frame(&mut ws).await;
-    assert_eq!(frame["type"], "link_request");
-    assert_eq!(frame["id"], id.as_str());
-    assert_eq!(frame["ephemeral_public"], b64::encode(&ephemeral));
-    // Both sides derive the same check code from the key.
-    let shown = b64::decode(frame["ephemeral_public"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        sotto_core::linking::check_code(&[0; 32], &shown),
-        sotto_core::linking::check_code(&[0; 32], &ephemeral)
-    );
-
-    let (_, waiting) = server
+    // The new browser sees the answer and reveals its key, which reaches the answerer.
+    let (_, seen) = server
         .get(&format!("/v1/links/{id}"), Some(&new_token))
         .await;
-    assert_eq!(
-        (waiting["status"].as_str(), waiting.get("sealed")),
-        (Some("pending"), None)
-    );
+    assert_eq!(seen["status"], "accepted");
+    let running_public = b64::decode(seen["running_public"].as_str().unwrap()).unwrap();
+    let revealed = new.reveal(&id, &running_public).unwrap();
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/reveal"),
+            Some(&new_token),
+            json!({ "ephemeral_public": b64::encode(&revealed.new_public) }),
+        )
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("revealed")));
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["status"], "revealed");
+    let new_public = b64::decode(frame["new_public"].as_str().unwrap()).unwrap();
+    let checked = answering.check(&IDENTITY, &new_public).unwrap();
+    assert_eq!(checked.code, revealed.code, "both browsers show one code");
 
-    let approve =
-        json!({ "device_id": running.device_id, "sealed": b64::encode(b"sealed bundle") });
+    let sealed = checked.seal_bundle(b"bundle").unwrap();
+    let approve = json!({ "device_id": running.device_id, "sealed": b64::encode(&sealed) });
     let (status, body) = server
         .post(
             &format!("/v1/links/{id}/approve"),
@@ -66,68 +114,184 @@ async fn a_request_reaches_the_running_browser_and_its_approval_is_taken_once() 
             approve,
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("link_answered"))
-    );
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
 
     let (status, taken) = server
         .get(&format!("/v1/links/{id}"), Some(&new_token))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(taken["sealed"], b64::encode(b"sealed bundle"));
+    let sealed = b64::decode(taken["sealed"].as_str().unwrap()).unwrap();
+    assert_eq!(&revealed.open_bundle(&sealed).unwrap()[..], b"bundle");
     let (status, again) = server
         .get(&format!("/v1/links/{id}"), Some(&new_token))
         .await;
     assert_eq!(
-        (status, again["error"]["code"].as_str()),
+        (status, code_of(&again)),
         (410, Some("link_used")),
         "single use"
     );
 }
 
 #[tokio::test]
-async fn wrong_declined_expired_and_foreign_requests_are_refused() {
+async fn each_step_happens_in_order_and_only_by_its_party() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
-    let alice = server.user_with_device("alice", [1; 32]).await;
-    let bob = server.user_with_device("bob", [2; 32]).await;
-    let (status, body) = server.get("/v1/links/l_nope", Some(&alice.token)).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_link"))
-    );
+    let first = server.user_with_device("alice", [1; 32]).await;
+    let second = server.user_with_device("alice", [2; 32]).await;
+    let mut second_ws = connect(&server, &second).await;
+    let bob = server.user_with_device("bob", [3; 32]).await;
+    let new_token = new_browser_token(&server, "alice").await;
+    let new = NewBrowser::start(&IDENTITY).unwrap();
+    let id = ask(&server, &new_token, &new).await;
+    assert_eq!(next_frame(&mut second_ws).await["status"], "pending");
+    let key = json!({ "ephemeral_public": b64::encode(&[9; 32]) });
+
+    // Nothing to reveal before an answer; nothing to approve before the reveal.
     let (status, body) = server
         .post(
-            "/v1/links",
-            Some(&alice.token),
-            json!({ "ephemeral_public": "AAAA" }),
+            &format!("/v1/links/{id}/reveal"),
+            Some(&new_token),
+            key.clone(),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_key"))
-    );
-
-    let (_, request) = server
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
+    let approve = json!({ "device_id": first.device_id, "sealed": "AQID" });
+    let (status, body) = server
         .post(
-            "/v1/links",
-            Some(&alice.token),
-            json!({ "ephemeral_public": b64::encode(&[3; 32]) }),
+            &format!("/v1/links/{id}/approve"),
+            Some(&first.token),
+            approve.clone(),
         )
         .await;
-    let id = request["id"].as_str().unwrap().to_owned();
-    // Another user can neither see nor answer it.
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
+
+    // Bob can neither see nor answer Alice's request; nor with a device of Alice's.
     let (status, _) = server
         .get(&format!("/v1/links/{id}"), Some(&bob.token))
         .await;
     assert_eq!(status, 404);
-    let forged = json!({ "device_id": bob.device_id, "sealed": "AQID" });
     let (status, _) = server
-        .post(&format!("/v1/links/{id}/approve"), Some(&bob.token), forged)
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&bob.token),
+            json!({ "device_id": bob.device_id, "ephemeral_public": b64::encode(&[9; 32]) }),
+        )
         .await;
     assert_eq!(status, 404);
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&first.token),
+            json!({ "device_id": bob.device_id, "ephemeral_public": b64::encode(&[9; 32]) }),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (403, Some("unknown_device")));
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&first.token),
+            json!({ "device_id": first.device_id, "ephemeral_public": "AAAA" }),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (400, Some("invalid_key")));
 
+    // The first browser answers; the second is told and cannot answer too.
+    let answering = RunningBrowser::accept(&id, &new.commitment()).unwrap();
+    let (status, _) = server
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&first.token),
+            json!({ "device_id": first.device_id, "ephemeral_public": b64::encode(&answering.public()) }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(next_frame(&mut second_ws).await["status"], "accepted");
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/accept"),
+            Some(&second.token),
+            json!({ "device_id": second.device_id, "ephemeral_public": b64::encode(&[9; 32]) }),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
+
+    // Only the asking session sees its request and reveals; the running browsers' own
+    // sessions of the same user are told it does not exist.
+    let (status, _) = server
+        .get(&format!("/v1/links/{id}"), Some(&first.token))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .post(
+            &format!("/v1/links/{id}/reveal"),
+            Some(&second.token),
+            key.clone(),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .post(
+            &format!("/v1/links/{id}/reveal"),
+            Some(&new_token),
+            key.clone(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = server
+        .post(&format!("/v1/links/{id}/reveal"), Some(&new_token), key)
+        .await;
+    assert_eq!(
+        (status, code_of(&body)),
+        (409, Some("link_answered")),
+        "revealed once"
+    );
+    assert!(
+        silent_for(&mut second_ws, 300).await,
+        "the reveal goes to the answerer only"
+    );
+
+    // Only the answering device approves.
+    let (status, body) = server
+        .post(
+            &format!("/v1/links/{id}/approve"),
+            Some(&second.token),
+            json!({ "device_id": second.device_id, "sealed": "AQID" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code_of(&body)),
+        (403, Some("not_the_answering_device"))
+    );
+    let (status, _) = server
+        .post(
+            &format!("/v1/links/{id}/approve"),
+            Some(&first.token),
+            approve,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_declined_and_expired_requests_are_refused() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let mut ws = connect(&server, &alice).await;
+    let (status, body) = server.get("/v1/links/l_nope", Some(&alice.token)).await;
+    assert_eq!((status, code_of(&body)), (404, Some("unknown_link")));
+    let (status, body) = server
+        .post(
+            "/v1/links",
+            Some(&alice.token),
+            json!({ "commitment": "AAAA" }),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (400, Some("bad_payload")));
+
+    let new_token = new_browser_token(&server, "alice").await;
+    let id = ask(&server, &new_token, &NewBrowser::start(&IDENTITY).unwrap()).await;
+    assert_eq!(next_frame(&mut ws).await["status"], "pending");
     let (status, body) = server
         .post(
             &format!("/v1/links/{id}/decline"),
@@ -136,19 +300,26 @@ async fn wrong_declined_expired_and_foreign_requests_are_refused() {
         )
         .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("declined")));
+    // The browsers showing it are told, so their dialogs close.
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(
+        (frame["id"].as_str(), frame["status"].as_str()),
+        (Some(id.as_str()), Some("declined"))
+    );
     let (_, seen) = server
-        .get(&format!("/v1/links/{id}"), Some(&alice.token))
+        .get(&format!("/v1/links/{id}"), Some(&new_token))
         .await;
     assert_eq!(seen["status"], "declined");
-
-    let (_, request) = server
+    let (status, body) = server
         .post(
-            "/v1/links",
+            &format!("/v1/links/{id}/decline"),
             Some(&alice.token),
-            json!({ "ephemeral_public": b64::encode(&[4; 32]) }),
+            json!({}),
         )
         .await;
-    let old = request["id"].as_str().unwrap().to_owned();
+    assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
+
+    let old = ask(&server, &new_token, &NewBrowser::start(&IDENTITY).unwrap()).await;
     rusqlite::Connection::open(&server.db_path)
         .unwrap()
         .execute(
@@ -157,42 +328,63 @@ async fn wrong_declined_expired_and_foreign_requests_are_refused() {
         )
         .unwrap();
     let (status, body) = server
-        .get(&format!("/v1/links/{old}"), Some(&alice.token))
+        .get(&format!("/v1/links/{old}"), Some(&new_token))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (410, Some("link_expired"))
-    );
-    let approve = json!({ "device_id": alice.device_id, "sealed": "AQID" });
+    assert_eq!((status, code_of(&body)), (410, Some("link_expired")));
     let (status, body) = server
         .post(
-            &format!("/v1/links/{old}/approve"),
+            &format!("/v1/links/{old}/accept"),
             Some(&alice.token),
-            approve,
+            json!({ "device_id": alice.device_id, "ephemeral_public": b64::encode(&[9; 32]) }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (410, Some("link_expired"))
-    );
+    assert_eq!((status, code_of(&body)), (410, Some("link_expired")));
 }
 
 #[tokio::test]
-async fn a_browser_that_connects_later_is_shown_the_waiting_request() {
+async fn a_browser_that_connects_later_is_shown_what_waits_for_it() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
     let running = server.user_with_device("alice", [1; 32]).await;
-    let (_, request) = server
+    let other = server.user_with_device("alice", [2; 32]).await;
+    let new_token = new_browser_token(&server, "alice").await;
+    let new = NewBrowser::start(&IDENTITY).unwrap();
+    let id = ask(&server, &new_token, &new).await;
+    {
+        let mut ws = connect(&server, &running).await;
+        let frame = next_frame(&mut ws).await;
+        assert_eq!(
+            (
+                frame["type"].as_str(),
+                frame["id"].as_str(),
+                frame["status"].as_str()
+            ),
+            (Some("link_request"), Some(id.as_str()), Some("pending"))
+        );
+    }
+    let answering = RunningBrowser::accept(&id, &new.commitment()).unwrap();
+    server
         .post(
-            "/v1/links",
+            &format!("/v1/links/{id}/accept"),
             Some(&running.token),
-            json!({ "ephemeral_public": b64::encode(&[5; 32]) }),
+            json!({ "device_id": running.device_id, "ephemeral_public": b64::encode(&answering.public()) }),
         )
         .await;
+    let revealed = new.reveal(&id, &answering.public()).unwrap();
+    server
+        .post(
+            &format!("/v1/links/{id}/reveal"),
+            Some(&new_token),
+            json!({ "ephemeral_public": b64::encode(&revealed.new_public) }),
+        )
+        .await;
+    // The answerer, reconnecting, gets the revealed key; the other browser nothing.
     let mut ws = connect(&server, &running).await;
     let frame = next_frame(&mut ws).await;
     assert_eq!(
-        (frame["type"].as_str(), frame["id"].as_str()),
-        (Some("link_request"), request["id"].as_str())
+        (frame["id"].as_str(), frame["status"].as_str()),
+        (Some(id.as_str()), Some("revealed"))
     );
+    let mut other_ws = connect(&server, &other).await;
+    assert!(silent_for(&mut other_ws, 300).await);
 }

@@ -8,6 +8,7 @@
 mod attachments;
 mod keys;
 mod lifecycle;
+mod linking;
 mod messaging;
 mod offline;
 mod provisioning;
@@ -73,8 +74,10 @@ struct State {
     awaiting_delivery: std::collections::HashMap<i64, (String, String)>,
     /// `delivered` frames that came before the send's receipt did.
     early_deliveries: HashSet<i64>,
-    /// Link requests from new browsers of this user, waiting for an answer here.
-    link_requests: Vec<sotto_core::protocol::LinkRequest>,
+    /// Link requests from new browsers of this user that this browser answered.
+    link_requests: Vec<linking::Answering>,
+    /// Link requests already answered here: a replayed request is not answered again.
+    answered_links: HashSet<String>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
     /// know to stand down.
     epoch: u32,
@@ -103,8 +106,8 @@ struct Inner {
     online: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Resolves the waiting provisioning question with "generate" or "import".
     provisioning_choice: RefCell<Option<js_sys::Function>>,
-    /// The user cancelled a pending import.
-    link_cancelled: std::cell::Cell<bool>,
+    /// This browser's own link request while it asks to be linked.
+    own_link: RefCell<linking::OwnLink>,
     /// The last history write; the next one waits for it (see `save_now`).
     write_chain: RefCell<js_sys::Promise>,
     /// The last account write, likewise (see `save_account`).
@@ -193,7 +196,7 @@ impl ClientCore {
                 channel: RefCell::new(None),
                 online: RefCell::new(None),
                 provisioning_choice: RefCell::new(None),
-                link_cancelled: std::cell::Cell::new(false),
+                own_link: RefCell::default(),
                 write_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
                 account_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
                 restored_identity: RefCell::new(None),
@@ -285,7 +288,8 @@ impl ClientCore {
         promise(async move { inner.safety_number(&user_id).await })
     }
 
-    /// Approves a `linkrequest` from a new browser of this user.
+    /// Approves a `linkrequest` from a new browser of this user or, on the new browser,
+    /// confirms that the `linkcode` it shows matches the other browser's.
     #[wasm_bindgen(js_name = linkApprove)]
     pub fn link_approve(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
@@ -295,7 +299,7 @@ impl ClientCore {
         })
     }
 
-    /// Declines a `linkrequest`.
+    /// Declines a `linkrequest`, or (on the new browser) stops linking.
     #[wasm_bindgen(js_name = linkDecline)]
     pub fn link_decline(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();

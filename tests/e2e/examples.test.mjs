@@ -72,12 +72,14 @@ test("Forsta's authenticated-user tutorial, with provisioning by import, decline
   await second.getByRole('dialog', { name: 'Set up this browser' }).waitFor({ timeout: 15000 });
   assert.equal(await visible(second), 'visible', 'onProvisioningRequired showed the messenger');
   await second.getByRole('button', { name: 'Import from a running client' }).click();
-  const newCode = await second.locator('.dialog .code').textContent();
   const request = first.getByRole('dialog', { name: 'Link a new browser?' });
-  await request.waitFor({ timeout: 10000 });
+  await request.getByRole('button', { name: 'Compare codes' }).click({ timeout: 10000 });
+  await request.locator('.code').waitFor({ timeout: 10000 });
+  const newCode = await second.locator('.dialog .code').textContent({ timeout: 10000 });
   assert.equal(await request.locator('.code').textContent(), newCode, 'both browsers show the same check code');
   await second.screenshot({ path: join(artifacts, 'example-forsta-link-code.png') });
   await first.screenshot({ path: join(artifacts, 'example-forsta-link-approve.png') });
+  await second.getByRole('button', { name: 'They match' }).click();
   await request.getByRole('button', { name: 'Approve' }).click();
   await second.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 15000 });
   assert.deepEqual(second.alerts, ['Provisioning Finished!']);
@@ -88,8 +90,11 @@ test("Forsta's authenticated-user tutorial, with provisioning by import, decline
   // A third browser: the first declines, then the user makes a new key instead.
   const third = await open();
   await third.getByRole('button', { name: 'Import from a running client' }).click();
+  // Both running browsers show the request; when the first declines, the second closes it.
+  await second.getByRole('dialog', { name: 'Link a new browser?' }).waitFor({ timeout: 10000 });
   await first.getByRole('dialog', { name: 'Link a new browser?' }).getByRole('button', { name: 'Decline' }).click();
   await third.locator('.dialog', { hasText: 'declined' }).waitFor({ timeout: 10000 });
+  await second.getByRole('dialog', { name: 'Link a new browser?' }).waitFor({ state: 'hidden', timeout: 10000 });
   assert.deepEqual(third.alerts, ['Provisioning Failed!']);
   await third.getByRole('button', { name: 'Generate a new key' }).click();
   await third.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 15000 });

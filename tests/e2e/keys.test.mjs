@@ -59,11 +59,18 @@ test('a linked browser gets the identity, and every device of both users gets ev
   }
   const alice2 = await openNewBrowserAs(env.server.base, 'alice');
   await alice2.getByRole('button', { name: 'Import from a running client' }).click();
-  const code = await alice2.locator('.dialog .code').textContent();
+  // The running browser asks first; the code appears on both once it has answered.
   const request = alice1.getByRole('dialog', { name: 'Link a new browser?' });
-  await request.waitFor({ timeout: 10000 });
+  await request.getByRole('button', { name: 'Compare codes' }).click({ timeout: 10000 });
+  await request.locator('.code').waitFor({ timeout: 10000 });
+  const code = await alice2.locator('.dialog .code').textContent({ timeout: 10000 });
+  assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}$/);
   assert.equal(await request.locator('.code').textContent(), code);
+  // Approving there is not enough: this browser waits for its own person's word.
   await request.getByRole('button', { name: 'Approve' }).click();
+  await alice2.waitForTimeout(2500);
+  assert.equal(await alice2.getByRole('button', { name: 'They match' }).count(), 1);
+  await alice2.getByRole('button', { name: 'They match' }).click();
   await waitConnected(alice2);
 
   // One identity on both of Alice's browsers: Bob compares one safety number with her.
@@ -105,6 +112,50 @@ test('a linked browser gets the identity, and every device of both users gets ev
   await openDemoAs(carol, env.server.base, 'carol');
   await send(bob, '@alice + @carol', 'to the group');
   for (const p of [alice1, alice2, carol]) await received(p, 'to the group');
+});
+
+test('a relay that swaps the new browser\'s key is caught, and "They differ" stops linking', async (t) => {
+  const server = await startServer();
+  const alice1 = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice1:', alice1.log.join('\n'));
+  });
+  await openDemoAs(alice1, server.base, 'alice');
+  const alice2 = await newPage(env.browser);
+  await alice2.goto(`${server.base}/?as=alice`);
+  await alice2.getByRole('dialog', { name: 'Set up this browser' }).waitFor({ timeout: 15000 });
+  await alice2.evaluate(() => {
+    window.linkCodes = [];
+    window.client.addEventListener('linkcode', (e) => window.linkCodes.push(e.detail));
+  });
+  // The relay (played by rewriting the new browser's request) reveals a key of its own.
+  await alice2.route('**/v1/links/*/reveal', (route) => {
+    const forged = Buffer.alloc(32, 7).toString('base64');
+    route.continue({ postData: JSON.stringify({ ephemeral_public: forged }) });
+  });
+  await alice2.getByRole('button', { name: 'Import from a running client' }).click();
+  await alice1.getByRole('dialog', { name: 'Link a new browser?' }).getByRole('button', { name: 'Compare codes' }).click({ timeout: 10000 });
+  await alice1.locator('.notice', { hasText: 'altered on its way' }).waitFor({ timeout: 15000 });
+  assert.equal(await alice1.getByRole('dialog', { name: 'Link a new browser?' }).count(), 0, 'no code to approve');
+  await alice2.locator('.dialog', { hasText: 'declined' }).waitFor({ timeout: 10000 });
+  await alice2.unroute('**/v1/links/*/reveal');
+
+  // An honest try whose person says the codes differ: both sides stop.
+  await alice2.getByRole('button', { name: 'Import from a running client' }).click();
+  const request = alice1.getByRole('dialog', { name: 'Link a new browser?' });
+  await request.getByRole('button', { name: 'Compare codes' }).click({ timeout: 10000 });
+  await alice2.getByRole('button', { name: 'They differ' }).click({ timeout: 10000 });
+  await alice2.locator('.dialog', { hasText: 'cancelled' }).waitFor({ timeout: 10000 });
+  await request.waitFor({ state: 'hidden', timeout: 10000 });
+  const codes = await alice2.evaluate(() => window.linkCodes);
+  // One code per attempt: the relay's attempt showed one too, which the person would not
+  // have found on the running browser.
+  assert.equal(codes.length, 2);
+  assert.match(codes[1].code, /^[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+  // linkApprove on a finished request is refused.
+  const refused = await alice1.evaluate((id) => window.client.linkApprove(id).then(() => null, (e) => e.code), codes[1].id);
+  assert.equal(refused, 'unknown_link');
+  await server.stop();
 });
 
 test('a key backup restores the identity; a new key is flagged to contacts', async (t) => {

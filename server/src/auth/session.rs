@@ -19,6 +19,8 @@ pub struct AuthUser {
     pub org_id: String,
     pub user: User,
     pub expires_at: i64,
+    /// The SHA-256 of the session token: names this session without holding the token.
+    pub session_hash: Vec<u8>,
 }
 
 fn hash(token: &str) -> Vec<u8> {
@@ -53,10 +55,11 @@ pub fn revoke(conn: &Connection, token: &str) -> rusqlite::Result<()> {
 
 /// The live session that `token` belongs to.
 pub fn lookup(conn: &Connection, token: &str) -> Result<AuthUser, ApiError> {
+    let session_hash = hash(token);
     let row: Option<(String, i64)> = conn
         .query_row(
             "SELECT user_id, expires_at FROM sessions WHERE token_hash = ?1",
-            params![hash(token)],
+            params![session_hash],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -76,6 +79,7 @@ pub fn lookup(conn: &Connection, token: &str) -> Result<AuthUser, ApiError> {
         org_id,
         user,
         expires_at,
+        session_hash,
     })
 }
 

@@ -115,10 +115,10 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     let mut last_sent = 0i64;
     flush(&state, &mut socket, &device_id, &mut last_sent).await?;
     // Link requests made while this device was away.
-    let user_id = who.user.id.clone();
+    let (user_id, device) = (who.user.id.clone(), device_id.clone());
     let waiting = state
         .db
-        .call(move |conn| crate::routes::links::pending_for_user(conn, &user_id))
+        .call(move |conn| crate::routes::links::pending_for_device(conn, &user_id, &device))
         .await
         .map_err(|e| e.message)?;
     for request in waiting {
