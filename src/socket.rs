@@ -131,7 +131,7 @@ fn open(state: &Rc<RefCell<State>>) {
             let Some(text) = e.unchecked_into::<MessageEvent>().data().as_string() else {
                 return;
             };
-            let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
+            let Ok(frame) = ServerFrame::from_json(&text) else {
                 return;
             };
             let (on_frame, on_status) = {

@@ -315,6 +315,85 @@ pub enum ServerFrame {
     },
 }
 
+impl ServerFrame {
+    /// Parses a frame in two passes: its `type`, then that variant's fields alone. The
+    /// wire format is the derived (internally tagged) one; this way costs the wasm client
+    /// far less code than serde's buffering of an internally tagged enum.
+    pub fn from_json(text: &str) -> Result<ServerFrame, serde_json::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct Ready {
+            device_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Delivered {
+            seq: i64,
+        }
+        #[derive(Deserialize)]
+        struct PrekeysLow {
+            remaining: u32,
+        }
+        #[derive(Deserialize)]
+        struct DevicesChanged {
+            user_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Stored {
+            id: u64,
+            receipt: SendReceipt,
+        }
+        #[derive(Deserialize)]
+        struct Refused {
+            id: u64,
+            error: ErrorDetail,
+        }
+        #[derive(Deserialize)]
+        struct Closing {
+            code: String,
+            message: String,
+        }
+        let tag: Tag<'_> = serde_json::from_str(text)?;
+        Ok(match tag.kind.as_ref() {
+            "ready" => {
+                let Ready { device_id } = serde_json::from_str(text)?;
+                ServerFrame::Ready { device_id }
+            }
+            "envelope" => ServerFrame::Envelope(serde_json::from_str(text)?),
+            "delivered" => {
+                let Delivered { seq } = serde_json::from_str(text)?;
+                ServerFrame::Delivered { seq }
+            }
+            "link_request" => ServerFrame::LinkRequest(serde_json::from_str(text)?),
+            "prekeys_low" => {
+                let PrekeysLow { remaining } = serde_json::from_str(text)?;
+                ServerFrame::PrekeysLow { remaining }
+            }
+            "devices_changed" => {
+                let DevicesChanged { user_id } = serde_json::from_str(text)?;
+                ServerFrame::DevicesChanged { user_id }
+            }
+            "stored" => {
+                let Stored { id, receipt } = serde_json::from_str(text)?;
+                ServerFrame::Stored { id, receipt }
+            }
+            "refused" => {
+                let Refused { id, error } = serde_json::from_str(text)?;
+                ServerFrame::Refused { id, error }
+            }
+            "error" => {
+                let Closing { code, message } = serde_json::from_str(text)?;
+                ServerFrame::Error { code, message }
+            }
+            other => return Err(serde_json::Error::custom(format!("unknown frame {other}"))),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveredEnvelope {
     /// Per-server sequence number; acknowledge it with [`ClientFrame::Ack`].
@@ -349,6 +428,66 @@ mod tests {
         );
         let back: ServerFrame = serde_json::from_str(&json).unwrap();
         assert!(matches!(back, ServerFrame::Envelope(d) if d.payload == [1, 2, 3]));
+    }
+
+    #[test]
+    fn two_pass_parsing_reads_what_the_derived_form_writes() {
+        let frames = [
+            ServerFrame::Ready {
+                device_id: "d".into(),
+            },
+            ServerFrame::Envelope(DeliveredEnvelope {
+                seq: 1,
+                sender_user: "u".into(),
+                sender_device: "d".into(),
+                accepted_at: 5,
+                payload: vec![1, 2, 3],
+            }),
+            ServerFrame::Delivered { seq: 9 },
+            ServerFrame::LinkRequest(LinkRequest {
+                id: "l".into(),
+                commitment: vec![1; 32],
+                status: "revealed".into(),
+                expires_at: 3,
+                running_public: Some(vec![2; 32]),
+                new_public: Some(vec![3; 32]),
+                sealed: None,
+            }),
+            ServerFrame::PrekeysLow { remaining: 4 },
+            ServerFrame::DevicesChanged {
+                user_id: "u".into(),
+            },
+            ServerFrame::Stored {
+                id: 2,
+                receipt: SendReceipt {
+                    stored: 2,
+                    accepted_at: 1,
+                    seqs: vec![4, 5],
+                },
+            },
+            ServerFrame::Refused {
+                id: 3,
+                error: ErrorDetail {
+                    code: "c".into(),
+                    message: "m".into(),
+                    position: None,
+                    details: None,
+                },
+            },
+            ServerFrame::Error {
+                code: "c".into(),
+                message: "m".into(),
+            },
+        ];
+        for frame in frames {
+            let json = serde_json::to_string(&frame).unwrap();
+            let derived: ServerFrame = serde_json::from_str(&json).unwrap();
+            let two_pass = ServerFrame::from_json(&json).unwrap();
+            assert_eq!(format!("{derived:?}"), format!("{two_pass:?}"), "{json}");
+        }
+        assert!(ServerFrame::from_json(r#"{"type":"nope"}"#).is_err());
+        assert!(ServerFrame::from_json(r#"{"type":"delivered"}"#).is_err());
+        assert!(ServerFrame::from_json("[]").is_err());
     }
 
     #[test]
