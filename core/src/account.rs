@@ -22,9 +22,13 @@ use std::collections::BTreeMap;
 
 /// A signed prekey is replaced after a week; the previous one is kept for messages in flight.
 pub const SIGNED_PREKEY_MAX_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
-/// One-time prekeys uploaded at a time, and the most a device keeps.
+/// One-time prekeys uploaded at a time; the server holds at most 200 per device.
 pub const ONE_TIME_PREKEY_BATCH: usize = 100;
-pub const MAX_ONE_TIME_PREKEYS: usize = 200;
+/// One-time prekey secrets a device keeps. A secret goes when its prekey is used; the server
+/// holds at most 200 and hands out the oldest first, so it only ever holds the newest 200.
+/// Any secret beyond the newest 1,000 was handed out at least 800 claims ago and never
+/// used (a claimer that never wrote): only those are dropped, oldest first.
+pub const MAX_ONE_TIME_PREKEYS: usize = 1_000;
 /// Sender keys kept per sender device and thread (older ones are for messages in flight).
 const RECEIVED_KEYS_PER_THREAD: usize = 3;
 pub(crate) const X3DH_HEADER_LEN: usize = 105;
@@ -211,7 +215,8 @@ impl Account {
         id
     }
 
-    /// Makes `count` one-time prekeys and returns their public halves for the server.
+    /// Makes `count` one-time prekeys and returns their public halves for the server. No
+    /// secret the server may still hand out is dropped (see [`MAX_ONE_TIME_PREKEYS`]).
     pub fn generate_one_time_prekeys(
         &mut self,
         count: usize,
@@ -290,6 +295,25 @@ impl Account {
         self.received_sender_keys.remove(device_id);
         self.own_sender_keys
             .retain(|_, key| !key.distributed_to.iter().any(|d| d == device_id));
+    }
+
+    /// The device could not open what this device sent it (a retry request): start over
+    /// with it, as Signal's retry receipts do. The current session is set aside (kept with
+    /// the previous ones, for what the device still sends on it), so the next send claims a
+    /// fresh bundle; and the device counts as lacking this device's sender keys, so the
+    /// next group message hands them to it again.
+    pub fn restart_session(&mut self, device_id: &str) {
+        if let Some(old) = self.sessions.remove(device_id) {
+            let previous = self
+                .previous_sessions
+                .entry(device_id.to_owned())
+                .or_default();
+            previous.insert(0, old);
+            previous.truncate(PREVIOUS_SESSIONS);
+        }
+        for key in self.own_sender_keys.values_mut() {
+            key.distributed_to.retain(|d| d != device_id);
+        }
     }
 
     /// Rotates this device's sender key for `thread_id`: the next group message uses a new

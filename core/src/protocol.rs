@@ -270,9 +270,31 @@ pub enum ClientFrame {
     Auth { token: String, device_id: String },
     /// The envelope is safely handled on the device: the server may delete it.
     Ack { seq: i64 },
+    /// The envelope could not be opened (no session, a lost key, a broken chain): the
+    /// server deletes it, does not report it delivered, and queues a [`retry_request`] for
+    /// the device that sent it, which sends the message again on a fresh session.
+    Retry { seq: i64 },
     /// The same as `POST /v1/envelopes`, on the open socket (a browser's `fetch` costs
     /// milliseconds): answered by `stored` or `refused` with the same `id`.
     Send { id: u64, request: SendRequest },
+}
+
+/// How a retry request's payload starts. Only the server makes these (it refuses client
+/// envelopes that start so), from a recipient's [`ClientFrame::Retry`]; they carry no
+/// secret, like Signal's plaintext decryption-error messages.
+pub const RETRY_REQUEST_PREFIX: &[u8] = b"\0sotto-retry\0";
+
+/// The payload asking a sender to send its envelope `seq` again.
+pub fn retry_request(seq: i64) -> Vec<u8> {
+    let mut out = RETRY_REQUEST_PREFIX.to_vec();
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// The envelope a retry request names, if `payload` is one.
+pub fn parse_retry_request(payload: &[u8]) -> Option<i64> {
+    let rest = payload.strip_prefix(RETRY_REQUEST_PREFIX)?;
+    Some(i64::from_be_bytes(rest.try_into().ok()?))
 }
 
 /// Frames from the server on the delivery WebSocket.
@@ -488,6 +510,17 @@ mod tests {
         assert!(ServerFrame::from_json(r#"{"type":"nope"}"#).is_err());
         assert!(ServerFrame::from_json(r#"{"type":"delivered"}"#).is_err());
         assert!(ServerFrame::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn retry_requests_round_trip_and_nothing_else_parses_as_one() {
+        assert_eq!(parse_retry_request(&retry_request(42)), Some(42));
+        assert_eq!(parse_retry_request(&retry_request(-1)), Some(-1));
+        assert_eq!(parse_retry_request(RETRY_REQUEST_PREFIX), None);
+        assert_eq!(parse_retry_request(&[1, 2, 3]), None);
+        let mut long = retry_request(1);
+        long.push(0);
+        assert_eq!(parse_retry_request(&long), None);
     }
 
     #[test]

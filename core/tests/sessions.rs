@@ -542,3 +542,69 @@ fn two_devices_that_start_sessions_with_each_other_at_once_still_read_everything
     assert_eq!(read(&mut a, &b, &m2).unwrap(), "crossed b");
     assert_eq!(read(&mut b, &a, &m1).unwrap(), "crossed a");
 }
+
+#[test]
+fn after_a_retry_request_the_resend_opens_on_a_fresh_session() {
+    let mut a = device("alice", "a1", None);
+    let mut b = device("bob", "b1", None);
+    let first = send(&mut a, &mut [&mut b], "t", "first", false);
+    assert_eq!(read(&mut b, &a, &first).unwrap(), "first");
+    // Bob loses his state (say, a restore from an older copy): Alice's next message on the
+    // old session does not open.
+    let mut b_lost = device("bob", "b1", None);
+    let second = send(&mut a, &mut [&mut b_lost], "t", "second", false);
+    assert!(read(&mut b_lost, &a, &second).is_err());
+    // Bob asks again; Alice starts over with a fresh bundle and the resend opens.
+    a.account.restart_session("b1");
+    assert!(!a.account.has_session("b1"));
+    let again = send(&mut a, &mut [&mut b_lost], "t", "second", false);
+    assert_eq!(read(&mut b_lost, &a, &again).unwrap(), "second");
+    // And the conversation carries on both ways.
+    let answer = send(&mut b_lost, &mut [&mut a], "t", "answer", false);
+    assert_eq!(read(&mut a, &b_lost, &answer).unwrap(), "answer");
+}
+
+#[test]
+fn a_device_that_lacks_a_sender_key_gets_it_with_the_resend() {
+    let mut a = device("alice", "a1", None);
+    let mut b = device("bob", "b1", None);
+    let mut c = device("carol", "c1", None);
+    let first = send(&mut a, &mut [&mut b, &mut c], "g", "hello all", true);
+    assert_eq!(read(&mut b, &a, &first).unwrap(), "hello all");
+    // Carol never processed the first envelope (dropped): the next group message is a
+    // group part alone, which she cannot read.
+    let second = send(&mut a, &mut [&mut b, &mut c], "g", "second", true);
+    // (A group part alone needs a session with its sender, which she never set up.)
+    let err = read(&mut c, &a, &second).unwrap_err();
+    assert!(matches!(err, CoreError::Unverified(_)), "{err:?}");
+    // Her retry request makes Alice hand the key to her again with the resend.
+    a.account.restart_session("c1");
+    let resend = send(&mut a, &mut [&mut c], "g", "second", true);
+    assert_eq!(read(&mut c, &a, &resend).unwrap(), "second");
+    // Bob was not disturbed: the next message reaches both.
+    let third = send(&mut a, &mut [&mut b, &mut c], "g", "third", true);
+    assert_eq!(read(&mut b, &a, &third).unwrap(), "third");
+    assert_eq!(read(&mut c, &a, &third).unwrap(), "third");
+}
+
+#[test]
+fn a_one_time_prekey_handed_out_long_ago_still_opens_its_first_message() {
+    let mut a = device("alice", "a1", None);
+    let mut b = device("bob", "b1", None);
+    // The server handed out Bob's oldest prekey to Alice; Bob then topped up many times
+    // (as other people claimed the rest) before Alice's first message arrived.
+    let oldest = b.account.generate_one_time_prekeys(100).unwrap()[0];
+    for _ in 0..7 {
+        b.account.generate_one_time_prekeys(100).unwrap();
+    }
+    let bundle = PreKeyBundle {
+        device_id: "b1".into(),
+        identity: b.account.identity_public(),
+        signed_prekey: b.account.signed_prekey(),
+        one_time_prekey: Some(oldest),
+    };
+    let identity = b.account.identity_public();
+    a.account.start_session(&bundle, &identity).unwrap();
+    let first = send(&mut a, &mut [&mut b], "t", "late first message", false);
+    assert_eq!(read(&mut b, &a, &first).unwrap(), "late first message");
+}

@@ -195,6 +195,72 @@ async fn the_sender_is_told_when_a_recipient_device_acknowledges() {
 }
 
 #[tokio::test]
+async fn an_envelope_that_does_not_open_is_asked_for_again_and_never_reported_delivered() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    let (_, receipt) = send(&server, &alice, &[&bob], "hello").await;
+    let seq = receipt["seqs"][0].as_i64().unwrap();
+    let mut bob_ws = connect(&server, &bob).await;
+    assert_eq!(next_frame(&mut bob_ws).await["seq"].as_i64(), Some(seq));
+    retry(&mut bob_ws, seq).await;
+    // Alice gets a retry request from Bob's device — not "delivered".
+    let frame = next_frame(&mut alice_ws).await;
+    assert_eq!(frame["type"], "envelope", "{frame}");
+    assert_eq!(
+        (
+            frame["sender_user"].as_str(),
+            frame["sender_device"].as_str()
+        ),
+        (Some(bob.user_id.as_str()), Some(bob.device_id.as_str()))
+    );
+    let request = b64::decode(frame["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sotto_core::protocol::parse_retry_request(&request),
+        Some(seq)
+    );
+    assert_eq!(
+        server.queued(),
+        1,
+        "Bob's copy is gone; the request waits for Alice"
+    );
+    // A retry request is never answered with another one; acking it empties the queue.
+    let retry_seq = frame["seq"].as_i64().unwrap();
+    retry(&mut alice_ws, retry_seq).await;
+    assert!(silent_for(&mut bob_ws, 300).await);
+    assert!(
+        silent_for(&mut alice_ws, 100).await,
+        "no delivered for a retry"
+    );
+    assert_eq!(server.queued(), 0);
+    // Only the server makes retry requests: a client's envelope that looks like one is refused.
+    let forged = sotto_core::protocol::retry_request(1);
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&bob.token),
+            json!({
+                "sender_device": bob.device_id,
+                "recipients": [alice.user_id],
+                "envelopes": [{ "device_id": alice.device_id, "payload": b64::encode(&forged) }],
+            }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_payload"))
+    );
+    // Asking again for an envelope that is not yours does nothing.
+    let (_, receipt) = send(&server, &alice, &[&bob], "second").await;
+    let second = receipt["seqs"][0].as_i64().unwrap();
+    retry(&mut alice_ws, second).await;
+    assert_eq!(next_frame(&mut bob_ws).await["seq"].as_i64(), Some(second));
+    assert!(silent_for(&mut alice_ws, 200).await);
+}
+
+#[tokio::test]
 async fn concurrent_sends_are_all_stored_once_and_delivered_in_order() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;

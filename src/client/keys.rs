@@ -11,6 +11,9 @@ use crate::error::{ClientError, ClientResult};
 use crate::keystore;
 use crate::util::now_millis;
 use sotto_core::account::{Account, Recipient, ONE_TIME_PREKEY_BATCH};
+
+/// One-time prekeys the server holds per device at most (its `MAX_ONE_TIME_PREKEYS`).
+const SERVER_PREKEY_CAPACITY: usize = 200;
 use sotto_core::identity::{DeviceList, IdentityPublic};
 use sotto_core::prekeys::PreKeyBundle;
 use sotto_core::protocol::{
@@ -164,12 +167,27 @@ impl Inner {
         ))
     }
 
-    /// Tops up this device's one-time prekeys after the server said they run low.
-    pub(super) async fn replenish_prekeys(self: &Rc<Self>) -> ClientResult<()> {
+    /// Tops up this device's one-time prekeys after the server said `remaining` are left.
+    /// One top-up runs at a time: the server says "low" after every claim, and overlapping
+    /// uploads would overfill its store (and be refused) while their secrets pile up here.
+    pub(super) async fn replenish_prekeys(self: &Rc<Self>, remaining: u32) -> ClientResult<()> {
+        if self.replenishing.replace(true) {
+            return Ok(());
+        }
+        let result = self.upload_prekeys(remaining).await;
+        self.replenishing.set(false);
+        result
+    }
+
+    async fn upload_prekeys(self: &Rc<Self>, remaining: u32) -> ClientResult<()> {
         let (token, _) = self.session()?;
         let device_id = self.device_id()?;
-        let keys =
-            self.with_account(|a| Ok(a.generate_one_time_prekeys(ONE_TIME_PREKEY_BATCH)?))?;
+        let room = SERVER_PREKEY_CAPACITY.saturating_sub(remaining as usize);
+        let count = ONE_TIME_PREKEY_BATCH.min(room);
+        if count == 0 {
+            return Ok(());
+        }
+        let keys = self.with_account(|a| Ok(a.generate_one_time_prekeys(count)?))?;
         self.save_account().await?;
         let _: PrekeyCount = crate::http::post(
             &self.options.url,
@@ -251,11 +269,15 @@ impl Inner {
         members: &[User],
         own: &User,
         token: &str,
+        only: Option<&Recipient>,
     ) -> ClientResult<Vec<Recipient>> {
         let own_device = self.device_id()?;
         let mut users: Vec<&User> = members.iter().collect();
         if !users.iter().any(|u| u.id == own.id) {
             users.push(own);
+        }
+        if let Some(only) = only {
+            users.retain(|u| u.id == only.user_id);
         }
         let mut recipients = Vec::new();
         let mut identities = Vec::new();
@@ -266,7 +288,8 @@ impl Inner {
             // A contact verified by safety number whose key has since changed: not until
             // the person verifies the new one.
             self.with_account(|a| Ok(a.may_send_to(&user.id)?))?;
-            for d in v.devices.into_iter().filter(|d| *d != own_device) {
+            let wanted = |d: &String| *d != own_device && only.is_none_or(|o| o.device_id == *d);
+            for d in v.devices.into_iter().filter(wanted) {
                 recipients.push(Recipient {
                     user_id: user.id.clone(),
                     device_id: d,

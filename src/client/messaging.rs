@@ -3,6 +3,7 @@
 //! disappearing messages and read marks.
 
 use super::attachments::OutgoingFile;
+use super::retries::Awaiting;
 use super::{to_js, unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
 use crate::history;
@@ -11,10 +12,11 @@ use crate::model::{display_name, Message, Status, Thread};
 use crate::util::{clear_timeout, now_millis, random_id, set_timeout};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sotto_core::account::Recipient;
 use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::protocol::{
-    ClientFrame, DeliveredEnvelope, OutgoingEnvelope, ResolveRequest, Resolved, SendReceipt,
-    SendRequest, ServerFrame, User, PROTOCOL_VERSION,
+    parse_retry_request, ClientFrame, DeliveredEnvelope, OutgoingEnvelope, ResolveRequest,
+    Resolved, SendReceipt, SendRequest, ServerFrame, User, PROTOCOL_VERSION,
 };
 use sotto_core::sealing::{Kind, MessageBody, MAX_TEXT_BYTES};
 use std::cell::RefCell;
@@ -92,10 +94,10 @@ impl Inner {
             }
             ServerFrame::LinkRequest(request) => self.on_link_request(request),
             ServerFrame::Delivered { seq } => self.on_delivered(seq),
-            ServerFrame::PrekeysLow { .. } => {
+            ServerFrame::PrekeysLow { remaining } => {
                 let inner = self.clone();
                 spawn_local(async move {
-                    if let Err(e) = inner.replenish_prekeys().await {
+                    if let Err(e) = inner.replenish_prekeys(remaining).await {
                         inner.emit_error(&e);
                     }
                 });
@@ -133,6 +135,7 @@ impl Inner {
             };
             let Some(env) = next else { return };
             let seq = env.seq;
+            let mut answer = ClientFrame::Ack { seq };
             match self.receive(env).await {
                 Ok(()) => {}
                 // A passing failure (network, session): leave the envelope queued on the
@@ -146,12 +149,17 @@ impl Inner {
                     self.emit_error(&e);
                     continue;
                 }
-                // Anything else can never succeed (it does not decrypt, or is malformed):
-                // report it and let the server drop it.
-                Err(e) => self.emit_error(&e),
+                // Anything else can never succeed as it is: report it; the server drops it,
+                // and if a fresh session could mend it, asks the sender to send it again.
+                Err(e) => {
+                    if super::retries::asks_again(&e) {
+                        answer = ClientFrame::Retry { seq };
+                    }
+                    self.emit_error(&e);
+                }
             }
             if let Some(d) = self.state.borrow().delivery.as_ref() {
-                d.send(&ClientFrame::Ack { seq });
+                d.send(&answer);
             }
         }
     }
@@ -171,6 +179,9 @@ impl Inner {
     }
 
     async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
+        if let Some(seq) = parse_retry_request(&env.payload) {
+            return self.on_retry_request(&env, seq).await;
+        }
         let (token, own) = self.session()?;
         let device_id = self.device_id()?;
         // Whatever the relay's label says, the envelope opens only under the identity that
@@ -690,6 +701,16 @@ impl Inner {
         body: &MessageBody,
         members: &[User],
     ) -> ClientResult<()> {
+        self.deliver_to(body, members, None).await
+    }
+
+    /// [`Inner::deliver`], or to the one device `only` of those members (a resend).
+    pub(super) async fn deliver_to(
+        self: &Rc<Self>,
+        body: &MessageBody,
+        members: &[User],
+        only: Option<&Recipient>,
+    ) -> ClientResult<()> {
         let (token, own) = self.session()?;
         let device_id = self.device_id()?;
         let alone = members.iter().all(|m| m.id == own.id);
@@ -700,11 +721,15 @@ impl Inner {
             recipient_users.push(own.id.clone());
         }
         let mut attempt = 0;
-        let (receipt, to_others) = loop {
+        let (receipt, to_others, sent_to) = loop {
             attempt += 1;
-            let recipients = self.recipients_for(members, &own, &token).await?;
+            let mut recipients = self.recipients_for(members, &own, &token, only).await?;
+            if let Some(only) = only {
+                recipients.retain(|r| r.device_id == only.device_id && r.user_id == only.user_id);
+            }
             let to_others: Vec<bool> = recipients.iter().map(|r| r.user_id != own.id).collect();
-            if body.kind == Kind::Message && !to_others.contains(&true) && !alone {
+            if body.kind == Kind::Message && !to_others.contains(&true) && !alone && only.is_none()
+            {
                 return Err(ClientError::new(
                     "no_recipient_devices",
                     "no one else in this thread has opened Sotto yet, so there is no device to send to",
@@ -736,7 +761,7 @@ impl Inner {
                         })?;
                         self.save_account().await?;
                     }
-                    break (receipt, to_others);
+                    break (receipt, to_others, recipients);
                 }
                 // A recipient linked or removed a device meanwhile: fetch the lists again.
                 Err(e) if e.code == "devices_changed" && attempt < 3 => {
@@ -752,15 +777,22 @@ impl Inner {
                 if state.awaiting_delivery.len() > 10_000 {
                     state.awaiting_delivery.clear();
                 }
-                for (seq, _) in receipt
+                for ((seq, recipient), _) in receipt
                     .seqs
                     .iter()
+                    .zip(&sent_to)
                     .zip(&to_others)
                     .filter(|(_, other)| **other)
                 {
-                    state
-                        .awaiting_delivery
-                        .insert(*seq, (body.thread_id.clone(), body.message_id.clone()));
+                    state.awaiting_delivery.insert(
+                        *seq,
+                        Awaiting {
+                            thread_id: body.thread_id.clone(),
+                            message_id: body.message_id.clone(),
+                            user_id: recipient.user_id.clone(),
+                            device_id: recipient.device_id.clone(),
+                        },
+                    );
                 }
                 receipt
                     .seqs
@@ -859,7 +891,12 @@ impl Inner {
     fn on_delivered(self: &Rc<Self>, seq: i64) {
         let thread_id = {
             let mut state = self.state.borrow_mut();
-            let Some((thread_id, message_id)) = state.awaiting_delivery.remove(&seq) else {
+            let Some(Awaiting {
+                thread_id,
+                message_id,
+                ..
+            }) = state.awaiting_delivery.remove(&seq)
+            else {
                 if state.early_deliveries.len() < 1_000 {
                     state.early_deliveries.insert(seq);
                 }

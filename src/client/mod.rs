@@ -12,6 +12,7 @@ mod linking;
 mod messaging;
 mod offline;
 mod provisioning;
+mod retries;
 mod threads;
 
 use crate::error::{ClientError, ClientResult};
@@ -71,7 +72,9 @@ struct State {
     sweep_timer: Option<i32>,
     /// Envelopes sent to other users' devices, by sequence number: the message each
     /// carries, marked delivered when the server says it arrived.
-    awaiting_delivery: std::collections::HashMap<i64, (String, String)>,
+    awaiting_delivery: std::collections::HashMap<i64, retries::Awaiting>,
+    /// (message, device) pairs already sent again after a retry request: once only.
+    resent: HashSet<(String, String)>,
     /// `delivered` frames that came before the send's receipt did.
     early_deliveries: HashSet<i64>,
     /// Link requests from new browsers of this user that this browser answered.
@@ -106,6 +109,8 @@ struct Inner {
     online: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Resolves the waiting provisioning question with "generate" or "import".
     provisioning_choice: RefCell<Option<js_sys::Function>>,
+    /// A one-time prekey top-up is running (one at a time).
+    replenishing: std::cell::Cell<bool>,
     /// This browser's own link request while it asks to be linked.
     own_link: RefCell<linking::OwnLink>,
     /// The last history write; the next one waits for it (see `save_now`).
@@ -197,6 +202,7 @@ impl ClientCore {
                 online: RefCell::new(None),
                 provisioning_choice: RefCell::new(None),
                 own_link: RefCell::default(),
+                replenishing: std::cell::Cell::new(false),
                 write_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
                 account_chain: RefCell::new(js_sys::Promise::resolve(&JsValue::UNDEFINED)),
                 restored_identity: RefCell::new(None),

@@ -4,7 +4,9 @@ use crate::db::now_millis;
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
-use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope};
+use sotto_core::protocol::{
+    parse_retry_request, retry_request, DeliveredEnvelope, OutgoingEnvelope,
+};
 
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
@@ -107,4 +109,43 @@ pub fn acknowledge(
         |r| r.get(0),
     )
     .optional()
+}
+
+/// Deletes envelope `seq`, which `device_id` could not open, and queues a retry request
+/// for the device that sent it (labelled with the asking device, as the sender of any
+/// envelope is). Returns that device, to be woken. A retry request is never answered with
+/// another, so two devices cannot keep asking each other.
+pub fn ask_again(
+    conn: &Connection,
+    user_id: &str,
+    device_id: &str,
+    seq: i64,
+) -> rusqlite::Result<Option<String>> {
+    let deleted: Option<(String, Vec<u8>)> = conn
+        .query_row(
+            "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2 RETURNING sender_device, payload",
+            params![seq, device_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((sender, payload)) = deleted else {
+        return Ok(None);
+    };
+    if parse_retry_request(&payload).is_some() {
+        return Ok(None);
+    }
+    let sender_exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
+        params![sender],
+        |r| r.get(0),
+    )?;
+    if !sender_exists {
+        return Ok(None);
+    }
+    conn.execute(
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![sender, user_id, device_id, now_millis(), retry_request(seq)],
+    )?;
+    Ok(Some(sender))
 }

@@ -157,6 +157,9 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                         let device = device_id.clone();
                         state.writer.ack(device, seq);
                     }
+                    Ok(ClientFrame::Retry { seq }) => {
+                        state.writer.retry(who.user.id.clone(), device_id.clone(), seq);
+                    }
                     Ok(ClientFrame::Send { id, request }) => {
                         let frame = if request.sender_device != device_id {
                             let e = ApiError::forbidden("unknown_device", "send from the device this socket signed in as");
@@ -169,7 +172,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                         };
                         send(&mut socket, &frame).await?;
                     }
-                    _ => return refuse(&mut socket, "bad_frame", "expected an ack or a send frame").await,
+                    _ => return refuse(&mut socket, "bad_frame", "expected an ack, retry or send frame").await,
                 },
                 Some(Ok(Message::Binary(_))) => return refuse(&mut socket, "bad_frame", "frames are JSON text").await,
                 Some(Ok(_)) => {}

@@ -31,6 +31,11 @@ enum Job {
         device_id: String,
         seq: i64,
     },
+    Retry {
+        user_id: String,
+        device_id: String,
+        seq: i64,
+    },
 }
 
 #[derive(Clone)]
@@ -75,6 +80,17 @@ impl Writer {
     pub fn ack(&self, device_id: String, seq: i64) {
         let _ = self.jobs.send(Job::Ack { device_id, seq });
     }
+
+    /// `device_id` (of `user_id`) could not open envelope `seq`: deletes it like an ack,
+    /// but instead of "delivered" its sender gets a retry request, queued durably like any
+    /// envelope, so it sends the message again on a fresh session.
+    pub fn retry(&self, user_id: String, device_id: String, seq: i64) {
+        let _ = self.jobs.send(Job::Retry {
+            user_id,
+            device_id,
+            seq,
+        });
+    }
 }
 
 async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Job>) {
@@ -86,12 +102,12 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
                 Err(_) => break,
             }
         }
-        let (replies, delivered) = db
+        let (replies, (delivered, woken)) = db
             .call(move |conn| Ok::<_, ApiError>(write(conn, batch)))
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e.message, "queue batch failed");
-                (Vec::new(), Vec::new())
+                (Vec::new(), (Vec::new(), Vec::new()))
             });
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -99,15 +115,22 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
         for (sender_device, seq) in delivered {
             registry.push(&sender_device, &ServerFrame::Delivered { seq });
         }
+        for device in woken {
+            registry.wake(&device);
+        }
     }
 }
 
 type Replies = Vec<(oneshot::Sender<Stored>, Stored)>;
 
+/// Who to tell once a batch is committed: (sender device, seq) delivered, devices to wake.
+type Notices = (Vec<(String, i64)>, Vec<String>);
+
 /// Runs a batch in one transaction. If the commit itself fails, every send in it fails.
-fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Vec<(String, i64)>) {
+fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Notices) {
     let mut replies = Vec::new();
     let mut delivered = Vec::new();
+    let mut woken = Vec::new();
     let committed = (|| -> Result<(), rusqlite::Error> {
         let mut tx = conn.transaction()?;
         for job in batch {
@@ -132,6 +155,15 @@ fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Vec<(Str
                         delivered.push((sender, seq));
                     }
                 }
+                Job::Retry {
+                    user_id,
+                    device_id,
+                    seq,
+                } => {
+                    if let Some(sender) = queue::ask_again(&tx, &user_id, &device_id, seq)? {
+                        woken.push(sender);
+                    }
+                }
             }
         }
         tx.commit()
@@ -139,9 +171,10 @@ fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Vec<(Str
     if let Err(e) = committed {
         tracing::error!(error = %e, "queue commit failed");
         delivered.clear();
+        woken.clear();
         for (_, result) in replies.iter_mut() {
             *result = Err(ApiError::internal("the queue could not be written"));
         }
     }
-    (replies, delivered)
+    (replies, (delivered, woken))
 }

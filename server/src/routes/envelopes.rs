@@ -9,7 +9,7 @@ use crate::routes::keys::current_devices;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
-use sotto_core::protocol::{DevicesChanged, SendReceipt, SendRequest};
+use sotto_core::protocol::{DevicesChanged, SendReceipt, SendRequest, RETRY_REQUEST_PREFIX};
 use std::collections::BTreeSet;
 
 /// Recipient devices one send may address.
@@ -63,6 +63,17 @@ pub async fn store(
                 "the envelope for {:?} is empty or over {MAX_PAYLOAD} bytes",
                 e.device_id
             ),
+        ));
+    }
+    // Retry requests come from the server alone (see `delivery::writer`), never a client.
+    if req
+        .envelopes
+        .iter()
+        .any(|e| e.payload.starts_with(RETRY_REQUEST_PREFIX))
+    {
+        return Err(ApiError::bad_request(
+            "bad_payload",
+            "an envelope may not look like a retry request",
         ));
     }
     let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();

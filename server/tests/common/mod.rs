@@ -379,6 +379,15 @@ pub async fn ack(ws: &mut Ws, seq: i64) {
     .unwrap();
 }
 
+/// Tells the server this device could not open envelope `seq`.
+pub async fn retry(ws: &mut Ws, seq: i64) {
+    ws.send(Message::Text(
+        json!({"type": "retry", "seq": seq}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
 pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sotto.db");

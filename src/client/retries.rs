@@ -1,0 +1,113 @@
+//! Retry receipts, as Signal has them. A device that cannot open an envelope (its session
+//! or a sender key is lost, a chain broke) answers `retry` instead of `ack`: the server
+//! drops the envelope, does not report it delivered, and queues a retry request for its
+//! sender. The sender, if it sent that envelope to that very device, starts over with it
+//! (`Account::restart_session`: a fresh bundle, its sender keys handed out again) and sends
+//! the message once more — to that device only, and once per message and device, so two
+//! devices that cannot understand each other do not loop.
+
+use super::Inner;
+use crate::error::{ClientError, ClientResult};
+use sotto_core::account::Recipient;
+use sotto_core::protocol::DeliveredEnvelope;
+use sotto_core::sealing::MessageBody;
+use std::rc::Rc;
+
+/// One envelope of a sent message, until its device acknowledges it.
+#[derive(Clone)]
+pub(super) struct Awaiting {
+    pub thread_id: String,
+    pub message_id: String,
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// Whether a failure to open an envelope is worth a retry request: what a fresh session
+/// or a resent sender key can mend. Forgeries a retry cannot help (a non-member, a replay,
+/// a bad signature) are simply dropped.
+pub(super) fn asks_again(error: &ClientError) -> bool {
+    matches!(
+        error.code.as_str(),
+        "decrypt_failed" | "no_session" | "too_many_skipped" | "unverified_sender"
+    )
+}
+
+impl Inner {
+    /// A retry request from `env`'s device for this device's envelope `seq`.
+    pub(super) async fn on_retry_request(
+        self: &Rc<Self>,
+        env: &DeliveredEnvelope,
+        seq: i64,
+    ) -> ClientResult<()> {
+        let awaiting = self
+            .state
+            .borrow_mut()
+            .awaiting_delivery
+            .remove(&seq)
+            .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device);
+        // Whatever it was (an envelope from before a reload, say), what this device sends
+        // that device next starts on a fresh session.
+        self.with_account(|a| {
+            a.restart_session(&env.sender_device);
+            Ok(())
+        })?;
+        self.save_account().await?;
+        let Some(awaiting) = awaiting else {
+            return Ok(());
+        };
+        let first_time = self
+            .state
+            .borrow_mut()
+            .resent
+            .insert((awaiting.message_id.clone(), awaiting.device_id.clone()));
+        if !first_time {
+            return Ok(());
+        }
+        let Some((body, members)) = self.body_to_resend(&awaiting)? else {
+            return Ok(());
+        };
+        let only = Recipient {
+            user_id: awaiting.user_id,
+            device_id: awaiting.device_id,
+        };
+        self.deliver_to(&body, &members, Some(&only)).await
+    }
+
+    /// The sent message again, as it was, if its thread still has that user in it.
+    fn body_to_resend(
+        &self,
+        awaiting: &Awaiting,
+    ) -> ClientResult<Option<(MessageBody, Vec<sotto_core::protocol::User>)>> {
+        let (message, members) = {
+            let state = self.state.borrow();
+            let Some(thread) = state.threads.iter().find(|t| t.id == awaiting.thread_id) else {
+                return Ok(None);
+            };
+            if thread.left
+                || thread.member(&awaiting.user_id).is_none() && !is_own(&state, awaiting)
+            {
+                return Ok(None);
+            }
+            let Some(m) = thread.messages.iter().find(|m| m.id == awaiting.message_id) else {
+                return Ok(None);
+            };
+            (m.clone(), thread.members.clone())
+        };
+        let body = MessageBody {
+            message_id: message.id,
+            sent_at: message.sent_at,
+            html: message.html,
+            attrs: message.attrs,
+            attachments: message.attachments,
+            ..self.body_for(&awaiting.thread_id, message.text)?
+        };
+        Ok(Some((body, members)))
+    }
+}
+
+fn is_own(state: &super::State, awaiting: &Awaiting) -> bool {
+    state
+        .session
+        .as_ref()
+        .is_some_and(|s| s.user.id == awaiting.user_id)
+}
