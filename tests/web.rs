@@ -320,3 +320,63 @@ async fn an_unreachable_server_rejects_start_with_network() {
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("network"));
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The wasm build uses RustCrypto's compact software backends (`.cargo/config.toml`): they
+/// must give the published answers, here in the browser where they run.
+#[wasm_bindgen_test]
+fn the_compact_sha2_backend_gives_the_fips_180_answers() {
+    use sha2::{Digest, Sha256, Sha512};
+    assert_eq!(
+        Sha256::digest(b"abc").to_vec(),
+        unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
+    assert_eq!(
+        Sha256::digest(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").to_vec(),
+        unhex("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    );
+    assert_eq!(
+        Sha512::digest(b"abc").to_vec(),
+        unhex("ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f")
+    );
+}
+
+#[wasm_bindgen_test]
+fn the_compact_aes_backend_gives_the_rfc_9180_answers() {
+    use sotto_core::hpke::kem::derive_key_pair;
+    use sotto_core::hpke::{RecipientContext, SenderContext};
+    let all: serde_json::Value = serde_json::from_str(include_str!(
+        "../core/tests/vectors/rfc9180-base-x25519-sha256.json"
+    ))
+    .unwrap();
+    let v = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["aead_id"] == 2)
+        .unwrap();
+    let field = |k: &str| unhex(v[k].as_str().unwrap());
+    let sk_r = derive_key_pair(&field("ikmR")).unwrap();
+    let sk_e = derive_key_pair(&field("ikmE")).unwrap();
+    let pk_r = x25519_dalek::PublicKey::from(&sk_r);
+    let (enc, mut sender) =
+        SenderContext::<aes_gcm::Aes256Gcm>::setup_base_with(&pk_r, sk_e, &field("info")).unwrap();
+    assert_eq!(enc.to_vec(), field("enc"));
+    let mut recipient =
+        RecipientContext::<aes_gcm::Aes256Gcm>::setup_base(&enc, &sk_r, &field("info")).unwrap();
+    for e in v["encryptions"].as_array().unwrap() {
+        let (aad, pt, ct) = (
+            unhex(e["aad"].as_str().unwrap()),
+            unhex(e["pt"].as_str().unwrap()),
+            unhex(e["ct"].as_str().unwrap()),
+        );
+        assert_eq!(sender.seal(&aad, &pt).unwrap(), ct);
+        assert_eq!(recipient.open(&aad, &ct).unwrap(), pt);
+    }
+}
