@@ -114,6 +114,16 @@ class Client extends EventTarget {
     return this.#call('safetyNumber', String(userId));
   }
 
+  /** The person compared safety numbers with `userId` and they matched. */
+  markVerified(userId) {
+    return this.#call('markVerified', String(userId));
+  }
+
+  /** The person saw that `userId`'s key changed: the warning goes. */
+  acknowledgeIdentityChange(userId) {
+    return this.#call('acknowledgeIdentityChange', String(userId));
+  }
+
   /** Approves a `linkrequest` (check its code against the new browser's first), or on the
    * new browser confirms that its `linkcode` matches. */
   linkApprove(id) {

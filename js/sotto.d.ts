@@ -131,8 +131,10 @@ export interface SafetyNumber {
   userId: string;
   /** 60 digits in twelve groups of five, the same on both sides. */
   number: string;
-  /** The contact's identity changed during this session. */
+  /** The contact's identity changed and the person has not acknowledged it yet. */
   changed: boolean;
+  /** The person verified this identity (markVerified) and it has not changed since. */
+  verified: boolean;
 }
 
 export class Client extends EventTarget {
@@ -145,6 +147,9 @@ export class Client extends EventTarget {
   /** Passphrase of at least 8 characters; PBKDF2-SHA256 (600,000 rounds) + AES-256-GCM. */
   keyBackupExport(passphrase: string): Promise<string>;
   safetyNumber(userId: string): Promise<SafetyNumber>;
+  /** Rejects with code "no_identity" when no key is known for the user yet. */
+  markVerified(userId: string): Promise<void>;
+  acknowledgeIdentityChange(userId: string): Promise<void>;
   linkApprove(id: string): Promise<void>;
   linkDecline(id: string): Promise<void>;
   clearSession(): Promise<void>;

@@ -22,7 +22,7 @@ use sotto_core::protocol::{
 use sotto_core::trust::IdentityCheck;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// A user's devices as their identity vouches for them.
 #[derive(Clone)]
@@ -398,13 +398,51 @@ impl Inner {
                     .identity
             }
         };
-        let number = self.with_account(|a| Ok(a.safety_number(&user.id, &identity)))?;
-        let changed = self.with_account(|a| Ok(a.identity_warnings().any(|u| u == user.id)))?;
+        let (number, changed, verified) = self.with_account(|a| {
+            Ok((
+                a.safety_number(&user.id, &identity),
+                a.identity_warnings().any(|u| u == user.id),
+                a.is_verified(&user.id),
+            ))
+        })?;
         let out = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&out, &"userId".into(), &user.id.as_str().into());
         let _ = js_sys::Reflect::set(&out, &"number".into(), &number.as_str().into());
         let _ = js_sys::Reflect::set(&out, &"changed".into(), &changed.into());
+        let _ = js_sys::Reflect::set(&out, &"verified".into(), &verified.into());
         Ok(out.into())
+    }
+
+    /// `markVerified(userId)`: the person compared safety numbers with `user_id` and they
+    /// matched. The identity is pinned as verified (a later change then blocks sending to
+    /// them until verified again) and any warning about it is settled.
+    pub(super) async fn mark_verified(self: &Rc<Self>, user_id: &str) -> ClientResult<()> {
+        self.with_account(|a| {
+            a.mark_verified(user_id).map_err(|_| {
+                ClientError::new(
+                    "no_identity",
+                    "no key is known for this user yet: look at their safety number first",
+                )
+            })
+        })?;
+        self.save_account().await?;
+        self.render();
+        Ok(())
+    }
+
+    /// `acknowledgeIdentityChange(userId)`: the person saw that `user_id`'s key changed.
+    /// The warning goes; a contact they had verified still waits for `markVerified`.
+    pub(super) async fn acknowledge_identity_change(
+        self: &Rc<Self>,
+        user_id: &str,
+    ) -> ClientResult<()> {
+        self.with_account(|a| {
+            a.acknowledge_identity_change(user_id);
+            Ok(())
+        })?;
+        self.save_account().await?;
+        self.render();
+        Ok(())
     }
 
     /// `keyBackupExport(passphrase)`: the identity, encrypted under the passphrase.
@@ -455,16 +493,24 @@ impl Inner {
         let mut lines: Vec<String> = vec![
             "Compare these numbers with each person, in person or on a call. If they match, no one can read along.".into(),
         ];
+        // Those with a number to compare, and those whose key changed.
+        let (mut comparable, mut changed) = (Vec::new(), Vec::new());
         for m in members.iter().filter(|m| m.id != own.id) {
             let number = self.safety_number(&m.id).await;
             let name = crate::model::display_name(m);
+            let field = |n: &JsValue, k: &str| js_sys::Reflect::get(n, &k.into()).ok();
             lines.push(match number {
                 Ok(n) => {
-                    let digits = js_sys::Reflect::get(&n, &"number".into())
-                        .ok()
+                    let digits = field(&n, "number")
                         .and_then(|v| v.as_string())
                         .unwrap_or_default();
-                    format!("{name}: {digits}")
+                    let verified = field(&n, "verified").is_some_and(|v| v.is_truthy());
+                    if field(&n, "changed").is_some_and(|v| v.is_truthy()) {
+                        changed.push(m.id.clone());
+                    }
+                    comparable.push(m.id.clone());
+                    let mark = if verified { " (verified)" } else { "" };
+                    format!("{name}{mark}: {digits}")
                 }
                 Err(e) => format!("{name}: {}", e.message),
             });
@@ -472,6 +518,15 @@ impl Inner {
         if lines.len() == 1 {
             lines.push("There is nobody else in this thread.".into());
         }
+        let mut buttons = Vec::new();
+        if !comparable.is_empty() {
+            buttons.push(("verify", "They match: mark verified"));
+        }
+        if !changed.is_empty() {
+            lines.push("A key changed: compare the new number before you trust it, or dismiss the warning.".into());
+            buttons.push(("dismiss", "Dismiss warning"));
+        }
+        buttons.push(("close", "Done"));
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         self.show_dialog(
             &DialogContent {
@@ -479,9 +534,29 @@ impl Inner {
                 lines: &refs,
                 code: None,
                 fields: &[],
-                buttons: &[("close", "Done")],
+                buttons: &buttons,
             },
-            |inner, _| inner.with_ui(|ui| ui.dialog.hide()),
+            move |inner, action| {
+                inner.with_ui(|ui| ui.dialog.hide());
+                let users = match action {
+                    "verify" => comparable.clone(),
+                    "dismiss" => changed.clone(),
+                    _ => return,
+                };
+                let verify = action == "verify";
+                spawn_local(async move {
+                    for user in users {
+                        let done = if verify {
+                            inner.mark_verified(&user).await
+                        } else {
+                            inner.acknowledge_identity_change(&user).await
+                        };
+                        if let Err(e) = done {
+                            inner.show_notice(Some(&e.message));
+                        }
+                    }
+                });
+            },
         );
         Ok(())
     }

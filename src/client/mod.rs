@@ -294,6 +294,26 @@ impl ClientCore {
         promise(async move { inner.safety_number(&user_id).await })
     }
 
+    /// The person compared safety numbers with `userId` and they matched.
+    #[wasm_bindgen(js_name = markVerified)]
+    pub fn mark_verified(&self, user_id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.mark_verified(&user_id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The person saw that `userId`'s key changed: the warning goes.
+    #[wasm_bindgen(js_name = acknowledgeIdentityChange)]
+    pub fn acknowledge_identity_change(&self, user_id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.acknowledge_identity_change(&user_id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Approves a `linkrequest` from a new browser of this user or, on the new browser,
     /// confirms that the `linkcode` it shows matches the other browser's.
     #[wasm_bindgen(js_name = linkApprove)]

@@ -232,3 +232,55 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   await bob.screenshot({ path: join(artifacts, 'keys-identity-changed.png') });
   assert.equal(await bob.locator('.dialog', { hasText: after.number }).count(), 1);
 });
+
+test('a verified contact whose key changes is not written to until verified again', async (t) => {
+  const server = await startServer();
+  const alice1 = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice1:', alice1.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice1, server.base, 'alice');
+  await openDemoAs(bob, server.base, 'bob');
+  await send(bob, '@alice', 'hello');
+  await received(alice1, 'hello');
+  const aliceId = await userId(bob, 'alice');
+
+  // Bob compares numbers with Alice and marks her verified, from the Verify dialog.
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
+  const numbers = bob.getByRole('dialog', { name: 'Safety numbers' });
+  await numbers.getByRole('button', { name: 'They match: mark verified' }).click();
+  await bob.waitForFunction((id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId);
+
+  // Alice's next browser makes a new key: Bob may not write to her until he verifies it.
+  const alice2 = await openNewBrowserAs(server.base, 'alice');
+  await alice2.getByRole('button', { name: 'Generate a new key' }).click();
+  await waitConnected(alice2);
+  const refused = await bob.evaluate(async () => {
+    const id = await window.client.threadEnsure('@alice');
+    return window.client.threadSendMessage(id, 'to an unverified key').then(() => null, (e) => e.code);
+  });
+  assert.equal(refused, 'unverified_sender');
+  // The warning survives a reload; dismissing it is not enough for a verified contact.
+  await bob.reload();
+  await waitConnected(bob);
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bob.locator('.warn', { hasText: 'security key' }).waitFor();
+  const changed = await safety(bob, aliceId);
+  assert.deepEqual([changed.changed, changed.verified], [true, false]);
+  await bob.evaluate((id) => window.client.acknowledgeIdentityChange(id), aliceId);
+  await bob.locator('.warn', { hasText: 'security key' }).waitFor({ state: 'hidden' });
+  const still = await bob.evaluate(async () => {
+    const id = await window.client.threadEnsure('@alice');
+    return window.client.threadSendMessage(id, 'still not').then(() => null, (e) => e.code);
+  });
+  assert.equal(still, 'unverified_sender');
+  // Verifying the new number lets Bob write again.
+  await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
+  await bob.getByRole('dialog', { name: 'Safety numbers' }).getByRole('button', { name: 'They match: mark verified' }).click();
+  await bob.waitForFunction((id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId);
+  await send(bob, '@alice', 'to the verified new key');
+  await received(alice2, 'to the verified new key');
+  assert.equal(await bob.evaluate(() => window.client.markVerified('nobody').catch((e) => e.code)), 'no_identity');
+});
