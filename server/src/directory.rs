@@ -226,6 +226,31 @@ pub fn add_group(
     Ok(())
 }
 
+/// Makes a named group exactly `members` (the configuration is its source of truth: a tag
+/// taken out of the file leaves the group at the next start). Returns whether it changed.
+pub fn set_group(
+    conn: &Connection,
+    org: &str,
+    name: &str,
+    members: &[String],
+) -> Result<bool, ApiError> {
+    let before = group_member_tags(conn, org, name)?;
+    conn.execute(
+        "DELETE FROM group_members WHERE org_id = ?1 AND tag = ?2",
+        params![org, name],
+    )?;
+    add_group(conn, org, name, members)?;
+    Ok(before != group_member_tags(conn, org, name)?)
+}
+
+fn group_member_tags(conn: &Connection, org: &str, name: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_tag FROM group_members WHERE org_id = ?1 AND tag = ?2 ORDER BY member_tag",
+    )?;
+    let tags = stmt.query_map(params![org, name], |r| r.get(0))?;
+    tags.collect()
+}
+
 /// The users a tag stands for: the user with that tag, or the members of that group who
 /// have signed in; `None` when the tag is unknown.
 fn tag_members(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<Option<Vec<User>>> {

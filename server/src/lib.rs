@@ -74,7 +74,11 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
             )?;
         }
         for (org, g) in &groups {
-            directory::add_group(conn, org, &g.name.to_ascii_lowercase(), &g.members)?;
+            let name = g.name.to_ascii_lowercase();
+            if directory::set_group(conn, org, &name, &g.members)? {
+                // Clients re-resolve the threads that name a group each time they connect.
+                tracing::info!(org, group = %name, "group membership changed");
+            }
         }
         Ok::<_, ApiError>(())
     })

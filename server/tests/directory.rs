@@ -247,3 +247,24 @@ async fn the_client_package_may_be_loaded_by_any_site() {
         .unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn a_member_taken_out_of_the_configuration_leaves_the_group_at_the_next_start() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    for u in ["bob", "gary", "sue"] {
+        server
+            .sign_in(&hs256(json!({ "user": { "id": u } })))
+            .await;
+    }
+    server.stop().await;
+    let mut changed = config(&db);
+    changed.orgs[0].groups[0].members = vec!["bob".into(), "sue".into()];
+    let server = TestServer::start(changed).await;
+    let (token, _) = server
+        .sign_in(&hs256(json!({ "user": { "id": "bob" } })))
+        .await;
+    let (status, body) = resolve(&server, &token, "@support").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tags(&body), ["bob", "sue"], "gary is no longer in @support");
+}
