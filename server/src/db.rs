@@ -127,6 +127,13 @@ CREATE TABLE link_requests (
 );
 CREATE INDEX link_requests_by_user ON link_requests (user_id, status);
 "#,
+    r#"
+-- Whether a user's email came from a sign-in token that vouches for it. Only such an email
+-- finds a user at an email-only sign-in; a visitor's self-declared one never does. Emails
+-- of non-visitors so far all came from tokens.
+ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET email_verified = 1 WHERE ephemeral = 0 AND email IS NOT NULL;
+"#,
 ];
 
 #[derive(Clone)]

@@ -112,7 +112,9 @@ fn tag_taken(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<bool> 
 }
 
 /// Creates a user. The tag comes from the first of `tag_seed`, the email's local part and
-/// the name.
+/// the name. `email_verified` says the email came from a sign-in token that vouches for it
+/// (a visitor's own email never does): only such an email finds the user at a sign-in.
+#[allow(clippy::too_many_arguments)]
 pub fn create_user(
     conn: &Connection,
     org: &str,
@@ -120,6 +122,7 @@ pub fn create_user(
     email: Option<&str>,
     name: Option<&str>,
     ephemeral: bool,
+    email_verified: bool,
     tag_seed: Option<&str>,
 ) -> rusqlite::Result<User> {
     let seed = tag_seed
@@ -134,8 +137,8 @@ pub fn create_user(
         ephemeral,
     };
     conn.execute(
-        "INSERT INTO users (id, org_id, external_id, email, name, tag, ephemeral, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO users (id, org_id, external_id, email, name, tag, ephemeral, email_verified, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             user.id,
             org,
@@ -144,6 +147,7 @@ pub fn create_user(
             user.name,
             user.tag,
             ephemeral,
+            email_verified && !ephemeral && email.is_some(),
             now_secs()
         ],
     )?;
@@ -161,28 +165,51 @@ pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User
                 "no user with this id in the org",
             )
         }),
-        Identity::ExistingEmail(email) => find_by(conn, org, "email", email)?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "user_not_found",
-                "no user with this email in the org",
+        // Only an email a sign-in token vouched for names a user, never one a visitor typed:
+        // otherwise whoever registers a new hire's address first would receive their messages.
+        Identity::ExistingEmail(email) => conn
+            .query_row(
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND email = ?2
+                     AND ephemeral = 0 AND email_verified = 1 ORDER BY created_at LIMIT 1"
+                ),
+                params![org, email],
+                user_from_row,
             )
-        }),
+            .optional()?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "user_not_found",
+                    "no user with this email in the org",
+                )
+            }),
         Identity::Upsert {
             external_id,
             email,
             name,
+            email_verified,
         } => {
             if let Some(mut user) = find_by(conn, org, "external_id", external_id)? {
                 // Keep the directory current with what the site says of its user.
                 if (email.is_some() && email != &user.email)
                     || (name.is_some() && name != &user.name)
                 {
+                    let verified = if email.is_some() {
+                        *email_verified
+                    } else {
+                        // The email stays; so does whether it was vouched for.
+                        conn.query_row(
+                            "SELECT email_verified FROM users WHERE id = ?1",
+                            params![user.id],
+                            |r| r.get(0),
+                        )?
+                    };
                     user.email = email.clone().or(user.email);
                     user.name = name.clone().or(user.name);
                     conn.execute(
-                        "UPDATE users SET email = ?1, name = ?2 WHERE id = ?3",
-                        params![user.email, user.name, user.id],
+                        "UPDATE users SET email = ?1, name = ?2, email_verified = ?3 WHERE id = ?4",
+                        params![user.email, user.name, verified, user.id],
                     )?;
                 }
                 return Ok(user);
@@ -194,6 +221,7 @@ pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User
                 email.as_deref(),
                 name.as_deref(),
                 false,
+                *email_verified,
                 Some(external_id),
             )?)
         }

@@ -242,3 +242,98 @@ async fn malformed_requests_get_json_errors() {
         (404, Some("not_found"))
     );
 }
+
+/// Posts a JWT sign-in and returns (status, error code or user id).
+async fn jwt_outcome(server: &TestServer, jwt: &str) -> (u16, String) {
+    let (status, body) = server
+        .post("/v1/auth/jwt", None, json!({ "jwt": jwt }))
+        .await;
+    let what = body["error"]["code"]
+        .as_str()
+        .or(body["user"]["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    (status, what)
+}
+
+#[tokio::test]
+async fn a_visitor_cannot_capture_an_account_by_its_email() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    // The visitor registers the new hire's address first.
+    let (status, visitor) = server
+        .post(
+            "/v1/auth/ephemeral",
+            None,
+            json!({ "token": EPHEMERAL, "email": "newhire@acme.test", "name": "New Hire" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{visitor}");
+    // An email-only sign-in does not land in the visitor's account...
+    let by_email = hs256(json!({ "email": "newhire@acme.test" }));
+    assert_eq!(
+        jwt_outcome(&server, &by_email).await,
+        (401, "user_not_found".into())
+    );
+    // ...and once the site has signed the real person in, it names them, not the visitor.
+    let (_, real) = server
+        .sign_in(&hs256(
+            json!({ "user": { "id": "hire-1", "email": "newhire@acme.test", "name": "New Hire" } }),
+        ))
+        .await;
+    let (status, who) = jwt_outcome(&server, &by_email).await;
+    assert_eq!((status, who.as_str()), (200, real.as_str()));
+    assert_ne!(who, visitor["user"]["id"].as_str().unwrap());
+    // A token that says its email is unverified names nobody by it.
+    let unverified = hs256(json!({ "email": "newhire@acme.test", "email_verified": false }));
+    assert_eq!(
+        jwt_outcome(&server, &unverified).await,
+        (401, "token_email_unverified".into())
+    );
+    // And an unverified email set through an upsert is not used to find the user later.
+    server
+        .sign_in(&hs256(
+            json!({ "user": { "id": "x-1", "email": "x@acme.test", "email_verified": false } }),
+        ))
+        .await;
+    assert_eq!(
+        jwt_outcome(&server, &hs256(json!({ "email": "x@acme.test" }))).await,
+        (401, "user_not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn a_configured_audience_issuer_and_org_are_required() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let before = server.user_count();
+    for (claims, code) in [
+        (json!({ "sub": "a", "aud": null }), "token_missing_claim"),
+        (json!({ "sub": "a", "iss": null }), "token_missing_claim"),
+    ] {
+        assert_eq!(
+            jwt_outcome(&server, &hs256(claims.clone())).await,
+            (401, code.into()),
+            "{claims}"
+        );
+    }
+    // A token made for another org, presented to this one.
+    let (status, body) = server
+        .post(
+            "/v1/auth/jwt",
+            None,
+            json!({ "jwt": hs256(json!({ "sub": "a", "org": "other" })), "org": "acme" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_wrong_org"))
+    );
+    assert_eq!(
+        server.user_count(),
+        before,
+        "a refused token creates nobody"
+    );
+    let (status, _) = jwt_outcome(&server, &hs256(json!({ "sub": "a", "org": "acme" }))).await;
+    assert_eq!(status, 200, "the token's own org is fine");
+}

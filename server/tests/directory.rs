@@ -253,9 +253,7 @@ async fn a_member_taken_out_of_the_configuration_leaves_the_group_at_the_next_st
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
     for u in ["bob", "gary", "sue"] {
-        server
-            .sign_in(&hs256(json!({ "user": { "id": u } })))
-            .await;
+        server.sign_in(&hs256(json!({ "user": { "id": u } }))).await;
     }
     server.stop().await;
     let mut changed = config(&db);

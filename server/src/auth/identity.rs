@@ -14,6 +14,9 @@ pub enum Identity {
         external_id: String,
         email: Option<String>,
         name: Option<String>,
+        /// False only when the token says `email_verified: false`: the email is then kept
+        /// as contact information and never used to find the user.
+        email_verified: bool,
     },
     /// An existing user by external id.
     ExistingId(String),
@@ -38,6 +41,15 @@ fn text(v: Option<&Value>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether a token vouches for its email: unless it says `email_verified: false` (in the
+/// user object or at the top level, as OpenID Connect puts it).
+fn email_verified(claims: &Claims, user: Option<&serde_json::Map<String, Value>>) -> bool {
+    let flag = user
+        .and_then(|u| u.get("email_verified"))
+        .or_else(|| claims.get("email_verified"));
+    flag != Some(&Value::Bool(false))
+}
+
 impl Identity {
     pub fn from_claims(claims: &Claims) -> Result<Identity, ApiError> {
         let identity = if let Some(user) = claims.get("user") {
@@ -51,16 +63,24 @@ impl Identity {
                 external_id,
                 email: text(obj.get("email")),
                 name: text(obj.get("name")),
+                email_verified: email_verified(claims, Some(obj)),
             }
         } else if let Some(id) = claims.get("id").and_then(string_or_number) {
             Identity::ExistingId(id)
         } else if let Some(email) = text(claims.get("email")) {
+            if !email_verified(claims, None) {
+                return Err(ApiError::unauthorized(
+                    "token_email_unverified",
+                    "the token says its email is not verified, so it cannot name a user",
+                ));
+            }
             Identity::ExistingEmail(email)
         } else if let Some(sub) = text(claims.get("sub")) {
             Identity::Upsert {
                 external_id: sub,
                 email: None,
                 name: text(claims.get("name")),
+                email_verified: false,
             }
         } else {
             return Err(ApiError::bad_request(
@@ -78,6 +98,7 @@ impl Identity {
                 external_id,
                 email,
                 name,
+                ..
             } => [
                 Some(external_id.as_str()),
                 email.as_deref(),
@@ -122,6 +143,7 @@ mod tests {
             Identity::Upsert {
                 external_id: "u1".into(),
                 email: Some("a@b".into()),
+                email_verified: true,
                 name: None
             }
         );
@@ -130,8 +152,24 @@ mod tests {
             Identity::Upsert {
                 external_id: "s1".into(),
                 email: None,
-                name: Some("S".into())
+                name: Some("S".into()),
+                email_verified: false,
             }
+        );
+        // A token may say its email is not verified: then it is contact information only.
+        let unverified = id(json!({"user": {"id": "u1", "email": "a@b", "email_verified": false}}));
+        assert!(matches!(
+            unverified,
+            Ok(Identity::Upsert {
+                email_verified: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            id(json!({"email": "a@b", "email_verified": false}))
+                .unwrap_err()
+                .code,
+            "token_email_unverified"
         );
         assert_eq!(id(json!({"exp": 1})).unwrap_err().code, "token_no_identity");
         assert_eq!(

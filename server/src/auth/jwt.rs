@@ -172,7 +172,17 @@ impl OrgAuth {
         v.leeway = self.leeway.min(60);
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp"]);
+        // A configured audience or issuer is required, not only checked when present (RFC
+        // 8725 3.9/3.10): otherwise any other token the site signs with this key, for
+        // another service and without the claim, would sign people in here.
+        let mut required = vec!["exp"];
+        if !self.audience.is_empty() {
+            required.push("aud");
+        }
+        if self.issuer.is_some() {
+            required.push("iss");
+        }
+        v.set_required_spec_claims(&required);
         if self.audience.is_empty() {
             v.validate_aud = false;
         } else {
@@ -200,6 +210,26 @@ impl OrgAuth {
                 "token_missing_claim",
                 "the token has no exp claim",
             ));
+        }
+        for (claim, wanted) in [
+            ("aud", !self.audience.is_empty()),
+            ("iss", self.issuer.is_some()),
+        ] {
+            if wanted && !claims.contains_key(claim) {
+                return Err(ApiError::unauthorized(
+                    "token_missing_claim",
+                    format!("the token has no {claim} claim"),
+                ));
+            }
+        }
+        // A token made for one org signs in to that org only.
+        if let Some(org) = claims.get("org") {
+            if org.as_str() != Some(self.id.as_str()) {
+                return Err(ApiError::unauthorized(
+                    "token_wrong_org",
+                    "the token is for another org",
+                ));
+            }
         }
         Ok(claims)
     }

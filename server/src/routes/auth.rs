@@ -96,6 +96,7 @@ pub async fn sign_in_ephemeral(
             req.email.as_deref(),
             req.name.as_deref(),
             true,
+            false,
             Some(&seed),
         )?)
     })

@@ -49,6 +49,7 @@ pub fn seed(conn: &mut Connection) -> Result<(), ApiError> {
             external_id: (*id).into(),
             email: Some(format!("{id}@demo.sotto.invalid")),
             name: Some((*name).into()),
+            email_verified: true,
         };
         directory::sign_in(&tx, DEMO_ORG, &identity)?;
     }
