@@ -104,7 +104,7 @@ impl Thread {
         {
             return t.to_owned();
         }
-        let mut others: Vec<&str> = self
+        let mut others: Vec<String> = self
             .members
             .iter()
             .filter(|u| u.id != own_id)
@@ -135,6 +135,12 @@ impl Thread {
     }
 }
 
-pub fn display_name(u: &User) -> &str {
-    u.name.as_deref().unwrap_or(&u.tag)
+/// How a user is named on screen. A visitor chose their own name, so it is marked: "Bob
+/// (IT)" typed by an anonymous visitor must not pass for staff.
+pub fn display_name(u: &User) -> String {
+    match (&u.name, u.ephemeral) {
+        (Some(name), true) => format!("{name} (visitor)"),
+        (Some(name), false) => name.clone(),
+        (None, _) => u.tag.clone(),
+    }
 }

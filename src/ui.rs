@@ -518,7 +518,7 @@ impl Ui {
             return Ok(());
         };
         let _ = self.verify.remove_attribute("hidden");
-        let names = |users: &[String]| -> Vec<&str> {
+        let names = |users: &[String]| -> Vec<String> {
             t.members
                 .iter()
                 .filter(|m| users.contains(&m.id))
@@ -543,7 +543,7 @@ impl Ui {
         }
         self.title.set_text_content(Some(&t.title(own_id)));
         attr(&self.title, "title", &t.distribution);
-        let mut names: Vec<&str> = t.members.iter().map(display_name).collect();
+        let mut names: Vec<String> = t.members.iter().map(display_name).collect();
         names.sort_unstable();
         let mut about = names.join(", ");
         if let Some(s) = t.expiration {
@@ -586,8 +586,8 @@ impl Ui {
             let sender = t
                 .member(&m.sender_id)
                 .map(display_name)
-                .unwrap_or(&m.sender_name);
-            append(&meta, &text_el(&self.doc, "span", "sender", sender)?);
+                .unwrap_or_else(|| m.sender_name.clone());
+            append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
             append(
                 &meta,
                 &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,

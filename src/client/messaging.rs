@@ -282,8 +282,7 @@ impl Inner {
         let member_name = {
             let state = self.state.borrow();
             let t = state.threads.iter().find(|t| t.id == body.thread_id);
-            t.and_then(|t| t.member(&env.sender_user))
-                .map(|u| display_name(u).to_owned())
+            t.and_then(|t| t.member(&env.sender_user)).map(display_name)
         };
         let sender_name = match member_name {
             Some(n) => n,
@@ -292,7 +291,7 @@ impl Inner {
                 .api_get::<User>(&format!("/v1/users/{}", env.sender_user), &token)
                 .await
             {
-                Ok(u) => display_name(&u).to_owned(),
+                Ok(u) => display_name(&u),
                 Err(_) => env.sender_user.clone(),
             },
         };
@@ -661,7 +660,7 @@ impl Inner {
             id: body.message_id.clone(),
             thread_id: thread_id.to_owned(),
             sender_id: own.id.clone(),
-            sender_name: display_name(&own).to_owned(),
+            sender_name: display_name(&own),
             sent_at: body.sent_at,
             expires_at: body.expiration.map(|s| body.sent_at + i64::from(s) * 1000),
             text: body.text.clone(),

@@ -810,6 +810,6 @@ impl Inner {
         let _ = ui.render_thread(open, own_id, &changed, &state.new_devices);
         // Saved history shown offline can be read, not written to.
         ui.set_read_only(state.session.is_none());
-        ui.set_user(own.map(display_name).unwrap_or(""));
+        ui.set_user(&own.map(display_name).unwrap_or_default());
     }
 }
