@@ -30,6 +30,9 @@ test('a visitor chats with @support and support answers', async () => {
 
   await bob.locator('.thread-item', { hasText: 'Vera Visitor' }).click();
   await bob.locator('.msg.in .text', { hasText: 'I need help' }).waitFor();
+  // The visitor named itself: staff see it marked as a visitor.
+  assert.equal(await bob.locator('.msg.in .sender').first().textContent(), 'Vera Visitor (visitor)');
+  assert.equal(await bob.locator('.thread-title').textContent(), 'Carol Chen, Vera Visitor (visitor)');
   await bob.getByLabel('Message', { exact: true }).fill('Happy to help, Vera!');
   await bob.getByLabel('Message', { exact: true }).press('Enter');
   await visitor.locator('.msg.in', { hasText: 'Happy to help' }).waitFor({ timeout: 10000 });
