@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 use sotto_core::b64;
 
@@ -348,4 +349,58 @@ async fn a_send_on_the_socket_is_stored_and_answered_like_a_post() {
         (Some("refused"), Some(8), Some("no_envelopes"))
     );
     assert_eq!(server.queued(), 1);
+}
+
+/// The socket says `error` with `code` (after any frames already on their way) and closes.
+async fn closes_with(ws: &mut Ws, code: &str) {
+    let mut frame = next_frame(ws).await;
+    while frame["type"] != "error" {
+        frame = next_frame(ws).await;
+    }
+    assert_eq!(
+        (frame["type"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some(code)),
+        "{frame}"
+    );
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) | Ok(None) => break,
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) => break,
+            Err(_) => panic!("the socket stayed open"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn signing_out_or_removing_a_device_closes_its_socket_at_once() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    // Another session of Bob's stays connected when one signs out.
+    let bob_again = server.user_with_device("bob", [3; 32]).await;
+    let mut other_ws = connect(&server, &bob_again).await;
+
+    let (status, _) = server
+        .post("/v1/auth/logout", Some(&bob.token), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    closes_with(&mut bob_ws, "session_revoked").await;
+    assert!(
+        silent_for(&mut other_ws, 200).await,
+        "the other session is untouched"
+    );
+
+    let resp = server
+        .http
+        .delete(format!("{}/v1/devices/{}", server.base, alice.device_id))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    closes_with(&mut alice_ws, "device_removed").await;
 }

@@ -110,7 +110,7 @@ impl Inner {
             }
             ServerFrame::Error { code, message } => {
                 let e = ClientError::new(&code, message);
-                if code == "unknown_device" {
+                if code == "unknown_device" || code == "device_removed" {
                     // The server forgot this device; nothing sent to it can arrive.
                     self.show_notice(Some(&e.message));
                     if let Some(d) = self.state.borrow_mut().delivery.take() {

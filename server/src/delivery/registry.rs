@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
-/// One open connection: its number, its queue wake-up, and a way to push other frames.
+/// One open connection: its number, the session it signed in with (by token hash), its
+/// queue wake-up, and a way to push other frames.
 struct Connection {
     id: u64,
+    session_hash: Vec<u8>,
     notify: Arc<Notify>,
     frames: mpsc::UnboundedSender<ServerFrame>,
 }
@@ -35,7 +37,7 @@ pub struct Registration<'a> {
 }
 
 impl Registry {
-    pub fn register(&self, device_id: &str) -> Registration<'_> {
+    pub fn register(&self, device_id: &str, session_hash: &[u8]) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -44,6 +46,7 @@ impl Registry {
             .or_default()
             .push(Connection {
                 id,
+                session_hash: session_hash.to_vec(),
                 notify: notify.clone(),
                 frames: tx,
             });
@@ -74,6 +77,21 @@ impl Registry {
         }
     }
 
+    /// Ends every connection of `device_id` (removed): each says `code` and closes.
+    pub fn end_device(&self, device_id: &str, code: &str, message: &str) {
+        self.push(device_id, &closing(code, message));
+    }
+
+    /// Ends every connection signed in with the session `session_hash` (signed out).
+    pub fn end_session(&self, session_hash: &[u8], code: &str, message: &str) {
+        let frame = closing(code, message);
+        for conns in self.lock().values() {
+            for c in conns.iter().filter(|c| c.session_hash == session_hash) {
+                let _ = c.frames.send(frame.clone());
+            }
+        }
+    }
+
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
@@ -81,6 +99,14 @@ impl Registry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The frame that makes a connection say why and close (see `socket.rs`).
+fn closing(code: &str, message: &str) -> ServerFrame {
+    ServerFrame::Error {
+        code: code.into(),
+        message: message.into(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! 1. The client's first frame is `auth` with its session token and device id (within 10 s).
 //! 2. The server answers `ready`, then sends the device's queue, oldest first.
 //! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive.
-//! 4. When the session expires the server says `error` (`session_expired`) and closes.
+//! 4. When the session expires, is signed out (`session_revoked`) or the device is removed
+//!    (`device_removed`), the server says `error` and closes at once.
 
 use super::queue;
 use crate::auth::session;
@@ -102,7 +103,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     };
 
     // Register before reading the queue, so nothing that arrives meanwhile goes unnoticed.
-    let mut registration = state.registry.register(&device_id);
+    let mut registration = state.registry.register(&device_id, &who.session_hash);
     send(
         &mut socket,
         &ServerFrame::Ready {
@@ -149,6 +150,10 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                 flush(&state, &mut socket, &device_id, &mut last_sent).await?;
             }
             Some(frame) = registration.frames.recv() => {
+                // Signed out or removed elsewhere: say so and close at once.
+                if let ServerFrame::Error { code, message } = &frame {
+                    return refuse(&mut socket, code, message).await;
+                }
                 send(&mut socket, &frame).await?;
             }
             msg = socket.recv() => match msg {

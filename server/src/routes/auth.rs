@@ -152,6 +152,11 @@ pub async fn logout(
         .db
         .call(move |conn| session::revoke(conn, &token))
         .await?;
+    state.registry.end_session(
+        &who.session_hash,
+        "session_revoked",
+        "this session was signed out",
+    );
     tracing::info!(user = %who.user.id, "signed out");
     Ok(Json(serde_json::json!({ "signed_out": true })))
 }

@@ -105,6 +105,7 @@ pub async fn remove(
     who: AuthUser,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let removed = device_id.clone();
     state
         .db
         .call(move |conn| {
@@ -133,5 +134,10 @@ pub async fn remove(
             Ok(())
         })
         .await?;
+    state.registry.end_device(
+        &removed,
+        "device_removed",
+        "this device was removed from the account",
+    );
     Ok(Json(serde_json::json!({ "removed": true })))
 }
