@@ -211,8 +211,9 @@ impl RunningBrowser {
     }
 
     /// Checks the new browser's revealed key against its commitment (made for this user's
-    /// `identity_signing`) and derives the code to show.
-    pub fn check(&self, identity_signing: &[u8], new_public: &[u8]) -> Result<Checked, CoreError> {
+    /// `identity_signing`) and derives the code to show. Consumes the answer: one exchange
+    /// gives one bundle key, used once.
+    pub fn check(self, identity_signing: &[u8], new_public: &[u8]) -> Result<Checked, CoreError> {
         if commitment_to(identity_signing, new_public) != self.commitment {
             return Err(CoreError::LinkTampered);
         }
@@ -238,7 +239,8 @@ impl RunningBrowser {
 
 impl Checked {
     /// Seals the bundle for the new browser (only once its person approved the code).
-    pub fn seal_bundle(&self, plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
+    /// Consumes the key, so the fixed nonce never meets a second plaintext.
+    pub fn seal_bundle(self, plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
         Aes256Gcm::new_from_slice(&self.bundle_key[..])
             .map_err(|_| CoreError::InvalidKey("bundle key"))?
             .encrypt(
@@ -300,6 +302,7 @@ mod tests {
             Some(CoreError::LinkTampered)
         );
         // Committed for another identity than the running browser's own.
+        let running = RunningBrowser::accept("l_1", &new.commitment()).unwrap();
         let revealed = new.reveal("l_1", &running.public()).unwrap();
         assert_eq!(
             running.check(&[8; 32], &revealed.new_public).err(),

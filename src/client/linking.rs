@@ -29,8 +29,10 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 use zeroize::Zeroizing;
 
-/// Messages per thread that travel to a newly linked browser.
+/// Messages per thread that travel to a newly linked browser, at most.
 const BUNDLE_MESSAGES_PER_THREAD: usize = 100;
+/// The bundle's size limit: the relay takes 4 MiB sealed (`MAX_SEALED`), with room to spare.
+const MAX_BUNDLE_BYTES: usize = 3 * 1024 * 1024;
 /// How often the new browser asks the relay how its request stands.
 const POLL_MS: f64 = 1_500.0;
 /// How often it looks at what its person answered meanwhile.
@@ -304,15 +306,25 @@ impl Inner {
         }
     }
 
+    /// Takes request `id` out of those waiting here. It counts as answered from now on, so
+    /// a replay of it is ignored — unless it is handed back with [`Inner::put_back`].
     fn take_answering(&self, id: &str) -> Option<Answering> {
         let mut state = self.state.borrow_mut();
         let pos = state.link_requests.iter().position(|a| a.id == id)?;
+        state.answered_links.insert(id.to_owned());
         Some(state.link_requests.remove(pos))
+    }
+
+    fn put_back(&self, answering: Answering) {
+        let mut state = self.state.borrow_mut();
+        state.answered_links.remove(&answering.id);
+        state.link_requests.push(answering);
     }
 
     fn on_link_asked(self: &Rc<Self>, request: LinkRequest) {
         let id = request.id;
         let now = now_millis();
+        // This browser's own deadline: never later than ten minutes after it first heard.
         let deadline = (request.expires_at.saturating_mul(1000)).min(now + LINK_LIFETIME_MS);
         {
             let mut state = self.state.borrow_mut();
@@ -373,16 +385,31 @@ impl Inner {
         );
     }
 
-    /// The person chose to compare codes: answer with this browser's key.
+    /// The person chose to compare codes: answer with this browser's key. Only one request
+    /// at a time goes past that point, so a second one cannot take the first one's place
+    /// on screen while the person decides.
     async fn accept_link(self: &Rc<Self>, mut answering: Answering) -> ClientResult<()> {
         let id = answering.id.clone();
+        let busy = self
+            .state
+            .borrow()
+            .link_requests
+            .iter()
+            .any(|a| !matches!(a.step, Step::Asked));
+        if busy {
+            self.put_back(answering);
+            return Err(ClientError::new(
+                "link_busy",
+                "Another browser is being linked: finish that first.",
+            ));
+        }
         let (token, _) = self.session()?;
         let device_id = self.device_id()?;
         let running = RunningBrowser::accept(&id, &answering.commitment)?;
         let ephemeral_public = running.public().to_vec();
         answering.step = Step::Answered(running);
         // Kept before asking, so a reveal that comes at once finds it.
-        self.state.borrow_mut().link_requests.push(answering);
+        self.put_back(answering);
         self.show_link_dialog(
             &id,
             None,
@@ -410,20 +437,16 @@ impl Inner {
 
     fn on_link_revealed(self: &Rc<Self>, request: &LinkRequest) {
         let id = request.id.clone();
-        let Some(mut answering) = self.take_answering(&id) else {
+        let Some(answering) = self.take_answering(&id) else {
             // Not answered here (or this tab was reloaded since): nothing to compare.
-            if !self.state.borrow().answered_links.contains(&id) {
-                self.decline_quietly(&id);
-            }
+            self.decline_quietly(&id);
             return;
         };
-        let checked = match (
-            &answering.step,
-            &request.new_public,
-            self.with_account(|a| Ok(a.identity_public())),
-        ) {
+        let identity = self.with_account(|a| Ok(a.identity_public()));
+        let deadline = answering.deadline;
+        let checked = match (answering.step, &request.new_public, identity) {
             (Step::Answered(running), Some(new_public), Ok(identity))
-                if answering.deadline > now_millis() =>
+                if deadline > now_millis() =>
             {
                 running.check(&identity.signing, new_public)
             }
@@ -435,7 +458,6 @@ impl Inner {
         let checked = match checked {
             Ok(checked) => checked,
             Err(e) => {
-                self.state.borrow_mut().answered_links.insert(id.clone());
                 self.with_ui(|ui| ui.dialog.hide());
                 self.decline_quietly(&id);
                 if e == CoreError::LinkTampered {
@@ -450,9 +472,12 @@ impl Inner {
             }
         };
         let code = checked.code.clone();
-        let deadline = answering.deadline;
-        answering.step = Step::Compare(checked);
-        self.state.borrow_mut().link_requests.push(answering);
+        self.put_back(Answering {
+            id: id.clone(),
+            commitment: answering.commitment,
+            deadline,
+            step: Step::Compare(checked),
+        });
         let event = js_sys::Object::from(detail(&[("id", &id), ("code", &code)]));
         let _ = js_sys::Reflect::set(&event, &"expiresAt".into(), &expires_at(deadline));
         self.emit("linkcode", event.into());
@@ -480,8 +505,6 @@ impl Inner {
         });
     }
 
-    /// `linkApprove`/`linkDecline`: on a new browser, confirms (or refuses) that the codes
-    /// match; on a running browser, approves (sealing the bundle) or declines a request.
     /// `linkApprove`/`linkDecline`. On a new browser: the codes match (or not). On a running
     /// browser: compare codes with the asking browser, then approve (sealing the bundle);
     /// or decline at any step.
@@ -496,11 +519,11 @@ impl Inner {
         })?;
         if answering.deadline <= now_millis() {
             self.with_ui(|ui| ui.dialog.hide());
+            self.decline_quietly(id);
             return Err(link_expired());
         }
         let checked = match (approve, answering.step) {
             (false, _) => {
-                self.state.borrow_mut().answered_links.insert(id.to_owned());
                 self.with_ui(|ui| ui.dialog.hide());
                 let _: serde_json::Value = http::post(
                     &self.options.url,
@@ -519,10 +542,7 @@ impl Inner {
                 return self.accept_link(answering).await;
             }
             (true, step @ Step::Answered(_)) => {
-                self.state
-                    .borrow_mut()
-                    .link_requests
-                    .push(Answering { step, ..answering });
+                self.put_back(Answering { step, ..answering });
                 return Err(ClientError::new(
                     "link_not_ready",
                     "No code to compare yet: wait for the linkcode event.",
@@ -530,39 +550,60 @@ impl Inner {
             }
             (true, Step::Compare(checked)) => checked,
         };
-        self.state.borrow_mut().answered_links.insert(id.to_owned());
         self.with_ui(|ui| ui.dialog.hide());
-        let threads: Vec<Thread> = self
-            .state
-            .borrow()
-            .threads
-            .iter()
-            .map(|t| {
-                let mut t = t.clone();
-                let skip = t.messages.len().saturating_sub(BUNDLE_MESSAGES_PER_THREAD);
-                t.messages.drain(..skip);
-                t
-            })
-            .collect();
         let identity = self.with_account(|a| Ok(a.identity().secret_bytes()))?;
-        let bundle = Bundle {
-            v: 3,
-            user_id: own.id,
-            identity: identity.to_vec(),
-            threads,
+        let plaintext = self.bundle_bytes(&own.id, &identity[..])?;
+        let approved: ClientResult<serde_json::Value> = match checked.seal_bundle(&plaintext) {
+            Ok(sealed) => {
+                http::post(
+                    &self.options.url,
+                    &format!("/v1/links/{id}/approve"),
+                    Some(&token),
+                    &LinkApprove { device_id, sealed },
+                )
+                .await
+            }
+            Err(e) => Err(e.into()),
         };
-        let plaintext = Zeroizing::new(
-            serde_json::to_vec(&bundle).map_err(|e| ClientError::new("internal", e.to_string()))?,
-        );
-        let sealed = checked.seal_bundle(&plaintext)?;
-        let _: serde_json::Value = http::post(
-            &self.options.url,
-            &format!("/v1/links/{id}/approve"),
-            Some(&token),
-            &LinkApprove { device_id, sealed },
-        )
-        .await?;
-        Ok(())
+        if approved.is_err() {
+            // The key is spent: tell the new browser now rather than let it wait.
+            self.decline_quietly(id);
+        }
+        approved.map(|_| ())
+    }
+
+    /// The bundle's bytes: the identity and the recent conversations, as many of the most
+    /// recent messages as fit the relay's limit (halving the messages per thread until so).
+    fn bundle_bytes(&self, user_id: &str, identity: &[u8]) -> ClientResult<Zeroizing<Vec<u8>>> {
+        let mut per_thread = BUNDLE_MESSAGES_PER_THREAD;
+        loop {
+            let threads: Vec<Thread> = self
+                .state
+                .borrow()
+                .threads
+                .iter()
+                .map(|t| {
+                    let mut t = t.clone();
+                    let skip = t.messages.len().saturating_sub(per_thread);
+                    t.messages.drain(..skip);
+                    t
+                })
+                .collect();
+            let bundle = Bundle {
+                v: 3,
+                user_id: user_id.to_owned(),
+                identity: identity.to_vec(),
+                threads,
+            };
+            let bytes = Zeroizing::new(
+                serde_json::to_vec(&bundle)
+                    .map_err(|e| ClientError::new("internal", e.to_string()))?,
+            );
+            if bytes.len() <= MAX_BUNDLE_BYTES || per_thread == 0 {
+                return Ok(bytes);
+            }
+            per_thread /= 2;
+        }
     }
 }
 
