@@ -109,14 +109,14 @@ class Client extends EventTarget {
     return this.#call('keyBackupExport', String(passphrase ?? ''));
   }
 
-  /** The safety number of this user and `userId`: {userId, number, changed}. */
+  /** The safety number of this user and `userId`: {userId, number, changed, verified}. */
   safetyNumber(userId) {
     return this.#call('safetyNumber', String(userId));
   }
 
-  /** The person compared safety numbers with `userId` and they matched. */
-  markVerified(userId) {
-    return this.#call('markVerified', String(userId));
+  /** The person compared `number` (from safetyNumber) with `userId` and it matched. */
+  markVerified(userId, number) {
+    return this.#call('markVerified', String(userId), String(number ?? ''));
   }
 
   /** The person saw that `userId`'s key changed: the warning goes. */

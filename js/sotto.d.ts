@@ -147,8 +147,9 @@ export class Client extends EventTarget {
   /** Passphrase of at least 8 characters; PBKDF2-SHA256 (600,000 rounds) + AES-256-GCM. */
   keyBackupExport(passphrase: string): Promise<string>;
   safetyNumber(userId: string): Promise<SafetyNumber>;
-  /** Rejects with code "no_identity" when no key is known for the user yet. */
-  markVerified(userId: string): Promise<void>;
+  /** `number` is the one compared (from safetyNumber). Rejects with "no_identity" when no
+   * key is known yet, "safety_number_changed" when the key changed since. */
+  markVerified(userId: string, number: string): Promise<void>;
   acknowledgeIdentityChange(userId: string): Promise<void>;
   linkApprove(id: string): Promise<void>;
   linkDecline(id: string): Promise<void>;

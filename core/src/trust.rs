@@ -152,12 +152,19 @@ impl Account {
         self.identity_warnings.remove(user_id);
     }
 
-    /// The person compared safety numbers with `user_id` and they matched: the identity
-    /// pinned now is verified, and any warning about it is settled.
-    pub fn mark_verified(&mut self, user_id: &str) -> Result<(), CoreError> {
+    /// The person compared the safety number `shown` with `user_id` and they matched: the
+    /// identity pinned now is verified, and any warning about it is settled. Refused when
+    /// the pinned identity no longer gives `shown` — it changed while the person compared,
+    /// so what they checked is not what would be verified.
+    pub fn mark_verified(&mut self, user_id: &str, shown: &str) -> Result<(), CoreError> {
         let identity = self
             .known_identity(user_id)
             .ok_or(CoreError::NoSession("no identity known for this user"))?;
+        if self.safety_number(user_id, &identity) != shown {
+            return Err(CoreError::Unverified(
+                "the safety number changed while you compared it; compare the new one",
+            ));
+        }
         self.verified_identities
             .insert(user_id.to_owned(), identity);
         self.identity_warnings.remove(user_id);

@@ -408,7 +408,10 @@ fn a_changed_identity_is_flagged_until_acknowledged_and_retires_old_sessions() {
         accept(&mut b, &a, &["a1"], 1).unwrap().check,
         IdentityCheck::Same
     );
-    b.account.mark_verified("alice").unwrap();
+    let shown = b
+        .account
+        .safety_number("alice", &a.account.identity_public());
+    b.account.mark_verified("alice", &shown).unwrap();
     assert!(b.account.may_send_to("alice").is_ok());
     // Alice loses her keys and starts again with a new identity.
     let mut a_new = device("alice", "a9", None);
@@ -427,7 +430,16 @@ fn a_changed_identity_is_flagged_until_acknowledged_and_retires_old_sessions() {
     b.account.acknowledge_identity_change("alice");
     assert_eq!(b.account.identity_warnings().count(), 0);
     assert!(b.account.may_send_to("alice").is_err());
-    b.account.mark_verified("alice").unwrap();
+    // Verifying with the number shown before the change does not verify the new key.
+    assert_eq!(
+        b.account.mark_verified("alice", &shown).unwrap_err().code(),
+        "unverified_sender"
+    );
+    assert!(b.account.may_send_to("alice").is_err());
+    let shown_now = b
+        .account
+        .safety_number("alice", &a_new.account.identity_public());
+    b.account.mark_verified("alice", &shown_now).unwrap();
     assert!(b.account.may_send_to("alice").is_ok());
     let again = send(&mut a_new, &mut [&mut b], "t", "new me", false);
     assert_eq!(read(&mut b, &a_new, &again).unwrap(), "new me");

@@ -413,16 +413,25 @@ impl Inner {
         Ok(out.into())
     }
 
-    /// `markVerified(userId)`: the person compared safety numbers with `user_id` and they
-    /// matched. The identity is pinned as verified (a later change then blocks sending to
-    /// them until verified again) and any warning about it is settled.
-    pub(super) async fn mark_verified(self: &Rc<Self>, user_id: &str) -> ClientResult<()> {
+    /// `markVerified(userId, number)`: the person compared the safety `number` with
+    /// `user_id` and it matched. The identity is pinned as verified (a later change then
+    /// blocks sending to them until verified again) and any warning about it is settled —
+    /// unless the key changed since `number` was shown (`safety_number_changed`).
+    pub(super) async fn mark_verified(
+        self: &Rc<Self>,
+        user_id: &str,
+        number: &str,
+    ) -> ClientResult<()> {
         self.with_account(|a| {
-            a.mark_verified(user_id).map_err(|_| {
-                ClientError::new(
+            a.mark_verified(user_id, number).map_err(|e| match e {
+                sotto_core::CoreError::NoSession(_) => ClientError::new(
                     "no_identity",
                     "no key is known for this user yet: look at their safety number first",
-                )
+                ),
+                _ => ClientError::new(
+                    "safety_number_changed",
+                    "Their key changed while you compared the numbers: compare the new number.",
+                ),
             })
         })?;
         self.save_account().await?;
@@ -480,7 +489,9 @@ impl Inner {
 }
 
 impl Inner {
-    /// The "Verify" dialog: the safety number with each other member of the open thread.
+    /// The "Verify" dialog: the safety number with each other member of the open thread,
+    /// and for each a button that verifies exactly the number shown (never several people
+    /// at once), or dismisses the warning about a changed key.
     pub(super) async fn show_safety_numbers(self: &Rc<Self>) -> ClientResult<()> {
         let (_, own) = self.session()?;
         let thread_id = self
@@ -493,41 +504,56 @@ impl Inner {
         let mut lines: Vec<String> = vec![
             "Compare these numbers with each person, in person or on a call. If they match, no one can read along.".into(),
         ];
-        // Those with a number to compare, and those whose key changed.
-        let (mut comparable, mut changed) = (Vec::new(), Vec::new());
+        // (action, label, user, number shown)
+        let mut actions: Vec<(String, String, String, String)> = Vec::new();
         for m in members.iter().filter(|m| m.id != own.id) {
-            let number = self.safety_number(&m.id).await;
             let name = crate::model::display_name(m);
-            let field = |n: &JsValue, k: &str| js_sys::Reflect::get(n, &k.into()).ok();
-            lines.push(match number {
+            match self.safety_number(&m.id).await {
                 Ok(n) => {
-                    let digits = field(&n, "number")
+                    let field = |k: &str| js_sys::Reflect::get(&n, &k.into()).ok();
+                    let digits = field("number")
                         .and_then(|v| v.as_string())
                         .unwrap_or_default();
-                    let verified = field(&n, "verified").is_some_and(|v| v.is_truthy());
-                    if field(&n, "changed").is_some_and(|v| v.is_truthy()) {
-                        changed.push(m.id.clone());
+                    let verified = field("verified").is_some_and(|v| v.is_truthy());
+                    let changed = field("changed").is_some_and(|v| v.is_truthy());
+                    let mark = match (changed, verified) {
+                        (true, _) => " (key changed)",
+                        (false, true) => " (verified)",
+                        (false, false) => "",
+                    };
+                    lines.push(format!("{name}{mark}: {digits}"));
+                    if !verified {
+                        let label = format!("{name}'s number matches");
+                        actions.push((
+                            format!("verify:{}", actions.len()),
+                            label,
+                            m.id.clone(),
+                            digits,
+                        ));
                     }
-                    comparable.push(m.id.clone());
-                    let mark = if verified { " (verified)" } else { "" };
-                    format!("{name}{mark}: {digits}")
+                    if changed {
+                        let label = format!("Dismiss warning for {name}");
+                        actions.push((
+                            format!("dismiss:{}", actions.len()),
+                            label,
+                            m.id.clone(),
+                            String::new(),
+                        ));
+                    }
                 }
-                Err(e) => format!("{name}: {}", e.message),
-            });
+                Err(e) => lines.push(format!("{name}: {}", e.message)),
+            }
         }
         if lines.len() == 1 {
             lines.push("There is nobody else in this thread.".into());
         }
-        let mut buttons = Vec::new();
-        if !comparable.is_empty() {
-            buttons.push(("verify", "They match: mark verified"));
-        }
-        if !changed.is_empty() {
-            lines.push("A key changed: compare the new number before you trust it, or dismiss the warning.".into());
-            buttons.push(("dismiss", "Dismiss warning"));
-        }
+        let mut buttons: Vec<(&str, &str)> = actions
+            .iter()
+            .map(|(action, label, _, _)| (action.as_str(), label.as_str()))
+            .collect();
         buttons.push(("close", "Done"));
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let chosen = actions.clone();
         self.show_dialog(
             &DialogContent {
                 title: "Safety numbers",
@@ -538,22 +564,19 @@ impl Inner {
             },
             move |inner, action| {
                 inner.with_ui(|ui| ui.dialog.hide());
-                let users = match action {
-                    "verify" => comparable.clone(),
-                    "dismiss" => changed.clone(),
-                    _ => return,
+                let Some((_, _, user, number)) = chosen.iter().find(|a| a.0 == action).cloned()
+                else {
+                    return;
                 };
-                let verify = action == "verify";
+                let verify = action.starts_with("verify:");
                 spawn_local(async move {
-                    for user in users {
-                        let done = if verify {
-                            inner.mark_verified(&user).await
-                        } else {
-                            inner.acknowledge_identity_change(&user).await
-                        };
-                        if let Err(e) = done {
-                            inner.show_notice(Some(&e.message));
-                        }
+                    let done = if verify {
+                        inner.mark_verified(&user, &number).await
+                    } else {
+                        inner.acknowledge_identity_change(&user).await
+                    };
+                    if let Err(e) = done {
+                        inner.show_notice(Some(&e.message));
                     }
                 });
             },

@@ -294,12 +294,13 @@ impl ClientCore {
         promise(async move { inner.safety_number(&user_id).await })
     }
 
-    /// The person compared safety numbers with `userId` and they matched.
+    /// The person compared the safety `number` (as `safetyNumber` gave it) with `userId`
+    /// and it matched.
     #[wasm_bindgen(js_name = markVerified)]
-    pub fn mark_verified(&self, user_id: String) -> js_sys::Promise {
+    pub fn mark_verified(&self, user_id: String, number: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            inner.mark_verified(&user_id).await?;
+            inner.mark_verified(&user_id, &number).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -109,3 +109,17 @@ export async function openDemoAs(page, base, user) {
   await page.goto(`${base}/?as=${user}`);
   await waitConnected(page);
 }
+
+/**
+ * Waits until `fn` (run in `page`, may be async) returns something truthy. Playwright's
+ * waitForFunction does not await a predicate's Promise — a Promise is truthy, so it would
+ * return at once — hence this poll from Node for the client's async API.
+ */
+export async function until(page, fn, arg, { timeout = 15000, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

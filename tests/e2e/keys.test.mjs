@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServerAndBrowser, startServer, newPage, openDemoAs, waitConnected, artifacts } from './harness.mjs';
+import { useServerAndBrowser, startServer, newPage, openDemoAs, waitConnected, artifacts, until } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -33,12 +33,12 @@ async function send(page, to, text) {
   }, { to, text });
 }
 
-const received = (page, text) => page.waitForFunction(async (text) => {
+const received = (page, text) => until(page, async (text) => {
   for (const t of await window.client.threadList()) {
     if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
   }
   return false;
-}, text, { timeout: 15000, polling: 200 });
+}, text, { what: `"${text}"` });
 
 test('a linked browser gets the identity, and every device of both users gets every message', async (t) => {
   const alice1 = await newPage(env.browser);
@@ -250,8 +250,8 @@ test('a verified contact whose key changes is not written to until verified agai
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
   await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
   const numbers = bob.getByRole('dialog', { name: 'Safety numbers' });
-  await numbers.getByRole('button', { name: 'They match: mark verified' }).click();
-  await bob.waitForFunction((id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId);
+  await numbers.getByRole('button', { name: "Alice Adams's number matches" }).click();
+  await until(bob, (id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId, { what: 'verified' });
 
   // Alice's next browser makes a new key: Bob may not write to her until he verifies it.
   const alice2 = await openNewBrowserAs(server.base, 'alice');
@@ -278,9 +278,12 @@ test('a verified contact whose key changes is not written to until verified agai
   assert.equal(still, 'unverified_sender');
   // Verifying the new number lets Bob write again.
   await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
-  await bob.getByRole('dialog', { name: 'Safety numbers' }).getByRole('button', { name: 'They match: mark verified' }).click();
-  await bob.waitForFunction((id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId);
+  await bob.getByRole('dialog', { name: 'Safety numbers' }).getByRole('button', { name: "Alice Adams's number matches" }).click();
+  await until(bob, (id) => window.client.safetyNumber(id).then((n) => n.verified), aliceId, { what: 'verified' });
   await send(bob, '@alice', 'to the verified new key');
   await received(alice2, 'to the verified new key');
-  assert.equal(await bob.evaluate(() => window.client.markVerified('nobody').catch((e) => e.code)), 'no_identity');
+  assert.equal(await bob.evaluate(() => window.client.markVerified('nobody', '1').catch((e) => e.code)), 'no_identity');
+  // A number that is not the current one (say, compared before a key change) verifies nothing.
+  const stale = await bob.evaluate((id) => window.client.markVerified(id, '00000 11111').catch((e) => e.code), aliceId);
+  assert.equal(stale, 'safety_number_changed');
 });
