@@ -145,6 +145,11 @@ pub struct SendRequest {
     #[serde(default)]
     pub recipients: Vec<String>,
     pub envelopes: Vec<OutgoingEnvelope>,
+    /// Answers the retry request for this device's envelope `seq`: one envelope, to the
+    /// device that asked, exempt from the every-current-device rule (see PROTOCOL.md,
+    /// "Retry receipts"). The server accepts it only while that request is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_of: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

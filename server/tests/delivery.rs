@@ -227,6 +227,45 @@ async fn an_envelope_that_does_not_open_is_asked_for_again_and_never_reported_de
         1,
         "Bob's copy is gone; the request waits for Alice"
     );
+    // While the request waits, Alice may answer it with one envelope to Bob's asking device
+    // alone, though Bob has another device a full send would have to include.
+    let bob2 = server.user_with_device("bob", [5; 32]).await;
+    let resend = |seq: i64, devices: Vec<&str>| {
+        json!({
+            "sender_device": alice.device_id,
+            "recipients": [bob.user_id],
+            "envelopes": devices.iter().map(|d| json!({ "device_id": d, "payload": "AQID" })).collect::<Vec<_>>(),
+            "resend_of": seq,
+        })
+    };
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            resend(seq, vec![&bob.device_id]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (req, code) in [
+        (resend(seq + 100, vec![&bob.device_id]), "no_retry_request"),
+        (resend(seq, vec![&bob2.device_id]), "no_retry_request"),
+        (
+            resend(seq, vec![&bob.device_id, &bob2.device_id]),
+            "bad_resend",
+        ),
+    ] {
+        let (status, body) = server.post("/v1/envelopes", Some(&alice.token), req).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)));
+    }
+    let mut resent = next_frame(&mut bob_ws).await;
+    while resent["type"] != "envelope" {
+        resent = next_frame(&mut bob_ws).await;
+    }
+    ack(&mut bob_ws, resent["seq"].as_i64().unwrap()).await;
+    let mut delivered = next_frame(&mut alice_ws).await;
+    while delivered["type"] != "delivered" {
+        delivered = next_frame(&mut alice_ws).await;
+    }
     // A retry request is never answered with another one; acking it empties the queue.
     let retry_seq = frame["seq"].as_i64().unwrap();
     retry(&mut alice_ws, retry_seq).await;
@@ -254,7 +293,7 @@ async fn an_envelope_that_does_not_open_is_asked_for_again_and_never_reported_de
         (400, Some("bad_payload"))
     );
     // Asking again for an envelope that is not yours does nothing.
-    let (_, receipt) = send(&server, &alice, &[&bob], "second").await;
+    let (_, receipt) = send(&server, &alice, &[&bob, &bob2], "second").await;
     let second = receipt["seqs"][0].as_i64().unwrap();
     retry(&mut alice_ws, second).await;
     assert_eq!(next_frame(&mut bob_ws).await["seq"].as_i64(), Some(second));

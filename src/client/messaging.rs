@@ -703,13 +703,15 @@ impl Inner {
         self.deliver_to(body, members, None).await
     }
 
-    /// [`Inner::deliver`], or to the one device `only` of those members (a resend).
+    /// [`Inner::deliver`], or, as the answer to the retry request for envelope `seq`, to
+    /// the one device of those members that asked.
     pub(super) async fn deliver_to(
         self: &Rc<Self>,
         body: &MessageBody,
         members: &[User],
-        only: Option<&Recipient>,
+        resend: Option<(&Recipient, i64)>,
     ) -> ClientResult<()> {
+        let only = resend.map(|(r, _)| r);
         let (token, own) = self.session()?;
         let device_id = self.device_id()?;
         let alone = members.iter().all(|m| m.id == own.id);
@@ -748,6 +750,7 @@ impl Inner {
                     .into_iter()
                     .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
                     .collect(),
+                resend_of: resend.map(|(_, seq)| seq),
             };
             match self.send_envelopes(&token, &request).await {
                 Ok(receipt) => {

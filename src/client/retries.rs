@@ -22,18 +22,29 @@ pub(super) struct Awaiting {
     pub device_id: String,
 }
 
-/// Whether a failure to open an envelope is worth a retry request: what a fresh session
-/// or a resent sender key can mend. Forgeries a retry cannot help (a non-member, a replay,
-/// a bad signature) are simply dropped.
+/// Whether a failure to open an envelope is worth a retry request: anything a fresh
+/// session, a resent sender key or an unharmed copy can mend — a lost session or key, a
+/// broken chain, bytes damaged on the way (`unverified_sender` is also what a group message
+/// says when its sender's session is gone). A forged envelope asked for again costs
+/// nothing: the sender acts only on envelopes it sent to that very device, once each.
+/// What no resend can change (a non-member, a replay, a stale list) is simply dropped.
 pub(super) fn asks_again(error: &ClientError) -> bool {
     matches!(
         error.code.as_str(),
-        "decrypt_failed" | "no_session" | "too_many_skipped" | "unverified_sender"
+        "decrypt_failed"
+            | "no_session"
+            | "too_many_skipped"
+            | "unverified_sender"
+            | "bad_signature"
+            | "malformed"
     )
 }
 
 impl Inner {
-    /// A retry request from `env`'s device for this device's envelope `seq`.
+    /// A retry request from `env`'s device for this device's envelope `seq`. Acted on only
+    /// if this device sent `seq` to exactly that device, and once per message and device:
+    /// a request the relay made up can neither redirect a message nor make this device
+    /// start sessions over and over.
     pub(super) async fn on_retry_request(
         self: &Rc<Self>,
         env: &DeliveredEnvelope,
@@ -41,36 +52,36 @@ impl Inner {
     ) -> ClientResult<()> {
         let awaiting = self
             .state
-            .borrow_mut()
+            .borrow()
             .awaiting_delivery
-            .remove(&seq)
-            .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device);
-        // Whatever it was (an envelope from before a reload, say), what this device sends
-        // that device next starts on a fresh session.
-        self.with_account(|a| {
-            a.restart_session(&env.sender_device);
-            Ok(())
-        })?;
-        self.save_account().await?;
+            .get(&seq)
+            .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device)
+            .cloned();
         let Some(awaiting) = awaiting else {
             return Ok(());
         };
-        let first_time = self
-            .state
-            .borrow_mut()
-            .resent
-            .insert((awaiting.message_id.clone(), awaiting.device_id.clone()));
-        if !first_time {
+        let key = (awaiting.message_id.clone(), awaiting.device_id.clone());
+        if self.state.borrow().resent.contains(&key) {
             return Ok(());
         }
         let Some((body, members)) = self.body_to_resend(&awaiting)? else {
             return Ok(());
         };
+        self.with_account(|a| {
+            a.restart_session(&awaiting.device_id);
+            Ok(())
+        })?;
+        self.save_account().await?;
         let only = Recipient {
-            user_id: awaiting.user_id,
-            device_id: awaiting.device_id,
+            user_id: awaiting.user_id.clone(),
+            device_id: awaiting.device_id.clone(),
         };
-        self.deliver_to(&body, &members, Some(&only)).await
+        // A network failure leaves the request queued: it comes again and is answered then.
+        self.deliver_to(&body, &members, Some((&only, seq))).await?;
+        let mut state = self.state.borrow_mut();
+        state.awaiting_delivery.remove(&seq);
+        state.resent.insert(key);
+        Ok(())
     }
 
     /// The sent message again, as it was, if its thread still has that user in it.

@@ -134,12 +134,16 @@ pub fn ask_again(
     if parse_retry_request(&payload).is_some() {
         return Ok(None);
     }
-    let sender_exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
-        params![sender],
-        |r| r.get(0),
-    )?;
-    if !sender_exists {
+    // A sender that is gone, or whose queue is full, gets no request (the limit holds for
+    // these as for any envelope).
+    let queued: Option<i64> = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM envelopes WHERE device_id = ?1) FROM devices WHERE id = ?1",
+            params![sender],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if queued.is_none_or(|n| n >= MAX_QUEUED_PER_DEVICE) {
         return Ok(None);
     }
     conn.execute(

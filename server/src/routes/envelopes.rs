@@ -9,7 +9,9 @@ use crate::routes::keys::current_devices;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
-use sotto_core::protocol::{DevicesChanged, SendReceipt, SendRequest, RETRY_REQUEST_PREFIX};
+use sotto_core::protocol::{
+    retry_request, DevicesChanged, SendReceipt, SendRequest, RETRY_REQUEST_PREFIX,
+};
 use std::collections::BTreeSet;
 
 /// Recipient devices one send may address.
@@ -90,7 +92,10 @@ pub async fn store(
                     "the sending device is not registered to you",
                 ));
             }
-            check_devices(conn, &org, &req)?;
+            match req.resend_of {
+                Some(seq) => check_resend(conn, &req, seq)?,
+                None => check_devices(conn, &org, &req)?,
+            }
             Ok(req)
         })
         .await?;
@@ -106,6 +111,29 @@ pub async fn store(
         accepted_at,
         seqs,
     })
+}
+
+/// A resend answers a retry request that is still queued for the sending device, from the
+/// very device it goes to: so only a device that asked gets a message outside a full send.
+fn check_resend(conn: &rusqlite::Connection, req: &SendRequest, seq: i64) -> Result<(), ApiError> {
+    let [envelope] = req.envelopes.as_slice() else {
+        return Err(ApiError::bad_request(
+            "bad_resend",
+            "a resend carries one envelope, for the device that asked",
+        ));
+    };
+    let asked: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM envelopes WHERE device_id = ?1 AND sender_device = ?2 AND payload = ?3)",
+        rusqlite::params![req.sender_device, envelope.device_id, retry_request(seq)],
+        |r| r.get(0),
+    )?;
+    if !asked {
+        return Err(ApiError::bad_request(
+            "no_retry_request",
+            "that device has not asked for this envelope again",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a send that misses a current device of a recipient or names one that is not
