@@ -159,6 +159,18 @@ impl Parser {
 }
 
 impl Expr {
+    /// Every tag the expression names, in order of appearance.
+    pub fn tags(&self) -> Vec<&str> {
+        match self {
+            Expr::Tag { name, .. } => vec![name.as_str()],
+            Expr::Union(a, b) | Expr::Difference(a, b) => {
+                let mut tags = a.tags();
+                tags.extend(b.tags());
+                tags
+            }
+        }
+    }
+
     /// Evaluates the expression to a set, asking `lookup` for each tag's members (it may
     /// refuse a tag, e.g. an unknown one, and gets the tag's position to report).
     pub fn evaluate<T: Ord + Clone, E>(
@@ -196,6 +208,12 @@ pub fn canonical<'a>(tags: impl IntoIterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn tags_lists_every_tag_named() {
+        let e = parse("(@support + @bob) - @gary").unwrap();
+        assert_eq!(e.tags(), ["support", "bob", "gary"]);
+    }
 
     fn resolve(input: &str) -> Result<Vec<&'static str>, ExprError> {
         let dir: BTreeMap<&str, Vec<&str>> = [

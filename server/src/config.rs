@@ -76,6 +76,11 @@ pub struct OrgConfig {
     /// Named groups: `[[orgs.groups]] name = "support", members = ["bob", "carol"]`.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
+    /// The tags anonymous visitors may write to (say `["support"]`). A visitor resolves
+    /// only these, the members of these groups and its own tag, sees names but never
+    /// emails, and is not told whether any other tag exists. Default: none.
+    #[serde(default)]
+    pub visitor_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

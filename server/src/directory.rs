@@ -304,6 +304,64 @@ fn tag_members(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<Opti
     Ok(Some(users))
 }
 
+/// What a visitor is shown of a user: the name, never the email.
+pub fn for_visitor(mut user: User) -> User {
+    user.email = None;
+    user
+}
+
+/// Whether a visitor of `org` with tag `own_tag` may name `tag`: its own, one of the org's
+/// `visitor_tags`, or a user in one of those groups.
+pub fn visitor_may_name(
+    conn: &Connection,
+    org: &str,
+    visitor_tags: &[String],
+    own_tag: &str,
+    tag: &str,
+) -> rusqlite::Result<bool> {
+    let tag = tag.to_ascii_lowercase();
+    if tag == own_tag || visitor_tags.contains(&tag) {
+        return Ok(true);
+    }
+    for group in visitor_tags {
+        if group_member_tags(conn, org, group)?.contains(&tag) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Resolves `input` for a visitor: only tags [`visitor_may_name`] allows, with one answer
+/// for every other tag, whether it exists or not (no position, no name), and no emails.
+pub fn resolve_for_visitor(
+    conn: &Connection,
+    org: &str,
+    visitor_tags: &[String],
+    own_tag: &str,
+    input: &str,
+) -> Result<Resolved, ApiError> {
+    let parsed = expr::parse(input).map_err(|e| ApiError {
+        position: Some(e.position),
+        ..ApiError::bad_request("expr_syntax", e.to_string())
+    })?;
+    for tag in parsed.tags() {
+        if !visitor_may_name(conn, org, visitor_tags, own_tag, tag)? {
+            let offered: Vec<String> = visitor_tags.iter().map(|t| format!("@{t}")).collect();
+            return Err(ApiError::bad_request(
+                "tag_not_available",
+                if offered.is_empty() {
+                    "visitors cannot start conversations here".to_string()
+                } else {
+                    format!("visitors can write to {}", offered.join(", "))
+                },
+            ));
+        }
+    }
+    let mut resolved = resolve(conn, org, input)?;
+    resolved.users = resolved.users.into_iter().map(for_visitor).collect();
+    Ok(resolved)
+}
+
 /// Resolves a thread expression to users, or an error that points at the fault.
 pub fn resolve(conn: &Connection, org: &str, input: &str) -> Result<Resolved, ApiError> {
     let expr_error = |e: expr::ExprError, code| ApiError {

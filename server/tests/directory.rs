@@ -266,3 +266,66 @@ async fn a_member_taken_out_of_the_configuration_leaves_the_group_at_the_next_st
     assert_eq!(status, 200, "{body}");
     assert_eq!(tags(&body), ["bob", "sue"], "gary is no longer in @support");
 }
+
+#[tokio::test]
+async fn a_visitor_sees_only_what_it_may_write_to_and_never_emails() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    for (id, email) in [("alice", "alice@acme.test"), ("bob", "bob@acme.test")] {
+        server
+            .sign_in(&hs256(json!({ "user": { "id": id, "email": email } })))
+            .await;
+    }
+    let (staff, _) = server
+        .sign_in(&hs256(
+            json!({ "user": { "id": "sue", "email": "sue@acme.test" } }),
+        ))
+        .await;
+    let (status, visitor) = server
+        .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
+        .await;
+    assert_eq!(status, 200);
+    let token = visitor["token"].as_str().unwrap();
+    let own_tag = visitor["user"]["tag"].as_str().unwrap();
+
+    // @support and its members, by name only.
+    let (status, body) = resolve(&server, token, &format!("@support + @{own_tag}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tags(&body).len(), 3, "bob, sue and the visitor: {body}");
+    assert!(body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u.get("email").is_none()));
+    let (status, _) = resolve(&server, token, "@bob").await;
+    assert_eq!(status, 200, "a member of @support may be named");
+
+    // Anyone else: one answer, whether the tag exists or not, pointing nowhere.
+    let (s1, exists) = resolve(&server, token, "@support + @alice").await;
+    let (s2, missing) = resolve(&server, token, "@support + @nobody").await;
+    assert_eq!((s1, s2), (400, 400));
+    assert_eq!(exists["error"]["code"], "tag_not_available");
+    assert_eq!(exists, missing, "the answer does not tell alice exists");
+    assert!(exists["error"].get("position").is_none());
+
+    // Staff see the directory the org allows them, emails included.
+    let (_, body) = resolve(&server, &staff, "@alice").await;
+    assert_eq!(body["users"][0]["email"], "alice@acme.test");
+
+    // Users by ID: a visitor sees support staff by name, and nobody else.
+    let (_, support) = resolve(&server, &staff, "@support + @alice").await;
+    for u in support["users"].as_array().unwrap() {
+        let (status, body) = server
+            .get(
+                &format!("/v1/users/{}", u["id"].as_str().unwrap()),
+                Some(token),
+            )
+            .await;
+        if u["tag"] == "alice" {
+            assert_eq!(status, 404, "alice is not someone the visitor may write to");
+        } else {
+            assert_eq!(status, 200, "{body}");
+            assert!(body.get("email").is_none());
+        }
+    }
+}

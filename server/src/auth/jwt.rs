@@ -28,6 +28,8 @@ pub struct OrgAuth {
     pub issuer: Option<String>,
     pub leeway: u64,
     pub ephemeral_tokens: Vec<String>,
+    /// What visitors may look up (see `OrgConfig::visitor_tags`).
+    pub visitor_tags: Vec<String>,
 }
 
 /// The verified claims of a sign-in token.
@@ -116,6 +118,11 @@ impl OrgAuth {
             issuer: org.issuer.clone(),
             leeway: org.leeway_secs.unwrap_or(30),
             ephemeral_tokens: org.ephemeral_tokens.clone(),
+            visitor_tags: org
+                .visitor_tags
+                .iter()
+                .map(|t| t.trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
         })
     }
 

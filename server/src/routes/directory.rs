@@ -14,9 +14,19 @@ pub async fn resolve(
     who: AuthUser,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult<Json<Resolved>> {
+    let visitor_tags = if who.user.ephemeral {
+        Some(state.orgs.get(&who.org_id)?.visitor_tags.clone())
+    } else {
+        None
+    };
     let resolved = state
         .db
-        .call(move |conn| directory::resolve(conn, &who.org_id, &req.expr))
+        .call(move |conn| match visitor_tags {
+            Some(tags) => {
+                directory::resolve_for_visitor(conn, &who.org_id, &tags, &who.user.tag, &req.expr)
+            }
+            None => directory::resolve(conn, &who.org_id, &req.expr),
+        })
         .await?;
     Ok(Json(resolved))
 }
@@ -26,15 +36,28 @@ pub async fn user(
     who: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<User>> {
+    let visitor_tags = if who.user.ephemeral {
+        Some(state.orgs.get(&who.org_id)?.visitor_tags.clone())
+    } else {
+        None
+    };
     let found = state
         .db
-        .call(move |conn| directory::user_by_id(conn, &id))
+        .call(move |conn| {
+            let found = directory::user_by_id(conn, &id)?;
+            Ok::<_, ApiError>(match (found, visitor_tags) {
+                (Some((org, _)), _) if org != who.org_id => None,
+                (Some((_, user)), None) => Some(user),
+                // A visitor sees itself and the people it may write to, by name only.
+                (Some((_, user)), Some(tags)) => {
+                    directory::visitor_may_name(conn, &who.org_id, &tags, &who.user.tag, &user.tag)?
+                        .then(|| directory::for_visitor(user))
+                }
+                (None, _) => None,
+            })
+        })
         .await?;
-    match found {
-        Some((org, user)) if org == who.org_id => Ok(Json(user)),
-        _ => Err(ApiError::not_found(
-            "unknown_user",
-            "no such user in your org",
-        )),
-    }
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown_user", "no such user in your org"))
 }

@@ -61,6 +61,7 @@ pub fn config(db: &Path) -> Config {
                 name: "support".into(),
                 members: vec!["bob".into(), "gary".into(), "sue".into()],
             }],
+            visitor_tags: vec!["support".into()],
         }],
     }
 }
