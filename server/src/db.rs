@@ -134,6 +134,19 @@ CREATE INDEX link_requests_by_user ON link_requests (user_id, status);
 ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
 UPDATE users SET email_verified = 1 WHERE ephemeral = 0 AND email IS NOT NULL;
 "#,
+    r#"
+-- One-time prekeys each user has taken of each device this hour: past a few, bundles come
+-- without one (X3DH then uses the signed prekey), so nobody can drain a device's stock.
+CREATE TABLE prekey_claims (
+    claimer TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (claimer, device_id)
+);
+-- Each sender's share of a recipient device's queue is counted per send.
+CREATE INDEX envelopes_by_sender ON envelopes (device_id, sender_device);
+"#,
 ];
 
 #[derive(Clone)]

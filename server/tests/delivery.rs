@@ -443,3 +443,56 @@ async fn signing_out_or_removing_a_device_closes_its_socket_at_once() {
     assert_eq!(resp.status().as_u16(), 200);
     closes_with(&mut alice_ws, "device_removed").await;
 }
+
+#[tokio::test]
+async fn one_sender_cannot_fill_a_device_queue_for_everyone() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let carol = server.user_with_device("carol", [3; 32]).await;
+    // Two envelopes for one device in one send: refused, nothing stored.
+    let (status, body) = server
+        .post(
+            "/v1/envelopes",
+            Some(&alice.token),
+            json!({
+                "sender_device": alice.device_id,
+                "recipients": [bob.user_id],
+                "envelopes": [
+                    { "device_id": bob.device_id, "payload": "AQID" },
+                    { "device_id": bob.device_id, "payload": "AQID" },
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("duplicate_device"))
+    );
+    assert_eq!(server.queued(), 0);
+    // Alice has left Bob a thousand envelopes he has not picked up (written straight to the
+    // database, as a flood of sends would).
+    {
+        let conn = rusqlite::Connection::open(&server.db_path).unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+                 VALUES (?1, ?2, ?3, 0, x'01')",
+            )
+            .unwrap();
+        for _ in 0..1000 {
+            insert
+                .execute([&bob.device_id, &alice.user_id, &alice.device_id])
+                .unwrap();
+        }
+    }
+    let (status, body) = send(&server, &alice, &[&bob], "one more").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("sender_queue_share_full"))
+    );
+    // Everyone else still reaches Bob.
+    let (status, body) = send(&server, &carol, &[&bob], "hello bob").await;
+    assert_eq!(status, 200, "{body}");
+}

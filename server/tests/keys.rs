@@ -70,31 +70,73 @@ async fn one_time_prekeys_go_out_once_and_a_low_stock_is_reported() {
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
     let mut bob_ws = connect(&server, &bob).await;
-    // Alice claims a bundle for Bob's device.
-    let claim = async || {
+    let claim = async |who: &Member| {
         server
             .post(
                 "/v1/bundles",
-                Some(&alice.token),
+                Some(&who.token),
                 json!({ "devices": [bob.device_id] }),
             )
             .await
     };
-    let mut seen = std::collections::HashSet::new();
-    // The helper uploaded 30 one-time prekeys: each claim takes a different one.
-    for _ in 0..30 {
-        let (status, bundles) = claim().await;
+    let take = async |who: &Member| {
+        let (status, bundles) = claim(who).await;
         assert_eq!(status, 200, "{bundles}");
         let b: Vec<PreKeyBundle> = serde_json::from_value(bundles).unwrap();
-        let id = b[0].one_time_prekey.expect("stock left").id;
-        assert!(seen.insert(id), "one-time prekey {id} handed out twice");
         assert_eq!(b[0].identity, server.identity_of(&bob.user_id).public());
+        b[0].one_time_prekey.map(|k| k.id)
+    };
+    let mut seen = std::collections::HashSet::new();
+    // One claimer gets a few one-time prekeys an hour, then bundles without one: nobody
+    // drains a device's stock (the helper uploaded 30).
+    for _ in 0..5 {
+        let id = take(&alice).await.expect("stock left");
+        assert!(seen.insert(id), "one-time prekey {id} handed out twice");
     }
-    // Past the threshold, Bob's connected device hears that its stock is low.
-    let frame = next_frame(&mut bob_ws).await;
-    assert_eq!(frame["type"], "prekeys_low", "{frame}");
+    assert_eq!(
+        take(&alice).await,
+        None,
+        "alice has had her share this hour"
+    );
+    // Others still get theirs, each one different, until the stock is gone.
+    for n in 0..5u8 {
+        let other = server
+            .user_with_device(&format!("claimer{n}"), [10 + n; 32])
+            .await;
+        for _ in 0..5 {
+            let id = take(&other).await.expect("stock left");
+            assert!(seen.insert(id), "one-time prekey {id} handed out twice");
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    // Bob's connected device hears once as the stock falls below the mark, and once as it
+    // runs out — not after every claim.
+    let mut low = Vec::new();
+    while let Ok(frame) = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        next_frame(&mut bob_ws),
+    )
+    .await
+    {
+        if frame["type"] == "prekeys_low" {
+            low.push(frame["remaining"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(low, [19, 0]);
+    // Naming a device twice in one claim is refused.
+    let (status, body) = server
+        .post(
+            "/v1/bundles",
+            Some(&alice.token),
+            json!({ "devices": [bob.device_id, bob.device_id] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("duplicate_device"))
+    );
     // With the stock gone, the bundle still has the signed prekey (X3DH without DH4).
-    let (_, bundles) = claim().await;
+    let (_, bundles) = claim(&alice).await;
     assert!(bundles[0]["one_time_prekey"].is_null());
     assert!(bundles[0]["signed_prekey"]["signature"].is_string());
     // Uploads are capped.

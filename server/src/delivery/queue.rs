@@ -10,6 +10,9 @@ use sotto_core::protocol::{
 
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
+/// Envelopes one sending device may have waiting for one recipient device: its share, so
+/// no one sender can fill a queue and lock everyone else out of it.
+pub const MAX_QUEUED_PER_SENDER: i64 = 1_000;
 
 /// Stores every envelope of one send (checking each recipient device and its queue's
 /// limit) in the caller's transaction or savepoint, which the caller commits — or rolls
@@ -32,6 +35,9 @@ pub fn enqueue(
         let mut insert = tx.prepare_cached(
             "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
              VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut share = tx.prepare_cached(
+            "SELECT COUNT(*) FROM envelopes WHERE device_id = ?1 AND sender_device = ?2",
         )?;
         for env in envelopes {
             let queued: Option<i64> = in_org
@@ -59,6 +65,18 @@ pub fn enqueue(
                     ))
                 }
                 Some(_) => {}
+            }
+            let from_sender: i64 =
+                share.query_row(params![env.device_id, sender_device], |r| r.get(0))?;
+            if from_sender >= MAX_QUEUED_PER_SENDER {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "sender_queue_share_full",
+                    format!(
+                        "device {:?} already has {MAX_QUEUED_PER_SENDER} undelivered messages from this device",
+                        env.device_id
+                    ),
+                ));
             }
             insert.execute(params![
                 env.device_id,

@@ -67,6 +67,17 @@ pub async fn store(
             ),
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(e) = req
+        .envelopes
+        .iter()
+        .find(|e| !seen.insert(e.device_id.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "duplicate_device",
+            format!("two envelopes for device {:?} in one send", e.device_id),
+        ));
+    }
     // Retry requests come from the server alone (see `delivery::writer`), never a client.
     if req
         .envelopes

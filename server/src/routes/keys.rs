@@ -30,6 +30,39 @@ pub const MAX_ONE_TIME_PREKEYS: i64 = 200;
 pub const PREKEYS_LOW: i64 = 20;
 /// Bundles one claim may take.
 const MAX_CLAIM: usize = 200;
+/// One-time prekeys one user may take of one device per hour; past that, bundles come
+/// without one. A client claims a device's bundle once per session it starts.
+pub const OTPK_CLAIMS_PER_HOUR: i64 = 5;
+
+/// Counts a one-time prekey `claimer` takes of `device_id`; false when it has had its share
+/// this hour.
+fn may_take_one_time_prekey(
+    conn: &Connection,
+    claimer: &str,
+    device_id: &str,
+) -> rusqlite::Result<bool> {
+    let now = now_secs();
+    let row: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT window_start, count FROM prekey_claims WHERE claimer = ?1 AND device_id = ?2",
+            params![claimer, device_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (start, count) = match row {
+        Some((start, count)) if now - start < 3600 => (start, count),
+        _ => (now, 0),
+    };
+    if count >= OTPK_CLAIMS_PER_HOUR {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO prekey_claims (claimer, device_id, window_start, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (claimer, device_id) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
+        params![claimer, device_id, start, count + 1],
+    )?;
+    Ok(true)
+}
 /// Largest signed device list.
 const MAX_LIST_BYTES: usize = 16 * 1024;
 
@@ -264,6 +297,13 @@ pub async fn claim_bundles(
             format!("at most {MAX_CLAIM} bundles per claim"),
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(d) = req.devices.iter().find(|d| !seen.insert(d.as_str())) {
+        return Err(ApiError::bad_request(
+            "duplicate_device",
+            format!("device {d:?} is named twice"),
+        ));
+    }
     let (bundles, low) = state
         .db
         .call(move |conn| {
@@ -304,22 +344,26 @@ pub async fn claim_bundles(
                         format!("device {device_id:?} has no published keys"),
                     ));
                 };
-                let one_time: Option<(u32, Vec<u8>)> = tx
-                    .query_row(
+                let one_time: Option<(u32, Vec<u8>)> = if may_take_one_time_prekey(&tx, &who.user.id, device_id)? {
+                    tx.query_row(
                         "SELECT key_id, public_key FROM one_time_prekeys WHERE device_id = ?1 ORDER BY key_id LIMIT 1",
                         params![device_id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
-                    .optional()?;
+                    .optional()?
+                } else {
+                    None
+                };
                 if let Some((id, _)) = &one_time {
                     tx.execute(
                         "DELETE FROM one_time_prekeys WHERE device_id = ?1 AND key_id = ?2",
                         params![device_id, id],
                     )?;
-                }
-                let remaining = prekey_count(&tx, device_id)?;
-                if remaining < PREKEYS_LOW {
-                    low.push((device_id.clone(), remaining as u32));
+                    // Told once, as the stock falls below the mark, not after every claim.
+                    let remaining = prekey_count(&tx, device_id)?;
+                    if remaining == PREKEYS_LOW - 1 || remaining == 0 {
+                        low.push((device_id.clone(), remaining as u32));
+                    }
                 }
                 if let Some((id, public)) = one_time {
                     bundle.one_time_prekey = Some(PreKeyPublic {
