@@ -52,6 +52,12 @@ pub struct FileConfig {
     pub session_max_secs: Option<i64>,
     /// Sign-in attempts allowed per client address per minute.
     pub auth_rate_per_minute: Option<u32>,
+    /// Sends, bundle claims and uploads allowed per session per minute (each).
+    pub session_rate_per_minute: Option<u32>,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or `addr/prefix`), for a
+    /// server behind a TLS proxy or load balancer. Without it, the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
 }
@@ -117,6 +123,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub session_max_secs: i64,
     pub auth_rate_per_minute: u32,
+    pub session_rate_per_minute: u32,
+    pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
 }
@@ -148,6 +156,12 @@ impl Config {
             allowed_origins,
             session_max_secs: file.session_max_secs.unwrap_or(12 * 3600),
             auth_rate_per_minute: file.auth_rate_per_minute.unwrap_or(120),
+            session_rate_per_minute: file.session_rate_per_minute.unwrap_or(600),
+            trusted_proxies: file
+                .trusted_proxies
+                .iter()
+                .map(|p| p.parse().map_err(|e| format!("trusted_proxies: {e}")))
+                .collect::<Result<_, String>>()?,
             orgs: file.orgs,
             demo: cli.demo,
         };

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     pub position: Option<usize>,
     pub details: Option<serde_json::Value>,
+    /// Seconds until a refused request may come again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -25,7 +27,14 @@ impl ApiError {
             message: message.into(),
             position: None,
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again (sent as `Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -84,6 +93,13 @@ impl From<rusqlite::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }

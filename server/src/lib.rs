@@ -37,6 +37,9 @@ use tower_http::trace::TraceLayer;
 
 /// Request bodies other than envelope sends stay small.
 const MAX_BODY: usize = 64 * 1024;
+/// Link requests one session may make per minute: each one puts a dialog on every browser
+/// of the user, so a handful is plenty.
+const LINK_REQUESTS_PER_MINUTE: u32 = 6;
 
 /// Builds the shared state: opens the database, loads the orgs, seeds the demo.
 pub async fn build_state(config: Config) -> Result<SharedState, String> {
@@ -87,7 +90,11 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     let registry = Arc::new(delivery::registry::Registry::default());
     let writer = delivery::writer::Writer::start(db.clone(), registry.clone());
     Ok(Arc::new(AppState {
-        auth_limiter: RateLimiter::new(config.auth_rate_per_minute),
+        auth_limiter: RateLimiter::new(config.auth_rate_per_minute, "sign-in attempts"),
+        send_limiter: RateLimiter::new(config.session_rate_per_minute, "sends"),
+        claim_limiter: RateLimiter::new(config.session_rate_per_minute, "bundle claims"),
+        upload_limiter: RateLimiter::new(config.session_rate_per_minute, "uploads"),
+        link_limiter: RateLimiter::new(LINK_REQUESTS_PER_MINUTE, "link requests"),
         config,
         db,
         orgs,

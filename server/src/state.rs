@@ -15,7 +15,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Stores sends and deletes acknowledged envelopes, committing many at once.
     pub writer: Writer,
+    /// Sign-in attempts per client address.
     pub auth_limiter: RateLimiter,
+    /// Per session: sends, bundle claims, uploads and link requests.
+    pub send_limiter: RateLimiter,
+    pub claim_limiter: RateLimiter,
+    pub upload_limiter: RateLimiter,
+    pub link_limiter: RateLimiter,
     /// Present only in `--demo` mode: the secret that /demo/jwt signs with.
     pub demo_secret: Option<Vec<u8>>,
 }

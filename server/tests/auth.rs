@@ -337,3 +337,58 @@ async fn a_configured_audience_issuer_and_org_are_required() {
     let (status, _) = jwt_outcome(&server, &hs256(json!({ "sub": "a", "org": "acme" }))).await;
     assert_eq!(status, 200, "the token's own org is fine");
 }
+
+/// A JWT sign-in with `X-Forwarded-For: forwarded`; (status, Retry-After).
+async fn sign_in_from(server: &TestServer, forwarded: &str) -> (u16, Option<String>) {
+    let resp = server
+        .http
+        .post(format!("{}/v1/auth/jwt", server.base))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "jwt": hs256(json!({ "sub": "limit-test" })) }))
+        .send()
+        .await
+        .unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), retry)
+}
+
+#[tokio::test]
+async fn sign_in_limits_count_per_client_behind_a_trusted_proxy() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.auth_rate_per_minute = 2;
+    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let server = TestServer::start(cfg).await;
+    // Two attempts from one client, then 429 with when to come back.
+    assert_eq!(sign_in_from(&server, "203.0.113.1").await.0, 200);
+    assert_eq!(sign_in_from(&server, "203.0.113.1").await.0, 200);
+    let (status, retry) = sign_in_from(&server, "203.0.113.1").await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // Another client behind the same proxy is not locked out.
+    assert_eq!(sign_in_from(&server, "203.0.113.2").await.0, 200);
+    // A client cannot escape its bucket by prepending addresses: the proxy appended its own.
+    assert_eq!(sign_in_from(&server, "9.9.9.9, 203.0.113.1").await.0, 429);
+    // IPv6 counts per /64: a fresh address in the same block is the same client.
+    assert_eq!(sign_in_from(&server, "2001:db8:0:1::1").await.0, 200);
+    assert_eq!(sign_in_from(&server, "2001:db8:0:1::2").await.0, 200);
+    assert_eq!(sign_in_from(&server, "2001:db8:0:1::3").await.0, 429);
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_header_changes_nothing() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.auth_rate_per_minute = 2;
+    let server = TestServer::start(cfg).await;
+    assert_eq!(sign_in_from(&server, "203.0.113.1").await.0, 200);
+    assert_eq!(sign_in_from(&server, "203.0.113.2").await.0, 200);
+    assert_eq!(
+        sign_in_from(&server, "203.0.113.3").await.0,
+        429,
+        "one peer, one bucket"
+    );
+}

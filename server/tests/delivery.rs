@@ -496,3 +496,26 @@ async fn one_sender_cannot_fill_a_device_queue_for_everyone() {
     let (status, body) = send(&server, &carol, &[&bob], "hello bob").await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_session_that_floods_sends_is_slowed_alone() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.session_rate_per_minute = 3;
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    for i in 0..3 {
+        assert_eq!(
+            send(&server, &alice, &[&bob], &format!("m{i}")).await.0,
+            200
+        );
+    }
+    let (status, body) = send(&server, &alice, &[&bob], "one too many").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert_eq!(server.queued(), 3, "the refused send stored nothing");
+    assert_eq!(send(&server, &bob, &[&alice], "bob is fine").await.0, 200);
+}

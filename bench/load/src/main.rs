@@ -113,6 +113,7 @@ async fn start_server(bin: &PathBuf) -> Server {
             r#"listen = "127.0.0.1:0"
 database = "{}"
 auth_rate_per_minute = 100000000
+session_rate_per_minute = 100000000
 session_max_secs = 86400
 
 [[orgs]]

@@ -83,6 +83,13 @@ pub fn lookup(conn: &Connection, token: &str) -> Result<AuthUser, ApiError> {
     })
 }
 
+impl AuthUser {
+    /// The key this session's per-session limits count under.
+    pub fn limit_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.session_hash)
+    }
+}
+
 impl FromRequestParts<SharedState> for AuthUser {
     type Rejection = ApiError;
 

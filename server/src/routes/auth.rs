@@ -2,13 +2,14 @@
 
 use super::json::ApiJson;
 use crate::auth::identity::Identity;
+use crate::auth::rate_limit;
 use crate::auth::session::{self, AuthUser};
 use crate::db::now_secs;
 use crate::directory;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::HeaderMap;
 use axum::Json;
 use sotto_core::protocol::{EphemeralSignIn, JwtSignIn, Session};
 use std::net::SocketAddr;
@@ -17,24 +18,20 @@ use std::net::SocketAddr;
 const EPHEMERAL_SESSION_SECS: i64 = 24 * 3600;
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-fn rate_limit(state: &SharedState, addr: SocketAddr) -> ApiResult<()> {
-    if state.auth_limiter.allow(addr.ip()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many sign-in attempts; wait a minute",
-        ))
-    }
+/// Sign-in attempts count per client address (behind `trusted_proxies`, the forwarded one;
+/// IPv6 per /64).
+fn rate_limit(state: &SharedState, addr: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+    let ip = rate_limit::client_ip(addr.ip(), headers, &state.config.trusted_proxies);
+    state.auth_limiter.check(&rate_limit::address_key(ip))
 }
 
 pub async fn sign_in_jwt(
     State(state): State<SharedState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<JwtSignIn>,
 ) -> ApiResult<Json<Session>> {
-    rate_limit(&state, addr)?;
+    rate_limit(&state, addr, &headers)?;
     if req.jwt.len() > MAX_TOKEN_LEN {
         return Err(ApiError::bad_request(
             "token_too_long",
@@ -59,9 +56,10 @@ pub async fn sign_in_jwt(
 pub async fn sign_in_ephemeral(
     State(state): State<SharedState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<EphemeralSignIn>,
 ) -> ApiResult<Json<Session>> {
-    rate_limit(&state, addr)?;
+    rate_limit(&state, addr, &headers)?;
     // Compared in full against every token, so timing says nothing about a prefix.
     let accepts = |org: &&crate::auth::jwt::OrgAuth| {
         org.ephemeral_tokens.iter().fold(false, |hit, t| {

@@ -23,6 +23,7 @@ pub async fn upload(
     who: AuthUser,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    state.upload_limiter.check(&who.limit_key())?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_blob",

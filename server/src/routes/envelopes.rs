@@ -36,6 +36,7 @@ pub async fn store(
     who: &AuthUser,
     req: SendRequest,
 ) -> ApiResult<SendReceipt> {
+    state.send_limiter.check(&who.limit_key())?;
     if req.envelopes.is_empty() {
         return Err(ApiError::bad_request(
             "no_envelopes",

@@ -291,6 +291,7 @@ pub async fn claim_bundles(
     who: AuthUser,
     ApiJson(req): ApiJson<ClaimBundles>,
 ) -> ApiResult<Json<Vec<PreKeyBundle>>> {
+    state.claim_limiter.check(&who.limit_key())?;
     if req.devices.len() > MAX_CLAIM {
         return Err(ApiError::bad_request(
             "too_many_devices",

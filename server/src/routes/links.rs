@@ -155,6 +155,7 @@ pub async fn create(
     who: AuthUser,
     ApiJson(req): ApiJson<LinkCreate>,
 ) -> ApiResult<Json<LinkRequest>> {
+    state.link_limiter.check(&who.limit_key())?;
     if req.commitment.len() != 32 {
         return Err(ApiError::bad_request(
             "bad_payload",

@@ -43,6 +43,8 @@ pub fn config(db: &Path) -> Config {
         allowed_origins: vec![],
         session_max_secs: 12 * 3600,
         auth_rate_per_minute: 10_000,
+        session_rate_per_minute: 100_000,
+        trusted_proxies: vec![],
         demo: false,
         orgs: vec![OrgConfig {
             id: "acme".into(),
