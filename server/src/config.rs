@@ -58,6 +58,11 @@ pub struct FileConfig {
     /// server behind a TLS proxy or load balancer. Without it, the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Clean-up (see `retention.rs`): how often, and how long things are kept.
+    pub retention_interval_secs: Option<u64>,
+    pub envelope_max_age_days: Option<i64>,
+    pub blob_max_age_days: Option<i64>,
+    pub visitor_max_idle_days: Option<i64>,
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
 }
@@ -125,6 +130,7 @@ pub struct Config {
     pub auth_rate_per_minute: u32,
     pub session_rate_per_minute: u32,
     pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
+    pub retention: crate::retention::Retention,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
 }
@@ -162,6 +168,19 @@ impl Config {
                 .iter()
                 .map(|p| p.parse().map_err(|e| format!("trusted_proxies: {e}")))
                 .collect::<Result<_, String>>()?,
+            retention: {
+                let d = crate::retention::Retention::default();
+                crate::retention::Retention {
+                    interval_secs: file.retention_interval_secs.unwrap_or(d.interval_secs),
+                    envelope_max_age_days: file
+                        .envelope_max_age_days
+                        .unwrap_or(d.envelope_max_age_days),
+                    blob_max_age_days: file.blob_max_age_days.unwrap_or(d.blob_max_age_days),
+                    visitor_max_idle_days: file
+                        .visitor_max_idle_days
+                        .unwrap_or(d.visitor_max_idle_days),
+                }
+            },
             orgs: file.orgs,
             demo: cli.demo,
         };

@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod directory;
 pub mod error;
 pub mod origin;
+pub mod retention;
 pub mod routes;
 pub mod state;
 
@@ -214,6 +215,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let listen = config.listen;
     let state = build_state(config).await?;
+    retention::start(state.db.clone(), state.config.retention);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -45,6 +45,7 @@ pub fn config(db: &Path) -> Config {
         auth_rate_per_minute: 10_000,
         session_rate_per_minute: 100_000,
         trusted_proxies: vec![],
+        retention: Default::default(),
         demo: false,
         orgs: vec![OrgConfig {
             id: "acme".into(),
