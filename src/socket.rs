@@ -1,4 +1,5 @@
-//! The delivery WebSocket, kept open: it authenticates with its first frame, hands every
+//! The delivery WebSocket, kept open: it authenticates as it opens (the session token and
+//! device offered as WebSocket protocols, checked before the server upgrades), hands every
 //! server frame to the client, and after the server goes away reconnects with exponential
 //! backoff and jitter (0.5 s doubling to 30 s, each delay scaled by a random 50–100 %), so
 //! many clients of a restarted server do not all return at once.
@@ -19,7 +20,8 @@ type StatusHandler = Rc<dyn Fn(bool)>;
 
 struct State {
     url: String,
-    auth_frame: String,
+    /// `sotto`, `bearer.<token>`, `device.<id>`: see the server's `delivery/socket.rs`.
+    protocols: js_sys::Array,
     ws: Option<WebSocket>,
     attempt: u32,
     timer: Option<i32>,
@@ -45,7 +47,14 @@ impl Delivery {
         let ws_url = format!("{}/v1/ws", url.replacen("http", "ws", 1));
         let state = Rc::new(RefCell::new(State {
             url: ws_url,
-            auth_frame: auth_frame(token, device_id),
+            protocols: [
+                "sotto".to_owned(),
+                format!("bearer.{token}"),
+                format!("device.{device_id}"),
+            ]
+            .iter()
+            .map(|p| JsValue::from_str(p))
+            .collect(),
             ws: None,
             attempt: 0,
             timer: None,
@@ -81,7 +90,6 @@ impl Delivery {
         state.stopped = true;
         clear_timeout(state.timer.take());
         if let Some(ws) = state.ws.take() {
-            ws.set_onopen(None);
             ws.set_onmessage(None);
             ws.set_onclose(None);
             let _ = ws.close();
@@ -98,32 +106,16 @@ impl Drop for Delivery {
     }
 }
 
-fn auth_frame(token: &str, device_id: &str) -> String {
-    serde_json::to_string(&ClientFrame::Auth {
-        token: token.into(),
-        device_id: device_id.into(),
-    })
-    .unwrap_or_default()
-}
-
 fn open(state: &Rc<RefCell<State>>) {
-    let url = state.borrow().url.clone();
-    let ws = match WebSocket::new(&url) {
+    let (url, protocols) = {
+        let s = state.borrow();
+        (s.url.clone(), s.protocols.clone())
+    };
+    let ws = match WebSocket::new_with_str_sequence(&url, &protocols) {
         Ok(ws) => ws,
         Err(_) => return schedule_reconnect(state),
     };
     let weak = Rc::downgrade(state);
-    let on_open = Closure::<dyn FnMut(JsValue)>::new({
-        let weak = weak.clone();
-        move |_| {
-            if let Some(s) = weak.upgrade() {
-                let s = s.borrow();
-                if let Some(ws) = &s.ws {
-                    let _ = ws.send_with_str(&s.auth_frame);
-                }
-            }
-        }
-    });
     let on_message = Closure::<dyn FnMut(JsValue)>::new({
         let weak = weak.clone();
         move |e: JsValue| {
@@ -155,11 +147,10 @@ fn open(state: &Rc<RefCell<State>>) {
             schedule_reconnect(&s);
         }
     });
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
     let mut s = state.borrow_mut();
-    s.handlers = vec![on_open, on_message, on_close];
+    s.handlers = vec![on_message, on_close];
     s.ws = Some(ws);
 }
 

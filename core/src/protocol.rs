@@ -271,8 +271,6 @@ pub struct LinkApprove {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    /// Must be the first frame: the session token stays out of URLs and logs.
-    Auth { token: String, device_id: String },
     /// The envelope is safely handled on the device: the server may delete it.
     Ack { seq: i64 },
     /// The envelope could not be opened (no session, a lost key, a broken chain): the

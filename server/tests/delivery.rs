@@ -139,11 +139,18 @@ async fn a_send_is_all_or_nothing_and_checked() {
 
 #[tokio::test]
 async fn the_socket_refuses_bad_auth() {
-    use futures_util::SinkExt;
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
+    // Without credentials there is no socket at all: nothing to push frames into.
+    match tokio_tungstenite::connect_async(server.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401)
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // Wrong credentials: the socket says why and closes, reading nothing.
     for (token, device, code) in [
         ("bogus", alice.device_id.as_str(), "session_invalid"),
         (
@@ -152,22 +159,33 @@ async fn the_socket_refuses_bad_auth() {
             "unknown_device",
         ),
     ] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-            .await
-            .unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            json!({"type": "auth", "token": token, "device_id": device})
-                .to_string()
-                .into(),
-        ))
-        .await
-        .unwrap();
+        let mut ws = open_socket(&server, token, device).await.unwrap();
         let frame = next_frame(&mut ws).await;
         assert_eq!(
             (frame["type"].as_str(), frame["code"].as_str()),
             (Some("error"), Some(code))
         );
     }
+}
+
+#[tokio::test]
+async fn connections_are_limited_per_user() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let mut open = Vec::new();
+    for _ in 0..sotto_server::delivery::registry::MAX_CONNECTIONS_PER_USER {
+        open.push(connect(&server, &alice).await);
+    }
+    let mut one_more = open_socket(&server, &alice.token, &alice.device_id)
+        .await
+        .unwrap();
+    let frame = next_frame(&mut one_more).await;
+    assert_eq!(frame["code"], "too_many_connections");
+    // Closing one makes room.
+    drop(open.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    connect(&server, &alice).await;
 }
 
 #[tokio::test]

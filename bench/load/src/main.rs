@@ -245,14 +245,21 @@ async fn new_device(
     let (token, user_id, device_id) = publish_user(http, base, &format!("load{n}"), false).await;
 
     let ws_url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+    // The session and device travel as WebSocket protocols, as the browser client sends them.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            ws_url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("sotto, bearer.{token}, device.{device_id}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket");
-    ws.send(Message::text(
-        json!({ "type": "auth", "token": token, "device_id": device_id }).to_string(),
-    ))
-    .await
-    .unwrap();
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.contains("\"ready\"") => break,

@@ -2,6 +2,7 @@
 //! connection then reads its queue from the database, so order and durability come from one
 //! place (the queue) and a wake-up can never carry a stale or out-of-order envelope.
 
+use crate::error::ApiError;
 use sotto_core::protocol::ServerFrame;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,10 +21,46 @@ struct Connection {
 /// Each device's open connections.
 type Connections = HashMap<String, Vec<Connection>>;
 
+/// Open delivery sockets one user may have (a person's browsers and tabs, with room).
+pub const MAX_CONNECTIONS_PER_USER: usize = 20;
+/// Open delivery sockets from one client address (many people may share one behind NAT).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 500;
+
 #[derive(Default)]
 pub struct Registry {
     connections: Mutex<Connections>,
     next_id: AtomicU64,
+    /// Open sockets per user and per client address, for the limits above.
+    admitted: Mutex<(HashMap<String, usize>, HashMap<String, usize>)>,
+}
+
+/// A socket's place within the connection limits; dropping it frees the place.
+pub struct ConnectionPermit {
+    registry: Arc<Registry>,
+    user: String,
+    address: String,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut admitted = self
+            .registry
+            .admitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (users, addresses) = &mut *admitted;
+        release(users, &self.user);
+        release(addresses, &self.address);
+    }
+}
+
+fn release(counts: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 /// A connection's place in the registry; dropping it removes the connection.
@@ -37,6 +74,29 @@ pub struct Registration<'a> {
 }
 
 impl Registry {
+    /// Admits one more socket for `user` from `address`, or refuses with 429.
+    pub fn admit(
+        self: &Arc<Self>,
+        user: &str,
+        address: &str,
+    ) -> Result<ConnectionPermit, ApiError> {
+        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        let (users, addresses) = &mut *admitted;
+        if users.get(user).copied().unwrap_or(0) >= MAX_CONNECTIONS_PER_USER {
+            return Err(too_many("this user has too many open connections"));
+        }
+        if addresses.get(address).copied().unwrap_or(0) >= MAX_CONNECTIONS_PER_ADDRESS {
+            return Err(too_many("too many open connections from this address"));
+        }
+        *users.entry(user.to_owned()).or_default() += 1;
+        *addresses.entry(address.to_owned()).or_default() += 1;
+        Ok(ConnectionPermit {
+            registry: self.clone(),
+            user: user.to_owned(),
+            address: address.to_owned(),
+        })
+    }
+
     pub fn register(&self, device_id: &str, session_hash: &[u8]) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
@@ -100,6 +160,15 @@ impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn too_many(message: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        message,
+    )
+    .retry_after(30)
 }
 
 /// The frame that makes a connection say why and close (see `socket.rs`).

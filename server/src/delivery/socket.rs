@@ -1,32 +1,62 @@
 //! One device's delivery WebSocket (`GET /v1/ws`).
 //!
-//! 1. The client's first frame is `auth` with its session token and device id (within 10 s).
-//! 2. The server answers `ready`, then sends the device's queue, oldest first.
+//! 1. The client offers the WebSocket protocols `sotto`, `bearer.<session token>` and
+//!    `device.<device id>` (a browser cannot set headers on a WebSocket; the token stays out
+//!    of URLs and so out of access logs). They are checked *before* the upgrade, so an
+//!    unauthenticated client never gets a socket to push frames into; the answer picks
+//!    `sotto`. Connections are limited per user and per client address.
+//! 2. The server sends `ready`, then the device's queue, oldest first.
 //! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive.
-//! 4. When the session expires, is signed out (`session_revoked`) or the device is removed
+//! 4. The server pings every 30 s and closes a connection silent for 75 s.
+//! 5. When the session expires, is signed out (`session_revoked`) or the device is removed
 //!    (`device_removed`), the server says `error` and closes at once.
 
 use super::queue;
-use crate::auth::session;
+use super::registry::ConnectionPermit;
+use crate::auth::rate_limit;
+use crate::auth::session::{self, AuthUser};
 use crate::error::ApiError;
 use crate::origin::origin_allowed;
 use crate::state::SharedState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use sotto_core::protocol::{ClientFrame, ServerFrame};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-/// Largest frame a client may send before it has signed in (`auth`), and its read buffer.
-const MAX_CLIENT_FRAME: usize = 4 * 1024;
-/// Largest frame after: a `send` carries a whole send's envelopes, as `POST /v1/envelopes`.
+/// Read buffer per connection: clients send small frames, and at 10,000 connections the
+/// default 128 KiB each would be over a gigabyte.
+const READ_BUFFER: usize = 4 * 1024;
+/// Largest frame: a `send` carries a whole send's envelopes, as `POST /v1/envelopes`.
 const MAX_SEND_FRAME: usize = crate::routes::envelopes::MAX_BODY;
-const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 100;
+const PING_EVERY: Duration = Duration::from_secs(30);
+const SILENT_LIMIT: Duration = Duration::from_secs(75);
+/// The protocol the server speaks, picked from what the client offers.
+const PROTOCOL: &str = "sotto";
+
+/// The session token and device a client offers as WebSocket protocols.
+fn offered_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let offered: Vec<&str> = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !offered.contains(&PROTOCOL) {
+        return None;
+    }
+    let token = offered.iter().find_map(|p| p.strip_prefix("bearer."))?;
+    let device = offered.iter().find_map(|p| p.strip_prefix("device."))?;
+    Some((token.to_owned(), device.to_owned()))
+}
 
 pub async fn upgrade(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -34,14 +64,50 @@ pub async fn upgrade(
         return ApiError::forbidden("origin_not_allowed", "this web origin may not connect")
             .into_response();
     }
-    // Small buffers: a client sends only tiny frames, and at 10,000 connections the
-    // default 128 KiB read buffer each would be over a gigabyte.
-    ws.max_message_size(MAX_SEND_FRAME)
+    let Some((token, device_id)) = offered_credentials(&headers) else {
+        return ApiError::unauthorized(
+            "auth_required",
+            "offer the WebSocket protocols sotto, bearer.<session token> and device.<device id>",
+        )
+        .into_response();
+    };
+    let checked = {
+        let device_id = device_id.clone();
+        state
+            .db
+            .call(move |conn| {
+                let who = session::lookup(conn, &token)?;
+                if !crate::routes::devices::owns_device(conn, &who.user.id, &device_id)? {
+                    return Err(ApiError::forbidden(
+                        "unknown_device",
+                        "this device is not registered to you",
+                    ));
+                }
+                Ok(who)
+            })
+            .await
+    };
+    let ip = rate_limit::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let admitted = checked.and_then(|who| {
+        let permit = state
+            .registry
+            .admit(&who.user.id, &rate_limit::address_key(ip))?;
+        Ok((who, permit))
+    });
+    // A refusal still upgrades, says why in an `error` frame and closes without reading
+    // anything: a browser sees no HTTP status on a failed WebSocket, and the client acts
+    // on the code (an expired session asks for a new token).
+    ws.protocols([PROTOCOL])
+        .max_message_size(MAX_SEND_FRAME)
         .max_frame_size(MAX_SEND_FRAME)
-        .read_buffer_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| async move {
-            if let Err(reason) = run(state, socket).await {
+        .on_upgrade(move |mut socket| async move {
+            let result = match admitted {
+                Ok((who, permit)) => run(state, socket, who, device_id, permit).await,
+                Err(e) => refuse(&mut socket, e.code, &e.message).await,
+            };
+            if let Err(reason) = result {
                 tracing::debug!(%reason, "delivery socket closed");
             }
         })
@@ -68,40 +134,13 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) -> Result<(),
     Err(code.into())
 }
 
-async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
-    let first = match tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await {
-        Ok(Some(Ok(Message::Text(t)))) if t.len() <= MAX_CLIENT_FRAME => t,
-        Ok(Some(Ok(Message::Text(_)))) => {
-            return refuse(&mut socket, "auth_required", "the first frame must be auth").await
-        }
-        Ok(_) => return Err("closed before auth".into()),
-        Err(_) => return refuse(&mut socket, "auth_timeout", "send an auth frame first").await,
-    };
-    let Ok(ClientFrame::Auth { token, device_id }) = serde_json::from_str::<ClientFrame>(&first)
-    else {
-        return refuse(&mut socket, "auth_required", "the first frame must be auth").await;
-    };
-    let checked = {
-        let device_id = device_id.clone();
-        state
-            .db
-            .call(move |conn| {
-                let who = session::lookup(conn, &token)?;
-                if !crate::routes::devices::owns_device(conn, &who.user.id, &device_id)? {
-                    return Err(ApiError::forbidden(
-                        "unknown_device",
-                        "this device is not registered to you",
-                    ));
-                }
-                Ok(who)
-            })
-            .await
-    };
-    let who = match checked {
-        Ok(who) => who,
-        Err(e) => return refuse(&mut socket, e.code, &e.message).await,
-    };
-
+async fn run(
+    state: SharedState,
+    mut socket: WebSocket,
+    who: AuthUser,
+    device_id: String,
+    _permit: ConnectionPermit,
+) -> Result<(), String> {
     // Register before reading the queue, so nothing that arrives meanwhile goes unnoticed.
     let mut registration = state.registry.register(&device_id, &who.session_hash);
     send(
@@ -144,8 +183,17 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
     let until_expiry = Duration::from_secs((who.expires_at - crate::db::now_secs()).max(0) as u64);
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                // A browser answers pings by itself; silence means the peer is gone.
+                if last_heard.elapsed() > SILENT_LIMIT {
+                    return refuse(&mut socket, "timeout", "no answer to pings").await;
+                }
+                socket.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
+            }
             _ = registration.notify.notified() => {
                 flush(&state, &mut socket, &device_id, &mut last_sent).await?;
             }
@@ -156,7 +204,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                 }
                 send(&mut socket, &frame).await?;
             }
-            msg = socket.recv() => match msg {
+            msg = socket.recv() => { last_heard = Instant::now(); match msg {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(&t) {
                     Ok(ClientFrame::Ack { seq }) => {
                         let device = device_id.clone();
@@ -183,7 +231,7 @@ async fn run(state: SharedState, mut socket: WebSocket) -> Result<(), String> {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.to_string()),
                 None => return Ok(()),
-            },
+            } }
             _ = &mut expiry => {
                 return refuse(&mut socket, "session_expired", "the session has expired; sign in again").await;
             }

@@ -337,18 +337,29 @@ pub fn eddsa(claims: Value) -> String {
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens the delivery socket and authenticates; returns it after the `ready` frame.
-pub async fn connect(server: &TestServer, m: &Member) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+/// Opens the delivery socket offering `token` and `device` as its protocols, as the
+/// browser client does (see the server's `delivery/socket.rs`).
+pub async fn open_socket(
+    server: &TestServer,
+    token: &str,
+    device: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("sotto, bearer.{token}, device.{device}")
+            .parse()
+            .unwrap(),
+    );
+    tokio_tungstenite::connect_async(request)
         .await
-        .unwrap();
-    ws.send(Message::Text(
-        json!({"type": "auth", "token": m.token, "device_id": m.device_id})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+        .map(|(ws, _)| ws)
+}
+
+/// Opens the delivery socket for `m`; returns it after the `ready` frame.
+pub async fn connect(server: &TestServer, m: &Member) -> Ws {
+    let mut ws = open_socket(server, &m.token, &m.device_id).await.unwrap();
     let ready = next_frame(&mut ws).await;
     assert_eq!(ready["type"], "ready", "{ready}");
     ws
