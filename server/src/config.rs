@@ -58,6 +58,8 @@ pub struct FileConfig {
     /// server behind a TLS proxy or load balancer. Without it, the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Attachment bytes one org may store, in MiB (default 10,240).
+    pub org_blob_quota_mib: Option<i64>,
     /// Clean-up (see `retention.rs`): how often, and how long things are kept.
     pub retention_interval_secs: Option<u64>,
     pub envelope_max_age_days: Option<i64>,
@@ -131,6 +133,7 @@ pub struct Config {
     pub session_rate_per_minute: u32,
     pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
     pub retention: crate::retention::Retention,
+    pub org_blob_quota_mib: i64,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
 }
@@ -181,6 +184,7 @@ impl Config {
                         .unwrap_or(d.visitor_max_idle_days),
                 }
             },
+            org_blob_quota_mib: file.org_blob_quota_mib.unwrap_or(10 * 1024).max(0),
             orgs: file.orgs,
             demo: cli.demo,
         };

@@ -147,6 +147,11 @@ CREATE TABLE prekey_claims (
 -- Each sender's share of a recipient device's queue is counted per send.
 CREATE INDEX envelopes_by_sender ON envelopes (device_id, sender_device);
 "#,
+    r#"
+-- Quotas sum attachment bytes per uploader and per org at each upload.
+CREATE INDEX blobs_by_uploader ON blobs (uploader);
+CREATE INDEX blobs_by_org ON blobs (org_id);
+"#,
 ];
 
 #[derive(Clone)]

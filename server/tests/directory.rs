@@ -329,3 +329,42 @@ async fn a_visitor_sees_only_what_it_may_write_to_and_never_emails() {
         }
     }
 }
+
+#[tokio::test]
+async fn attachment_space_is_limited_for_visitors_and_for_the_org() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.org_blob_quota_mib = 30;
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let (_, visitor) = server
+        .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
+        .await;
+    let visitor = visitor["token"].as_str().unwrap().to_owned();
+    let upload = async |token: &str, mib: usize| {
+        let resp = server
+            .http
+            .post(format!("{}/v1/blobs", server.base))
+            .bearer_auth(token)
+            .body(vec![0u8; mib * 1024 * 1024])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        (status, body["error"]["code"].as_str().map(str::to_owned))
+    };
+    // A visitor gets 20 MiB: two 8 MiB files, not a third.
+    assert_eq!(upload(&visitor, 8).await.0, 200);
+    assert_eq!(upload(&visitor, 8).await.0, 200);
+    assert_eq!(
+        upload(&visitor, 8).await,
+        (413, Some("quota_exceeded".into()))
+    );
+    // The org's 30 MiB: 16 are used; Alice may add 8, then the org is full for everyone.
+    assert_eq!(upload(&alice.token, 8).await.0, 200);
+    assert_eq!(
+        upload(&alice.token, 8).await,
+        (413, Some("quota_exceeded".into()))
+    );
+}

@@ -17,6 +17,16 @@ use rusqlite::{params, OptionalExtension};
 pub const MAX_BLOB: usize = 10 * 1024 * 1024;
 /// Stored bytes one user may have (the oldest are not removed: uploads stop).
 const MAX_BYTES_PER_USER: i64 = 200 * 1024 * 1024;
+/// Stored bytes one visitor may have: visitor accounts are free to make.
+const MAX_BYTES_PER_VISITOR: i64 = 20 * 1024 * 1024;
+
+fn quota_exceeded(whose: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "quota_exceeded",
+        format!("{whose} attachment space is full"),
+    )
+}
 
 pub async fn upload(
     State(state): State<SharedState>,
@@ -31,13 +41,20 @@ pub async fn upload(
         ));
     }
     let size = body.len() as i64;
+    let org_quota = state.config.org_blob_quota_mib.saturating_mul(1024 * 1024);
     let id = state
         .db
         .call(move |conn| {
             let used: i64 =
                 conn.query_row("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE uploader = ?1", params![who.user.id], |r| r.get(0))?;
-            if used + size > MAX_BYTES_PER_USER {
-                return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", "this user's attachment space is full"));
+            let own_quota = if who.user.ephemeral { MAX_BYTES_PER_VISITOR } else { MAX_BYTES_PER_USER };
+            if used + size > own_quota {
+                return Err(quota_exceeded(if who.user.ephemeral { "this visitor's" } else { "this user's" }));
+            }
+            let org_used: i64 =
+                conn.query_row("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE org_id = ?1", params![who.org_id], |r| r.get(0))?;
+            if org_used + size > org_quota {
+                return Err(quota_exceeded("this organisation's"));
             }
             let id = new_id("b");
             conn.execute(

@@ -46,6 +46,7 @@ pub fn config(db: &Path) -> Config {
         session_rate_per_minute: 100_000,
         trusted_proxies: vec![],
         retention: Default::default(),
+        org_blob_quota_mib: 10 * 1024,
         demo: false,
         orgs: vec![OrgConfig {
             id: "acme".into(),
