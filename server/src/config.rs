@@ -213,6 +213,14 @@ impl Config {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// A damaged configuration file is a clear error at start, never a panic.
+        #[test]
+        fn arbitrary_configuration_text_never_panics(text in proptest::prelude::any::<String>()) {
+            let _ = toml::from_str::<FileConfig>(&text);
+        }
+    }
+
     #[test]
     fn the_example_configuration_parses() {
         let file: FileConfig = toml::from_str(include_str!("../sotto.example.toml")).unwrap();

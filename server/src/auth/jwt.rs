@@ -348,3 +348,44 @@ impl Orgs {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn org() -> OrgAuth {
+        OrgAuth {
+            id: "o".into(),
+            name: None,
+            keys: vec![VerifyingKey::hs256(Some("k".into()), &[7; 32])],
+            audience: vec!["a".into()],
+            issuer: Some("i".into()),
+            leeway: 30,
+            ephemeral_tokens: vec![],
+            visitor_tags: vec![],
+        }
+    }
+
+    /// Three dot-separated parts of base64url-ish text, or anything at all.
+    fn tokenish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,60}",
+            proptest::collection::vec(any::<u8>(), 0..80)
+                .prop_map(|header| { format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(header)) }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a client sends as a token, the answer is a typed refusal, not a panic.
+        #[test]
+        fn arbitrary_tokens_are_refused_cleanly(jwt in tokenish()) {
+            let _ = peek_header(&jwt);
+            let _ = peek_claims(&jwt);
+            prop_assert!(org().verify(&jwt).is_err());
+        }
+    }
+}

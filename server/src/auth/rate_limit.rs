@@ -218,13 +218,16 @@ mod tests {
     }
 
     #[test]
-    fn memory_stays_bounded() {
+    fn keys_back_to_a_full_allowance_are_forgotten() {
+        // 1,000 a minute: one event is refilled 60 ms later.
         let rl = RateLimiter::new(1_000, "attempts");
-        for i in 0..(SWEEP_EVERY * 2) {
-            let _ = rl.check(&format!("k{i}"));
+        for i in 0..(SWEEP_EVERY - 1) {
+            rl.check(&format!("k{i}")).unwrap();
         }
-        // Sweeps only drop keys whose allowance is full again; all of these are recent,
-        // so this checks that the sweep runs without losing a limit, not that it shrinks.
-        assert!(rl.len() <= (SWEEP_EVERY * 2) as usize);
+        assert_eq!(rl.len(), (SWEEP_EVERY - 1) as usize);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        // The next check sweeps first: every earlier key is full again, so it goes.
+        rl.check("last").unwrap();
+        assert!(rl.len() <= 1, "{} keys kept", rl.len());
     }
 }
