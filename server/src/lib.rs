@@ -92,6 +92,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     let writer = delivery::writer::Writer::start(db.clone(), registry.clone());
     Ok(Arc::new(AppState {
         auth_limiter: RateLimiter::new(config.auth_rate_per_minute, "sign-in attempts"),
+        account_limiter: RateLimiter::new(config.auth_rate_per_minute, "sign-ins to this account"),
         send_limiter: RateLimiter::new(config.session_rate_per_minute, "sends"),
         claim_limiter: RateLimiter::new(config.session_rate_per_minute, "bundle claims"),
         upload_limiter: RateLimiter::new(config.session_rate_per_minute, "uploads"),

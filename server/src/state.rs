@@ -15,8 +15,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Stores sends and deletes acknowledged envelopes, committing many at once.
     pub writer: Writer,
-    /// Sign-in attempts per client address.
+    /// Sign-in attempts per client address, and per account.
     pub auth_limiter: RateLimiter,
+    pub account_limiter: RateLimiter,
     /// Per session: sends, bundle claims, uploads and link requests.
     pub send_limiter: RateLimiter,
     pub claim_limiter: RateLimiter,

@@ -338,13 +338,13 @@ async fn a_configured_audience_issuer_and_org_are_required() {
     assert_eq!(status, 200, "the token's own org is fine");
 }
 
-/// A JWT sign-in with `X-Forwarded-For: forwarded`; (status, Retry-After).
-async fn sign_in_from(server: &TestServer, forwarded: &str) -> (u16, Option<String>) {
+/// A JWT sign-in as `sub` with `X-Forwarded-For: forwarded`; (status, Retry-After).
+async fn sign_in_as_from(server: &TestServer, sub: &str, forwarded: &str) -> (u16, Option<String>) {
     let resp = server
         .http
         .post(format!("{}/v1/auth/jwt", server.base))
         .header("x-forwarded-for", forwarded)
-        .json(&json!({ "jwt": hs256(json!({ "sub": "limit-test" })) }))
+        .json(&json!({ "jwt": hs256(json!({ "sub": sub })) }))
         .send()
         .await
         .unwrap();
@@ -353,6 +353,13 @@ async fn sign_in_from(server: &TestServer, forwarded: &str) -> (u16, Option<Stri
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
     (resp.status().as_u16(), retry)
+}
+
+/// A sign-in as a new account each time, from `forwarded`.
+async fn sign_in_from(server: &TestServer, forwarded: &str) -> (u16, Option<String>) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sign_in_as_from(server, &format!("someone-{n}"), forwarded).await
 }
 
 #[tokio::test]
@@ -391,4 +398,22 @@ async fn without_trusted_proxies_a_forwarded_header_changes_nothing() {
         429,
         "one peer, one bucket"
     );
+}
+
+#[tokio::test]
+async fn sign_ins_to_one_account_are_limited_from_any_address() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.auth_rate_per_minute = 2;
+    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let server = TestServer::start(cfg).await;
+    // One account from three addresses: the third attempt is refused.
+    for (i, expected) in [(1, 200), (2, 200), (3, 429)] {
+        assert_eq!(
+            sign_in_as_from(&server, "one-account", &format!("203.0.113.{i}"))
+                .await
+                .0,
+            expected
+        );
+    }
 }

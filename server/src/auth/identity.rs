@@ -92,6 +92,15 @@ impl Identity {
         Ok(identity)
     }
 
+    /// What names the account, for per-account limits.
+    pub fn key(&self) -> &str {
+        match self {
+            Identity::Upsert { external_id, .. } => external_id,
+            Identity::ExistingId(id) => id,
+            Identity::ExistingEmail(email) => email,
+        }
+    }
+
     fn check_sizes(&self) -> Result<(), ApiError> {
         let fields: Vec<&str> = match self {
             Identity::Upsert {

@@ -43,6 +43,10 @@ pub async fn sign_in_jwt(
     let org = state.orgs.for_jwt(req.org.as_deref(), &req.jwt)?;
     let claims = org.verify(&req.jwt)?;
     let identity = Identity::from_claims(&claims)?;
+    // Per account too: many addresses signing in as one user is someone else's token.
+    state
+        .account_limiter
+        .check(&format!("{}/{}", org.id, identity.key()))?;
     let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
     let expires_at = exp.min(now_secs() + state.config.session_max_secs);
     let session = open_session(&state, org.id.clone(), expires_at, move |tx, org_id| {
