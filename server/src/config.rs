@@ -205,6 +205,19 @@ impl Config {
         if self.session_max_secs <= 0 {
             return Err("session_max_secs must be positive".into());
         }
+        let r = &self.retention;
+        for (name, days) in [
+            ("envelope_max_age_days", r.envelope_max_age_days),
+            ("blob_max_age_days", r.blob_max_age_days),
+            ("visitor_max_idle_days", r.visitor_max_idle_days),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                return Err(format!("{name} must be between 1 and 36500"));
+            }
+        }
+        if !(1..=7 * 86_400).contains(&r.interval_secs) {
+            return Err("retention_interval_secs must be between 1 and 604800".into());
+        }
         Ok(())
     }
 }

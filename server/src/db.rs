@@ -152,6 +152,23 @@ CREATE INDEX envelopes_by_sender ON envelopes (device_id, sender_device);
 CREATE INDEX blobs_by_uploader ON blobs (uploader);
 CREATE INDEX blobs_by_org ON blobs (org_id);
 "#,
+    r#"
+-- Sender shares count per sending user; the clean-up and quotas look things up by age,
+-- by owner and by sender without reading whole tables.
+DROP INDEX envelopes_by_sender;
+CREATE INDEX envelopes_by_sender_user ON envelopes (device_id, sender_user);
+CREATE INDEX envelopes_from ON envelopes (sender_user);
+CREATE INDEX envelopes_by_age ON envelopes (accepted_at);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+CREATE INDEX link_requests_by_expiry ON link_requests (expires_at);
+CREATE INDEX prekey_claims_by_device ON prekey_claims (device_id);
+DROP INDEX blobs_by_uploader;
+DROP INDEX blobs_by_org;
+CREATE INDEX blobs_by_uploader ON blobs (uploader, size);
+CREATE INDEX blobs_by_org ON blobs (org_id, size);
+CREATE INDEX blobs_by_age ON blobs (created_at);
+"#,
 ];
 
 #[derive(Clone)]

@@ -170,7 +170,7 @@ pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User
         Identity::ExistingEmail(email) => conn
             .query_row(
                 &format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND email = ?2
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE
                      AND ephemeral = 0 AND email_verified = 1 ORDER BY created_at LIMIT 1"
                 ),
                 params![org, email],

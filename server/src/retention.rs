@@ -62,13 +62,15 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
         )?,
         visitors: 0,
     };
-    // Visitors with no session left, old enough, and no blob still stored under their name
-    // (those go with their blobs, at a later sweep).
+    // Visitors with no session left, old enough, with no blob still stored under their
+    // name and no envelope of theirs still waiting (their identity must stay for those to
+    // be opened): such visitors go at a later sweep.
     let dead: Vec<String> = {
         let mut stmt = tx.prepare(
             "SELECT id FROM users u WHERE ephemeral = 1 AND created_at <= ?1
              AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)
-             AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.uploader = u.id)",
+             AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.uploader = u.id)
+             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.sender_user = u.id)",
         )?;
         let ids = stmt.query_map(params![now - r.visitor_max_idle_days * DAY], |row| {
             row.get(0)

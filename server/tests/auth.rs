@@ -283,6 +283,9 @@ async fn a_visitor_cannot_capture_an_account_by_its_email() {
         .await;
     let (status, who) = jwt_outcome(&server, &by_email).await;
     assert_eq!((status, who.as_str()), (200, real.as_str()));
+    // Email case does not matter.
+    let shouted = hs256(json!({ "email": "NewHire@ACME.test" }));
+    assert_eq!(jwt_outcome(&server, &shouted).await, (200, real.clone()));
     assert_ne!(who, visitor["user"]["id"].as_str().unwrap());
     // A token that says its email is unverified names nobody by it.
     let unverified = hs256(json!({ "email": "newhire@acme.test", "email_verified": false }));

@@ -330,41 +330,59 @@ async fn a_visitor_sees_only_what_it_may_write_to_and_never_emails() {
     }
 }
 
-#[tokio::test]
-async fn attachment_space_is_limited_for_visitors_and_for_the_org() {
-    let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.org_blob_quota_mib = 30;
-    let server = TestServer::start(cfg).await;
-    let alice = server.user_with_device("alice", [1; 32]).await;
+/// Uploads `mib` MiB as `token`; (status, error code).
+async fn upload_mib(server: &TestServer, token: &str, mib: usize) -> (u16, Option<String>) {
+    let resp = server
+        .http
+        .post(format!("{}/v1/blobs", server.base))
+        .bearer_auth(token)
+        .body(vec![0u8; mib * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().map(str::to_owned))
+}
+
+async fn visitor_token(server: &TestServer) -> String {
     let (_, visitor) = server
         .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
         .await;
-    let visitor = visitor["token"].as_str().unwrap().to_owned();
-    let upload = async |token: &str, mib: usize| {
-        let resp = server
-            .http
-            .post(format!("{}/v1/blobs", server.base))
-            .bearer_auth(token)
-            .body(vec![0u8; mib * 1024 * 1024])
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        (status, body["error"]["code"].as_str().map(str::to_owned))
-    };
+    visitor["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn attachment_space_is_limited_per_visitor_for_all_visitors_and_per_org() {
+    let full = (413, Some("quota_exceeded".to_string()));
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.org_blob_quota_mib = 300;
+    let server = TestServer::start(cfg).await;
     // A visitor gets 20 MiB: two 8 MiB files, not a third.
-    assert_eq!(upload(&visitor, 8).await.0, 200);
-    assert_eq!(upload(&visitor, 8).await.0, 200);
+    let first = visitor_token(&server).await;
+    assert_eq!(upload_mib(&server, &first, 8).await.0, 200);
+    assert_eq!(upload_mib(&server, &first, 8).await.0, 200);
+    assert_eq!(upload_mib(&server, &first, 8).await, full);
+    // Visitors together get a tenth of the org's space (30 MiB): a fresh visitor's second
+    // file would pass its own quota, but not the visitors' pool.
+    let second = visitor_token(&server).await;
+    assert_eq!(upload_mib(&server, &second, 8).await.0, 200);
+    assert_eq!(upload_mib(&server, &second, 8).await, full);
+    // Staff still have the rest of the org's space.
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    assert_eq!(upload_mib(&server, &alice.token, 8).await.0, 200);
+
+    let (_dir2, db2) = temp_db();
+    let mut cfg = config(&db2);
+    cfg.org_blob_quota_mib = 16;
+    let small = TestServer::start(cfg).await;
+    let bob = small.user_with_device("bob", [2; 32]).await;
+    assert_eq!(upload_mib(&small, &bob.token, 8).await.0, 200);
+    assert_eq!(upload_mib(&small, &bob.token, 8).await.0, 200);
     assert_eq!(
-        upload(&visitor, 8).await,
-        (413, Some("quota_exceeded".into()))
-    );
-    // The org's 30 MiB: 16 are used; Alice may add 8, then the org is full for everyone.
-    assert_eq!(upload(&alice.token, 8).await.0, 200);
-    assert_eq!(
-        upload(&alice.token, 8).await,
-        (413, Some("quota_exceeded".into()))
+        upload_mib(&small, &bob.token, 8).await,
+        full,
+        "the org is full"
     );
 }

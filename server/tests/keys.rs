@@ -287,3 +287,27 @@ async fn a_page_on_another_origin_may_call_every_method_the_client_uses() {
         assert!(other.headers().get("access-control-allow-origin").is_none());
     }
 }
+
+#[tokio::test]
+async fn visitors_share_one_allowance_of_one_time_prekeys_per_device() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut with_key = 0;
+    for _ in 0..8 {
+        let (_, v) = server
+            .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
+            .await;
+        let (status, bundles) = server
+            .post(
+                "/v1/bundles",
+                v["token"].as_str(),
+                json!({ "devices": [bob.device_id] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{bundles}");
+        with_key += usize::from(!bundles[0]["one_time_prekey"].is_null());
+    }
+    // Free accounts cannot drain a device: five an hour, for all visitors together.
+    assert_eq!(with_key, 5);
+}

@@ -47,7 +47,9 @@ fn email_verified(claims: &Claims, user: Option<&serde_json::Map<String, Value>>
     let flag = user
         .and_then(|u| u.get("email_verified"))
         .or_else(|| claims.get("email_verified"));
-    flag != Some(&Value::Bool(false))
+    // Some identity providers send the flag as a string.
+    !matches!(flag, Some(Value::Bool(false)))
+        && !matches!(flag, Some(Value::String(s)) if s.eq_ignore_ascii_case("false"))
 }
 
 impl Identity {
@@ -179,6 +181,13 @@ mod tests {
                 .unwrap_err()
                 .code,
             "token_email_unverified"
+        );
+        assert_eq!(
+            id(json!({"email": "a@b", "email_verified": "false"}))
+                .unwrap_err()
+                .code,
+            "token_email_unverified",
+            "as some providers send it"
         );
         assert_eq!(id(json!({"exp": 1})).unwrap_err().code, "token_no_identity");
         assert_eq!(

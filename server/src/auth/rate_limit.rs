@@ -102,7 +102,7 @@ impl std::str::FromStr for Cidr {
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        match (canonical(self.addr), canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 mask(u128::from(u32::from(net)), self.prefix, 32)
                     == mask(u128::from(u32::from(ip)), self.prefix, 32)
@@ -137,19 +137,39 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
     if !trusted.iter().any(|c| c.contains(peer)) {
         return peer;
     }
-    // Proxies append; walk back from the nearest hop past the trusted ones.
-    let hops: Vec<IpAddr> = headers
+    // Proxies append; walk back from the nearest hop past the trusted ones. A hop that is
+    // not an address (`unknown`, garbage) ends the walk at the last trusted hop: what lies
+    // before it was written by someone no proxy vouches for.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-        .map(canonical)
+        .map(str::trim)
         .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !trusted.iter().any(|c| c.contains(*ip)))
-        .unwrap_or(peer)
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
+            return client;
+        };
+        if !trusted.iter().any(|c| c.contains(ip)) {
+            return ip;
+        }
+        client = ip;
+    }
+    client
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+/// `[2001:db8::1]:5678`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(canonical(addr.ip()));
+    }
+    None
 }
 
 /// The key an address is limited under: itself for IPv4, its /64 for IPv6.
@@ -193,6 +213,39 @@ mod tests {
         assert_eq!(
             client_ip(proxy, &h, &trusted),
             "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // Ports are stripped; a hop that is not an address ends the walk there.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9:4431".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, unknown, 10.0.0.7".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "10.0.0.7".parse::<IpAddr>().unwrap()
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, [2001:db8::5]:443".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "2001:db8::5".parse::<IpAddr>().unwrap()
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9, 10.0.0.7".parse().unwrap(),
         );
         // From an untrusted peer the header is ignored.
         let direct: IpAddr = "198.51.100.1".parse().unwrap();

@@ -10,9 +10,12 @@ use sotto_core::protocol::{
 
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
-/// Envelopes one sending device may have waiting for one recipient device: its share, so
-/// no one sender can fill a queue and lock everyone else out of it.
+/// Envelopes one sending user (all their devices) may have waiting for one recipient
+/// device: their share, so no one sender can fill a queue and lock everyone else out.
 pub const MAX_QUEUED_PER_SENDER: i64 = 1_000;
+/// Envelopes all visitors together may have waiting for one device: visitor accounts are
+/// free, so many of them must not add up to a full queue.
+pub const MAX_QUEUED_FROM_VISITORS: i64 = 2_000;
 
 /// Stores every envelope of one send (checking each recipient device and its queue's
 /// limit) in the caller's transaction or savepoint, which the caller commits — or rolls
@@ -23,6 +26,7 @@ pub fn enqueue(
     org: &str,
     sender_user: &str,
     sender_device: &str,
+    visitor: bool,
     envelopes: &[OutgoingEnvelope],
 ) -> Result<(i64, Vec<i64>), ApiError> {
     let accepted_at = now_millis();
@@ -37,7 +41,11 @@ pub fn enqueue(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut share = tx.prepare_cached(
-            "SELECT COUNT(*) FROM envelopes WHERE device_id = ?1 AND sender_device = ?2",
+            "SELECT COUNT(*) FROM envelopes WHERE device_id = ?1 AND sender_user = ?2",
+        )?;
+        let mut from_visitors = tx.prepare_cached(
+            "SELECT COUNT(*) FROM envelopes e JOIN users u ON u.id = e.sender_user
+             WHERE e.device_id = ?1 AND u.ephemeral = 1",
         )?;
         for env in envelopes {
             let queued: Option<i64> = in_org
@@ -67,13 +75,16 @@ pub fn enqueue(
                 Some(_) => {}
             }
             let from_sender: i64 =
-                share.query_row(params![env.device_id, sender_device], |r| r.get(0))?;
-            if from_sender >= MAX_QUEUED_PER_SENDER {
+                share.query_row(params![env.device_id, sender_user], |r| r.get(0))?;
+            let visitors_full = visitor
+                && from_visitors.query_row(params![env.device_id], |r| r.get::<_, i64>(0))?
+                    >= MAX_QUEUED_FROM_VISITORS;
+            if from_sender >= MAX_QUEUED_PER_SENDER || visitors_full {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "sender_queue_share_full",
                     format!(
-                        "device {:?} already has {MAX_QUEUED_PER_SENDER} undelivered messages from this device",
+                        "device {:?} already has as many undelivered messages from you as it takes",
                         env.device_id
                     ),
                 ));

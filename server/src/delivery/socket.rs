@@ -2,9 +2,10 @@
 //!
 //! 1. The client offers the WebSocket protocols `sotto`, `bearer.<session token>` and
 //!    `device.<device id>` (a browser cannot set headers on a WebSocket; the token stays out
-//!    of URLs and so out of access logs). They are checked *before* the upgrade, so an
-//!    unauthenticated client never gets a socket to push frames into; the answer picks
-//!    `sotto`. Connections are limited per user and per client address.
+//!    of URLs and so out of access logs). They are checked *before* the upgrade: without
+//!    them there is no socket; with bad ones, the socket says why and closes without
+//!    reading a frame. The answer picks `sotto`. Connections are limited per user and per
+//!    client address.
 //! 2. The server sends `ready`, then the device's queue, oldest first.
 //! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive.
 //! 4. The server pings every 30 s and closes a connection silent for 75 s.
@@ -143,6 +144,30 @@ async fn run(
 ) -> Result<(), String> {
     // Register before reading the queue, so nothing that arrives meanwhile goes unnoticed.
     let mut registration = state.registry.register(&device_id, &who.session_hash);
+    // Checked again now that sign-outs and removals can find this socket: one that landed
+    // between the check at the upgrade and the registration would otherwise be missed.
+    let (token_hash, device) = (who.session_hash.clone(), device_id.clone());
+    let still = state
+        .db
+        .call(move |conn| {
+            let live: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
+                 WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
+                rusqlite::params![token_hash, device, crate::db::now_secs()],
+                |r| r.get(0),
+            )?;
+            Ok::<_, ApiError>(live)
+        })
+        .await
+        .map_err(|e| e.message)?;
+    if !still {
+        return refuse(
+            &mut socket,
+            "session_revoked",
+            "this session or device just ended",
+        )
+        .await;
+    }
     send(
         &mut socket,
         &ServerFrame::Ready {

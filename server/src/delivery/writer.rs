@@ -24,6 +24,7 @@ enum Job {
         org: String,
         sender_user: String,
         sender_device: String,
+        visitor: bool,
         envelopes: Vec<OutgoingEnvelope>,
         reply: oneshot::Sender<Stored>,
     },
@@ -57,6 +58,7 @@ impl Writer {
         org: String,
         sender_user: String,
         sender_device: String,
+        visitor: bool,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Stored {
         let (reply, answer) = oneshot::channel();
@@ -65,6 +67,7 @@ impl Writer {
                 org,
                 sender_user,
                 sender_device,
+                visitor,
                 envelopes,
                 reply,
             })
@@ -139,12 +142,19 @@ fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Notices)
                     org,
                     sender_user,
                     sender_device,
+                    visitor,
                     envelopes,
                     reply,
                 } => {
                     let sp = tx.savepoint()?;
-                    let result =
-                        queue::enqueue(&sp, &org, &sender_user, &sender_device, &envelopes);
+                    let result = queue::enqueue(
+                        &sp,
+                        &org,
+                        &sender_user,
+                        &sender_device,
+                        visitor,
+                        &envelopes,
+                    );
                     if result.is_ok() {
                         sp.commit()?;
                     }

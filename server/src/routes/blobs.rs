@@ -56,6 +56,17 @@ pub async fn upload(
             if org_used + size > org_quota {
                 return Err(quota_exceeded("this organisation's"));
             }
+            // Visitors together get a tenth of the org's space, so free accounts cannot fill it.
+            if who.user.ephemeral {
+                let visitors_used: i64 = conn.query_row(
+                    "SELECT COALESCE(SUM(b.size), 0) FROM blobs b JOIN users u ON u.id = b.uploader WHERE b.org_id = ?1 AND u.ephemeral = 1",
+                    params![who.org_id],
+                    |r| r.get(0),
+                )?;
+                if visitors_used + size > org_quota / 10 {
+                    return Err(quota_exceeded("visitors'"));
+                }
+            }
             let id = new_id("b");
             conn.execute(
                 "INSERT INTO blobs (id, org_id, uploader, size, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

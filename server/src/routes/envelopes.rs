@@ -113,7 +113,13 @@ pub async fn store(
         .await?;
     let (accepted_at, seqs) = state
         .writer
-        .enqueue(who.org_id, who.user.id, req.sender_device, req.envelopes)
+        .enqueue(
+            who.org_id,
+            who.user.id,
+            req.sender_device,
+            who.user.ephemeral,
+            req.envelopes,
+        )
         .await?;
     for d in &devices {
         state.registry.wake(d);

@@ -345,7 +345,9 @@ pub async fn claim_bundles(
                         format!("device {device_id:?} has no published keys"),
                     ));
                 };
-                let one_time: Option<(u32, Vec<u8>)> = if may_take_one_time_prekey(&tx, &who.user.id, device_id)? {
+                // Visitors are free to make, so they share one allowance per device.
+                let claimer = if who.user.ephemeral { "visitors" } else { who.user.id.as_str() };
+                let one_time: Option<(u32, Vec<u8>)> = if may_take_one_time_prekey(&tx, claimer, device_id)? {
                     tx.query_row(
                         "SELECT key_id, public_key FROM one_time_prekeys WHERE device_id = ?1 ORDER BY key_id LIMIT 1",
                         params![device_id],
