@@ -40,6 +40,7 @@ async function startServer() {
 database = "${join(dir, 'sotto.db')}"
 allowed_origins = ["*"]
 auth_rate_per_minute = 100000000
+session_rate_per_minute = 100000000
 [[orgs]]
 id = "bench"
 [[orgs.keys]]
