@@ -489,8 +489,8 @@ async fn one_sender_cannot_fill_a_device_queue_for_everyone() {
         (400, Some("duplicate_device"))
     );
     assert_eq!(server.queued(), 0);
-    // Alice has left Bob a thousand envelopes he has not picked up (written straight to the
-    // database, as a flood of sends would).
+    // Alice has left Bob her whole share of envelopes he has not picked up (written
+    // straight to the database, as a flood of sends would).
     {
         let conn = rusqlite::Connection::open(&server.db_path).unwrap();
         let mut insert = conn
@@ -499,7 +499,7 @@ async fn one_sender_cannot_fill_a_device_queue_for_everyone() {
                  VALUES (?1, ?2, ?3, 0, x'01')",
             )
             .unwrap();
-        for _ in 0..1000 {
+        for _ in 0..sotto_server::delivery::queue::MAX_QUEUED_PER_SENDER {
             insert
                 .execute([&bob.device_id, &alice.user_id, &alice.device_id])
                 .unwrap();

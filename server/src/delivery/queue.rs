@@ -11,8 +11,9 @@ use sotto_core::protocol::{
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
 pub const MAX_QUEUED_PER_DEVICE: i64 = 10_000;
 /// Envelopes one sending user (all their devices) may have waiting for one recipient
-/// device: their share, so no one sender can fill a queue and lock everyone else out.
-pub const MAX_QUEUED_PER_SENDER: i64 = 1_000;
+/// device: their share (a quarter), so no one sender can fill a queue and lock everyone
+/// else out, while a busy thread can still reach someone away for a while.
+pub const MAX_QUEUED_PER_SENDER: i64 = 2_500;
 /// Envelopes all visitors together may have waiting for one device: visitor accounts are
 /// free, so many of them must not add up to a full queue.
 pub const MAX_QUEUED_FROM_VISITORS: i64 = 2_000;
