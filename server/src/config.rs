@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     /// Attachment bytes one org may store, in MiB (default 10,240).
     pub org_blob_quota_mib: Option<i64>,
+    /// Delivery sockets one client address may hold (default 500).
+    pub max_connections_per_address: Option<usize>,
     /// Clean-up (see `retention.rs`): how often, and how long things are kept.
     pub retention_interval_secs: Option<u64>,
     pub envelope_max_age_days: Option<i64>,
@@ -134,6 +136,7 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
     pub retention: crate::retention::Retention,
     pub org_blob_quota_mib: i64,
+    pub max_connections_per_address: usize,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
 }
@@ -185,6 +188,10 @@ impl Config {
                 }
             },
             org_blob_quota_mib: file.org_blob_quota_mib.unwrap_or(10 * 1024).max(0),
+            max_connections_per_address: file
+                .max_connections_per_address
+                .unwrap_or(crate::delivery::registry::MAX_CONNECTIONS_PER_ADDRESS)
+                .max(1),
             orgs: file.orgs,
             demo: cli.demo,
         };

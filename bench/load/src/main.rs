@@ -114,6 +114,7 @@ async fn start_server(bin: &PathBuf) -> Server {
 database = "{}"
 auth_rate_per_minute = 100000000
 session_rate_per_minute = 100000000
+max_connections_per_address = 100000
 session_max_secs = 86400
 
 [[orgs]]

@@ -23,7 +23,8 @@ type Connections = HashMap<String, Vec<Connection>>;
 
 /// Open delivery sockets one user may have (a person's browsers and tabs, with room).
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
-/// Open delivery sockets from one client address (many people may share one behind NAT).
+/// Open delivery sockets from one client address by default (many people may share one
+/// behind NAT): `max_connections_per_address` in the configuration.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 500;
 
 #[derive(Default)]
@@ -79,13 +80,14 @@ impl Registry {
         self: &Arc<Self>,
         user: &str,
         address: &str,
+        per_address: usize,
     ) -> Result<ConnectionPermit, ApiError> {
         let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
         let (users, addresses) = &mut *admitted;
         if users.get(user).copied().unwrap_or(0) >= MAX_CONNECTIONS_PER_USER {
             return Err(too_many("this user has too many open connections"));
         }
-        if addresses.get(address).copied().unwrap_or(0) >= MAX_CONNECTIONS_PER_ADDRESS {
+        if addresses.get(address).copied().unwrap_or(0) >= per_address {
             return Err(too_many("too many open connections from this address"));
         }
         *users.entry(user.to_owned()).or_default() += 1;

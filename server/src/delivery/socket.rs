@@ -90,9 +90,11 @@ pub async fn upgrade(
     };
     let ip = rate_limit::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let admitted = checked.and_then(|who| {
-        let permit = state
-            .registry
-            .admit(&who.user.id, &rate_limit::address_key(ip))?;
+        let permit = state.registry.admit(
+            &who.user.id,
+            &rate_limit::address_key(ip),
+            state.config.max_connections_per_address,
+        )?;
         Ok((who, permit))
     });
     // A refusal still upgrades, says why in an `error` frame and closes without reading
