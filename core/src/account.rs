@@ -277,13 +277,18 @@ impl Account {
     /// Makes `session` the one used with `device_id`, keeping the one it replaces.
     pub(crate) fn install_session(&mut self, device_id: &str, session: Session) {
         if let Some(old) = self.sessions.insert(device_id.to_owned(), session) {
-            let previous = self
-                .previous_sessions
-                .entry(device_id.to_owned())
-                .or_default();
-            previous.insert(0, old);
-            previous.truncate(PREVIOUS_SESSIONS);
+            self.keep_previous(device_id, old);
         }
+    }
+
+    /// Keeps a replaced session (newest first, a few at most) for messages still in flight.
+    fn keep_previous(&mut self, device_id: &str, old: Session) {
+        let previous = self
+            .previous_sessions
+            .entry(device_id.to_owned())
+            .or_default();
+        previous.insert(0, old);
+        previous.truncate(PREVIOUS_SESSIONS);
     }
 
     /// Forgets sessions with devices that are no longer anyone's (a removed device).
@@ -304,12 +309,7 @@ impl Account {
     /// next group message hands them to it again.
     pub fn restart_session(&mut self, device_id: &str) {
         if let Some(old) = self.sessions.remove(device_id) {
-            let previous = self
-                .previous_sessions
-                .entry(device_id.to_owned())
-                .or_default();
-            previous.insert(0, old);
-            previous.truncate(PREVIOUS_SESSIONS);
+            self.keep_previous(device_id, old);
         }
         for key in self.own_sender_keys.values_mut() {
             key.distributed_to.retain(|d| d != device_id);

@@ -9,29 +9,6 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sotto_core::b64;
 
-async fn send(
-    server: &TestServer,
-    from: &Member,
-    to: &[&Member],
-    text: &str,
-) -> (u16, serde_json::Value) {
-    let envelopes: Vec<_> = to
-        .iter()
-        .map(|m| json!({ "device_id": m.device_id, "payload": b64::encode(text.as_bytes()) }))
-        .collect();
-    server
-        .post(
-            "/v1/envelopes",
-            Some(&from.token),
-            json!({
-                "sender_device": from.device_id,
-                "recipients": to.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>(),
-                "envelopes": envelopes,
-            }),
-        )
-        .await
-}
-
 fn payload(frame: &serde_json::Value) -> String {
     String::from_utf8(b64::decode(frame["payload"].as_str().unwrap()).unwrap()).unwrap()
 }

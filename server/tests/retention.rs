@@ -35,17 +35,7 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
     let send = async |text: &str| {
-        let (status, body) = server
-            .post(
-                "/v1/envelopes",
-                Some(&alice.token),
-                json!({
-                    "sender_device": alice.device_id,
-                    "recipients": [bob.user_id],
-                    "envelopes": [{ "device_id": bob.device_id, "payload": sotto_core::b64::encode(text.as_bytes()) }],
-                }),
-            )
-            .await;
+        let (status, body) = send(&server, &alice, &[&bob], text).await;
         assert_eq!(status, 200, "{body}");
         body["seqs"][0].as_i64().unwrap()
     };

@@ -410,3 +410,22 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("sotto.db");
     (dir, path)
 }
+
+/// Sends `text` as one envelope to each of `to`'s devices, as `from`: (status, body).
+pub async fn send(server: &TestServer, from: &Member, to: &[&Member], text: &str) -> (u16, Value) {
+    let envelopes: Vec<_> = to
+        .iter()
+        .map(|m| json!({ "device_id": m.device_id, "payload": sotto_core::b64::encode(text.as_bytes()) }))
+        .collect();
+    server
+        .post(
+            "/v1/envelopes",
+            Some(&from.token),
+            json!({
+                "sender_device": from.device_id,
+                "recipients": to.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>(),
+                "envelopes": envelopes,
+            }),
+        )
+        .await
+}
