@@ -120,7 +120,9 @@ fn show_nav_and_show_header_hide_their_parts() {
 async fn accounts_are_stored_encrypted_under_a_non_extractable_key() {
     let key = format!("test|org|{}", js_sys::Math::random());
     assert!(keystore::load(&key).await.unwrap().is_none());
-    let account = Account::generate("u1", 0).unwrap();
+    // A user ID long enough that random ciphertext cannot contain it by chance.
+    let user = "u_a-user-id-no-ciphertext-holds";
+    let account = Account::generate(user, 0).unwrap();
     let identity = account.identity_public();
     let bytes = keystore::serialize(&account).unwrap();
     keystore::save_serialized(&key, Some("d_1"), &bytes)
@@ -136,7 +138,7 @@ async fn accounts_are_stored_encrypted_under_a_non_extractable_key() {
         .dyn_into()
         .unwrap();
     let stored = String::from_utf8_lossy(&data.to_vec()).to_string();
-    assert!(!stored.contains("identity") && !stored.contains("u1"));
+    assert!(!stored.contains("identity") && !stored.contains(user));
     let wrap = sotto::idb::get(sotto::idb::KEYS, "wrap").await.unwrap();
     let wrap: web_sys::CryptoKey = wrap.dyn_into().expect("a CryptoKey");
     assert!(!wrap.extractable());
