@@ -252,15 +252,9 @@ async fn an_envelope_that_does_not_open_is_asked_for_again_and_never_reported_de
         let (status, body) = server.post("/v1/envelopes", Some(&alice.token), req).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)));
     }
-    let mut resent = next_frame(&mut bob_ws).await;
-    while resent["type"] != "envelope" {
-        resent = next_frame(&mut bob_ws).await;
-    }
+    let resent = next_of_type(&mut bob_ws, "envelope").await;
     ack(&mut bob_ws, resent["seq"].as_i64().unwrap()).await;
-    let mut delivered = next_frame(&mut alice_ws).await;
-    while delivered["type"] != "delivered" {
-        delivered = next_frame(&mut alice_ws).await;
-    }
+    next_of_type(&mut alice_ws, "delivered").await;
     // A retry request is never answered with another one; acking it empties the queue.
     let retry_seq = frame["seq"].as_i64().unwrap();
     retry(&mut alice_ws, retry_seq).await;
@@ -387,10 +381,7 @@ async fn a_send_on_the_socket_is_stored_and_answered_like_a_post() {
 
 /// The socket says `error` with `code` (after any frames already on their way) and closes.
 async fn closes_with(ws: &mut Ws, code: &str) {
-    let mut frame = next_frame(ws).await;
-    while frame["type"] != "error" {
-        frame = next_frame(ws).await;
-    }
+    let frame = next_of_type(ws, "error").await;
     assert_eq!(
         (frame["type"].as_str(), frame["code"].as_str()),
         (Some("error"), Some(code)),

@@ -724,10 +724,8 @@ impl Inner {
         let mut attempt = 0;
         let (receipt, to_others, sent_to) = loop {
             attempt += 1;
-            let mut recipients = self.recipients_for(members, &own, &token, only).await?;
-            if let Some(only) = only {
-                recipients.retain(|r| r.device_id == only.device_id && r.user_id == only.user_id);
-            }
+            // With `only`, recipients_for already keeps that one device alone.
+            let recipients = self.recipients_for(members, &own, &token, only).await?;
             let to_others: Vec<bool> = recipients.iter().map(|r| r.user_id != own.id).collect();
             if body.kind == Kind::Message && !to_others.contains(&true) && !alone && only.is_none()
             {

@@ -33,6 +33,7 @@ test('a visitor chats with @support and support answers', async () => {
   // The visitor named itself: staff see it marked as a visitor.
   assert.equal(await bob.locator('.msg.in .sender').first().textContent(), 'Vera Visitor (visitor)');
   assert.equal(await bob.locator('.thread-title').textContent(), 'Carol Chen, Vera Visitor (visitor)');
+  await bob.screenshot({ path: join(artifacts, 'example-support-staff.png') });
   await bob.getByLabel('Message', { exact: true }).fill('Happy to help, Vera!');
   await bob.getByLabel('Message', { exact: true }).press('Enter');
   await visitor.locator('.msg.in', { hasText: 'Happy to help' }).waitFor({ timeout: 10000 });
@@ -76,7 +77,9 @@ test("Forsta's authenticated-user tutorial, with provisioning by import, decline
   assert.equal(await visible(second), 'visible', 'onProvisioningRequired showed the messenger');
   await second.getByRole('button', { name: 'Import from a running client' }).click();
   const request = first.getByRole('dialog', { name: 'Link a new browser?' });
-  await request.getByRole('button', { name: 'Compare codes' }).click({ timeout: 10000 });
+  await request.getByRole('button', { name: 'Compare codes' }).waitFor({ timeout: 10000 });
+  await first.screenshot({ path: join(artifacts, 'example-forsta-link-request.png') });
+  await request.getByRole('button', { name: 'Compare codes' }).click();
   await request.locator('.code').waitFor({ timeout: 10000 });
   const newCode = await second.locator('.dialog .code').textContent({ timeout: 10000 });
   assert.equal(await request.locator('.code').textContent(), newCode, 'both browsers show the same check code');

@@ -381,6 +381,16 @@ pub async fn next_frame(ws: &mut Ws) -> Value {
     }
 }
 
+/// The next frame of type `kind`, passing over others already on their way.
+pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = next_frame(ws).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
 /// True when no frame arrives within `ms`.
 pub async fn silent_for(ws: &mut Ws, ms: u64) -> bool {
     tokio::time::timeout(std::time::Duration::from_millis(ms), ws.next())
