@@ -121,3 +121,70 @@ test('in a group, only the device that could not open a message gets it again', 
   assert.equal(await count(bob), 1);
   assert.equal(await count(carol), 1);
 });
+
+test('a retry request the relay makes up for a device the message never went to is ignored', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'));
+  });
+  // Bob's acknowledgements are held back until the made-up request has been handled.
+  const held = { acks: [], release: null };
+  await bob.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    held.release = () => held.acks.splice(0).forEach((m) => server.send(m));
+    ws.onMessage((m) => (JSON.parse(m).type === 'ack' ? held.acks.push(m) : server.send(m)));
+    server.onMessage((m) => ws.send(m));
+  });
+  await openDemoAs(bob, env.server.base, 'bob');
+  // The relay, played in Alice's page: it learns her envelopes' seqs from the `stored`
+  // answer, then hands her a retry request for one, labelled as a device of its own.
+  const seen = { seqs: [], resends: 0 };
+  let toPage;
+  await alice.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    toPage = (frame) => ws.send(JSON.stringify(frame));
+    ws.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'send' && frame.request.resend_of !== undefined) seen.resends++;
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'stored') seen.seqs.push(...frame.receipt.seqs);
+      ws.send(m);
+    });
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  const text = 'only for bob ' + Math.random().toString(36).slice(2);
+  const bobId = await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, text);
+    const t = (await window.client.threadList()).find((t) => t.id === id);
+    return t.members.find((m) => m.tag === 'bob').id;
+  }, text);
+  assert.ok(seen.seqs.length > 0, 'the send went over the socket');
+  const seq = Buffer.alloc(8);
+  seq.writeBigInt64BE(BigInt(seen.seqs[0]));
+  const payload = Buffer.concat([Buffer.from('\0sotto-retry\0', 'latin1'), seq]).toString('base64');
+  // Bob's user, but a device the message never went to.
+  toPage({ type: 'envelope', seq: 9_000_000, sender_user: bobId, sender_device: 'd_relays_own', accepted_at: 0, payload });
+  await alice.waitForTimeout(1500);
+  assert.equal(seen.resends, 0, 'nothing was sent again');
+  // Bob's real device got the message, and once its acknowledgement goes through Alice
+  // sees it delivered: the made-up request did not consume what the delivery needs.
+  await until(bob, async (text) => {
+    for (const t of await window.client.threadList()) {
+      if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
+    }
+    return false;
+  }, text, { what: 'the message at bob' });
+  held.release();
+  await until(alice, async (text) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status === 'delivered';
+    }
+    return false;
+  }, text, { what: 'delivered after the made-up request' });
+});
