@@ -5,8 +5,9 @@
 //   __load()  initialises the wasm module once and resolves when it is ready;
 //   __wasm    the module's exports (ClientCore);
 //   __base    the URL this script was loaded from (the default server URL).
-// Everything else happens in Rust (src/client.rs); this class only makes construction
-// synchronous, turns callbacks into DOM events, and keeps method calls waiting until loaded.
+// Everything else happens in Rust (src/client/); this class only makes construction
+// synchronous, turns callbacks into DOM events, keeps method calls waiting until loaded,
+// and forwards them to the tab that holds the account when another does (js/tabs.js).
 
 function codedError(code, message) {
   const err = new Error(message);
@@ -31,6 +32,11 @@ class Client extends EventTarget {
   #started;
   #options;
   #destroyed = false;
+  // The account's other tabs (js/tabs.js), once signed in; `#viewing` while another holds it.
+  #tabs = null;
+  #viewing = false;
+  #becameView;
+  #resolveView;
 
   constructor(el, auth, options = {}) {
     super();
@@ -43,6 +49,7 @@ class Client extends EventTarget {
     if (auth == null || (typeof auth === 'object' && Object.keys(auth).length === 0)) {
       auth = fromUrl === null ? {} : { externalAuthCode: fromUrl };
     }
+    this.#becameView = new Promise((resolve) => { this.#resolveView = resolve; });
     this.#ready = __load().then(() => {
       if (this.#destroyed) throw codedError('destroyed', 'the client was destroyed before it loaded');
       this.#core = new __wasm.ClientCore(el, auth, this.#options, (type, detail) => this.#emit(type, detail));
@@ -55,6 +62,12 @@ class Client extends EventTarget {
   }
 
   #emit(type, detail) {
+    // From the wasm only: which account this tab views or holds, and a view's UI asking the
+    // page API (so that it is forwarded like the page's own calls).
+    if (type === '_view' || type === '_leader') return this.#joinTabs(detail, type === '_view');
+    if (type === '_call') return FORWARDED.has(detail[0]) ? this[detail[0]](...detail.slice(1)) : undefined;
+    if (type === 'sessioncleared') this.#leaveTabs('not_signed_in', 'this tab is signed out');
+    this.#tabs?.share(type, detail);
     this.dispatchEvent(new CustomEvent(type, { detail }));
     const hook = { init: this.#options.onInit, loaded: this.#options.onLoaded }[type];
     if (typeof hook === 'function') {
@@ -66,11 +79,42 @@ class Client extends EventTarget {
     }
   }
 
-  async #call(method, ...args) {
-    await this.#ready;
+  #joinTabs(account, view) {
+    if (this.#tabs?.account !== account) {
+      this.#leaveTabs('tab_closed', 'this tab changed accounts');
+      this.#tabs = new AccountTabs(account, (method, args) => this.#local(method, args), (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail })));
+      this.#tabs.account = account;
+    }
+    this.#viewing = view;
+    if (view) {
+      this.#tabs.view();
+      this.#resolveView();
+      this.#emit('tabwaiting');
+    } else {
+      this.#tabs.hold();
+    }
+  }
+
+  #leaveTabs(code, message) {
+    const tabs = this.#tabs;
+    this.#viewing = false;
+    this.#tabs = null;
+    // After the answers this tab is still sending (a view's clearSession, say) have gone.
+    setTimeout(() => tabs?.close(code, message), 0);
+  }
+
+  async #local(method, args) {
     await this.#started.catch(() => {});
     if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
     return this.#core[method](...args);
+  }
+
+  // While another tab holds the account, the call is that tab's to answer.
+  async #call(method, ...args) {
+    await this.#ready;
+    await Promise.race([this.#started.catch(() => {}), this.#becameView]);
+    if (this.#viewing) return this.#tabs.forward(method, args);
+    return this.#local(method, args);
   }
 
   /** Signs in with a JWT, or refreshes the session (also within the grace window). */
@@ -127,12 +171,12 @@ class Client extends EventTarget {
   /** Approves a `linkrequest` (check its code against the new browser's first), or on the
    * new browser confirms that its `linkcode` matches. */
   linkApprove(id) {
-    return this.#answer('linkApprove', String(id));
+    return this.#viewing ? this.#call('linkApprove', String(id)) : this.#answer('linkApprove', String(id));
   }
 
   /** Declines a `linkrequest`, or stops linking on the new browser. */
   linkDecline(id) {
-    return this.#answer('linkDecline', String(id));
+    return this.#viewing ? this.#call('linkDecline', String(id)) : this.#answer('linkDecline', String(id));
   }
 
   /** Signs out every tab of this origin and removes this user's data from this browser. */
@@ -266,6 +310,7 @@ class Client extends EventTarget {
   /** Unmounts the UI and closes the connection. */
   destroy() {
     this.#destroyed = true;
+    this.#leaveTabs('destroyed', 'this client has been destroyed');
     if (this.#core) {
       this.#core.destroy();
       this.#core.free();

@@ -121,8 +121,10 @@ export interface ClientEventMap {
   /** A user's devices changed: for this user, a browser was linked or removed (no `added`);
    *  for a contact, `added` names their new devices, seen when sending to them. */
   devicechange: CustomEvent<{ userId: string; added?: string[] }>;
-  /** Another tab of this browser holds this person's account (one tab at a time does); this
-   *  tab takes over by itself when that one closes or signs out. */
+  /** Another tab of this browser holds this person's account (one tab at a time does). This
+   *  tab shows the same threads and its calls are answered by that tab (a call that tab took
+   *  but could not answer before it closed rejects with `tab_closed`); it takes over by
+   *  itself when that one closes or signs out. */
   tabwaiting: CustomEvent<undefined>;
   error: CustomEvent<SottoError>;
 }

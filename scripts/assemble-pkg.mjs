@@ -11,7 +11,8 @@ const pkg = join(root, 'pkg');
 mkdirSync(pkg, { recursive: true });
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, 'Cargo.toml'), 'utf8'))[1];
-const body = readFileSync(join(root, 'js/client.js'), 'utf8');
+// tabs.js (the account's tabs) comes first: client.js uses it.
+const body = ['js/tabs.js', 'js/client.js'].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
 const header = `/* Sotto ${version} — end-to-end encrypted messaging for any page. Apache-2.0. */\n`;
 
 copyFileSync(wasmPath, join(pkg, 'sotto_wasm_bg.wasm'));

@@ -26,6 +26,9 @@ async function signIn(user) {
     auth = { jwt: (await res.json()).jwt };
   }
   const client = new sotto.Client(document.getElementById('messenger'), auth, options);
+  client.addEventListener('tabwaiting', () => {
+    who.textContent = 'Signed in as ' + user + ' in another tab; this tab shows and sends through it.';
+  });
   client.addEventListener('error', (e) => console.warn('sotto:', e.detail && e.detail.code, e.detail && e.detail.message));
   window.client = client; // for poking at the API from the console
 }

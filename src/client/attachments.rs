@@ -149,6 +149,12 @@ impl Inner {
         message_id: &str,
         index: usize,
     ) -> ClientResult<()> {
+        // In a view, the page API fetches it through the tab that holds the account.
+        let args = [message_id.into(), (index as f64).into()];
+        if let Some(file) = self.forwarded("attachmentGet", &args).await {
+            let file: web_sys::File = file?.unchecked_into();
+            return save_blob(&file.name(), &file);
+        }
         let (a, bytes) = self.attachment_get(message_id, index).await?;
         save_file(&a.name, &a.mime, &bytes)
     }
@@ -161,7 +167,12 @@ pub(super) fn save_file(name: &str, mime: &str, bytes: &[u8]) -> ClientResult<()
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
         .map_err(|e| js_failure("ui", e))?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_failure("ui", e))?;
+    save_blob(name, &blob)
+}
+
+/// Hands `blob` to the browser as a download named `name`.
+fn save_blob(name: &str, blob: &web_sys::Blob) -> ClientResult<()> {
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js_failure("ui", e))?;
     let doc = crate::util::window()?
         .document()
         .ok_or_else(|| ClientError::new("ui", "no document"))?;

@@ -382,6 +382,9 @@ impl Inner {
 
     /// `safetyNumber(userId)`: the number this user and `user_id` can compare.
     pub(super) async fn safety_number(self: &Rc<Self>, user_id: &str) -> ClientResult<JsValue> {
+        if let Some(n) = self.forwarded("safetyNumber", &[user_id.into()]).await {
+            return n;
+        }
         let (token, _) = self.session()?;
         let user: User = self
             .api_get(&format!("/v1/users/{user_id}"), &token)
@@ -422,6 +425,10 @@ impl Inner {
         user_id: &str,
         number: &str,
     ) -> ClientResult<()> {
+        let args = [user_id.into(), number.into()];
+        if let Some(done) = self.forwarded("markVerified", &args).await {
+            return done.map(drop);
+        }
         self.with_account(|a| {
             a.mark_verified(user_id, number).map_err(|e| match e {
                 sotto_core::CoreError::NoSession(_) => ClientError::new(
@@ -445,6 +452,10 @@ impl Inner {
         self: &Rc<Self>,
         user_id: &str,
     ) -> ClientResult<()> {
+        let args = [user_id.into()];
+        if let Some(done) = self.forwarded("acknowledgeIdentityChange", &args).await {
+            return done.map(drop);
+        }
         self.with_account(|a| {
             a.acknowledge_identity_change(user_id);
             Ok(())
@@ -493,7 +504,11 @@ impl Inner {
     /// and for each a button that verifies exactly the number shown (never several people
     /// at once), or dismisses the warning about a changed key.
     pub(super) async fn show_safety_numbers(self: &Rc<Self>) -> ClientResult<()> {
-        let (_, own) = self.session()?;
+        let own = match self.viewing() {
+            Some(_) => self.state.borrow().offline_user.clone(),
+            None => Some(self.session()?.1),
+        };
+        let own = own.ok_or_else(|| ClientError::new("not_signed_in", "not signed in"))?;
         let thread_id = self
             .state
             .borrow()
@@ -616,10 +631,20 @@ impl Inner {
                     inner.show_backup_dialog(Some("The two passphrases differ."));
                     return;
                 }
-                match inner.export_backup(&v[0]) {
-                    Ok(text) => inner.show_backup_text(&text),
-                    Err(e) => inner.show_backup_dialog(Some(&e.message)),
-                }
+                let passphrase = v[0].clone();
+                spawn_local(async move {
+                    let made = match inner
+                        .forwarded("keyBackupExport", &[passphrase.as_str().into()])
+                        .await
+                    {
+                        Some(made) => made.map(|t| t.as_string().unwrap_or_default()),
+                        None => inner.export_backup(&passphrase),
+                    };
+                    match made {
+                        Ok(text) => inner.show_backup_text(&text),
+                        Err(e) => inner.show_backup_dialog(Some(&e.message)),
+                    }
+                });
             },
         );
     }

@@ -191,7 +191,7 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
-        self.take_account_lock(&store_key).await?;
+        self.take_account_lock(&store_key, &session.user).await?;
         let mut retried = false;
         let registered = loop {
             let stored = self.provision(&session, &store_key).await?;
@@ -270,23 +270,28 @@ impl Inner {
         Ok(())
     }
 
-    /// Becomes the one tab that holds this account (`tab_lock.rs`), waiting while another
-    /// tab of this browser holds it. The page gets `tabwaiting` and the tab says why.
-    async fn take_account_lock(self: &Rc<Self>, store_key: &str) -> ClientResult<()> {
+    /// Becomes the one tab that holds this account (`tab_lock.rs`). While another tab of
+    /// this browser holds it, this tab is a view over that one (`tab_view.rs`); the page
+    /// gets `tabwaiting`. The JS shell learns the account's name from `_view` and `_leader`
+    /// and forwards the page's calls to the holder meanwhile.
+    async fn take_account_lock(
+        self: &Rc<Self>,
+        store_key: &str,
+        user: &sotto_core::protocol::User,
+    ) -> ClientResult<()> {
         let name = format!("sotto-account|{store_key}");
         let lock = match crate::tab_lock::try_acquire(&name).await? {
             Some(lock) => lock,
             None => {
-                self.show_notice(Some(
-                    "Sotto is open in another tab of this browser. This tab takes over when that one closes.",
-                ));
-                self.with_ui(|ui| ui.set_status("Open in another tab"));
-                self.emit("tabwaiting", JsValue::UNDEFINED);
                 let epoch = {
                     let mut state = self.state.borrow_mut();
-                    state.waiting_for_tab = true;
+                    state.waiting_for_tab = Some(store_key.to_owned());
+                    state.offline_user = Some(user.clone());
                     state.epoch
                 };
+                self.with_ui(|ui| ui.set_status("Open in another tab"));
+                self.emit("_view", name.as_str().into());
+                self.reload_view().await;
                 let lock = crate::tab_lock::acquire(&name).await?;
                 // The holder may have let go because it cleared the session for every tab:
                 // let its BroadcastChannel message (sent before it let go) arrive first.
@@ -297,13 +302,15 @@ impl Inner {
                         "this client stopped while waiting for the other tab",
                     ));
                 }
-                self.show_notice(None);
                 lock
             }
         };
-        let mut state = self.state.borrow_mut();
-        state.waiting_for_tab = false;
-        state.tab_lock = Some(lock);
+        {
+            let mut state = self.state.borrow_mut();
+            state.waiting_for_tab = None;
+            state.tab_lock = Some(lock);
+        }
+        self.emit("_leader", name.as_str().into());
         Ok(())
     }
 
@@ -525,36 +532,40 @@ impl Inner {
                 }
             }
         }
-        if let Some(c) = self.channel.borrow().as_ref() {
-            let _ = c.channel.post_message(&JsValue::from_str(&format!(
-                "sessioncleared {}",
-                self.options.url
-            )));
-        }
+        self.post_to_tabs(&format!("sessioncleared {}", self.options.url));
         self.sign_out_locally();
     }
 
-    /// Signs this tab out when another tab of the origin clears the session of the same server.
+    /// Posts `message` to every other Sotto client of the origin.
+    pub(super) fn post_to_tabs(&self, message: &str) {
+        if let Some(c) = self.channel.borrow().as_ref() {
+            let _ = c.channel.post_message(&JsValue::from_str(message));
+        }
+    }
+
+    /// Signs this tab out when another tab of the origin clears the session of the same
+    /// server; a view reads the history again when the holder saved it.
     fn listen_for_other_tabs(self: &Rc<Self>) {
         let Ok(channel) = BroadcastChannel::new(CHANNEL) else {
             return;
         };
         let weak = Rc::downgrade(self);
-        let expected = format!("sessioncleared {}", self.options.url);
+        let cleared = format!("sessioncleared {}", self.options.url);
         let listener = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            if e.data().as_string().as_deref() != Some(expected.as_str()) {
+            let (Some(message), Some(inner)) = (e.data().as_string(), weak.upgrade()) else {
                 return;
-            }
-            if let Some(inner) = weak.upgrade() {
+            };
+            let viewing = inner.viewing();
+            if message == cleared {
                 spawn_local(async move {
-                    let signed_in = {
-                        let state = inner.state.borrow();
-                        state.session.is_some() || state.waiting_for_tab
-                    };
-                    if signed_in {
+                    if inner.state.borrow().session.is_some() || viewing.is_some() {
                         inner.sign_out_locally();
                     }
                 });
+            } else if viewing
+                .is_some_and(|key| message.strip_prefix("saved ") == Some(key.as_str()))
+            {
+                spawn_local(async move { inner.reload_view().await });
             }
         });
         channel.set_onmessage(Some(listener.as_ref().unchecked_ref()));

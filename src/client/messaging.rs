@@ -472,10 +472,11 @@ impl Inner {
                 .zip(state.threads.iter().find(|t| t.id == thread_id).cloned())
         };
         if let Some((key, t)) = snapshot {
-            if let Err(e) = history::save(&key, &t).await {
-                web_sys::console::warn_1(
+            match history::save(&key, &t).await {
+                Ok(()) => self.tell_views(&key),
+                Err(e) => web_sys::console::warn_1(
                     &format!("sotto: history not saved: {}", e.message).into(),
-                );
+                ),
             }
         }
         if let Some(resolve) = done {
@@ -622,6 +623,11 @@ impl Inner {
         attrs: serde_json::Map<String, serde_json::Value>,
         files: Vec<OutgoingFile>,
     ) -> ClientResult<String> {
+        // A view's composer: the tab that holds the account sends.
+        let args = [thread_id.into(), text.as_str().into()];
+        if let Some(sent) = self.forwarded("threadSendMessage", &args).await {
+            return sent.map(|id| id.as_string().unwrap_or_default());
+        }
         let (_, own) = self.session()?;
         if text.trim().is_empty() && files.is_empty() {
             return Err(ClientError::new(

@@ -13,6 +13,7 @@ mod messaging;
 mod offline;
 mod provisioning;
 mod retries;
+mod tab_view;
 mod threads;
 
 use crate::error::{ClientError, ClientResult};
@@ -43,8 +44,11 @@ struct State {
     account: Option<Account>,
     /// Held while this tab is the one that holds the account (released with the session).
     tab_lock: Option<crate::tab_lock::TabLock>,
-    /// Signed in, and waiting for another tab to let go of the account.
-    waiting_for_tab: bool,
+    /// Signed in, and waiting for another tab to let go of the account: its store key.
+    /// Meanwhile this tab is a view over that tab (`tab_view.rs`).
+    waiting_for_tab: Option<String>,
+    /// History reads of a view, so only the newest is shown.
+    view_reloads: u32,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
@@ -693,6 +697,11 @@ impl Inner {
             new_thread: act(|inner, expr| {
                 spawn_local(async move {
                     match inner.thread_make(&expr, Default::default()).await {
+                        // A view shows the new thread once the holder has saved it.
+                        Ok(id) if inner.viewing().is_some() => {
+                            inner.state.borrow_mut().open_thread = Some(id);
+                            inner.reload_view().await;
+                        }
                         Ok(id) => {
                             let _ = inner.thread_open(&id);
                         }
@@ -710,6 +719,18 @@ impl Inner {
                             let id = id.ok_or_else(|| {
                                 ClientError::new("no_thread", "Open or start a thread first.")
                             })?;
+                            let picked: js_sys::Array = files.iter().collect();
+                            let none = JsValue::UNDEFINED;
+                            let args = [
+                                id.as_str().into(),
+                                "".into(),
+                                none.clone(),
+                                none,
+                                picked.into(),
+                            ];
+                            if let Some(sent) = inner.forwarded("threadSendMessage", &args).await {
+                                return sent.map(|_| String::new());
+                            }
                             let files = attachments::read_picked(files).await?;
                             inner
                                 .send_message(&id, String::new(), None, Default::default(), files)
@@ -809,8 +830,9 @@ impl Inner {
             .map(|a| a.identity_warnings().map(str::to_owned).collect())
             .unwrap_or_default();
         let _ = ui.render_thread(open, own_id, &changed, &state.new_devices);
-        // Saved history shown offline can be read, not written to.
-        ui.set_read_only(state.session.is_none());
+        // Saved history shown offline can be read, not written to; a view writes through
+        // the tab that holds the account.
+        ui.set_read_only(state.session.is_none() && state.waiting_for_tab.is_none());
         ui.set_user(&own.map(display_name).unwrap_or_default());
     }
 }

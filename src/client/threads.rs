@@ -61,6 +61,10 @@ impl Inner {
         expr: &str,
         attributes: Map<String, Value>,
     ) -> ClientResult<String> {
+        // "Start" in a view: the tab that holds the account makes the thread.
+        if let Some(made) = self.forwarded("threadMake", &[expr.into()]).await {
+            return made.map(|id| id.as_string().unwrap_or_default());
+        }
         check_attributes(&attributes)?;
         let resolved = self.resolve_with_self(expr).await?;
         let id = random_id()?;
@@ -261,6 +265,7 @@ impl Inner {
         };
         if let Some(key) = key {
             history::remove(&key, thread_id).await?;
+            self.tell_views(&key);
         }
         self.render();
         Ok(())

@@ -1,11 +1,12 @@
-// One person, two tabs of one browser: only one tab at a time holds the account (a Web
-// Lock), so no ratchet key ever encrypts two messages. The second tab waits and says so;
-// when the first closes it takes over with the stored state, and nothing is lost or
+// One person, several tabs of one browser: only one tab at a time holds the account (a Web
+// Lock), so no ratchet key ever encrypts two messages. The other tabs are views over it:
+// they show the same threads, and what their page and UI do is done by the holder. When
+// the holder closes another tab takes over with the stored state, and nothing is lost or
 // received twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServerAndBrowser, newPage, openDemoAs, waitConnected, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, waitConnected, artifacts, until } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -38,6 +39,15 @@ function recordRatchetHeaders(page, seen) {
       }
     }),
   );
+}
+
+/** Waits until `locator` matches at least `n` elements. */
+async function atLeast(locator, n, what) {
+  const deadline = Date.now() + 15000;
+  while ((await locator.count()) < n) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what} (${await locator.count()} of ${n})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const texts = (page) =>
@@ -105,4 +115,168 @@ test('a second tab of the same person waits, then takes over without losing or r
     assert.equal(ciphertexts.size, 1, `ratchet header ${header} was used for two ciphertexts`);
   }
   await context.close();
+});
+
+test('three tabs of one person send interleaved messages; each shows all, the other person gets each once', async (t) => {
+  const bob = await newPage(env.browser);
+  const context = await env.browser.newContext({ viewport: { width: 480, height: 640 } });
+  const tabs = [await context.newPage(), await context.newPage(), await context.newPage()];
+  const log = [];
+  tabs.forEach((p, i) => p.on('console', (m) => log.push(`[tab${i + 1} ${m.type()}] ${m.text()}`)));
+  t.after(async () => {
+    if (!t.error) return;
+    console.log(log.join('\n'), '\nbob:', bob.log.join('\n'));
+    for (const [i, p] of tabs.entries()) if (!p.isClosed()) await p.screenshot({ path: join(artifacts, `tabs-failed-${i + 1}.png`) });
+  });
+  const headers = new Map();
+  for (const p of tabs) recordRatchetHeaders(p, headers);
+
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(tabs[0], env.server.base, 'alice');
+  for (const p of tabs.slice(1)) {
+    await p.goto(`${env.server.base}/?as=alice`);
+    await p.locator('.status', { hasText: 'Open in another tab' }).waitFor({ timeout: 15000 });
+    // Events the holder hears reach every tab's page.
+    await p.evaluate(() => {
+      window.heard = [];
+      window.client.addEventListener('thread-message', (e) => window.heard.push(e.detail.text));
+    });
+  }
+
+  // A view's UI starts the thread: the holder makes it, and the view opens it.
+  await tabs[1].getByLabel('New thread: who to talk to').fill('@bob');
+  await tabs[1].getByRole('button', { name: 'Start' }).click();
+  await tabs[1].locator('.thread-title', { hasText: 'Bob Brown' }).waitFor({ timeout: 10000 });
+  const threadId = await tabs[2].evaluate(async () => (await window.client.threadList())[0].id);
+  await tabs[0].locator('.thread-item', { hasText: 'Bob Brown' }).click({ timeout: 10000 });
+  await tabs[2].locator('.thread-item', { hasText: 'Bob Brown' }).click({ timeout: 10000 });
+
+  // Each round, all three tabs send at once: the holder by API, one view by its composer,
+  // the other view by API.
+  const sent = [];
+  const round = async (label, senders) => {
+    await Promise.all(senders.map(async ({ page, how }, i) => {
+      const text = `${label} from tab ${tabs.indexOf(page) + 1} (${how}) #${i}`;
+      sent.push(text);
+      if (how === 'ui') {
+        await page.getByLabel('Message', { exact: true }).fill(text);
+        await page.getByLabel('Message', { exact: true }).press('Enter');
+      } else {
+        const id = await page.evaluate(([thread, body]) => window.client.threadSendMessage(thread, body), [threadId, text]);
+        assert.match(id, /\S/, 'a forwarded send resolves to the message ID');
+      }
+    }));
+  };
+  for (const n of [1, 2, 3]) {
+    await round(`round ${n}`, [
+      { page: tabs[0], how: 'api' }, { page: tabs[1], how: 'ui' }, { page: tabs[2], how: 'api' },
+    ]);
+  }
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click({ timeout: 10000 });
+  const bobTexts = () => bob.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
+  });
+  await atLeast(bob.locator('.msg.in'), sent.length, 'Bob has every message');
+  await bob.getByLabel('Message', { exact: true }).fill('reply from bob');
+  await bob.getByLabel('Message', { exact: true }).press('Enter');
+  for (const p of tabs) {
+    await p.locator('.msg.in .text', { hasText: 'reply from bob' }).waitFor({ timeout: 10000 });
+  }
+  for (const p of tabs.slice(1)) {
+    await until(p, () => window.heard.includes('reply from bob'), undefined, { what: 'a view heard the reply' });
+  }
+  await tabs[1].screenshot({ path: join(artifacts, 'tabs-view-sends.png') });
+
+  // Every tab shows every message, in one order (the holder's), on screen and by API.
+  const first = await texts(tabs[0]);
+  assert.equal(first.length, sent.length + 1);
+  for (const p of tabs) {
+    assert.deepEqual(await texts(p), first, 'each tab lists the same messages by API');
+    await atLeast(p.locator('.msg .text'), first.length, 'each tab shows every message');
+    const shown = await p.locator('.msg .text').allTextContents();
+    assert.deepEqual(shown, first.map((m) => m.slice(2)), 'each tab shows the messages in the same order');
+  }
+
+  // The holder closes mid-conversation: one view takes over, the other keeps forwarding.
+  await tabs[0].close();
+  const later = [];
+  for (const n of [4, 5]) {
+    for (const p of [tabs[1], tabs[2]]) {
+      const text = `after close ${n} from tab ${tabs.indexOf(p) + 1}`;
+      later.push(text);
+      await p.evaluate(([thread, body]) => window.client.threadSendMessage(thread, body), [threadId, text]);
+    }
+  }
+  await atLeast(bob.locator('.msg.in'), sent.length + later.length, 'Bob has the later messages');
+  await bob.getByLabel('Message', { exact: true }).fill('second reply');
+  await bob.getByLabel('Message', { exact: true }).press('Enter');
+  for (const p of [tabs[1], tabs[2]]) {
+    await p.locator('.msg.in .text', { hasText: 'second reply' }).waitFor({ timeout: 15000 });
+  }
+
+  const all = [...sent, ...later];
+  const got = await bobTexts();
+  for (const text of all) {
+    assert.equal(got.filter((x) => x === text).length, 1, `Bob received "${text}" exactly once`);
+  }
+  assert.equal(got.length, all.length + 2, 'Bob has nothing else (his two replies)');
+  const a = await texts(tabs[1]);
+  assert.deepEqual(await texts(tabs[2]), a, 'both remaining tabs list the same');
+  assert.equal(a.length, all.length + 2);
+
+  assert.ok(headers.size >= all.length, `ratchet headers were recorded (${headers.size})`);
+  for (const [header, ciphertexts] of headers) {
+    assert.equal(ciphertexts.size, 1, `ratchet header ${header} was used for two ciphertexts`);
+  }
+  await context.close();
+});
+
+test('two clients of one person on one page: the second is a view, and takes over when the first goes', async () => {
+  const page = await newPage(env.browser, { width: 1200, height: 700 });
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await page.goto(`${env.server.base}/`);
+  await page.evaluate(async () => {
+    const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice' }) })).json()).jwt;
+    document.getElementById('choose').hidden = true;
+    const box = document.getElementById('messenger');
+    box.style.display = 'flex';
+    box.style.maxWidth = 'none';
+    window.clients = [];
+    window.waiting = [];
+    for (const n of [0, 1]) {
+      const el = document.createElement('div');
+      el.id = `pane-${n}`;
+      el.style.flex = '1';
+      box.appendChild(el);
+      const client = new sotto.Client(el, { jwt });
+      client.addEventListener('tabwaiting', () => window.waiting.push(n));
+      window.clients.push(client);
+      // The first holds the account before the second starts.
+      if (n === 0) await new Promise((resolve) => client.addEventListener('loaded', resolve, { once: true }));
+    }
+  });
+  const panes = [page.locator('#pane-0'), page.locator('#pane-1')];
+  await panes[1].locator('.status', { hasText: 'Open in another tab' }).waitFor({ timeout: 15000 });
+  assert.deepEqual(await page.evaluate(() => window.waiting), [1], 'only the second client waits');
+
+  const threadId = await page.evaluate(() => window.clients[1].threadMake('@bob'));
+  await page.evaluate((id) => window.clients[1].threadSendMessage(id, 'sent by the view'), threadId);
+  await panes[0].locator('.thread-item', { hasText: 'Bob Brown' }).click();
+  await panes[0].locator('.msg.out .text', { hasText: 'sent by the view' }).waitFor({ timeout: 10000 });
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click({ timeout: 10000 });
+  await bob.locator('.msg.in .text', { hasText: 'sent by the view' }).waitFor({ timeout: 10000 });
+  // The holder's typed errors reach the view's page as they are.
+  const refused = await page.evaluate(() => window.clients[1].threadSendMessage('no-such-thread', 'x').then(() => 'sent', (e) => e.code));
+  assert.equal(refused, 'unknown_thread');
+
+  await page.evaluate(() => window.clients[0].destroy());
+  await panes[1].locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  await page.evaluate((id) => window.clients[1].threadSendMessage(id, 'sent after the first went'), threadId);
+  await bob.locator('.msg.in .text', { hasText: 'sent after the first went' }).waitFor({ timeout: 10000 });
+  await panes[1].locator('.thread-item', { hasText: 'Bob Brown' }).click();
+  assert.deepEqual(await panes[1].locator('.msg .text').allTextContents(), ['sent by the view', 'sent after the first went']);
+  await page.context().close();
+  await bob.context().close();
 });
