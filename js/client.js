@@ -82,7 +82,9 @@ class Client extends EventTarget {
   #joinTabs(account, view) {
     if (this.#tabs?.account !== account) {
       this.#leaveTabs('tab_closed', 'this tab changed accounts');
-      this.#tabs = new AccountTabs(account, (method, args) => this.#local(method, args), (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail })));
+      // Link answers may come while this tab's start waits for them (see #answer).
+      const run = (method, args) => (method.startsWith('link') ? this.#answer(method, ...args) : this.#local(method, args));
+      this.#tabs = new AccountTabs(account, run, (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail })));
       this.#tabs.account = account;
     }
     this.#viewing = view;
@@ -109,10 +111,15 @@ class Client extends EventTarget {
     return this.#core[method](...args);
   }
 
-  // While another tab holds the account, the call is that tab's to answer.
-  async #call(method, ...args) {
+  // Loaded, and either started or a view of another tab.
+  async #settled() {
     await this.#ready;
     await Promise.race([this.#started.catch(() => {}), this.#becameView]);
+  }
+
+  // While another tab holds the account, the call is that tab's to answer.
+  async #call(method, ...args) {
+    await this.#settled();
     if (this.#viewing) return this.#tabs.forward(method, args);
     return this.#local(method, args);
   }
@@ -195,13 +202,21 @@ class Client extends EventTarget {
   }
 
   /** Makes a thread and opens it; its ID. */
-  threadStartWithExpression(expr, attributes) {
-    return this.#call('threadStartWithExpression', String(expr), attributes);
+  async threadStartWithExpression(expr, attributes) {
+    await this.#settled();
+    if (!this.#viewing) return this.#call('threadStartWithExpression', String(expr), attributes);
+    // In a view, the holder makes it and this tab's UI opens it.
+    const id = await this.threadMake(expr, attributes);
+    await this.threadOpen(id);
+    return id;
   }
 
-  /** Shows a thread in the UI. */
-  threadOpen(threadId) {
-    return this.#call('threadOpen', String(threadId));
+  /** Shows a thread in the UI (this tab's own, also in a view). */
+  async threadOpen(threadId) {
+    await this.#settled();
+    if (!this.#viewing) return this.#local('threadOpen', [String(threadId)]);
+    if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
+    return this.#core.threadOpen(String(threadId));
   }
 
   /**

@@ -19,7 +19,7 @@
 const FORWARDED = new Set([
   'keyBackupExport', 'safetyNumber', 'markVerified', 'acknowledgeIdentityChange',
   'linkApprove', 'linkDecline', 'clearSession', 'threadMake', 'threadEnsure',
-  'threadStartWithExpression', 'threadSendMessage', 'attachmentGet', 'threadList',
+  'threadSendMessage', 'attachmentGet', 'threadList',
   'threadMessages', 'threadListAttributes', 'threadGetAttribute', 'threadSetAttribute',
   'threadSetExpiration', 'threadAmendDistribution', 'threadRepealDistribution',
   'threadAddMember', 'threadRemoveMember', 'threadLeave', 'threadArchive', 'threadRestore',
@@ -88,6 +88,11 @@ class AccountTabs {
 
   /** A view's call, answered by the holder. */
   forward(method, args) {
+    try {
+      structuredClone(args);
+    } catch {
+      return Promise.reject(tabError('bad_argument', `${method}: an argument cannot be sent to the tab that holds the account`));
+    }
     return new Promise((resolve, reject) => {
       const id = ++this.#next;
       this.#pending.set(id, { method, args, resolve, reject, holder: null, sentTo: null });
@@ -162,7 +167,7 @@ class AccountTabs {
       if (!call) return;
       if (m.t === 'took') {
         call.holder = m.from;
-      } else if (m.t === 'done' || m.t === 'failed') {
+      } else if ((m.t === 'done' || m.t === 'failed') && m.from === call.holder) {
         this.#pending.delete(m.id);
         if (m.t === 'done') call.resolve(m.value);
         else call.reject(tabError(m.code, m.message));

@@ -61,43 +61,26 @@ async fn text_of(response: &Response) -> ClientResult<String> {
         .unwrap_or_default())
 }
 
-/// Calls `method path` on the server at `base`, with a JSON body when given.
-pub async fn call<B: Serialize, R: DeserializeOwned>(
+/// Calls `method path` on the server at `base`, with a JSON body when given; the answer's
+/// text. Not generic, so there is one copy of it in the wasm; see [`to_json`], [`parse`].
+pub async fn call(
     base: &str,
     method: &str,
     path: &str,
     token: Option<&str>,
-    body: Option<&B>,
-) -> ClientResult<R> {
-    let json = match body {
-        Some(b) => Some(
-            serde_json::to_string(b).map_err(|e| ClientError::new("internal", e.to_string()))?,
-        ),
-        None => None,
-    };
-    let response = fetch(
-        base,
-        method,
-        path,
-        token,
-        json.map(|j| ("application/json", JsValue::from(j))),
-    )
-    .await?;
-    let text = text_of(&response).await?;
-    serde_json::from_str(&text).map_err(|e| ClientError::new("bad_response", e.to_string()))
+    json: Option<String>,
+) -> ClientResult<String> {
+    let body = json.map(|j| ("application/json", JsValue::from(j)));
+    let response = fetch(base, method, path, token, body).await?;
+    text_of(&response).await
 }
 
-pub async fn get<R: DeserializeOwned>(base: &str, path: &str, token: &str) -> ClientResult<R> {
-    call::<(), R>(base, "GET", path, Some(token), None).await
+pub fn to_json<B: Serialize>(body: &B) -> ClientResult<String> {
+    serde_json::to_string(body).map_err(|e| ClientError::new("internal", e.to_string()))
 }
 
-pub async fn post<B: Serialize, R: DeserializeOwned>(
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &B,
-) -> ClientResult<R> {
-    call(base, "POST", path, Some(token).flatten(), Some(body)).await
+pub fn parse<R: DeserializeOwned>(text: &str) -> ClientResult<R> {
+    serde_json::from_str(text).map_err(|e| ClientError::new("bad_response", e.to_string()))
 }
 
 /// Posts raw bytes (an encrypted attachment); the answer is JSON.
@@ -116,8 +99,7 @@ pub async fn post_bytes<R: DeserializeOwned>(
         Some(("application/octet-stream", data.into())),
     )
     .await?;
-    serde_json::from_str(&text_of(&response).await?)
-        .map_err(|e| ClientError::new("bad_response", e.to_string()))
+    parse(&text_of(&response).await?)
 }
 
 /// Gets raw bytes (an encrypted attachment).

@@ -4,7 +4,6 @@
 
 use super::Inner;
 use crate::error::{js_failure, ClientError, ClientResult};
-use crate::http;
 use js_sys::{Array, Reflect, Uint8Array};
 use sotto_core::attachment::{self, AttachmentRef};
 use std::rc::Rc;
@@ -89,11 +88,6 @@ pub async fn read_picked(files: Vec<web_sys::File>) -> ClientResult<Vec<Outgoing
     Ok(out)
 }
 
-#[derive(serde::Deserialize)]
-struct Uploaded {
-    id: String,
-}
-
 impl Inner {
     /// Encrypts and uploads `files`; returns what the message says about them.
     pub(super) async fn upload_files(
@@ -104,9 +98,7 @@ impl Inner {
         let mut refs = Vec::with_capacity(files.len());
         for f in files {
             let (key, blob) = attachment::encrypt(&f.bytes)?;
-            let up: Uploaded = http::post_bytes(&self.options.url, "/v1/blobs", &token, &blob)
-                .await
-                .map_err(|e| self.failed(e))?;
+            let up = self.post_blob(&token, &blob).await?;
             refs.push(AttachmentRef {
                 id: up.id,
                 name: f.name,
@@ -136,9 +128,7 @@ impl Inner {
         let a = found.ok_or_else(|| {
             ClientError::new("unknown_attachment", "no such attachment on this device")
         })?;
-        let blob = http::get_bytes(&self.options.url, &format!("/v1/blobs/{}", a.id), &token)
-            .await
-            .map_err(|e| self.failed(e))?;
+        let blob = self.get_blob(&token, &a.id).await?;
         let bytes = attachment::decrypt(&a.key, &blob)?;
         Ok((a, bytes))
     }

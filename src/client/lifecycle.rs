@@ -4,13 +4,12 @@
 
 use super::{Inner, State};
 use crate::error::{js_failure, ClientError, ClientResult};
-use crate::http;
 use crate::keystore;
 use crate::options::Auth;
 use crate::socket::Delivery;
 use crate::util::{backoff_ms, clear_timeout, now_millis, set_timeout, sleep};
 use sotto_core::protocol::{
-    Device, EphemeralSignIn, JwtSignIn, RegisterDevice, ServerFrame, Session,
+    EphemeralSignIn, JwtSignIn, RegisterDevice, ServerFrame, Session, User,
 };
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -25,6 +24,54 @@ const CHANNEL: &str = "sotto";
 const REFRESH_LEAD_MS: f64 = 60_000.0;
 const PROVIDER_RETRY_BASE_MS: f64 = 1_000.0;
 const PROVIDER_RETRY_MAX_MS: f64 = 60_000.0;
+
+/// Where this tab's session is in its life: one state at a time, rather than flags that
+/// could disagree. Every state but `SignedOut` has a user whose threads are on screen.
+#[derive(Default)]
+pub(super) enum Lifecycle {
+    #[default]
+    SignedOut,
+    /// Not signed in here (yet): this user's saved history is shown, read-only. The server
+    /// was unreachable at the first sign-in, or the tab is loading after being a view.
+    SavedHistory(User),
+    /// Signed in while another tab holds the account (its store key): this tab is a view
+    /// over that one (`tab_view.rs`). The session is the newest this tab was given: the one
+    /// it carries on with when it takes over.
+    Viewing { store_key: String, session: Session },
+    /// Signed in, and this tab holds the account.
+    Active(Session),
+    /// `identitytokenexpired` has fired and the grace window is running.
+    Expiring(Session),
+}
+
+impl Lifecycle {
+    /// The session, also while it expires.
+    pub(super) fn session(&self) -> Option<&Session> {
+        match self {
+            Lifecycle::Active(s) | Lifecycle::Expiring(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whose threads are on screen.
+    pub(super) fn user(&self) -> Option<&User> {
+        match self {
+            Lifecycle::SignedOut => None,
+            Lifecycle::SavedHistory(user) => Some(user),
+            Lifecycle::Active(s)
+            | Lifecycle::Expiring(s)
+            | Lifecycle::Viewing { session: s, .. } => Some(&s.user),
+        }
+    }
+
+    /// The store key of the account this tab views, if it is a view.
+    pub(super) fn viewing(&self) -> Option<&str> {
+        match self {
+            Lifecycle::Viewing { store_key, .. } => Some(store_key),
+            _ => None,
+        }
+    }
+}
 
 /// What signs this client in once.
 enum Credential {
@@ -95,15 +142,14 @@ impl Inner {
         self.sign_in(Credential::Jwt(jwt)).await
     }
 
-    async fn obtain_session(&self, credential: &Credential) -> ClientResult<Session> {
-        let url = &self.options.url;
+    async fn obtain_session(self: &Rc<Self>, credential: &Credential) -> ClientResult<Session> {
         match credential {
             Credential::Jwt(jwt) => {
                 let req = JwtSignIn {
                     org: self.options.org.clone(),
                     jwt: jwt.clone(),
                 };
-                http::post(url, "/v1/auth/jwt", None, &req).await
+                self.sign_in_with_jwt(&req).await
             }
             Credential::Ephemeral { token, name, email } => {
                 let req = EphemeralSignIn {
@@ -112,7 +158,7 @@ impl Inner {
                     name: name.clone(),
                     email: email.clone(),
                 };
-                http::post(url, "/v1/auth/ephemeral", None, &req).await
+                self.sign_in_as_visitor(&req).await
             }
         }
     }
@@ -126,10 +172,7 @@ impl Inner {
             Err(e) if e.code == "network" => {
                 // Unreachable server on a first sign-in: show what this browser has saved
                 // for the user, and keep trying in the background.
-                let first = {
-                    let state = self.state.borrow();
-                    state.session.is_none() && state.offline_user.is_none()
-                };
+                let first = matches!(self.state.borrow().life, Lifecycle::SignedOut);
                 if let (true, Credential::Jwt(jwt)) = (first, &credential) {
                     if self.show_offline(jwt).await {
                         let epoch = self.state.borrow().epoch;
@@ -141,19 +184,29 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
+        {
+            // A view keeps the newest session for when it takes over, and stays a view.
+            let mut state = self.state.borrow_mut();
+            if let Lifecycle::Viewing { session: s, .. } = &mut state.life {
+                if s.user.id == session.user.id && s.org == session.org {
+                    *s = session;
+                    return Ok(());
+                }
+            }
+        }
         let same_user = {
             let state = self.state.borrow();
             state.device_id.is_some()
                 && state
-                    .session
-                    .as_ref()
+                    .life
+                    .session()
                     .is_some_and(|s| s.user.id == session.user.id && s.org == session.org)
         };
         if same_user {
             self.adopt(session);
             return Ok(());
         }
-        if self.state.borrow().session.is_some() {
+        if self.state.borrow().life.session().is_some() {
             self.sign_out_locally();
         }
         self.load_device(session).await?;
@@ -174,8 +227,7 @@ impl Inner {
             let mut state = self.state.borrow_mut();
             cancel_timers(&mut state);
             state.epoch += 1;
-            state.expired = false;
-            state.session = Some(session);
+            state.life = Lifecycle::Active(session);
             if let Some(d) = state.delivery.take() {
                 d.stop();
             }
@@ -191,21 +243,30 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
-        self.take_account_lock(&store_key, &session.user).await?;
+        let session = self.take_account_lock(&store_key, session).await?;
+        let loaded = self.load_account(session, store_key).await;
+        if loaded.is_err() {
+            // Another tab, or a later sign-in here, may take the account instead.
+            self.state.borrow_mut().tab_lock = None;
+        }
+        loaded
+    }
+
+    /// The rest of `load_device`, once this tab holds the account.
+    async fn load_account(
+        self: &Rc<Self>,
+        session: Session,
+        store_key: String,
+    ) -> ClientResult<()> {
         let mut retried = false;
         let registered = loop {
             let stored = self.provision(&session, &store_key).await?;
             let new_identity = stored.new_identity;
-            let registered: Device = http::post(
-                &url,
-                "/v1/devices",
-                Some(&session.token),
-                &RegisterDevice {
-                    public_key: stored.account.device_public_key().to_vec(),
-                    name: None,
-                },
-            )
-            .await?;
+            let device = RegisterDevice {
+                public_key: stored.account.device_public_key().to_vec(),
+                name: None,
+            };
+            let registered = self.register_device(&session.token, &device).await?;
             let fresh = stored.device_id.as_deref() != Some(registered.id.as_str());
             {
                 // The account goes into the state now, so every save below writes it.
@@ -245,9 +306,8 @@ impl Inner {
         {
             let mut state = self.state.borrow_mut();
             state.epoch += 1;
-            state.session = Some(session);
+            state.life = Lifecycle::Active(session);
             state.store_key = Some(store_key);
-            state.offline_user = None;
             for t in &threads {
                 for m in &t.messages {
                     state.seen.insert(m.id.clone());
@@ -274,22 +334,28 @@ impl Inner {
     /// this browser holds it, this tab is a view over that one (`tab_view.rs`); the page
     /// gets `tabwaiting`. The JS shell learns the account's name from `_view` and `_leader`
     /// and forwards the page's calls to the holder meanwhile.
+    /// Resolves to the session to carry on with: a newer one if the page gave one while
+    /// this tab waited.
     async fn take_account_lock(
         self: &Rc<Self>,
         store_key: &str,
-        user: &sotto_core::protocol::User,
-    ) -> ClientResult<()> {
+        session: Session,
+    ) -> ClientResult<Session> {
         let name = format!("sotto-account|{store_key}");
         let lock = match crate::tab_lock::try_acquire(&name).await? {
             Some(lock) => lock,
             None => {
                 let epoch = {
                     let mut state = self.state.borrow_mut();
-                    state.waiting_for_tab = Some(store_key.to_owned());
-                    state.offline_user = Some(user.clone());
+                    state.life = Lifecycle::Viewing {
+                        store_key: store_key.to_owned(),
+                        session: session.clone(),
+                    };
                     state.epoch
                 };
                 self.with_ui(|ui| ui.set_status("Open in another tab"));
+                // The holder answers with what its UI shows beside the threads.
+                self.post_to_tabs(&format!("hello {store_key}"));
                 self.emit("_view", name.as_str().into());
                 self.reload_view().await;
                 let lock = crate::tab_lock::acquire(&name).await?;
@@ -305,13 +371,23 @@ impl Inner {
                 lock
             }
         };
-        {
+        let session = {
             let mut state = self.state.borrow_mut();
-            state.waiting_for_tab = None;
             state.tab_lock = Some(lock);
-        }
+            // What the view showed stays on screen while the account loads.
+            match std::mem::take(&mut state.life) {
+                Lifecycle::Viewing { session, .. } => {
+                    state.life = Lifecycle::SavedHistory(session.user.clone());
+                    session
+                }
+                other => {
+                    state.life = other;
+                    session
+                }
+            }
+        };
         self.emit("_leader", name.as_str().into());
-        Ok(())
+        Ok(session)
     }
 
     pub(super) fn connect(self: &Rc<Self>, token: &str, device_id: &str) {
@@ -346,7 +422,9 @@ impl Inner {
     fn schedule_expiry(self: &Rc<Self>) {
         let (expires_at, epoch) = {
             let state = self.state.borrow();
-            let Some(s) = &state.session else { return };
+            let Some(s) = state.life.session() else {
+                return;
+            };
             (s.expires_at, state.epoch)
         };
         let left = (expires_at as f64) * 1000.0 - now_millis() as f64;
@@ -376,10 +454,13 @@ impl Inner {
     pub(super) fn expire(self: &Rc<Self>) {
         let epoch = {
             let mut state = self.state.borrow_mut();
-            if state.expired || state.session.is_none() {
-                return;
+            match std::mem::take(&mut state.life) {
+                Lifecycle::Active(s) => state.life = Lifecycle::Expiring(s),
+                other => {
+                    state.life = other;
+                    return;
+                }
             }
-            state.expired = true;
             state.epoch += 1;
             cancel_timers(&mut state);
             if let Some(d) = state.delivery.take() {
@@ -394,7 +475,7 @@ impl Inner {
         let grace = set_timeout(self.options.grace_ms, move || {
             if let Some(inner) = weak.upgrade() {
                 let state = inner.state.borrow();
-                let still = state.epoch == epoch && state.expired;
+                let still = state.epoch == epoch && matches!(state.life, Lifecycle::Expiring(_));
                 drop(state);
                 if still {
                     inner.sign_out_locally();
@@ -500,7 +581,7 @@ impl Inner {
         let (session, device_id, store_key) = {
             let state = self.state.borrow();
             (
-                state.session.clone(),
+                state.life.session().cloned(),
                 state.device_id.clone(),
                 state.store_key.clone(),
             )
@@ -508,17 +589,9 @@ impl Inner {
         if let Some(s) = &session {
             // Best effort: the local wipe below happens whatever the server says.
             if let Some(d) = &device_id {
-                let _: ClientResult<serde_json::Value> = http::call::<(), _>(
-                    &self.options.url,
-                    "DELETE",
-                    &format!("/v1/devices/{d}"),
-                    Some(&s.token),
-                    None,
-                )
-                .await;
+                let _ = self.remove_device(&s.token, d).await;
             }
-            let _: ClientResult<serde_json::Value> =
-                http::post(&self.options.url, "/v1/auth/logout", Some(&s.token), &()).await;
+            let _ = self.logout(&s.token).await;
         }
         if let Some(key) = store_key {
             for result in [
@@ -558,7 +631,7 @@ impl Inner {
             let viewing = inner.viewing();
             if message == cleared {
                 spawn_local(async move {
-                    if inner.state.borrow().session.is_some() || viewing.is_some() {
+                    if inner.state.borrow().life.session().is_some() || viewing.is_some() {
                         inner.sign_out_locally();
                     }
                 });
@@ -566,6 +639,8 @@ impl Inner {
                 .is_some_and(|key| message.strip_prefix("saved ") == Some(key.as_str()))
             {
                 spawn_local(async move { inner.reload_view().await });
+            } else {
+                inner.hear_about_account(&message);
             }
         });
         channel.set_onmessage(Some(listener.as_ref().unchecked_ref()));

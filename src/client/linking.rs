@@ -16,7 +16,6 @@ use super::Inner;
 use crate::dialog::DialogContent;
 use crate::error::{ClientError, ClientResult};
 use crate::history;
-use crate::http;
 use crate::model::Thread;
 use crate::util::{now_millis, sleep};
 use serde::{Deserialize, Serialize};
@@ -109,15 +108,10 @@ impl Inner {
             )
         })?;
         let link = NewBrowser::start(&expected.signing)?;
-        let request: LinkRequest = http::post(
-            &self.options.url,
-            "/v1/links",
-            Some(&session.token),
-            &LinkCreate {
-                commitment: link.commitment().to_vec(),
-            },
-        )
-        .await?;
+        let create = LinkCreate {
+            commitment: link.commitment().to_vec(),
+        };
+        let request = self.post_link(&session.token, &create).await?;
         *self.own_link.borrow_mut() = OwnLink {
             id: Some(request.id.clone()),
             ..OwnLink::default()
@@ -129,6 +123,7 @@ impl Inner {
                 for thread in &threads {
                     history::save(store_key, thread).await?;
                 }
+                self.tell_views(store_key);
                 Ok(identity)
             }
             Err(e) => {
@@ -137,13 +132,7 @@ impl Inner {
                     "link_declined" | "link_expired" | "link_used"
                 ) {
                     // Close the dialog on the other browser too (best effort).
-                    let _: ClientResult<serde_json::Value> = http::post(
-                        &self.options.url,
-                        &format!("/v1/links/{}/decline", request.id),
-                        Some(&session.token),
-                        &(),
-                    )
-                    .await;
+                    let _ = self.post_link_decline(&session.token, &request.id).await;
                 }
                 Err(e)
             }
@@ -157,7 +146,7 @@ impl Inner {
         link: &NewBrowser,
         request: &LinkRequest,
     ) -> ClientResult<(Identity, Vec<Thread>)> {
-        let (url, token, id) = (&self.options.url, &session.token, &request.id);
+        let (_url, token, id) = (&self.options.url, &session.token, &request.id);
         let deadline = now_millis() + LINK_LIFETIME_MS;
         self.show_own_link(None, false);
         let mut revealed: Option<Revealed> = None;
@@ -181,7 +170,8 @@ impl Inner {
                 continue;
             }
             next_poll = now_millis() + POLL_MS as i64;
-            let current: LinkRequest = http::get(url, &format!("/v1/links/{id}"), token)
+            let current = self
+                .get_link(token, id)
                 .await
                 .map_err(|e| match e.code.as_str() {
                     "link_expired" => link_expired(),
@@ -194,15 +184,10 @@ impl Inner {
                         ClientError::new("malformed", "The answer carries no key.")
                     })?;
                     let r = link.reveal(id, &running_public)?;
-                    let _: LinkRequest = http::post(
-                        url,
-                        &format!("/v1/links/{id}/reveal"),
-                        Some(token),
-                        &LinkReveal {
-                            ephemeral_public: r.new_public.to_vec(),
-                        },
-                    )
-                    .await?;
+                    let reveal = LinkReveal {
+                        ephemeral_public: r.new_public.to_vec(),
+                    };
+                    self.post_link_reveal(token, id, &reveal).await?;
                     let event = js_sys::Object::from(detail(&[("id", id), ("code", &r.code)]));
                     let _ =
                         js_sys::Reflect::set(&event, &"expiresAt".into(), &expires_at(deadline));
@@ -416,16 +401,16 @@ impl Inner {
             &["Waiting for the new browser's code…"],
             &[("decline", "Decline")],
         );
-        let accepted: ClientResult<LinkRequest> = http::post(
-            &self.options.url,
-            &format!("/v1/links/{id}/accept"),
-            Some(&token),
-            &LinkAccept {
-                device_id,
-                ephemeral_public,
-            },
-        )
-        .await;
+        let accepted = self
+            .post_link_accept(
+                &token,
+                &id,
+                &LinkAccept {
+                    device_id,
+                    ephemeral_public,
+                },
+            )
+            .await;
         if let Err(e) = accepted {
             // Most often another of the user's browsers answered first.
             self.take_answering(&id);
@@ -494,13 +479,7 @@ impl Inner {
         let id = id.to_owned();
         spawn_local(async move {
             if let Ok((token, _)) = inner.session() {
-                let _: ClientResult<serde_json::Value> = http::post(
-                    &inner.options.url,
-                    &format!("/v1/links/{id}/decline"),
-                    Some(&token),
-                    &(),
-                )
-                .await;
+                let _ = inner.post_link_decline(&token, &id).await;
             }
         });
     }
@@ -525,13 +504,7 @@ impl Inner {
         let checked = match (approve, answering.step) {
             (false, _) => {
                 self.with_ui(|ui| ui.dialog.hide());
-                let _: serde_json::Value = http::post(
-                    &self.options.url,
-                    &format!("/v1/links/{id}/decline"),
-                    Some(&token),
-                    &(),
-                )
-                .await?;
+                self.post_link_decline(&token, id).await?;
                 return Ok(());
             }
             (true, Step::Asked) => {
@@ -555,13 +528,8 @@ impl Inner {
         let plaintext = self.bundle_bytes(&own.id, &identity[..])?;
         let approved: ClientResult<serde_json::Value> = match checked.seal_bundle(&plaintext) {
             Ok(sealed) => {
-                http::post(
-                    &self.options.url,
-                    &format!("/v1/links/{id}/approve"),
-                    Some(&token),
-                    &LinkApprove { device_id, sealed },
-                )
-                .await
+                self.post_link_approve(&token, id, &LinkApprove { device_id, sealed })
+                    .await
             }
             Err(e) => Err(e.into()),
         };

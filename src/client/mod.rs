@@ -5,16 +5,23 @@
 //! Every exported method returns a Promise; failures reject with an `Error` carrying `code`.
 //! Events reach the page through the `emit(type, detail)` function given at construction.
 
+mod api;
 mod attachments;
+mod backup;
+mod devices;
+mod expiry;
+mod inbox;
 mod keys;
 mod lifecycle;
 mod linking;
-mod messaging;
 mod offline;
+mod outbox;
 mod provisioning;
+mod receipts;
 mod retries;
 mod tab_view;
 mod threads;
+mod trust;
 
 use crate::error::{ClientError, ClientResult};
 use crate::model::{display_name, Thread};
@@ -22,7 +29,7 @@ use crate::options::{parse_auth, parse_options, Auth, Options};
 use crate::socket::Delivery;
 use crate::ui::{Ui, UiActions};
 use sotto_core::account::Account;
-use sotto_core::protocol::{DeliveredEnvelope, Session, User};
+use sotto_core::protocol::{DeliveredEnvelope, User};
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
@@ -34,9 +41,8 @@ use web_sys::Element;
 /// Everything that belongs to one signed-in session; dropped whole at sign-out.
 #[derive(Default)]
 struct State {
-    session: Option<Session>,
-    /// Offline and not signed in: whose saved history is on screen.
-    offline_user: Option<User>,
+    /// Signed out, showing saved history, a view over another tab, signed in, or expiring.
+    life: lifecycle::Lifecycle,
     /// Where this user's device key lives in IndexedDB.
     store_key: Option<String>,
     device_id: Option<String>,
@@ -44,16 +50,17 @@ struct State {
     account: Option<Account>,
     /// Held while this tab is the one that holds the account (released with the session).
     tab_lock: Option<crate::tab_lock::TabLock>,
-    /// Signed in, and waiting for another tab to let go of the account: its store key.
-    /// Meanwhile this tab is a view over that tab (`tab_view.rs`).
-    waiting_for_tab: Option<String>,
-    /// History reads of a view, so only the newest is shown.
+    /// A view: the identity warnings and new devices the holder's UI shows. The holder: the
+    /// last of these it told its views.
+    view_marks: (Vec<String>, Vec<String>),
+    /// History reads a view has started, and the newest one shown (see `reload_view`).
     view_reloads: u32,
+    view_shown: u32,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
     /// with `devices_changed` or the server says the user's list changed.
-    device_lists: std::collections::HashMap<String, Option<keys::VerifiedDevices>>,
+    device_lists: std::collections::HashMap<String, Option<devices::VerifiedDevices>>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
     seen: HashSet<String>,
@@ -66,10 +73,8 @@ struct State {
     /// The socket has said `ready`: sends may go over it (see `send_envelopes`).
     socket_ready: bool,
     /// Sends made over the socket, by frame id, waiting for `stored` or `refused`.
-    pending_sends: std::collections::HashMap<u64, messaging::PendingSend>,
+    pending_sends: std::collections::HashMap<u64, outbox::PendingSend>,
     next_send_id: u64,
-    /// `identitytokenexpired` has fired and the grace window is running.
-    expired: bool,
     /// Pending refresh, expiry or grace timers.
     timers: Vec<Option<i32>>,
     /// The next deletion of a disappearing message.
@@ -380,6 +385,8 @@ impl ClientCore {
     pub fn thread_open(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
+            // A view first reads what the holder saved (a thread it has just made).
+            inner.reload_view().await;
             inner.thread_open(&id)?;
             Ok(JsValue::UNDEFINED)
         })
@@ -647,18 +654,17 @@ impl Inner {
                 "this client has been destroyed",
             ));
         }
-        let state = self.state.borrow();
-        let s = state
-            .session
-            .as_ref()
-            .ok_or_else(|| ClientError::new("not_signed_in", "the client is not signed in"))?;
-        if state.expired {
-            return Err(ClientError::new(
+        match &self.state.borrow().life {
+            lifecycle::Lifecycle::Active(s) => Ok((s.token.clone(), s.user.clone())),
+            lifecycle::Lifecycle::Expiring(_) => Err(ClientError::new(
                 "session_expired",
                 "the session has expired; waiting for a new identity token",
-            ));
+            )),
+            _ => Err(ClientError::new(
+                "not_signed_in",
+                "the client is not signed in",
+            )),
         }
-        Ok((s.token.clone(), s.user.clone()))
     }
 
     fn mount_ui(self: &Rc<Self>) -> ClientResult<()> {
@@ -697,12 +703,9 @@ impl Inner {
             new_thread: act(|inner, expr| {
                 spawn_local(async move {
                     match inner.thread_make(&expr, Default::default()).await {
-                        // A view shows the new thread once the holder has saved it.
-                        Ok(id) if inner.viewing().is_some() => {
-                            inner.state.borrow_mut().open_thread = Some(id);
-                            inner.reload_view().await;
-                        }
                         Ok(id) => {
+                            // A view reads the thread the holder has just saved.
+                            inner.reload_view().await;
                             let _ = inner.thread_open(&id);
                         }
                         Err(e) => inner.show_notice(Some(&e.message)),
@@ -720,12 +723,11 @@ impl Inner {
                                 ClientError::new("no_thread", "Open or start a thread first.")
                             })?;
                             let picked: js_sys::Array = files.iter().collect();
-                            let none = JsValue::UNDEFINED;
+                            // The page API's order: thread, text, html, attachments.
                             let args = [
                                 id.as_str().into(),
                                 "".into(),
-                                none.clone(),
-                                none,
+                                JsValue::UNDEFINED,
                                 picked.into(),
                             ];
                             if let Some(sent) = inner.forwarded("threadSendMessage", &args).await {
@@ -812,27 +814,28 @@ impl Inner {
         let Some(ui) = ui.as_ref() else { return };
         let state = self.state.borrow();
         // Signed in, or reading saved history offline.
-        let own = state
-            .session
-            .as_ref()
-            .map(|s| &s.user)
-            .or(state.offline_user.as_ref());
+        let own = state.life.user();
         let own_id = own.map(|u| u.id.as_str()).unwrap_or("");
         let _ = ui.render_threads(&state.threads, state.open_thread.as_deref(), own_id);
         let open = state
             .open_thread
             .as_ref()
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
-        // Stored in the account, so the warning outlives a reload until it is acknowledged.
-        let changed: Vec<String> = state
-            .account
-            .as_ref()
-            .map(|a| a.identity_warnings().map(str::to_owned).collect())
-            .unwrap_or_default();
-        let _ = ui.render_thread(open, own_id, &changed, &state.new_devices);
+        // Stored in the account, so the warning outlives a reload until it is acknowledged;
+        // a view shows what the holder's account says (`tab_view.rs`).
+        let (changed, new_devices) = match &state.account {
+            Some(a) => (
+                a.identity_warnings().map(str::to_owned).collect(),
+                state.new_devices.clone(),
+            ),
+            None => state.view_marks.clone(),
+        };
+        let _ = ui.render_thread(open, own_id, &changed, &new_devices);
         // Saved history shown offline can be read, not written to; a view writes through
         // the tab that holds the account.
-        ui.set_read_only(state.session.is_none() && state.waiting_for_tab.is_none());
+        ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
         ui.set_user(&own.map(display_name).unwrap_or_default());
+        drop(state);
+        self.tell_views_marks(changed, new_devices);
     }
 }

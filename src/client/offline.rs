@@ -59,7 +59,9 @@ impl Inner {
         };
         let remembered = {
             let state = self.state.borrow();
-            let Some(s) = &state.session else { return };
+            let Some(s) = state.life.session() else {
+                return;
+            };
             Remembered {
                 org: s.org.clone(),
                 user: s.user.clone(),
@@ -93,11 +95,11 @@ impl Inner {
         };
         {
             let mut state = self.state.borrow_mut();
-            if state.session.is_some() {
+            if state.life.session().is_some() {
                 return false;
             }
             state.threads = threads;
-            state.offline_user = Some(remembered.user);
+            state.life = super::lifecycle::Lifecycle::SavedHistory(remembered.user);
         }
         self.render();
         self.with_ui(|ui| ui.set_status("Offline"));

@@ -8,12 +8,11 @@
 use super::Inner;
 use crate::dialog::{DialogContent, Field};
 use crate::error::{ClientError, ClientResult};
-use crate::http;
 use crate::keystore::StoredAccount;
 use crate::options::Provisioning;
 use crate::util::now_millis;
 use sotto_core::account::Account;
-use sotto_core::protocol::{Session, UserKeys};
+use sotto_core::protocol::Session;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -42,15 +41,10 @@ fn fresh(account: Account, new_identity: bool) -> StoredAccount {
 impl Inner {
     /// The user's identity as the server publishes it, if they have one yet.
     pub(super) async fn published_identity(
-        &self,
+        self: &Rc<Self>,
         session: &Session,
     ) -> ClientResult<Option<sotto_core::identity::IdentityPublic>> {
-        let keys: UserKeys = http::get(
-            &self.options.url,
-            &format!("/v1/users/{}/keys", session.user.id),
-            &session.token,
-        )
-        .await?;
+        let keys = self.get_user_keys(&session.token, &session.user.id).await?;
         Ok(keys.identity)
     }
 

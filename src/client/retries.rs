@@ -118,7 +118,7 @@ impl Inner {
 
 fn is_own(state: &super::State, awaiting: &Awaiting) -> bool {
     state
-        .session
-        .as_ref()
+        .life
+        .session()
         .is_some_and(|s| s.user.id == awaiting.user_id)
 }

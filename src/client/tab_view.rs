@@ -18,7 +18,7 @@ use wasm_bindgen_futures::JsFuture;
 impl Inner {
     /// The account this tab shows while another tab holds it, if it is a view.
     pub(super) fn viewing(&self) -> Option<String> {
-        self.state.borrow().waiting_for_tab.clone()
+        self.state.borrow().life.viewing().map(str::to_owned)
     }
 
     /// In a view, `method(...args)` of the page API (which the holder answers); `None`
@@ -42,8 +42,9 @@ impl Inner {
         Some(result.await)
     }
 
-    /// Reads the viewed account's history again and shows it. A newer reload started
-    /// meanwhile wins, so a slow read never puts older history on screen.
+    /// Reads the viewed account's history again and shows it. When it returns, what is
+    /// shown is at least as new as what was saved when it was called. A read that ends after
+    /// a newer one was shown is dropped, so a slow read never puts older history on screen.
     pub(super) async fn reload_view(self: &Rc<Self>) {
         let Some(key) = self.viewing() else { return };
         let turn = {
@@ -56,9 +57,10 @@ impl Inner {
         };
         {
             let mut state = self.state.borrow_mut();
-            if state.view_reloads != turn || state.waiting_for_tab.as_deref() != Some(&key) {
+            if state.view_shown >= turn || state.life.viewing() != Some(&key) {
                 return;
             }
+            state.view_shown = turn;
             state.threads = threads;
             // The thread open here stays open and read (the holder keeps its own count),
             // also one the holder has made but not saved yet.
@@ -69,6 +71,54 @@ impl Inner {
             }
         }
         self.render();
+    }
+
+    /// The holder tells its views which contacts' keys changed and who added a device
+    /// (shown in the thread header), when that changes or a view says `hello`.
+    pub(super) fn tell_views_marks(&self, changed: Vec<String>, new_devices: Vec<String>) {
+        let marks = (changed, new_devices);
+        let key = {
+            let mut state = self.state.borrow_mut();
+            if state.account.is_none() || state.view_marks == marks {
+                return;
+            }
+            let Some(key) = state.store_key.clone() else {
+                return;
+            };
+            state.view_marks = marks.clone();
+            key
+        };
+        if let Ok(json) = serde_json::to_string(&marks) {
+            self.post_to_tabs(&format!("marks {key}\n{json}"));
+        }
+    }
+
+    /// What another tab posted about this account: a view asking (`hello`), or the
+    /// holder's marks for a view.
+    pub(super) fn hear_about_account(self: &Rc<Self>, message: &str) {
+        let (key, marks) = message.split_once('\n').unwrap_or((message, ""));
+        if let Some(key) = key.strip_prefix("hello ") {
+            let holder = {
+                let mut state = self.state.borrow_mut();
+                let holds = state.account.is_some() && state.store_key.as_deref() == Some(key);
+                if holds {
+                    // Told again at the next render.
+                    state.view_marks = (vec!["?".into()], Vec::new());
+                }
+                holds
+            };
+            if holder {
+                self.render();
+            }
+        } else if let Some(key) = key.strip_prefix("marks ") {
+            if self.viewing().as_deref() != Some(key) {
+                return;
+            }
+            if let Ok(marks) = serde_json::from_str(marks) {
+                self.state.borrow_mut().view_marks = marks;
+                self.render();
+            }
+        }
     }
 
     /// Tells the other tabs of the origin that this account's history changed.

@@ -6,15 +6,18 @@
 //! distribution, attributes and expiration with a new version (`meta_at`) — to the old and
 //! the new members alike, so that removed members learn it too.
 
+use super::lifecycle::Lifecycle;
 use super::{unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
 use crate::history;
 use crate::model::{Message, Thread};
 use crate::util::{now_millis, random_id};
 use serde_json::{Map, Value};
-use sotto_core::protocol::{ResolveRequest, Resolved, User};
+use sotto_core::protocol::{Resolved, User};
 use sotto_core::sealing::{Kind, MessageBody};
 use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
 
 /// Attributes are small: their JSON is limited to this many bytes.
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
@@ -37,14 +40,7 @@ impl Inner {
         let (token, _) = self.session()?;
         sotto_core::expr::parse(expr)
             .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
-        self.api_post(
-            "/v1/resolve",
-            &token,
-            &ResolveRequest {
-                expr: expr.to_owned(),
-            },
-        )
-        .await
+        self.post_resolve(&token, expr).await
     }
 
     /// The users of `expr` plus this user.
@@ -74,6 +70,8 @@ impl Inner {
             thread.meta_at = now_millis();
         }
         self.add_thread(thread);
+        // Saved before it resolves, so a view that asked for it finds it when it reads.
+        self.save_now(&id).await;
         Ok(id)
     }
 
@@ -204,7 +202,7 @@ impl Inner {
             return Ok(format!("@{tag}"));
         }
         let (token, _) = self.session()?;
-        let user: User = self.api_get(&format!("/v1/users/{who}"), &token).await?;
+        let user: User = self.get_user(&token, who).await?;
         Ok(format!("@{}", user.tag))
     }
 
@@ -305,5 +303,82 @@ impl Inner {
             .collect();
         let skip = limit.map_or(0, |l| older.len().saturating_sub(l));
         Ok(older.into_iter().skip(skip).collect())
+    }
+}
+
+impl Inner {
+    /// Saves a thread to this browser's history (in the background).
+    pub(super) fn persist(self: &Rc<Self>, thread_id: &str) {
+        let (inner, id) = (self.clone(), thread_id.to_owned());
+        spawn_local(async move { inner.save_now(&id).await });
+    }
+
+    /// Saves a thread to this browser's history before going on: used where a lost write
+    /// would lose a message (before an envelope is acknowledged, before a send resolves).
+    /// Writes run one after another, each taking the thread as it is when its turn comes,
+    /// so an older copy can never overwrite a newer one.
+    pub(super) async fn save_now(&self, thread_id: &str) {
+        let mut done = None;
+        let turn = js_sys::Promise::new(&mut |resolve, _| done = Some(resolve));
+        let previous = self.write_chain.replace(turn);
+        let _ = wasm_bindgen_futures::JsFuture::from(previous).await;
+        let snapshot = {
+            let state = self.state.borrow();
+            state
+                .store_key
+                .clone()
+                .zip(state.threads.iter().find(|t| t.id == thread_id).cloned())
+        };
+        if let Some((key, t)) = snapshot {
+            match history::save(&key, &t).await {
+                Ok(()) => self.tell_views(&key),
+                Err(e) => web_sys::console::warn_1(
+                    &format!("sotto: history not saved: {}", e.message).into(),
+                ),
+            }
+        }
+        if let Some(resolve) = done {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+
+    pub(super) fn add_thread(self: &Rc<Self>, thread: Thread) {
+        let id = thread.id.clone();
+        self.state.borrow_mut().threads.insert(0, thread);
+        self.persist(&id);
+        self.render();
+    }
+
+    pub(super) fn thread_open(self: &Rc<Self>, id: &str) -> ClientResult<()> {
+        let reading = matches!(
+            self.state.borrow().life,
+            Lifecycle::SavedHistory(_) | Lifecycle::Viewing { .. }
+        );
+        // Saved history (offline, or in a view) may be read without a session.
+        if !reading {
+            self.session()?;
+        }
+        {
+            let mut state = self.state.borrow_mut();
+            let t = state.thread_mut(id)?;
+            t.unread = 0;
+            state.open_thread = Some(id.to_owned());
+        }
+        self.persist(id);
+        self.show_notice(None);
+        self.render();
+        self.with_ui(|ui| ui.focus_composer());
+        self.mark_read(id);
+        Ok(())
+    }
+
+    pub(super) fn thread(&self, id: &str) -> ClientResult<Thread> {
+        self.state
+            .borrow()
+            .threads
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| unknown_thread(id))
     }
 }

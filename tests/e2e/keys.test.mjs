@@ -211,6 +211,11 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   await send(bob, '@alice', 'after the restore');
   await received(alice2, 'after the restore');
 
+  // Bob has a second tab open: a view over his first, which must show the same warning.
+  const bobView = await bob.context().newPage();
+  await bobView.goto(`${server.base}/?as=bob`);
+  await bobView.locator('.status', { hasText: 'Open in another tab' }).waitFor({ timeout: 15000 });
+
   // A third browser makes a new key instead: Bob is told, and the number changes.
   const alice3 = await openNewBrowserAs(server.base, 'alice');
   await alice3.getByRole('button', { name: 'Generate a new key' }).click();
@@ -231,6 +236,15 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   await bob.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
   await bob.screenshot({ path: join(artifacts, 'keys-identity-changed.png') });
   assert.equal(await bob.locator('.dialog', { hasText: after.number }).count(), 1);
+
+  // The view shows the warning too, and its Verify dialog the same number (asked of the
+  // tab that holds the account).
+  await bobView.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
+  await bobView.locator('.warn', { hasText: 'security key' }).waitFor({ timeout: 10000 });
+  await bobView.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
+  await bobView.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
+  await bobView.locator('.dialog', { hasText: after.number }).waitFor({ timeout: 10000 });
+  await bobView.screenshot({ path: join(artifacts, 'keys-identity-changed-in-a-view.png') });
 });
 
 test('a verified contact whose key changes is not written to until verified again', async (t) => {

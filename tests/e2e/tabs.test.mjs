@@ -6,39 +6,52 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { useServerAndBrowser, newPage, openDemoAs, waitConnected, artifacts, until } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
-/** Every pairwise ratchet header (recipient device, ratchet key, counters) a page sends. */
+/** Every pairwise ratchet header (recipient device, ratchet key, counters) a page sends,
+ * over its socket or over HTTP. */
 function recordRatchetHeaders(page, seen) {
+  const parse = (json) => {
+    try {
+      return JSON.parse(json);
+    } catch {
+      return null;
+    }
+  };
   page.on('websocket', (ws) =>
     ws.on('framesent', ({ payload }) => {
-      let frame;
-      try {
-        frame = JSON.parse(payload);
-      } catch {
-        return;
-      }
-      if (frame.type !== 'send') return;
-      for (const env of frame.request.envelopes) {
-        const bytes = Buffer.from(env.payload, 'base64');
-        // version (2) then parts: kind (1), length (4, big-endian), bytes.
-        for (let at = 2; at < bytes.length; ) {
-          const kind = bytes[at];
-          const len = bytes.readUInt32BE(at + 1);
-          const part = bytes.subarray(at + 5, at + 5 + len);
-          at += 5 + len;
-          if (kind !== 1 && kind !== 2) continue;
-          const message = kind === 1 ? part.subarray(105) : part;
-          const header = `${env.device_id}/${message.subarray(0, 40).toString('hex')}`;
-          const ciphertexts = seen.get(header) ?? new Set();
-          ciphertexts.add(message.toString('hex'));
-          seen.set(header, ciphertexts);
-        }
-      }
+      const frame = parse(payload);
+      if (frame?.type === 'send') record(frame.request.envelopes, seen);
     }),
   );
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && req.url().endsWith('/v1/envelopes')) {
+      const body = parse(req.postData());
+      if (body) record(body.envelopes, seen);
+    }
+  });
+}
+
+function record(envelopes, seen) {
+  for (const env of envelopes) {
+    const bytes = Buffer.from(env.payload, 'base64');
+    // version (2) then parts: kind (1), length (4, big-endian), bytes.
+    for (let at = 2; at < bytes.length; ) {
+      const kind = bytes[at];
+      const len = bytes.readUInt32BE(at + 1);
+      const part = bytes.subarray(at + 5, at + 5 + len);
+      at += 5 + len;
+      if (kind !== 1 && kind !== 2) continue;
+      const message = kind === 1 ? part.subarray(105) : part;
+      const header = `${env.device_id}/${message.subarray(0, 40).toString('hex')}`;
+      const ciphertexts = seen.get(header) ?? new Set();
+      ciphertexts.add(message.toString('hex'));
+      seen.set(header, ciphertexts);
+    }
+  }
 }
 
 /** Waits until `locator` matches at least `n` elements. */
@@ -50,11 +63,11 @@ async function atLeast(locator, n, what) {
   }
 }
 
-const texts = (page) =>
-  page.evaluate(async () => {
-    const [thread] = await window.client.threadList();
-    return (await window.client.threadMessages(thread.id)).map((m) => `${m.outgoing ? '>' : '<'} ${m.text}`);
-  });
+const texts = (page, threadId) =>
+  page.evaluate(async (id) => {
+    id ??= (await window.client.threadList())[0].id;
+    return (await window.client.threadMessages(id)).map((m) => `${m.outgoing ? '>' : '<'} ${m.text}`);
+  }, threadId);
 
 test('a second tab of the same person waits, then takes over without losing or repeating anything', async (t) => {
   const bob = await newPage(env.browser);
@@ -189,14 +202,31 @@ test('three tabs of one person send interleaved messages; each shows all, the ot
   await tabs[1].screenshot({ path: join(artifacts, 'tabs-view-sends.png') });
 
   // Every tab shows every message, in one order (the holder's), on screen and by API.
-  const first = await texts(tabs[0]);
+  const first = await texts(tabs[0], threadId);
   assert.equal(first.length, sent.length + 1);
   for (const p of tabs) {
-    assert.deepEqual(await texts(p), first, 'each tab lists the same messages by API');
+    assert.deepEqual(await texts(p, threadId), first, 'each tab lists the same messages by API');
     await atLeast(p.locator('.msg .text'), first.length, 'each tab shows every message');
     const shown = await p.locator('.msg .text').allTextContents();
     assert.deepEqual(shown, first.map((m) => m.slice(2)), 'each tab shows the messages in the same order');
   }
+
+  // A view's UI attaches a file, and the other view's downloads it.
+  const chooser = tabs[2].waitForEvent('filechooser');
+  await tabs[2].getByRole('button', { name: 'Attach files' }).click();
+  await (await chooser).setFiles({ name: 'plan.txt', mimeType: 'text/plain', buffer: Buffer.from('attached in a view') });
+  const link = tabs[1].getByRole('button', { name: 'Download plan.txt' });
+  await link.waitFor({ timeout: 10000 });
+  const download = tabs[1].waitForEvent('download');
+  await link.click();
+  assert.equal(readFileSync(await (await download).path(), 'utf8'), 'attached in a view');
+  await bob.locator('.msg.in .attachment', { hasText: 'plan.txt' }).waitFor({ timeout: 10000 });
+  // A view's API opens threads in its own UI, not in the holder's.
+  await tabs[2].evaluate(() => window.client.threadStartWithExpression('@carol'));
+  await tabs[2].locator('.thread-title', { hasText: 'Carol' }).waitFor({ timeout: 10000 });
+  assert.match(await tabs[0].locator('.thread-title').textContent(), /Bob Brown/);
+  await tabs[2].evaluate((id) => window.client.threadOpen(id), threadId);
+  await tabs[2].locator('.thread-title', { hasText: 'Bob Brown' }).waitFor();
 
   // The holder closes mid-conversation: one view takes over, the other keeps forwarding.
   await tabs[0].close();
@@ -220,10 +250,13 @@ test('three tabs of one person send interleaved messages; each shows all, the ot
   for (const text of all) {
     assert.equal(got.filter((x) => x === text).length, 1, `Bob received "${text}" exactly once`);
   }
-  assert.equal(got.length, all.length + 2, 'Bob has nothing else (his two replies)');
-  const a = await texts(tabs[1]);
-  assert.deepEqual(await texts(tabs[2]), a, 'both remaining tabs list the same');
-  assert.equal(a.length, all.length + 2);
+  assert.equal(got.length, all.length + 3, 'Bob has nothing else (his two replies, the file)');
+  const a = await texts(tabs[1], threadId);
+  assert.deepEqual(await texts(tabs[2], threadId), a, 'both remaining tabs list the same');
+  assert.equal(a.length, all.length + 3);
+  for (const p of [tabs[1], tabs[2]]) {
+    await atLeast(p.locator('.msg .text, .msg .attachment'), a.length, 'each remaining tab shows every message');
+  }
 
   assert.ok(headers.size >= all.length, `ratchet headers were recorded (${headers.size})`);
   for (const [header, ciphertexts] of headers) {
@@ -232,13 +265,15 @@ test('three tabs of one person send interleaved messages; each shows all, the ot
   await context.close();
 });
 
+// Carol: the other tests here set up Alice's key already, so Alice would be asked how to set
+// up this browser.
 test('two clients of one person on one page: the second is a view, and takes over when the first goes', async () => {
   const page = await newPage(env.browser, { width: 1200, height: 700 });
   const bob = await newPage(env.browser);
   await openDemoAs(bob, env.server.base, 'bob');
   await page.goto(`${env.server.base}/`);
   await page.evaluate(async () => {
-    const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice' }) })).json()).jwt;
+    const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json()).jwt;
     document.getElementById('choose').hidden = true;
     const box = document.getElementById('messenger');
     box.style.display = 'flex';
@@ -265,11 +300,18 @@ test('two clients of one person on one page: the second is a view, and takes ove
   await page.evaluate((id) => window.clients[1].threadSendMessage(id, 'sent by the view'), threadId);
   await panes[0].locator('.thread-item', { hasText: 'Bob Brown' }).click();
   await panes[0].locator('.msg.out .text', { hasText: 'sent by the view' }).waitFor({ timeout: 10000 });
-  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click({ timeout: 10000 });
+  await bob.locator('.thread-item', { hasText: 'Carol' }).click({ timeout: 10000 });
   await bob.locator('.msg.in .text', { hasText: 'sent by the view' }).waitFor({ timeout: 10000 });
   // The holder's typed errors reach the view's page as they are.
   const refused = await page.evaluate(() => window.clients[1].threadSendMessage('no-such-thread', 'x').then(() => 'sent', (e) => e.code));
   assert.equal(refused, 'unknown_thread');
+
+  // A view given a new token keeps it for when it takes over, and stays a view.
+  await page.evaluate(async () => {
+    const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json()).jwt;
+    await window.clients[1].setIdentityToken(jwt);
+  });
+  assert.deepEqual(await page.evaluate(() => window.waiting), [1], 'a new token does not make the view wait again');
 
   await page.evaluate(() => window.clients[0].destroy());
   await panes[1].locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
