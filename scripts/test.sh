@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs every test: formatting and lints, the native tests of
-# sotto-core and sotto-server (real HTTP and WebSocket on loopback), the client's browser
-# tests in headless Chromium, and the end-to-end tests (the real server and two Chromium
-# pages).
+# sotto-core and sotto-server (real HTTP and WebSocket on loopback), a bounded fuzzing run,
+# the client's browser tests in headless Chromium, and the end-to-end tests (the real server
+# and Chromium pages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,9 @@ cargo clippy -p sotto --target wasm32-unknown-unknown --all-targets -- -D warnin
 
 echo "== native tests (core, server)"
 cargo test --workspace
+
+echo "== fuzzing: every parser of network and file input, 10 seconds each (scripts/fuzz.sh)"
+scripts/fuzz.sh 10
 
 echo "== client package, server binary, and the Vite example app that installs the package"
 scripts/build.sh
