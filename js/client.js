@@ -37,6 +37,9 @@ class Client extends EventTarget {
   #viewing = false;
   #becameView;
   #resolveView;
+  // While this tab loads an account it has just taken: calls wait for `loaded`.
+  #loading = null;
+  #loaded = null;
 
   constructor(el, auth, options = {}) {
     super();
@@ -66,7 +69,9 @@ class Client extends EventTarget {
     // page API (so that it is forwarded like the page's own calls).
     if (type === '_view' || type === '_leader') return this.#joinTabs(detail, type === '_view');
     if (type === '_call') return FORWARDED.has(detail[0]) ? this[detail[0]](...detail.slice(1)) : undefined;
-    if (type === 'sessioncleared') this.#leaveTabs('not_signed_in', 'this tab is signed out');
+    if (type === '_released' || type === 'sessioncleared') this.#leaveTabs('not_signed_in', 'this tab is signed out');
+    if (type === '_released') return undefined;
+    if (type === 'loaded' || type === 'sessioncleared') this.#loaded?.();
     this.#tabs?.share(type, detail);
     this.dispatchEvent(new CustomEvent(type, { detail }));
     const hook = { init: this.#options.onInit, loaded: this.#options.onLoaded }[type];
@@ -93,11 +98,18 @@ class Client extends EventTarget {
       this.#resolveView();
       this.#emit('tabwaiting');
     } else {
+      this.#loading = new Promise((resolve) => {
+        this.#loaded = () => {
+          this.#loading = null;
+          resolve();
+        };
+      });
       this.#tabs.hold();
     }
   }
 
   #leaveTabs(code, message) {
+    this.#loaded?.();
     const tabs = this.#tabs;
     this.#viewing = false;
     this.#tabs = null;
@@ -107,6 +119,7 @@ class Client extends EventTarget {
 
   async #local(method, args) {
     await this.#started.catch(() => {});
+    await this.#loading;
     if (!this.#core) throw codedError('destroyed', 'this client has been destroyed');
     return this.#core[method](...args);
   }

@@ -11,19 +11,18 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-10}
 shift || true
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: installing cargo-fuzz (once)"
-  cargo install cargo-fuzz --locked
-fi
-
-# libFuzzer's coverage instrumentation and `cargo fuzz` itself want a nightly compiler. The
-# stable one in use here is told to accept the flags (the instrumentation is stable LLVM
-# work; only the flags are gated), so no second toolchain is needed.
-export RUSTC_BOOTSTRAP=1
+# cargo-fuzz comes from scripts/setup.sh. Without a sanitizer (`--sanitizer none`) it
+# needs no nightly compiler: libFuzzer's coverage instrumentation uses stable flags.
+command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz is missing; run scripts/setup.sh" >&2; exit 1; }
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
+  list=$(cargo fuzz list --fuzz-dir fuzz)
+  mapfile -t targets <<<"$list"
+fi
+if [ ${#targets[@]} -eq 0 ] || [ -z "${targets[0]}" ]; then
+  echo "fuzz: no targets found in fuzz/" >&2
+  exit 1
 fi
 cargo fuzz build --fuzz-dir fuzz --sanitizer none
 log=$(mktemp)

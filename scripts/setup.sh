@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sotto needs on a fresh Debian machine with Rust and
 # Node.js: the wasm target, wasm-bindgen-cli at the exact version in Cargo.lock, Chromium
-# and ChromeDriver (browser tests), and the npm tools (binaryen's wasm-opt, playwright-core).
+# and ChromeDriver (browser tests), cargo-fuzz, and the npm tools (binaryen's wasm-opt,
+# playwright-core).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qF "$wb_version"; then
   echo "setup: installing wasm-bindgen-cli $wb_version (takes a few minutes)"
   # Not --locked: the registry lacks one crate of the CLI's own lockfile.
   cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+
+# cargo-fuzz (scripts/fuzz.sh, which scripts/test.sh runs), at a known version.
+if ! cargo fuzz --version 2>/dev/null | grep -qF "0.13.2"; then
+  echo "setup: installing cargo-fuzz 0.13.2 (takes a minute)"
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

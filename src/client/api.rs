@@ -40,10 +40,23 @@ impl Inner {
         token: Option<&str>,
         body: Option<&B>,
     ) -> impl Future<Output = ClientResult<R>> {
+        self.api_with(method, path, token, body, true)
+    }
+
+    /// The same; with `expire` false a refusal is only reported (the best-effort calls of
+    /// a sign-out, which must not start the expiry path in the middle of it).
+    fn api_with<B: Serialize, R: DeserializeOwned>(
+        self: &Rc<Self>,
+        method: &'static str,
+        path: String,
+        token: Option<&str>,
+        body: Option<&B>,
+        expire: bool,
+    ) -> impl Future<Output = ClientResult<R>> {
         let json = body.map(http::to_json).transpose();
         let text = self
             .clone()
-            .api_text(method, path, token.map(str::to_owned), json);
+            .api_text(method, path, token.map(str::to_owned), json, expire);
         async move { http::parse(&text.await?) }
     }
 
@@ -53,11 +66,12 @@ impl Inner {
         path: String,
         token: Option<String>,
         json: ClientResult<Option<String>>,
+        expire: bool,
     ) -> ClientResult<String> {
         let answer = http::call(&self.options.url, method, &path, token.as_deref(), json?).await;
-        match token {
-            Some(_) => answer.map_err(|e| self.failed(e)),
-            None => answer,
+        match (token, expire) {
+            (Some(t), true) => answer.map_err(|e| self.failed_for(e, &t)),
+            _ => answer,
         }
     }
 
@@ -78,11 +92,18 @@ impl Inner {
     }
 
     /// `POST /v1/auth/logout`: the server forgets the session (and closes its sockets).
+    /// Best effort, during a sign-out: a refusal does not expire anything.
     pub(super) fn logout(
         self: &Rc<Self>,
         token: &str,
     ) -> impl Future<Output = ClientResult<Value>> {
-        self.api("POST", "/v1/auth/logout".into(), Some(token), Some(&()))
+        self.api_with(
+            "POST",
+            "/v1/auth/logout".into(),
+            Some(token),
+            Some(&()),
+            false,
+        )
     }
 
     /// `POST /v1/devices`: registers (or finds again) this browser's device.
@@ -94,13 +115,19 @@ impl Inner {
         self.api("POST", "/v1/devices".into(), Some(token), Some(req))
     }
 
-    /// `DELETE /v1/devices/{id}`.
+    /// `DELETE /v1/devices/{id}` (best effort, during `clearSession`).
     pub(super) fn remove_device(
         self: &Rc<Self>,
         token: &str,
         id: &str,
     ) -> impl Future<Output = ClientResult<Value>> {
-        self.api("DELETE", format!("/v1/devices/{id}"), Some(token), NONE)
+        self.api_with(
+            "DELETE",
+            format!("/v1/devices/{id}"),
+            Some(token),
+            NONE,
+            false,
+        )
     }
 
     /// `POST /v1/devices/{id}/prekeys`: a signed prekey and/or one-time prekeys.
@@ -183,14 +210,14 @@ impl Inner {
     ) -> ClientResult<Uploaded> {
         http::post_bytes(&self.options.url, "/v1/blobs", token, blob)
             .await
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed_for(e, token))
     }
 
     /// `GET /v1/blobs/{id}`.
     pub(super) async fn get_blob(self: &Rc<Self>, token: &str, id: &str) -> ClientResult<Vec<u8>> {
         http::get_bytes(&self.options.url, &format!("/v1/blobs/{id}"), token)
             .await
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed_for(e, token))
     }
 
     /// `POST /v1/links`: a new browser asks to be linked, committing to its key.

@@ -38,6 +38,9 @@ pub(super) enum Lifecycle {
     /// over that one (`tab_view.rs`). The session is the newest this tab was given: the one
     /// it carries on with when it takes over.
     Viewing { store_key: String, session: Session },
+    /// Signed in, holding the account's lock, and loading it (keys, device, history); the
+    /// session is the newest given meanwhile, which `Active` then carries.
+    Loading { store_key: String, session: Session },
     /// Signed in, and this tab holds the account.
     Active(Session),
     /// `identitytokenexpired` has fired and the grace window is running.
@@ -60,7 +63,18 @@ impl Lifecycle {
             Lifecycle::SavedHistory(user) => Some(user),
             Lifecycle::Active(s)
             | Lifecycle::Expiring(s)
-            | Lifecycle::Viewing { session: s, .. } => Some(&s.user),
+            | Lifecycle::Viewing { session: s, .. }
+            | Lifecycle::Loading { session: s, .. } => Some(&s.user),
+        }
+    }
+
+    /// The session a view or a loading tab will carry on with, for `store_key`.
+    fn waiting_session(&mut self) -> Option<&mut Session> {
+        match self {
+            Lifecycle::Viewing { session, .. } | Lifecycle::Loading { session, .. } => {
+                Some(session)
+            }
+            _ => None,
         }
     }
 
@@ -184,15 +198,20 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
-        {
-            // A view keeps the newest session for when it takes over, and stays a view.
+        let waiting = {
+            // A view, or a tab still loading the account, keeps the newest session for when
+            // it carries on (one sign-in at a time per tab); another user ends it first.
             let mut state = self.state.borrow_mut();
-            if let Lifecycle::Viewing { session: s, .. } = &mut state.life {
-                if s.user.id == session.user.id && s.org == session.org {
+            match state.life.waiting_session() {
+                Some(s) if s.user.id == session.user.id && s.org == session.org => {
                     *s = session;
                     return Ok(());
                 }
+                other => other.is_some(),
             }
+        };
+        if waiting {
+            self.sign_out_locally();
         }
         let same_user = {
             let state = self.state.borrow();
@@ -243,11 +262,17 @@ impl Inner {
     async fn load_device(self: &Rc<Self>, session: Session) -> ClientResult<()> {
         let url = self.options.url.clone();
         let store_key = format!("{url}|{}|{}", session.org, session.user.id);
-        let session = self.take_account_lock(&store_key, session).await?;
+        self.take_account_lock(&store_key, session.clone()).await?;
+        let session = match &self.state.borrow().life {
+            Lifecycle::Loading { session, .. } => session.clone(),
+            _ => session,
+        };
         let loaded = self.load_account(session, store_key).await;
         if loaded.is_err() {
-            // Another tab, or a later sign-in here, may take the account instead.
-            self.state.borrow_mut().tab_lock = None;
+            // Nothing of the half-loaded account stays, and the lock goes with it: another
+            // tab, or a later sign-in here, takes the account instead.
+            self.end_session();
+            self.emit("_released", JsValue::UNDEFINED);
         }
         loaded
     }
@@ -302,9 +327,23 @@ impl Inner {
                 "this client was destroyed while loading",
             ));
         }
-        let token = session.token.clone();
-        {
+        let token = {
             let mut state = self.state.borrow_mut();
+            // The newest session given while loading; none if this tab was signed out meanwhile.
+            let session = match std::mem::take(&mut state.life) {
+                Lifecycle::Loading {
+                    store_key: k,
+                    session,
+                } if k == store_key => session,
+                other => {
+                    state.life = other;
+                    return Err(ClientError::new(
+                        "not_signed_in",
+                        "signed out while the account was loading",
+                    ));
+                }
+            };
+            let token = session.token.clone();
             state.epoch += 1;
             state.life = Lifecycle::Active(session);
             state.store_key = Some(store_key);
@@ -315,7 +354,8 @@ impl Inner {
                 }
             }
             state.threads = threads;
-        }
+            token
+        };
         self.show_notice(None);
         self.render();
         self.connect(&token, &registered.id);
@@ -334,13 +374,12 @@ impl Inner {
     /// this browser holds it, this tab is a view over that one (`tab_view.rs`); the page
     /// gets `tabwaiting`. The JS shell learns the account's name from `_view` and `_leader`
     /// and forwards the page's calls to the holder meanwhile.
-    /// Resolves to the session to carry on with: a newer one if the page gave one while
-    /// this tab waited.
+    /// Then the tab is `Loading`, with the newest session it was given.
     async fn take_account_lock(
         self: &Rc<Self>,
         store_key: &str,
         session: Session,
-    ) -> ClientResult<Session> {
+    ) -> ClientResult<()> {
         let name = format!("sotto-account|{store_key}");
         let lock = match crate::tab_lock::try_acquire(&name).await? {
             Some(lock) => lock,
@@ -371,23 +410,24 @@ impl Inner {
                 lock
             }
         };
-        let session = {
+        {
             let mut state = self.state.borrow_mut();
             state.tab_lock = Some(lock);
-            // What the view showed stays on screen while the account loads.
-            match std::mem::take(&mut state.life) {
-                Lifecycle::Viewing { session, .. } => {
-                    state.life = Lifecycle::SavedHistory(session.user.clone());
-                    session
-                }
-                other => {
-                    state.life = other;
-                    session
-                }
-            }
-        };
+            // A view carries on with the newest session it was given (for this account).
+            let session = match std::mem::take(&mut state.life) {
+                Lifecycle::Viewing {
+                    store_key: k,
+                    session: newest,
+                } if k == store_key => newest,
+                _ => session,
+            };
+            state.life = Lifecycle::Loading {
+                store_key: store_key.to_owned(),
+                session,
+            };
+        }
         self.emit("_leader", name.as_str().into());
-        Ok(session)
+        Ok(())
     }
 
     pub(super) fn connect(self: &Rc<Self>, token: &str, device_id: &str) {
@@ -488,12 +528,24 @@ impl Inner {
         }
     }
 
-    /// Reports a failed API call; a refused session starts the expiry path.
+    /// Reports a failure of the current session (its socket); a refused session starts
+    /// the expiry path.
     pub(super) fn failed(self: &Rc<Self>, e: ClientError) -> ClientError {
         if is_auth_failure(&e) {
             self.expire();
         }
         e
+    }
+
+    /// Reports a failed API call made with `token`: a refusal expires the session only if
+    /// `token` is still the current one (not a sign-in still provisioning, nor one replaced).
+    pub(super) fn failed_for(self: &Rc<Self>, e: ClientError, token: &str) -> ClientError {
+        let current = matches!(&self.state.borrow().life, Lifecycle::Active(s) if s.token == token);
+        if current {
+            self.failed(e)
+        } else {
+            e
+        }
     }
 
     async fn sign_in_from_provider(self: &Rc<Self>) -> ClientResult<()> {

@@ -643,7 +643,11 @@ impl Inner {
     }
 
     fn emit_error(&self, e: &ClientError) {
-        self.emit("error", e.to_js());
+        // Background work that outlived a sign-out (a save, a receive) has nothing to report.
+        let signed_out = matches!(self.state.borrow().life, lifecycle::Lifecycle::SignedOut);
+        if !(signed_out && e.code == "not_signed_in") {
+            self.emit("error", e.to_js());
+        }
     }
 
     /// The session token and user, or `not_signed_in`.

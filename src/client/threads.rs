@@ -352,7 +352,7 @@ impl Inner {
     pub(super) fn thread_open(self: &Rc<Self>, id: &str) -> ClientResult<()> {
         let reading = matches!(
             self.state.borrow().life,
-            Lifecycle::SavedHistory(_) | Lifecycle::Viewing { .. }
+            Lifecycle::SavedHistory(_) | Lifecycle::Viewing { .. } | Lifecycle::Loading { .. }
         );
         // Saved history (offline, or in a view) may be read without a session.
         if !reading {
