@@ -137,11 +137,15 @@ fn format_day(ms: i64) -> String {
 }
 
 /// "812 B", "14 KB", "3.2 MB".
-fn format_size(bytes: u64) -> String {
+pub fn format_size(bytes: u64) -> String {
     match bytes {
         b if b < 1000 => format!("{b} B"),
         b if b < 1_000_000 => format!("{} KB", b / 1000),
-        b => format!("{:.1} MB", b as f64 / 1e6),
+        // In tenths, rounded, without float formatting (which costs kilobytes of wasm).
+        b => {
+            let tenths = (b + 50_000) / 100_000;
+            format!("{}.{} MB", tenths / 10, tenths % 10)
+        }
     }
 }
 

@@ -382,3 +382,14 @@ fn the_compact_aes_backend_gives_the_rfc_9180_answers() {
         assert_eq!(recipient.open(&aad, &ct).unwrap(), pt);
     }
 }
+
+#[wasm_bindgen_test]
+fn attachment_sizes_read_as_people_write_them() {
+    use sotto::ui::format_size;
+    assert_eq!(format_size(812), "812 B");
+    assert_eq!(format_size(14_999), "14 KB");
+    assert_eq!(format_size(1_000_000), "1.0 MB");
+    assert_eq!(format_size(3_249_999), "3.2 MB");
+    assert_eq!(format_size(3_250_000), "3.3 MB");
+    assert_eq!(format_size(20 * 1024 * 1024), "21.0 MB");
+}
