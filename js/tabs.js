@@ -36,12 +36,7 @@ const SHARED_EVENTS = new Set([
 // starting) runs once.
 const TAKEN_KEPT = 1000;
 
-function tabError(code, message) {
-  const err = new Error(message);
-  err.code = code;
-  return err;
-}
-
+// Errors are client.js's codedError (the two files are one script body, tabs.js first).
 class AccountTabs {
   #tab = crypto.randomUUID();
   #channel;
@@ -79,7 +74,7 @@ class AccountTabs {
     for (const [id, call] of this.#pending) {
       this.#pending.delete(id);
       if (call.holder) {
-        call.reject(tabError('tab_closed', 'the tab that held this account closed before it answered; the call may not have been done'));
+        call.reject(codedError('tab_closed', 'the tab that held this account closed before it answered; the call may not have been done'));
       } else {
         this.#run(call.method, call.args).then(call.resolve, call.reject);
       }
@@ -91,7 +86,7 @@ class AccountTabs {
     try {
       structuredClone(args);
     } catch {
-      return Promise.reject(tabError('bad_argument', `${method}: an argument cannot be sent to the tab that holds the account`));
+      return Promise.reject(codedError('bad_argument', `${method}: an argument cannot be sent to the tab that holds the account`));
     }
     return new Promise((resolve, reject) => {
       const id = ++this.#next;
@@ -110,7 +105,7 @@ class AccountTabs {
     this.#channel.close();
     for (const call of this.#pending.values()) {
       if (call.method === 'clearSession' && code === 'not_signed_in') call.resolve();
-      else call.reject(tabError(code, message));
+      else call.reject(codedError(code, message));
     }
     this.#pending.clear();
   }
@@ -134,7 +129,7 @@ class AccountTabs {
     this.#post({ t: 'took', to: from, id });
     try {
       if (!FORWARDED.has(method) || !Array.isArray(args)) {
-        throw tabError('bad_argument', `${method} cannot be asked of another tab`);
+        throw codedError('bad_argument', `${method} cannot be asked of another tab`);
       }
       this.#post({ t: 'done', to: from, id, value: await this.#run(method, args) });
     } catch (err) {
@@ -156,7 +151,7 @@ class AccountTabs {
       for (const [id, call] of this.#pending) {
         if (call.holder && call.holder !== m.from) {
           this.#pending.delete(id);
-          call.reject(tabError('tab_closed', 'the tab that held this account closed before it answered; the call may not have been done'));
+          call.reject(codedError('tab_closed', 'the tab that held this account closed before it answered; the call may not have been done'));
         } else if (!call.holder && call.sentTo !== m.from) {
           call.sentTo = m.from;
           this.#post({ t: 'call', id, method: call.method, args: call.args });
@@ -170,7 +165,7 @@ class AccountTabs {
       } else if ((m.t === 'done' || m.t === 'failed') && m.from === call.holder) {
         this.#pending.delete(m.id);
         if (m.t === 'done') call.resolve(m.value);
-        else call.reject(tabError(m.code, m.message));
+        else call.reject(codedError(m.code, m.message));
       }
     }
   }

@@ -68,7 +68,7 @@ impl Lifecycle {
         }
     }
 
-    /// The session a view or a loading tab will carry on with, for `store_key`.
+    /// The session a view or a loading tab will carry on with.
     fn waiting_session(&mut self) -> Option<&mut Session> {
         match self {
             Lifecycle::Viewing { session, .. } | Lifecycle::Loading { session, .. } => {

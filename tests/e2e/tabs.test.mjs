@@ -273,6 +273,15 @@ test('two clients of one person on one page: the second is a view, and takes ove
   await openDemoAs(bob, env.server.base, 'bob');
   await page.goto(`${env.server.base}/`);
   await page.evaluate(async () => {
+    // Which channels the clients open, so the test can post on them as another script would.
+    window.channels = [];
+    const Real = window.BroadcastChannel;
+    window.BroadcastChannel = class extends Real {
+      constructor(name) {
+        super(name);
+        window.channels.push(name);
+      }
+    };
     const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json()).jwt;
     document.getElementById('choose').hidden = true;
     const box = document.getElementById('messenger');
@@ -306,6 +315,37 @@ test('two clients of one person on one page: the second is a view, and takes ove
   const refused = await page.evaluate(() => window.clients[1].threadSendMessage('no-such-thread', 'x').then(() => 'sent', (e) => e.code));
   assert.equal(refused, 'unknown_thread');
 
+  // Another script of the origin posts forged and garbage messages on both channels: the
+  // holder runs nothing outside the page API, a forged answer to a view's call is ignored,
+  // and both clients carry on.
+  const forged = await page.evaluate(async (id) => {
+    const account = window.channels.find((n) => n.startsWith('sotto-tabs|'));
+    const tabs = new BroadcastChannel(account);
+    const origin = new BroadcastChannel('sotto');
+    const answers = [];
+    tabs.onmessage = (e) => {
+      answers.push(e.data);
+      // Answers every call at once, without having taken it.
+      if (e.data?.t === 'call') tabs.postMessage({ t: 'done', to: e.data.from, id: e.data.id, from: 'forger', value: 'forged' });
+    };
+    for (const junk of [null, 42, 'text', { t: 'nonsense' }, { t: 'call' }, { t: 'call', id: 1, method: 'threadList', args: 'x' }]) tabs.postMessage(junk);
+    tabs.postMessage({ t: 'call', id: 7, from: 'forger', method: 'destroy', args: [] });
+    origin.postMessage(`marks ${account.slice('sotto-tabs|sotto-account|'.length)}\n{not json`);
+    origin.postMessage('saved nobody');
+    // A view's send, which the forger answers long before the holder can.
+    const sentId = await window.clients[1].threadSendMessage(id, 'after the forgeries');
+    const ids = (await window.clients[1].threadMessages(id)).map((m) => m.id);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = answers.find((m) => m.t === 'failed' && m.to === 'forger');
+    tabs.close();
+    origin.close();
+    return { refused: refused?.code, sentId, real: ids.includes(sentId) };
+  }, threadId);
+  assert.equal(forged.refused, 'bad_argument', 'a call outside the page API is refused');
+  assert.notEqual(forged.sentId, 'forged');
+  assert.equal(forged.real, true, "the view got the holder's answer, not the forgery");
+  await bob.locator('.msg.in .text', { hasText: 'after the forgeries' }).waitFor({ timeout: 10000 });
+
   // A view given a new token keeps it for when it takes over, and stays a view.
   await page.evaluate(async () => {
     const jwt = (await (await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })).json()).jwt;
@@ -318,7 +358,7 @@ test('two clients of one person on one page: the second is a view, and takes ove
   await page.evaluate((id) => window.clients[1].threadSendMessage(id, 'sent after the first went'), threadId);
   await bob.locator('.msg.in .text', { hasText: 'sent after the first went' }).waitFor({ timeout: 10000 });
   await panes[1].locator('.thread-item', { hasText: 'Bob Brown' }).click();
-  assert.deepEqual(await panes[1].locator('.msg .text').allTextContents(), ['sent by the view', 'sent after the first went']);
+  assert.deepEqual(await panes[1].locator('.msg .text').allTextContents(), ['sent by the view', 'after the forgeries', 'sent after the first went']);
   await page.context().close();
   await bob.context().close();
 });
