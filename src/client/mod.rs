@@ -827,19 +827,14 @@ impl Inner {
             .and_then(|id| state.threads.iter().find(|t| &t.id == id));
         // Stored in the account, so the warning outlives a reload until it is acknowledged;
         // a view shows what the holder's account says (`tab_view.rs`).
-        let (changed, new_devices) = match &state.account {
-            Some(a) => (
-                a.identity_warnings().map(str::to_owned).collect(),
-                state.new_devices.clone(),
-            ),
-            None => state.view_marks.clone(),
-        };
+        let (changed, new_devices) =
+            tab_view::own_marks(&state).unwrap_or_else(|| state.view_marks.clone());
         let _ = ui.render_thread(open, own_id, &changed, &new_devices);
         // Saved history shown offline can be read, not written to; a view writes through
         // the tab that holds the account.
         ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
         ui.set_user(&own.map(display_name).unwrap_or_default());
         drop(state);
-        self.tell_views_marks(changed, new_devices);
+        self.tell_views_marks(false);
     }
 }

@@ -75,18 +75,18 @@ impl Inner {
 
     /// The holder tells its views which contacts' keys changed and who added a device
     /// (shown in the thread header), when that changes or a view says `hello`.
-    pub(super) fn tell_views_marks(&self, changed: Vec<String>, new_devices: Vec<String>) {
-        let marks = (changed, new_devices);
-        let key = {
+    /// `always` tells them even if nothing changed since the last time.
+    pub(super) fn tell_views_marks(&self, always: bool) {
+        let (key, marks) = {
             let mut state = self.state.borrow_mut();
-            if state.account.is_none() || state.view_marks == marks {
-                return;
-            }
-            let Some(key) = state.store_key.clone() else {
+            let (Some(marks), Some(key)) = (own_marks(&state), state.store_key.clone()) else {
                 return;
             };
+            if !always && state.view_marks == marks {
+                return;
+            }
             state.view_marks = marks.clone();
-            key
+            (key, marks)
         };
         if let Ok(json) = serde_json::to_string(&marks) {
             self.post_to_tabs(&format!("marks {key}\n{json}"));
@@ -98,17 +98,8 @@ impl Inner {
     pub(super) fn hear_about_account(self: &Rc<Self>, message: &str) {
         let (key, marks) = message.split_once('\n').unwrap_or((message, ""));
         if let Some(key) = key.strip_prefix("hello ") {
-            let holder = {
-                let mut state = self.state.borrow_mut();
-                let holds = state.account.is_some() && state.store_key.as_deref() == Some(key);
-                if holds {
-                    // Told again at the next render.
-                    state.view_marks = (vec!["?".into()], Vec::new());
-                }
-                holds
-            };
-            if holder {
-                self.render();
+            if self.state.borrow().store_key.as_deref() == Some(key) {
+                self.tell_views_marks(true);
             }
         } else if let Some(key) = key.strip_prefix("marks ") {
             if self.viewing().as_deref() != Some(key) {
@@ -125,6 +116,14 @@ impl Inner {
     pub(super) fn tell_views(&self, store_key: &str) {
         self.post_to_tabs(&format!("saved {store_key}"));
     }
+}
+
+/// The identity warnings and new devices the holder's thread header shows, if this tab
+/// holds an account (a view shows the holder's, from `view_marks`).
+pub(super) fn own_marks(state: &super::State) -> Option<(Vec<String>, Vec<String>)> {
+    let account = state.account.as_ref()?;
+    let warnings = account.identity_warnings().map(str::to_owned).collect();
+    Some((warnings, state.new_devices.clone()))
 }
 
 /// A rejection from the page API as a `ClientError`, keeping its `code`.
