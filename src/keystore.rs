@@ -154,8 +154,18 @@ pub async fn load(key: &str) -> ClientResult<Option<StoredAccount>> {
         return Ok(None);
     };
     let plaintext = decrypt(&iv, &data).await?;
-    let account: Account =
-        serde_json::from_slice(&plaintext).map_err(|_| storage("the stored keys are damaged"))?;
+    // Sotto 0.1 stored the account as JSON. Reading it would take the JSON code for every
+    // account type back into the wasm (12 KB gzip), so such a browser starts again as a new
+    // one: it links to another device of the user, restores a backup or takes a new identity.
+    if plaintext.first() == Some(&b'{') {
+        web_sys::console::warn_1(
+            &"sotto: keys stored by Sotto 0.1 are not read; this browser starts as a new device"
+                .into(),
+        );
+        return Ok(None);
+    }
+    let account =
+        Account::from_record(&plaintext).map_err(|_| storage("the stored keys are damaged"))?;
     let device_id = Reflect::get(&value, &"deviceId".into())
         .ok()
         .and_then(|v| v.as_string());
@@ -168,9 +178,7 @@ pub async fn load(key: &str) -> ClientResult<Option<StoredAccount>> {
 
 /// Serializes `account` (call this with the state borrowed) for [`save_serialized`].
 pub fn serialize(account: &Account) -> ClientResult<Zeroizing<Vec<u8>>> {
-    serde_json::to_vec(account)
-        .map(Zeroizing::new)
-        .map_err(|e| ClientError::new("internal", e.to_string()))
+    Ok(account.to_record())
 }
 
 pub async fn save_serialized(

@@ -135,7 +135,37 @@ pub(crate) fn decode_x3dh(b: &[u8]) -> Result<X3dhHeader, CoreError> {
     })
 }
 
+/// The first byte of [`Account::to_record`]'s bytes: the version of the stored format.
+const RECORD_FORMAT: u8 = 2;
+
 impl Account {
+    /// The account as this device stores it: a version byte, then every field in postcard's
+    /// compact binary encoding (the wasm carries far less code for it than for JSON).
+    pub fn to_record(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        // Room for a typical account at once, so that growing leaves few copies behind.
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.push(RECORD_FORMAT);
+        // Writing into a Vec fails only when memory does.
+        postcard::to_extend(self, out)
+            .map(zeroize::Zeroizing::new)
+            .expect("an account serializes")
+    }
+
+    /// Reads what [`Account::to_record`] wrote.
+    pub fn from_record(bytes: &[u8]) -> Result<Account, CoreError> {
+        let malformed = |detail: &str| CoreError::Malformed {
+            what: "stored account",
+            detail: detail.into(),
+        };
+        match bytes.split_first() {
+            Some((&RECORD_FORMAT, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| malformed(&e.to_string()))
+            }
+            Some(_) => Err(malformed("an unknown format")),
+            None => Err(malformed("empty")),
+        }
+    }
+
     /// A new account for a user's *first* device: a new identity.
     pub fn generate(user_id: &str, now_ms: i64) -> Result<Self, CoreError> {
         Self::with_identity(user_id, Identity::generate()?, now_ms)

@@ -103,7 +103,8 @@ pub struct X3dhHeader {
     #[serde(with = "crate::b64::key")]
     pub ephemeral: [u8; 32],
     pub signed_prekey_id: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Never skipped when absent: it is stored in a binary format, where every field counts.
+    #[serde(default)]
     pub one_time_prekey_id: Option<u32>,
 }
 

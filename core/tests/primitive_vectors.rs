@@ -1,5 +1,6 @@
 //! Published test vectors for the primitives under the sessions: X25519 (RFC 7748) and
-//! HKDF-SHA256 (RFC 5869). HPKE's (RFC 9180) are in `rfc9180_vectors.rs`.
+//! HKDF-SHA256 (RFC 5869); and for the key backup's Argon2id, through the backup's own
+//! derivation. HPKE's (RFC 9180) are in `rfc9180_vectors.rs`.
 
 use sotto_core::kdf::hkdf;
 use x25519_dalek::{x25519, PublicKey, StaticSecret};
@@ -103,4 +104,21 @@ fn rfc5869_appendix_a_sha256_cases() {
         hkdf(&salt, &ikm, &info, &mut out).unwrap();
         assert_eq!(out, expected);
     }
+}
+
+/// The reference implementation's test (phc-winner-argon2, `src/test.c`, version 0x13):
+/// Argon2id, t = 2, m = 2^16 KiB, p = 1, "password" with salt "somesalt". Run through the
+/// backup's own derivation, so the parameters reach the algorithm in the right order.
+#[test]
+fn argon2id_reference_vector_through_the_backup_derivation() {
+    let kdf = sotto_core::backup::Kdf::Argon2id {
+        memory_kib: 1 << 16,
+        passes: 2,
+        lanes: 1,
+    };
+    let key = kdf.derive("password", b"somesalt").unwrap();
+    assert_eq!(
+        hex::encode(*key),
+        "09316115d5cf24ed5a15a31a3ba326e5cf32edc24702987c02b6566f61913cf7"
+    );
 }

@@ -22,8 +22,7 @@ fn parties() -> &'static (Account, IdentityPublic) {
 
 fuzz_target!(|data: &[u8]| {
     let (own, sender) = parties();
-    let mut account =
-        serde_json::from_value::<Account>(serde_json::to_value(own).unwrap()).unwrap();
+    let mut account = Account::from_record(&own.to_record()).unwrap();
     let inbound = Inbound {
         payload: data,
         sender_user: "alice",

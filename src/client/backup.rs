@@ -17,7 +17,6 @@ impl Inner {
                 a.identity(),
                 &a.user_id,
                 passphrase,
-                sotto_core::backup::MIN_ITERATIONS,
             )?)
         })
     }
