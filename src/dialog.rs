@@ -86,6 +86,11 @@ impl Dialog {
         content: &DialogContent<'_>,
         on_action: impl Fn(&str) + 'static,
     ) -> ClientResult<()> {
+        // The body is not generic: one copy of it, rather than one per dialog (13 KB).
+        self.show_with(content, Rc::new(on_action))
+    }
+
+    fn show_with(&self, content: &DialogContent<'_>, on_action: Handler) -> ClientResult<()> {
         self.panel.set_text_content(None);
         let make = |tag: &str, class: &str, text: &str| -> ClientResult<Element> {
             let e = self
@@ -135,7 +140,7 @@ impl Dialog {
             let _ = row.append_child(&b);
         }
         let _ = self.panel.append_child(&row);
-        *self.handler.borrow_mut() = Some(Rc::new(on_action));
+        *self.handler.borrow_mut() = Some(on_action);
         let _ = self.overlay.remove_attribute("hidden");
         if let Some(first) = first_field.or_else(|| {
             row.first_element_child()
