@@ -83,7 +83,9 @@ export interface ThreadMessage {
   attrs?: Record<string, unknown>;
   /** Files sent with it; fetch one with attachmentGet(id, index). */
   attachments?: { id: string; name: string; type: string; size: number }[];
-  status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed';
+  /** `failed`: could never be sent; `expired`: no other member's device took it before
+   * the server deleted it at its maximum age. */
+  status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed' | 'expired';
   /** When every device deletes it (disappearing messages). */
   expiresAt?: number;
 }

@@ -33,7 +33,27 @@ pub struct Thread {
     /// Per member: read up to (Unix milliseconds).
     #[serde(default)]
     pub read_marks: BTreeMap<String, i64>,
+    /// This device's envelopes of this thread that other users' devices have not yet
+    /// received, oldest first. Kept with the history, because the answers (delivered, a
+    /// retry request, an expiry notice) may come after a reload or weeks later. Never
+    /// shown to the page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<Awaiting>,
 }
+
+/// One envelope of a sent message, until its device has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Awaiting {
+    /// The server's sequence number of the envelope.
+    pub seq: i64,
+    pub message_id: String,
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// The most envelopes a thread keeps waiting for (the oldest are forgotten first).
+pub const MAX_AWAITING_PER_THREAD: usize = 5_000;
 
 /// Where a message stands, from this device's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +69,9 @@ pub enum Status {
     Received,
     /// Could never be sent (e.g. no recipient has a device); kept so the text is not lost.
     Failed,
+    /// Accepted by the server, but no other member's device took it before the server's
+    /// maximum age (its expiry notice said so).
+    Expired,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +100,17 @@ pub struct Message {
 }
 
 impl Thread {
+    /// The envelope `seq` that this device sent, while it waits.
+    pub fn awaiting(&self, seq: i64) -> Option<&Awaiting> {
+        self.awaiting.iter().find(|a| a.seq == seq)
+    }
+
+    /// Stops waiting for envelope `seq`.
+    pub fn take_awaiting(&mut self, seq: i64) -> Option<Awaiting> {
+        let at = self.awaiting.iter().position(|a| a.seq == seq)?;
+        Some(self.awaiting.remove(at))
+    }
+
     /// A thread made with no title or attributes yet.
     pub fn new(id: String, distribution: String, members: Vec<User>) -> Thread {
         Thread {
@@ -91,6 +125,7 @@ impl Thread {
             archived: false,
             left: false,
             read_marks: BTreeMap::new(),
+            awaiting: Vec::new(),
         }
     }
 

@@ -579,6 +579,7 @@ impl Ui {
             let status = match m.status {
                 Status::Pending => Some(("pending", "Sending when online…")),
                 Status::Failed => Some(("failed", "Not sent")),
+                Status::Expired => Some(("failed", "Not delivered (expired)")),
                 Status::Sent | Status::Delivered if t.read_by_others(own_id, m.sent_at) => {
                     Some(("read", "Read"))
                 }

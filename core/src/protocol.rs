@@ -282,10 +282,44 @@ pub enum ClientFrame {
     Send { id: u64, request: SendRequest },
 }
 
-/// How a retry request's payload starts. Only the server makes these (it refuses client
-/// envelopes that start so), from a recipient's [`ClientFrame::Retry`]; they carry no
-/// secret, like Signal's plaintext decryption-error messages.
+/// How every payload that the server itself makes starts (a retry request, an expiry
+/// notice). The server refuses client envelopes that start so.
+pub const SERVER_MADE_PREFIX: &[u8] = b"\0sotto-";
+
+/// How a retry request's payload starts. Only the server makes these, from a recipient's
+/// [`ClientFrame::Retry`]; they carry no secret, like Signal's plaintext decryption-error
+/// messages.
 pub const RETRY_REQUEST_PREFIX: &[u8] = b"\0sotto-retry\0";
+
+/// How an expiry notice's payload starts: the server tells a sender that envelopes it sent
+/// to one device (the notice's labelled sender) waited past the server's maximum age and
+/// were deleted unread. No secret either: the seqs are the server's own numbers.
+pub const EXPIRED_NOTICE_PREFIX: &[u8] = b"\0sotto-expired\0";
+
+/// The most seqs one expiry notice names (8 bytes each).
+pub const MAX_SEQS_PER_EXPIRED_NOTICE: usize = 512;
+
+/// The notice that envelopes `seqs` expired (at most [`MAX_SEQS_PER_EXPIRED_NOTICE`]).
+pub fn expired_notice(seqs: &[i64]) -> Vec<u8> {
+    let mut out = EXPIRED_NOTICE_PREFIX.to_vec();
+    for seq in seqs.iter().take(MAX_SEQS_PER_EXPIRED_NOTICE) {
+        out.extend_from_slice(&seq.to_be_bytes());
+    }
+    out
+}
+
+/// The envelopes an expiry notice names, if `payload` is one.
+pub fn parse_expired_notice(payload: &[u8]) -> Option<Vec<i64>> {
+    let rest = payload.strip_prefix(EXPIRED_NOTICE_PREFIX)?;
+    if rest.is_empty() || rest.len() % 8 != 0 || rest.len() / 8 > MAX_SEQS_PER_EXPIRED_NOTICE {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(8)
+            .map(|c| i64::from_be_bytes(c.try_into().expect("8")))
+            .collect(),
+    )
+}
 
 /// The payload asking a sender to send its envelope `seq` again.
 pub fn retry_request(seq: i64) -> Vec<u8> {
@@ -513,6 +547,32 @@ mod tests {
         assert!(ServerFrame::from_json(r#"{"type":"nope"}"#).is_err());
         assert!(ServerFrame::from_json(r#"{"type":"delivered"}"#).is_err());
         assert!(ServerFrame::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn expired_notices_round_trip_and_nothing_else_parses_as_one() {
+        assert_eq!(
+            parse_expired_notice(&expired_notice(&[7, -1])),
+            Some(vec![7, -1])
+        );
+        let many: Vec<i64> = (0..600).collect();
+        assert_eq!(
+            parse_expired_notice(&expired_notice(&many)).unwrap().len(),
+            MAX_SEQS_PER_EXPIRED_NOTICE
+        );
+        assert_eq!(parse_expired_notice(EXPIRED_NOTICE_PREFIX), None);
+        assert_eq!(parse_expired_notice(&retry_request(1)), None);
+        let mut ragged = expired_notice(&[1]);
+        ragged.push(0);
+        assert_eq!(parse_expired_notice(&ragged), None);
+        let mut too_many = EXPIRED_NOTICE_PREFIX.to_vec();
+        too_many.extend(std::iter::repeat_n(
+            0u8,
+            8 * (MAX_SEQS_PER_EXPIRED_NOTICE + 1),
+        ));
+        assert_eq!(parse_expired_notice(&too_many), None);
+        assert!(expired_notice(&[1]).starts_with(SERVER_MADE_PREFIX));
+        assert!(retry_request(1).starts_with(SERVER_MADE_PREFIX));
     }
 
     #[test]

@@ -216,7 +216,11 @@ pub async fn serve(
 ) -> Result<(), String> {
     let listen = config.listen;
     let state = build_state(config).await?;
-    retention::start(state.db.clone(), state.config.retention);
+    retention::start(
+        state.db.clone(),
+        state.registry.clone(),
+        state.config.retention,
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -1,14 +1,24 @@
 //! Clean-up: a background task that, every `retention_interval_secs`, deletes what no one
 //! can use any more — expired sessions, link requests an hour past their end, envelopes
-//! older than `envelope_max_age_days` (a device away that long has lost them), blobs older
+//! older than `envelope_max_age_days` (a device away that long has lost them; each sending
+//! device that is still registered gets an expiry notice naming them), blobs older
 //! than `blob_max_age_days` (the server cannot see which messages still name them), and
 //! visitor accounts whose every session has ended, `visitor_max_idle_days` after they
 //! were made (a visitor never signs in as the same user twice) — with their devices,
 //! keys and queues. Each sweep says in the log what it removed.
 
 use crate::db::{now_millis, now_secs, Db};
+use crate::delivery::queue::MAX_QUEUED_PER_DEVICE;
+use crate::delivery::registry::Registry;
 use rusqlite::{params, Connection};
+use sotto_core::protocol::{expired_notice, MAX_SEQS_PER_EXPIRED_NOTICE, SERVER_MADE_PREFIX};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Expired envelopes handled per transaction, so a sweep after a long outage neither holds
+/// one huge transaction nor reads every row at once.
+const ENVELOPE_BATCH: usize = 5_000;
 
 /// How long things are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,20 +40,34 @@ impl Default for Retention {
     }
 }
 
-/// What one sweep removed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What one sweep removed, and the sending devices it queued expiry notices for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
     pub sessions: usize,
     pub link_requests: usize,
     pub envelopes: usize,
     pub blobs: usize,
     pub visitors: usize,
+    pub notified: BTreeSet<String>,
 }
 
 const DAY: i64 = 24 * 3600;
 
-/// One sweep, in one transaction.
+/// One sweep: envelopes in batches of their own ([`expire_envelopes`]), then the rest in
+/// one transaction.
 pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
+    let cutoff = now_millis() - r.envelope_max_age_days * DAY * 1000;
+    let mut envelopes = 0;
+    let mut notified = BTreeSet::new();
+    loop {
+        let tx = conn.transaction()?;
+        let n = expire_envelopes(&tx, cutoff, &mut notified)?;
+        tx.commit()?;
+        envelopes += n;
+        if n < ENVELOPE_BATCH {
+            break;
+        }
+    }
     let now = now_secs();
     let tx = conn.transaction()?;
     let mut swept = Swept {
@@ -52,10 +76,8 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
             "DELETE FROM link_requests WHERE expires_at <= ?1",
             params![now - 3600],
         )?,
-        envelopes: tx.execute(
-            "DELETE FROM envelopes WHERE accepted_at <= ?1",
-            params![now_millis() - r.envelope_max_age_days * DAY * 1000],
-        )?,
+        envelopes,
+        notified,
         blobs: tx.execute(
             "DELETE FROM blobs WHERE created_at <= ?1",
             params![now - r.blob_max_age_days * DAY],
@@ -85,6 +107,79 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
     Ok(swept)
 }
 
+/// Deletes up to [`ENVELOPE_BATCH`] envelopes accepted at or before `cutoff` (Unix ms), and
+/// tells each of their senders which of its envelopes went: one expiry notice per sending
+/// device and recipient device (labelled with the recipient, as a retry request is), when
+/// the sender is still registered and its queue has room. Notices are never noticed in
+/// turn: what the server made expires silently. Returns how many envelopes went, and adds
+/// the devices it queued notices for to `notified`.
+fn expire_envelopes(
+    tx: &Connection,
+    cutoff: i64,
+    notified: &mut BTreeSet<String>,
+) -> rusqlite::Result<usize> {
+    let mut notices: BTreeMap<(String, String, String), Vec<i64>> = BTreeMap::new();
+    let mut seqs = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT e.seq, e.sender_device, d.user_id, e.device_id,
+                    substr(e.payload, 1, ?3) = ?4,
+                    EXISTS (SELECT 1 FROM devices s WHERE s.id = e.sender_device)
+             FROM envelopes e JOIN devices d ON d.id = e.device_id
+             WHERE e.accepted_at <= ?1 ORDER BY e.seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![
+            cutoff,
+            ENVELOPE_BATCH as i64,
+            SERVER_MADE_PREFIX.len() as i64,
+            SERVER_MADE_PREFIX
+        ])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            seqs.push(seq);
+            let (server_made, sender_known): (bool, bool) = (row.get(4)?, row.get(5)?);
+            if !server_made && sender_known {
+                notices
+                    .entry((row.get(1)?, row.get(2)?, row.get(3)?))
+                    .or_default()
+                    .push(seq);
+            }
+        }
+    }
+    // Envelopes whose device row is gone cannot be joined above; they go too.
+    let orphans = tx.execute(
+        "DELETE FROM envelopes WHERE accepted_at <= ?1
+         AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = envelopes.device_id)",
+        params![cutoff],
+    )?;
+    let mut delete = tx.prepare("DELETE FROM envelopes WHERE seq = ?1")?;
+    for seq in &seqs {
+        delete.execute(params![seq])?;
+    }
+    let mut room = tx.prepare("SELECT COUNT(*) FROM envelopes WHERE device_id = ?1")?;
+    let mut insert = tx.prepare(
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ((sender_device, recipient_user, recipient_device), seqs) in &notices {
+        for chunk in seqs.chunks(MAX_SEQS_PER_EXPIRED_NOTICE) {
+            let queued: i64 = room.query_row(params![sender_device], |r| r.get(0))?;
+            if queued >= MAX_QUEUED_PER_DEVICE {
+                break;
+            }
+            insert.execute(params![
+                sender_device,
+                recipient_user,
+                recipient_device,
+                now_millis(),
+                expired_notice(chunk)
+            ])?;
+            notified.insert(sender_device.clone());
+        }
+    }
+    Ok(seqs.len() + orphans)
+}
+
 /// Deletes a user and everything the server holds for them.
 fn delete_user(tx: &Connection, user: &str) -> rusqlite::Result<()> {
     let devices = "(SELECT id FROM devices WHERE user_id = ?1)";
@@ -105,22 +200,29 @@ fn delete_user(tx: &Connection, user: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Runs [`sweep`] now and then every `interval_secs`, for as long as the server runs.
-pub fn start(db: Db, r: Retention) {
+/// Runs [`sweep`] now and then every `interval_secs`, for as long as the server runs, and
+/// wakes the connected senders it queued expiry notices for.
+pub fn start(db: Db, registry: Arc<Registry>, r: Retention) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(r.interval_secs.max(1)));
         loop {
             every.tick().await;
             match db.call(move |conn| sweep(conn, &r)).await {
                 Ok(s) if s == Swept::default() => tracing::debug!("clean-up: nothing to remove"),
-                Ok(s) => tracing::info!(
-                    sessions = s.sessions,
-                    link_requests = s.link_requests,
-                    envelopes = s.envelopes,
-                    blobs = s.blobs,
-                    visitors = s.visitors,
-                    "clean-up removed what no one can use any more"
-                ),
+                Ok(s) => {
+                    tracing::info!(
+                        sessions = s.sessions,
+                        link_requests = s.link_requests,
+                        envelopes = s.envelopes,
+                        senders_told = s.notified.len(),
+                        blobs = s.blobs,
+                        visitors = s.visitors,
+                        "clean-up removed what no one can use any more"
+                    );
+                    for device in &s.notified {
+                        registry.wake(device);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "clean-up failed"),
             }
         }

@@ -264,23 +264,29 @@ async fn an_envelope_that_does_not_open_is_asked_for_again_and_never_reported_de
         "no delivered for a retry"
     );
     assert_eq!(server.queued(), 0);
-    // Only the server makes retry requests: a client's envelope that looks like one is refused.
-    let forged = sotto_core::protocol::retry_request(1);
-    let (status, body) = server
-        .post(
-            "/v1/envelopes",
-            Some(&bob.token),
-            json!({
-                "sender_device": bob.device_id,
-                "recipients": [alice.user_id],
-                "envelopes": [{ "device_id": alice.device_id, "payload": b64::encode(&forged) }],
-            }),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_payload"))
-    );
+    // Only the server makes retry requests and expiry notices: a client's envelope that
+    // looks like one is refused.
+    for forged in [
+        sotto_core::protocol::retry_request(1),
+        sotto_core::protocol::expired_notice(&[1]),
+        b"\0sotto-anything".to_vec(),
+    ] {
+        let (status, body) = server
+            .post(
+                "/v1/envelopes",
+                Some(&bob.token),
+                json!({
+                    "sender_device": bob.device_id,
+                    "recipients": [alice.user_id],
+                    "envelopes": [{ "device_id": alice.device_id, "payload": b64::encode(&forged) }],
+                }),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_payload"))
+        );
+    }
     // Asking again for an envelope that is not yours does nothing.
     let (_, receipt) = send(&server, &alice, &[&bob, &bob2], "second").await;
     let second = receipt["seqs"][0].as_i64().unwrap();

@@ -169,3 +169,81 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
     let (status, _) = server.get("/v1/me", Some(&alice.token)).await;
     assert_eq!(status, 200);
 }
+
+/// A sender is told which of its envelopes expired unread, on its socket, at once; what the
+/// server made itself, or what a removed device sent, expires silently.
+#[tokio::test]
+async fn a_sender_is_told_which_envelopes_expired_unread() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.retention = Retention {
+        interval_secs: 1,
+        ..Retention::default()
+    };
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let carol = server.user_with_device("carol", [3; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    let mut seqs = Vec::new();
+    for text in ["one", "two"] {
+        let (status, body) = send(&server, &alice, &[&bob, &carol], text).await;
+        assert_eq!(status, 200, "{body}");
+        seqs.push(body["seqs"].as_array().unwrap().clone());
+    }
+    let (_, fresh) = send(&server, &alice, &[&bob], "today").await;
+    let to_bob: Vec<i64> = seqs.iter().map(|s| s[0].as_i64().unwrap()).collect();
+    let to_carol: Vec<i64> = seqs.iter().map(|s| s[1].as_i64().unwrap()).collect();
+    // Neither Bob nor Carol reads anything for a month. Beside Alice's envelopes, Bob's
+    // queue holds a retry request (the server's own) and an envelope from a device that
+    // is no longer registered.
+    exec(
+        &db,
+        "UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000 WHERE seq <> ?1",
+        &fresh["seqs"][0].to_string(),
+    );
+    exec(
+        &db,
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, 'u', 'gone-device', 0, X'00736F74746F2D726574727900')",
+        &bob.device_id,
+    );
+    exec(
+        &db,
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, 'u', 'removed-device', 0, X'01')",
+        &bob.device_id,
+    );
+
+    // Alice hears within a sweep: one notice per recipient device that she sent to.
+    let mut told: Vec<(String, Vec<i64>)> = Vec::new();
+    while told.len() < 2 {
+        let frame = next_of_type(&mut alice_ws, "envelope").await;
+        let payload = sotto_core::b64::decode(frame["payload"].as_str().unwrap()).unwrap();
+        let seqs = sotto_core::protocol::parse_expired_notice(&payload).expect("a notice");
+        // Labelled with the device that never got them, and its user.
+        let of = [&bob, &carol]
+            .into_iter()
+            .find(|m| frame["sender_device"] == m.device_id.as_str())
+            .expect("from Bob's or Carol's device");
+        assert_eq!(frame["sender_user"], of.user_id.as_str());
+        told.push((frame["sender_device"].as_str().unwrap().to_owned(), seqs));
+        ack(&mut alice_ws, frame["seq"].as_i64().unwrap()).await;
+    }
+    told.sort();
+    let mut expected = vec![
+        (bob.device_id.clone(), to_bob),
+        (carol.device_id.clone(), to_carol),
+    ];
+    expected.sort();
+    assert_eq!(told, expected);
+    assert!(
+        silent_for(&mut alice_ws, 1500).await,
+        "nothing else is noticed"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM envelopes"),
+        1,
+        "only today's envelope waits"
+    );
+}

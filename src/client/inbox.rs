@@ -8,7 +8,7 @@ use crate::model::{display_name, Message, Status, Thread};
 use crate::util::now_millis;
 use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::protocol::{
-    parse_retry_request, ClientFrame, DeliveredEnvelope, ServerFrame, User,
+    parse_expired_notice, parse_retry_request, ClientFrame, DeliveredEnvelope, ServerFrame, User,
 };
 use sotto_core::sealing::{Kind, MessageBody};
 use std::rc::Rc;
@@ -129,6 +129,10 @@ impl Inner {
     pub(super) async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
         if let Some(seq) = parse_retry_request(&env.payload) {
             return self.on_retry_request(&env, seq).await;
+        }
+        if let Some(seqs) = parse_expired_notice(&env.payload) {
+            self.on_expired(&env, &seqs);
+            return Ok(());
         }
         let (token, own) = self.session()?;
         let device_id = self.device_id()?;

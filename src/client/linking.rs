@@ -119,8 +119,10 @@ impl Inner {
         let result = self.await_link(session, &expected, &link, &request).await;
         *self.own_link.borrow_mut() = OwnLink::default();
         match result {
-            Ok((identity, threads)) => {
-                for thread in &threads {
+            Ok((identity, mut threads)) => {
+                for thread in &mut threads {
+                    // What the other browser sent, it follows itself.
+                    thread.awaiting.clear();
                     history::save(store_key, thread).await?;
                 }
                 self.tell_views(store_key);
@@ -554,6 +556,8 @@ impl Inner {
                     let mut t = t.clone();
                     let skip = t.messages.len().saturating_sub(per_thread);
                     t.messages.drain(..skip);
+                    // This browser's envelopes are its own to follow, not the new one's.
+                    t.awaiting.clear();
                     t
                 })
                 .collect();

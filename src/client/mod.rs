@@ -79,9 +79,6 @@ struct State {
     timers: Vec<Option<i32>>,
     /// The next deletion of a disappearing message.
     sweep_timer: Option<i32>,
-    /// Envelopes sent to other users' devices, by sequence number: the message each
-    /// carries, marked delivered when the server says it arrived.
-    awaiting_delivery: std::collections::HashMap<i64, retries::Awaiting>,
     /// (message, device) pairs already sent again after a retry request: once only.
     resent: HashSet<(String, String)>,
     /// `delivered` frames that came before the send's receipt did.

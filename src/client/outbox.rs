@@ -3,10 +3,9 @@
 //! order once the connection is back.
 
 use super::attachments::OutgoingFile;
-use super::retries::Awaiting;
 use super::Inner;
 use crate::error::{ClientError, ClientResult};
-use crate::model::{display_name, Message, Status};
+use crate::model::{display_name, Awaiting, Message, Status, MAX_AWAITING_PER_THREAD};
 use crate::util::{clear_timeout, now_millis, random_id, set_timeout};
 use sotto_core::account::Recipient;
 use sotto_core::protocol::{
@@ -227,25 +226,27 @@ impl Inner {
         if body.kind == Kind::Message {
             let early: Vec<i64> = {
                 let mut state = self.state.borrow_mut();
-                if state.awaiting_delivery.len() > 10_000 {
-                    state.awaiting_delivery.clear();
-                }
-                for ((seq, recipient), _) in receipt
-                    .seqs
-                    .iter()
-                    .zip(&sent_to)
-                    .zip(&to_others)
-                    .filter(|(_, other)| **other)
-                {
-                    state.awaiting_delivery.insert(
-                        *seq,
-                        Awaiting {
-                            thread_id: body.thread_id.clone(),
+                let state = &mut *state;
+                if let Some(thread) = state.threads.iter_mut().find(|t| t.id == body.thread_id) {
+                    for ((seq, recipient), _) in receipt
+                        .seqs
+                        .iter()
+                        .zip(&sent_to)
+                        .zip(&to_others)
+                        .filter(|(_, other)| **other)
+                    {
+                        thread.awaiting.push(Awaiting {
+                            seq: *seq,
                             message_id: body.message_id.clone(),
                             user_id: recipient.user_id.clone(),
                             device_id: recipient.device_id.clone(),
-                        },
-                    );
+                        });
+                    }
+                    let over = thread
+                        .awaiting
+                        .len()
+                        .saturating_sub(MAX_AWAITING_PER_THREAD);
+                    thread.awaiting.drain(..over);
                 }
                 receipt
                     .seqs

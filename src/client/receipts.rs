@@ -1,9 +1,9 @@
 //! Receipts: "delivered" from the server for each recipient device, and read marks, both
 //! the ones this device sends when a thread is read and the ones members send.
 
-use super::retries::Awaiting;
 use super::Inner;
 use crate::model::Status;
+use sotto_core::protocol::DeliveredEnvelope;
 use sotto_core::sealing::{Kind, MessageBody};
 use std::rc::Rc;
 use wasm_bindgen_futures::spawn_local;
@@ -11,32 +11,63 @@ use wasm_bindgen_futures::spawn_local;
 impl Inner {
     /// A recipient device has one of this device's messages: show it as delivered.
     pub(super) fn on_delivered(self: &Rc<Self>, seq: i64) {
-        let thread_id = {
+        if !self.settle(&[seq], None, Status::Delivered) {
             let mut state = self.state.borrow_mut();
-            let Some(Awaiting {
-                thread_id,
-                message_id,
-                ..
-            }) = state.awaiting_delivery.remove(&seq)
-            else {
-                if state.early_deliveries.len() < 1_000 {
-                    state.early_deliveries.insert(seq);
-                }
-                return;
-            };
-            let message = state
-                .threads
-                .iter_mut()
-                .find(|t| t.id == thread_id)
-                .and_then(|t| t.messages.iter_mut().find(|m| m.id == message_id));
-            match message {
-                Some(m) if m.status == Status::Sent => m.status = Status::Delivered,
-                _ => return,
+            if state.early_deliveries.len() < 1_000 {
+                state.early_deliveries.insert(seq);
             }
-            thread_id
-        };
-        self.persist(&thread_id);
-        self.render();
+        }
+    }
+
+    /// The server's notice that envelopes this device sent to `env`'s device waited past
+    /// its maximum age and were deleted unread. A message that no other member's device
+    /// took at all is shown as not delivered. Only envelopes this device sent to exactly
+    /// that device count: a notice can say nothing of any other (and a relay that lies
+    /// here could as well have dropped the envelopes).
+    pub(super) fn on_expired(self: &Rc<Self>, env: &DeliveredEnvelope, seqs: &[i64]) {
+        let to = (env.sender_user.as_str(), env.sender_device.as_str());
+        self.settle(seqs, Some(to), Status::Expired);
+    }
+
+    /// Stops waiting for this device's envelopes `seqs` (sent to device `to`, when given)
+    /// and moves their messages on: delivered at the first device that has one, expired
+    /// when none is left waiting. Returns whether any envelope was this device's.
+    fn settle(self: &Rc<Self>, seqs: &[i64], to: Option<(&str, &str)>, outcome: Status) -> bool {
+        let mut changed = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for thread in state.threads.iter_mut() {
+                let mut settled = Vec::new();
+                thread.awaiting.retain(|a| {
+                    let hit = seqs.contains(&a.seq)
+                        && to.is_none_or(|(u, d)| a.user_id == u && a.device_id == d);
+                    if hit {
+                        settled.push(a.message_id.clone());
+                    }
+                    !hit
+                });
+                if settled.is_empty() {
+                    continue;
+                }
+                for m in thread.messages.iter_mut() {
+                    let waiting = thread.awaiting.iter().any(|a| a.message_id == m.id);
+                    if m.status == Status::Sent
+                        && settled.contains(&m.id)
+                        && (outcome == Status::Delivered || !waiting)
+                    {
+                        m.status = outcome;
+                    }
+                }
+                changed.push(thread.id.clone());
+            }
+        }
+        for thread_id in &changed {
+            self.persist(thread_id);
+        }
+        if !changed.is_empty() {
+            self.render();
+        }
+        !changed.is_empty()
     }
 
     /// Tells the thread's members (and this user's other devices) that everything received

@@ -8,19 +8,11 @@
 
 use super::Inner;
 use crate::error::{ClientError, ClientResult};
+use crate::model::Awaiting;
 use sotto_core::account::Recipient;
 use sotto_core::protocol::DeliveredEnvelope;
 use sotto_core::sealing::MessageBody;
 use std::rc::Rc;
-
-/// One envelope of a sent message, until its device acknowledges it.
-#[derive(Clone)]
-pub(super) struct Awaiting {
-    pub thread_id: String,
-    pub message_id: String,
-    pub user_id: String,
-    pub device_id: String,
-}
 
 /// Whether a failure to open an envelope is worth a retry request: anything a fresh
 /// session, a resent sender key or an unharmed copy can mend — a lost session or key, a
@@ -50,21 +42,19 @@ impl Inner {
         env: &DeliveredEnvelope,
         seq: i64,
     ) -> ClientResult<()> {
-        let awaiting = self
-            .state
-            .borrow()
-            .awaiting_delivery
-            .get(&seq)
-            .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device)
-            .cloned();
-        let Some(awaiting) = awaiting else {
+        let awaiting = self.state.borrow().threads.iter().find_map(|t| {
+            t.awaiting(seq)
+                .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device)
+                .map(|a| (t.id.clone(), a.clone()))
+        });
+        let Some((thread_id, awaiting)) = awaiting else {
             return Ok(());
         };
         let key = (awaiting.message_id.clone(), awaiting.device_id.clone());
         if self.state.borrow().resent.contains(&key) {
             return Ok(());
         }
-        let Some((body, members)) = self.body_to_resend(&awaiting)? else {
+        let Some((body, members)) = self.body_to_resend(&thread_id, &awaiting)? else {
             return Ok(());
         };
         self.with_account(|a| {
@@ -78,20 +68,26 @@ impl Inner {
         };
         // A network failure leaves the request queued: it comes again and is answered then.
         self.deliver_to(&body, &members, Some((&only, seq))).await?;
-        let mut state = self.state.borrow_mut();
-        state.awaiting_delivery.remove(&seq);
-        state.resent.insert(key);
+        {
+            let mut state = self.state.borrow_mut();
+            if let Ok(t) = state.thread_mut(&thread_id) {
+                t.take_awaiting(seq);
+            }
+            state.resent.insert(key);
+        }
+        self.persist(&thread_id);
         Ok(())
     }
 
     /// The sent message again, as it was, if its thread still has that user in it.
     fn body_to_resend(
         &self,
+        thread_id: &str,
         awaiting: &Awaiting,
     ) -> ClientResult<Option<(MessageBody, Vec<sotto_core::protocol::User>)>> {
         let (message, members) = {
             let state = self.state.borrow();
-            let Some(thread) = state.threads.iter().find(|t| t.id == awaiting.thread_id) else {
+            let Some(thread) = state.threads.iter().find(|t| t.id == thread_id) else {
                 return Ok(None);
             };
             if thread.left
@@ -110,7 +106,7 @@ impl Inner {
             html: message.html,
             attrs: message.attrs,
             attachments: message.attachments,
-            ..self.body_for(&awaiting.thread_id, message.text)?
+            ..self.body_for(thread_id, message.text)?
         };
         Ok(Some((body, members)))
     }

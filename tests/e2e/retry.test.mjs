@@ -1,10 +1,15 @@
 // Retry receipts in real Chromium pages, between two people and in a group: an envelope that Bob's browser cannot open (the
 // relay flipped a bit in it) is answered with a retry request, not an ack; Alice's browser
 // sends the message again on a fresh session; Bob reads it once, and Alice sees it
-// delivered only then.
+// delivered only then — also when the request comes after Alice reloaded. And what no
+// device took before the server's maximum age shows to its sender as not delivered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, newPage, openDemoAs, until } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { useServerAndBrowser, newPage, openDemoAs, until, startServer, artifacts } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -187,4 +192,134 @@ test('a retry request the relay makes up for a device the message never went to 
     }
     return false;
   }, text, { what: 'delivered after the made-up request' });
+});
+
+/** The status of the message with `text` in `page`'s threads, or null. */
+function statusOf(page, text) {
+  return page.evaluate(async (text) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status;
+    }
+    return null;
+  }, text);
+}
+
+/** Breaks the first envelope the relay hands `page`; counts the retry requests it sends. */
+async function breakFirstEnvelope(page) {
+  const seen = { corrupted: 0, retries: 0 };
+  await page.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      if (JSON.parse(m).type === 'retry') seen.retries++;
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'envelope' && seen.corrupted === 0) {
+        const bytes = Buffer.from(frame.payload, 'base64');
+        bytes[bytes.length - 1] ^= 1;
+        frame.payload = bytes.toString('base64');
+        seen.corrupted++;
+        ws.send(JSON.stringify(frame));
+        return;
+      }
+      ws.send(m);
+    });
+  });
+  return seen;
+}
+
+test('a retry request that comes after the sender reloaded is still answered', async (t) => {
+  const alice = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'));
+  });
+  // Bob has a device (this browser profile), but is away when Alice writes.
+  const away = await newPage(env.browser);
+  await openDemoAs(away, env.server.base, 'bob');
+  const bobsBrowser = away.context();
+  await away.close();
+  await openDemoAs(alice, env.server.base, 'alice');
+  const text = 'written while bob was away ' + Math.random().toString(36).slice(2);
+  await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, text);
+  }, text);
+  assert.equal(await statusOf(alice, text), 'sent');
+  // Alice reloads: what her browser sent is known only from its stored history now.
+  await alice.reload();
+  await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  // Bob comes back, and the relay breaks the envelope on its way to him.
+  const bob = await bobsBrowser.newPage();
+  const seen = await breakFirstEnvelope(bob);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await until(bob, async (text) => {
+    for (const t of await window.client.threadList()) {
+      if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
+    }
+    return false;
+  }, text, { what: 'the message at bob, sent again' });
+  assert.equal(seen.retries, 1);
+  await until(alice, async ([text]) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status === 'delivered';
+    }
+    return false;
+  }, [text], { what: 'delivered after the resend' });
+});
+
+test('a message no device took before the server deleted it shows as not delivered', async (t) => {
+  // A server of its own that sweeps every second, so the test can age an envelope.
+  const dir = mkdtempSync(join(tmpdir(), 'sotto-expiry-'));
+  const config = join(dir, 'sotto.toml');
+  writeFileSync(config, 'orgs = []\nretention_interval_secs = 1\n');
+  const server = await startServer({ args: ['--config', config] });
+  const alice = await newPage(env.browser, { width: 480, height: 640 });
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'));
+  });
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, server.base, 'bob');
+  await openDemoAs(alice, server.base, 'alice');
+  const delivered = 'while bob was here ' + Math.random().toString(36).slice(2);
+  await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, text);
+  }, delivered);
+  await until(alice, async ([text]) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status === 'delivered';
+    }
+    return false;
+  }, [delivered], { what: 'the first message delivered' });
+  // Bob leaves for good; Alice writes again and reloads.
+  await bob.close();
+  const lost = 'after bob left ' + Math.random().toString(36).slice(2);
+  await alice.evaluate(async (text) => {
+    const [thread] = await window.client.threadList();
+    await window.client.threadSendMessage(thread.id, text);
+  }, lost);
+  await alice.reload();
+  await alice.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  assert.equal(await statusOf(alice, lost), 'sent');
+  // A month passes for the server's queue.
+  execFileSync('sqlite3', ['-cmd', '.timeout 5000', server.db,
+    'UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000']);
+  await until(alice, async ([text]) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status === 'expired';
+    }
+    return false;
+  }, [lost], { what: 'the expiry notice' });
+  assert.equal(await statusOf(alice, delivered), 'delivered', 'what Bob got stays delivered');
+  await alice.locator('.thread-item').first().click();
+  const shown = alice.locator('.msg.out', { hasText: lost }).locator('.state');
+  await shown.waitFor({ timeout: 15000 });
+  assert.equal(await shown.textContent(), 'Not delivered (expired)');
+  await alice.screenshot({ path: join(artifacts, 'retry-expired.png') });
+  await server.stop();
 });

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use axum::http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
 use sotto_core::protocol::{
-    parse_retry_request, retry_request, DeliveredEnvelope, OutgoingEnvelope,
+    retry_request, DeliveredEnvelope, OutgoingEnvelope, SERVER_MADE_PREFIX,
 };
 
 /// Envelopes one device may have waiting; past it, sends to that device are refused.
@@ -161,7 +161,8 @@ pub fn ask_again(
     let Some((sender, payload)) = deleted else {
         return Ok(None);
     };
-    if parse_retry_request(&payload).is_some() {
+    // Nothing the server made is answered with a retry request.
+    if payload.starts_with(SERVER_MADE_PREFIX) {
         return Ok(None);
     }
     // A sender that is gone, or whose queue is full, gets no request (the limit holds for

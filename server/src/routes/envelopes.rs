@@ -10,7 +10,7 @@ use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
 use sotto_core::protocol::{
-    retry_request, DevicesChanged, SendReceipt, SendRequest, RETRY_REQUEST_PREFIX,
+    retry_request, DevicesChanged, SendReceipt, SendRequest, SERVER_MADE_PREFIX,
 };
 use std::collections::BTreeSet;
 
@@ -79,15 +79,15 @@ pub async fn store(
             format!("two envelopes for device {:?} in one send", e.device_id),
         ));
     }
-    // Retry requests come from the server alone (see `delivery::writer`), never a client.
+    // Retry requests and expiry notices come from the server alone, never a client.
     if req
         .envelopes
         .iter()
-        .any(|e| e.payload.starts_with(RETRY_REQUEST_PREFIX))
+        .any(|e| e.payload.starts_with(SERVER_MADE_PREFIX))
     {
         return Err(ApiError::bad_request(
             "bad_payload",
-            "an envelope may not look like a retry request",
+            "an envelope may not look like a retry request or an expiry notice",
         ));
     }
     let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
