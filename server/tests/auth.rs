@@ -389,6 +389,38 @@ async fn sign_in_limits_count_per_client_behind_a_trusted_proxy() {
 }
 
 #[tokio::test]
+async fn a_flood_of_visitor_sign_ins_does_not_lock_staff_at_that_address_out() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.auth_rate_per_minute = 2;
+    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let server = TestServer::start(cfg).await;
+    let visitor = async || {
+        server
+            .http
+            .post(format!("{}/v1/auth/ephemeral", server.base))
+            .header("x-forwarded-for", "198.51.100.7")
+            .json(&json!({ "token": EPHEMERAL }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(visitor().await, 200);
+    assert_eq!(visitor().await, 200);
+    assert_eq!(
+        visitor().await,
+        429,
+        "visitors from one address are limited"
+    );
+    // A member of staff behind the same address still signs in, within their own budget.
+    assert_eq!(sign_in_from(&server, "198.51.100.7").await.0, 200);
+    assert_eq!(sign_in_from(&server, "198.51.100.7").await.0, 200);
+    assert_eq!(sign_in_from(&server, "198.51.100.7").await.0, 429);
+}
+
+#[tokio::test]
 async fn without_trusted_proxies_a_forwarded_header_changes_nothing() {
     let (_dir, db) = temp_db();
     let mut cfg = config(&db);

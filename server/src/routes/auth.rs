@@ -19,10 +19,19 @@ const EPHEMERAL_SESSION_SECS: i64 = 24 * 3600;
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Sign-in attempts count per client address (behind `trusted_proxies`, the forwarded one;
-/// IPv6 per /64).
-fn rate_limit(state: &SharedState, addr: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+/// IPv6 per /64) and per `kind`: visitors (whose token every embedding page holds) and
+/// signed-in users have budgets of their own, so a flood of visitor sign-ins from a shared
+/// address (an office, a mobile carrier's NAT) does not lock the staff there out.
+fn rate_limit(
+    state: &SharedState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    kind: &str,
+) -> ApiResult<()> {
     let ip = rate_limit::client_ip(addr.ip(), headers, &state.config.trusted_proxies);
-    state.auth_limiter.check(&rate_limit::address_key(ip))
+    state
+        .auth_limiter
+        .check(&format!("{kind} {}", rate_limit::address_key(ip)))
 }
 
 pub async fn sign_in_jwt(
@@ -31,7 +40,7 @@ pub async fn sign_in_jwt(
     headers: HeaderMap,
     ApiJson(req): ApiJson<JwtSignIn>,
 ) -> ApiResult<Json<Session>> {
-    rate_limit(&state, addr, &headers)?;
+    rate_limit(&state, addr, &headers, "jwt")?;
     if req.jwt.len() > MAX_TOKEN_LEN {
         return Err(ApiError::bad_request(
             "token_too_long",
@@ -63,7 +72,7 @@ pub async fn sign_in_ephemeral(
     headers: HeaderMap,
     ApiJson(req): ApiJson<EphemeralSignIn>,
 ) -> ApiResult<Json<Session>> {
-    rate_limit(&state, addr, &headers)?;
+    rate_limit(&state, addr, &headers, "visitor")?;
     // Compared in full against every token, so timing says nothing about a prefix.
     let accepts = |org: &&crate::auth::jwt::OrgAuth| {
         org.ephemeral_tokens.iter().fold(false, |hit, t| {
