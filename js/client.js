@@ -311,6 +311,11 @@ class Client extends EventTarget {
   }
 
   /** Hides the thread on this device until a message arrives or it is restored. */
+  /** Marks the thread read up to its newest message and tells its members. */
+  threadMarkRead(threadId) {
+    return this.#call('threadMarkRead', String(threadId));
+  }
+
   threadArchive(threadId) {
     return this.#call('threadArchive', String(threadId));
   }

@@ -177,6 +177,9 @@ export class Client extends EventTarget {
   threadAddMember(threadId: string, user: string): Promise<void>;
   threadRemoveMember(threadId: string, user: string): Promise<void>;
   threadLeave(threadId: string): Promise<void>;
+  /** Marks the thread read up to its newest message and tells its members (Sotto's UI
+   * does it whenever a thread is open; a page with its own UI calls this). */
+  threadMarkRead(threadId: string): Promise<void>;
   threadArchive(threadId: string): Promise<void>;
   threadRestore(threadId: string): Promise<void>;
   threadExpunge(threadId: string): Promise<void>;

@@ -19,7 +19,7 @@
 const FORWARDED = new Set([
   'keyBackupExport', 'safetyNumber', 'markVerified', 'acknowledgeIdentityChange',
   'linkApprove', 'linkDecline', 'clearSession', 'threadMake', 'threadEnsure',
-  'threadSendMessage', 'attachmentGet', 'threadList',
+  'threadSendMessage', 'threadMarkRead', 'attachmentGet', 'threadList',
   'threadMessages', 'threadListAttributes', 'threadGetAttribute', 'threadSetAttribute',
   'threadSetExpiration', 'threadAmendDistribution', 'threadRepealDistribution',
   'threadAddMember', 'threadRemoveMember', 'threadLeave', 'threadArchive', 'threadRestore',

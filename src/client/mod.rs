@@ -567,6 +567,17 @@ impl ClientCore {
         })
     }
 
+    /// Marks the thread read up to its newest message and tells its members: for a page
+    /// with its own UI (Sotto's UI does it whenever a thread is open).
+    #[wasm_bindgen(js_name = threadMarkRead)]
+    pub fn thread_mark_read(&self, id: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.mark_thread_read(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Hides the thread from the list on this device.
     #[wasm_bindgen(js_name = threadArchive)]
     pub fn thread_archive(&self, id: String) -> js_sys::Promise {

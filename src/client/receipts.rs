@@ -2,6 +2,7 @@
 //! the ones this device sends when a thread is read and the ones members send.
 
 use super::Inner;
+use crate::error::ClientResult;
 use crate::model::Status;
 use sotto_core::protocol::DeliveredEnvelope;
 use sotto_core::sealing::{Kind, MessageBody};
@@ -70,10 +71,26 @@ impl Inner {
         !changed.is_empty()
     }
 
+    /// `threadMarkRead`: the person has seen the thread. In a view, the holder does it.
+    pub(super) async fn mark_thread_read(self: &Rc<Self>, thread_id: &str) -> ClientResult<()> {
+        if let Some(done) = self.forwarded("threadMarkRead", &[thread_id.into()]).await {
+            return done.map(|_| ());
+        }
+        self.session()?;
+        self.state.borrow_mut().thread_mut(thread_id)?.unread = 0;
+        self.persist(thread_id);
+        self.render();
+        self.mark_read(thread_id);
+        Ok(())
+    }
+
     /// Tells the thread's members (and this user's other devices) that everything received
-    /// so far is read, when there is something new to say.
+    /// so far is read, when there is something new to say. A view has the holder say it.
     pub(super) fn mark_read(self: &Rc<Self>, thread_id: &str) {
-        let Ok((_, own)) = self.session() else { return };
+        // A view has no session of its own, but knows whose threads it shows.
+        let Some(own) = self.state.borrow().life.user().cloned() else {
+            return;
+        };
         let until = {
             let state = self.state.borrow();
             let Some(t) = state.threads.iter().find(|t| t.id == thread_id) else {
@@ -91,6 +108,17 @@ impl Inner {
             }
             latest
         };
+        if self.viewing().is_some() {
+            let (inner, id) = (self.clone(), thread_id.to_owned());
+            spawn_local(async move {
+                let _ = inner.mark_thread_read(&id).await;
+            });
+            return;
+        }
+        // Without a session (offline history, still loading) it waits for the next read.
+        if self.session().is_err() {
+            return;
+        }
         if let Ok(t) = self.state.borrow_mut().thread_mut(thread_id) {
             t.read_marks.insert(own.id.clone(), until);
         }

@@ -71,6 +71,11 @@ impl Inner {
             }
         }
         self.render();
+        // What came into the thread open here is read: the holder tells the members.
+        let open = self.state.borrow().open_thread.clone();
+        if let Some(id) = open {
+            self.mark_read(&id);
+        }
     }
 
     /// The holder tells its views which contacts' keys changed and who added a device

@@ -362,3 +362,53 @@ test('two clients of one person on one page: the second is a view, and takes ove
   await page.context().close();
   await bob.context().close();
 });
+
+test('a view that reads a thread sends the read mark; a call its holder took and never answered fails with tab_closed', async (t) => {
+  const alice = await newPage(env.browser);
+  const context = await env.browser.newContext({ viewport: { width: 480, height: 640 } });
+  const holder = await context.newPage();
+  const view = await context.newPage();
+  const log = [];
+  for (const p of [holder, view]) p.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  t.after(() => {
+    if (t.error) console.log(log.join('\n'), '\nalice:', alice.log.join('\n'));
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  await openDemoAs(holder, env.server.base, 'bob');
+  await view.goto(`${env.server.base}/?as=bob`);
+  await view.locator('.status', { hasText: 'Open in another tab' }).waitFor({ timeout: 15000 });
+
+  // Alice writes; Bob reads it in his second tab alone (the holder has no thread open).
+  const question = 'are you reading this? ' + Math.random().toString(36).slice(2);
+  await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, text);
+  }, question);
+  await alice.locator('.thread-item', { hasText: 'Bob Brown' }).click({ timeout: 15000 });
+  await view.locator('.thread-item', { hasText: 'Alice Adams' }).click({ timeout: 15000 });
+  await view.locator('.msg.in .text', { hasText: question }).waitFor({ timeout: 15000 });
+  await alice.locator('.msg.out', { hasText: question }).locator('.state', { hasText: 'Read' })
+    .waitFor({ timeout: 15000 });
+
+  // The holder takes the view's next send, does it, and hangs before it answers.
+  const threadId = await view.evaluate(async () => (await window.client.threadList())[0].id);
+  await holder.evaluate(() => {
+    const post = BroadcastChannel.prototype.postMessage;
+    BroadcastChannel.prototype.postMessage = function (m) {
+      if (m?.t !== 'done') post.call(this, m);
+    };
+  });
+  const once = 'sent exactly once ' + Math.random().toString(36).slice(2);
+  await view.evaluate(([id, text]) => {
+    window.sending = window.client.threadSendMessage(id, text).then(() => 'sent', (e) => e.code);
+  }, [threadId, once]);
+  await alice.locator('.msg.in .text', { hasText: once }).waitFor({ timeout: 15000 });
+  await holder.close();
+  // The view takes over: it cannot know whether the holder sent it, so it says so rather
+  // than send it again.
+  assert.equal(await view.evaluate(() => window.sending), 'tab_closed');
+  await waitConnected(view);
+  await view.waitForTimeout(1000);
+  assert.equal(await alice.locator('.msg.in .text', { hasText: once }).count(), 1, 'Alice got it once');
+  await context.close();
+});
