@@ -8,7 +8,7 @@
 //! keys and queues. Each sweep says in the log what it removed.
 
 use crate::db::{now_millis, now_secs, Db};
-use crate::delivery::queue::MAX_QUEUED_PER_DEVICE;
+use crate::delivery::queue::{MAX_QUEUED_PER_DEVICE, MAX_QUEUED_PER_SENDER};
 use crate::delivery::registry::Registry;
 use rusqlite::{params, Connection};
 use sotto_core::protocol::{expired_notice, MAX_SEQS_PER_EXPIRED_NOTICE, SERVER_MADE_PREFIX};
@@ -53,21 +53,23 @@ pub struct Swept {
 
 const DAY: i64 = 24 * 3600;
 
-/// One sweep: envelopes in batches of their own ([`expire_envelopes`]), then the rest in
-/// one transaction.
-pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
+/// One batch of old envelopes ([`expire_envelopes`]) in a transaction of its own: returns
+/// how many went and the senders told. [`start`] runs batches, each its own database call,
+/// until one comes back short, so sends and acknowledgements go on between them.
+pub fn sweep_envelopes(
+    conn: &mut Connection,
+    r: &Retention,
+) -> rusqlite::Result<(usize, BTreeSet<String>)> {
     let cutoff = now_millis() - r.envelope_max_age_days * DAY * 1000;
-    let mut envelopes = 0;
     let mut notified = BTreeSet::new();
-    loop {
-        let tx = conn.transaction()?;
-        let n = expire_envelopes(&tx, cutoff, &mut notified)?;
-        tx.commit()?;
-        envelopes += n;
-        if n < ENVELOPE_BATCH {
-            break;
-        }
-    }
+    let tx = conn.transaction()?;
+    let n = expire_envelopes(&tx, cutoff, &mut notified)?;
+    tx.commit()?;
+    Ok((n, notified))
+}
+
+/// The rest of a sweep, in one transaction: sessions, link requests, blobs, visitors.
+pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
     let now = now_secs();
     let tx = conn.transaction()?;
     let mut swept = Swept {
@@ -76,8 +78,8 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
             "DELETE FROM link_requests WHERE expires_at <= ?1",
             params![now - 3600],
         )?,
-        envelopes,
-        notified,
+        envelopes: 0,
+        notified: BTreeSet::new(),
         blobs: tx.execute(
             "DELETE FROM blobs WHERE created_at <= ?1",
             params![now - r.blob_max_age_days * DAY],
@@ -86,17 +88,24 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
     };
     // Visitors with no session left, old enough, with no blob still stored under their
     // name and no envelope of theirs still waiting (their identity must stay for those to
-    // be opened): such visitors go at a later sweep.
+    // be opened; what the server made in their name, such as an expiry notice, needs no
+    // identity): such visitors go at a later sweep.
     let dead: Vec<String> = {
         let mut stmt = tx.prepare(
             "SELECT id FROM users u WHERE ephemeral = 1 AND created_at <= ?1
              AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)
              AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.uploader = u.id)
-             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.sender_user = u.id)",
+             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.sender_user = u.id
+                             AND substr(e.payload, 1, ?2) <> ?3)",
         )?;
-        let ids = stmt.query_map(params![now - r.visitor_max_idle_days * DAY], |row| {
-            row.get(0)
-        })?;
+        let ids = stmt.query_map(
+            params![
+                now - r.visitor_max_idle_days * DAY,
+                SERVER_MADE_PREFIX.len() as i64,
+                SERVER_MADE_PREFIX
+            ],
+            |row| row.get(0),
+        )?;
         ids.collect::<Result<_, _>>()?
     };
     for user in &dead {
@@ -124,7 +133,8 @@ fn expire_envelopes(
         let mut stmt = tx.prepare(
             "SELECT e.seq, e.sender_device, d.user_id, e.device_id,
                     substr(e.payload, 1, ?3) = ?4,
-                    EXISTS (SELECT 1 FROM devices s WHERE s.id = e.sender_device)
+                    EXISTS (SELECT 1 FROM devices s WHERE s.id = e.sender_device),
+                    e.sender_user
              FROM envelopes e JOIN devices d ON d.id = e.device_id
              WHERE e.accepted_at <= ?1 ORDER BY e.seq LIMIT ?2",
         )?;
@@ -138,7 +148,10 @@ fn expire_envelopes(
             let seq: i64 = row.get(0)?;
             seqs.push(seq);
             let (server_made, sender_known): (bool, bool) = (row.get(4)?, row.get(5)?);
-            if !server_made && sender_known {
+            // A device's own user's other devices are not told: the client follows only
+            // what it sent to other people.
+            let own = row.get::<_, String>(6)? == row.get::<_, String>(2)?;
+            if !server_made && sender_known && !own {
                 notices
                     .entry((row.get(1)?, row.get(2)?, row.get(3)?))
                     .or_default()
@@ -156,15 +169,23 @@ fn expire_envelopes(
     for seq in &seqs {
         delete.execute(params![seq])?;
     }
-    let mut room = tx.prepare("SELECT COUNT(*) FROM envelopes WHERE device_id = ?1")?;
+    // A notice takes room in the sender's queue like any envelope, within the limits any
+    // envelope meets: the queue's, and the labelled user's share of it.
+    let mut room = tx.prepare(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE sender_user = ?2)
+         FROM envelopes WHERE device_id = ?1",
+    )?;
     let mut insert = tx.prepare(
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for ((sender_device, recipient_user, recipient_device), seqs) in &notices {
         for chunk in seqs.chunks(MAX_SEQS_PER_EXPIRED_NOTICE) {
-            let queued: i64 = room.query_row(params![sender_device], |r| r.get(0))?;
-            if queued >= MAX_QUEUED_PER_DEVICE {
+            let (queued, from_them): (i64, i64) = room
+                .query_row(params![sender_device, recipient_user], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if queued >= MAX_QUEUED_PER_DEVICE || from_them >= MAX_QUEUED_PER_SENDER {
                 break;
             }
             insert.execute(params![
@@ -207,7 +228,29 @@ pub fn start(db: Db, registry: Arc<Registry>, r: Retention) {
         let mut every = tokio::time::interval(Duration::from_secs(r.interval_secs.max(1)));
         loop {
             every.tick().await;
-            match db.call(move |conn| sweep(conn, &r)).await {
+            let mut envelopes = 0;
+            let mut notified = BTreeSet::new();
+            loop {
+                match db.call(move |conn| sweep_envelopes(conn, &r)).await {
+                    Ok((n, told)) => {
+                        envelopes += n;
+                        notified.extend(told);
+                        if n < ENVELOPE_BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "clean-up of old envelopes failed");
+                        break;
+                    }
+                }
+            }
+            let rest = db.call(move |conn| sweep(conn, &r)).await.map(|s| Swept {
+                envelopes,
+                notified,
+                ..s
+            });
+            match rest {
                 Ok(s) if s == Swept::default() => tracing::debug!("clean-up: nothing to remove"),
                 Ok(s) => {
                     tracing::info!(

@@ -195,19 +195,28 @@ async fn a_sender_is_told_which_envelopes_expired_unread() {
     let to_bob: Vec<i64> = seqs.iter().map(|s| s[0].as_i64().unwrap()).collect();
     let to_carol: Vec<i64> = seqs.iter().map(|s| s[1].as_i64().unwrap()).collect();
     // Neither Bob nor Carol reads anything for a month. Beside Alice's envelopes, Bob's
-    // queue holds a retry request (the server's own) and an envelope from a device that
-    // is no longer registered.
+    // queue holds a retry request (the server's own, in Alice's name) and an envelope from
+    // a device that is no longer registered.
     exec(
         &db,
         "UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000 WHERE seq <> ?1",
         &fresh["seqs"][0].to_string(),
     );
-    exec(
-        &db,
-        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-         VALUES (?1, 'u', 'gone-device', 0, X'00736F74746F2D726574727900')",
-        &bob.device_id,
-    );
+    // The retry request is labelled with Alice's device, as the server makes them: it is
+    // silent because the server made it, not because its sender is unknown.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+             VALUES (?1, ?2, ?3, 0, ?4)",
+            rusqlite::params![
+                bob.device_id,
+                alice.user_id,
+                alice.device_id,
+                sotto_core::protocol::retry_request(1)
+            ],
+        )
+        .unwrap();
     exec(
         &db,
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
