@@ -6,10 +6,12 @@
 //! a message's plaintext or a private key: envelopes are opaque bytes to it.
 //!
 //! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
-//! claims, sessions), [`directory`] (users, tags, expressions), [`routes`] (the HTTP API),
+//! claims, sessions), [`directory`] (users, tags, expressions), [`blobs`] (attachments and
+//! their quotas), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod delivery;
@@ -137,7 +139,7 @@ pub fn app(state: SharedState) -> Router {
         )
         .route(
             "/v1/blobs",
-            post(routes::blobs::upload).layer(DefaultBodyLimit::max(routes::blobs::MAX_BLOB)),
+            post(routes::blobs::upload).layer(DefaultBodyLimit::max(blobs::MAX_BLOB)),
         )
         .route("/v1/blobs/{id}", get(routes::blobs::download))
         .route("/v1/links", post(routes::links::create))

@@ -196,7 +196,7 @@ async fn attachments_are_stored_for_the_org_and_limited() {
 
     let resp = upload(
         &alice.token,
-        vec![0u8; sotto_server::routes::blobs::MAX_BLOB + 1],
+        vec![0u8; sotto_server::blobs::MAX_BLOB + 1],
     )
     .await
     .unwrap();
