@@ -310,12 +310,12 @@ class Client extends EventTarget {
     return this.#call('threadLeave', String(threadId));
   }
 
-  /** Hides the thread on this device until a message arrives or it is restored. */
   /** Marks the thread read up to its newest message and tells its members. */
   threadMarkRead(threadId) {
     return this.#call('threadMarkRead', String(threadId));
   }
 
+  /** Hides the thread on this device until a message arrives or it is restored. */
   threadArchive(threadId) {
     return this.#call('threadArchive', String(threadId));
   }

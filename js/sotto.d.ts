@@ -148,7 +148,7 @@ export class Client extends EventTarget {
   importKeyFromRunningClient(): Promise<void>;
   /** Rejects with code "wrong_passphrase", "malformed", "backup_of_another_user" or "no_provisioning". */
   keyBackupImport(backup: string, passphrase: string): Promise<void>;
-  /** Passphrase of at least 8 characters; PBKDF2-SHA256 (600,000 rounds) + AES-256-GCM. */
+  /** Passphrase of at least 8 characters; Argon2id (19 MiB, 2 passes) + AES-256-GCM. */
   keyBackupExport(passphrase: string): Promise<string>;
   safetyNumber(userId: string): Promise<SafetyNumber>;
   /** `number` is the one compared (from safetyNumber). Rejects with "no_identity" when no

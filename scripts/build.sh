@@ -14,8 +14,9 @@ cmp -s "$out/web/sotto_wasm_bg.wasm" "$out/classic/sotto_wasm_bg.wasm" || {
   echo "build: the web and classic wasm differ; cannot share one file" >&2
   exit 1
 }
-# -Os --converge compresses better than -Oz here; --low-memory-unused is safe because
-# wasm-ld leaves the first 1 KiB of memory unused (Emscripten passes it for the same layout).
+# -Os --converge compresses better than -Oz here. --low-memory-unused lets wasm-opt fold
+# constant offsets into loads and stores, which differs only for an address that wraps
+# around below 1 KiB: the bottom of the 1 MiB stack, reached only by an overflow.
 node_modules/.bin/wasm-opt -Os -ocimfs 14 --converge --low-memory-unused \
   --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \

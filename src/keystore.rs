@@ -195,6 +195,19 @@ pub async fn save_serialized(
     idb::put(DEVICES, key, &value).await
 }
 
+/// Where Sotto 0.1's record of `key` is kept once found: encrypted as it was, so nothing
+/// of it is lost, and out of the way of the new record.
+fn set_aside(key: &str) -> String {
+    format!("{key}|0.1")
+}
+
+/// The server's device ID in Sotto 0.1's record of `key`, if one was set aside: that device
+/// can no longer open anything, so the new device takes it off the user's list.
+pub async fn device_set_aside(key: &str) -> Option<String> {
+    let value = idb::get(DEVICES, &set_aside(key)).await.ok()?;
+    Reflect::get(&value, &"deviceId".into()).ok()?.as_string()
+}
+
 /// Forgets a stored account (its keys are gone from this browser for good).
 pub async fn remove(key: &str) -> ClientResult<()> {
     idb::delete(DEVICES, key).await

@@ -50,6 +50,10 @@ pub struct Awaiting {
     pub message_id: String,
     pub user_id: String,
     pub device_id: String,
+    /// It is itself the answer to a retry request: a message is sent again once per
+    /// device, so a retry request for it is not answered (also after a reload).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resend: bool,
 }
 
 /// The most envelopes a thread keeps waiting for (the oldest are forgotten first).

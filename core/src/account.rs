@@ -4,8 +4,9 @@
 //! The [`Account`] holds the user's identity, this device's registration key, its signed
 //! and one-time prekeys, a Double Ratchet session per remote device, its own sender key per
 //! group thread, the sender keys it received, and the identities of other users as first
-//! seen (to notice a change). It serializes to JSON for the client's encrypted store; the
-//! client must store it after every [`Account::seal`] *before* the envelopes leave.
+//! seen (to notice a change). The client's encrypted store keeps it as a binary record
+//! ([`Account::to_record`]); the client must store it after every [`Account::seal`]
+//! *before* the envelopes leave.
 //!
 //! Threads of two users (and a user's notes to their own devices) use pairwise sessions
 //! only; larger threads use sender keys, handed out over the pairwise sessions.
@@ -158,9 +159,11 @@ impl Account {
             detail: detail.into(),
         };
         match bytes.split_first() {
-            Some((&RECORD_FORMAT, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| malformed(&e.to_string()))
-            }
+            Some((&RECORD_FORMAT, rest)) => match postcard::take_from_bytes(rest) {
+                Ok((account, [])) => Ok(account),
+                Ok(_) => Err(malformed("bytes after the account")),
+                Err(e) => Err(malformed(&e.to_string())),
+            },
             Some(_) => Err(malformed("an unknown format")),
             None => Err(malformed("empty")),
         }

@@ -664,7 +664,10 @@ fn a_damaged_stored_record_is_refused() {
     let a = device("alice", "a1", None);
     let record = a.account.to_record();
     let json = serde_json::to_vec(&a.account).unwrap();
+    let mut trailing = record.to_vec();
+    trailing.push(0);
     for bad in [
+        &trailing[..],
         &[][..],
         &record[..1],
         &record[..record.len() / 2],

@@ -194,12 +194,9 @@ async fn attachments_are_stored_for_the_org_and_limited() {
     assert_eq!(got.status().as_u16(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), &[7u8; 1000][..]);
 
-    let resp = upload(
-        &alice.token,
-        vec![0u8; sotto_server::blobs::MAX_BLOB + 1],
-    )
-    .await
-    .unwrap();
+    let resp = upload(&alice.token, vec![0u8; sotto_server::blobs::MAX_BLOB + 1])
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
     let resp = upload(&alice.token, Vec::new()).await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);

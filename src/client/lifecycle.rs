@@ -293,6 +293,15 @@ impl Inner {
             };
             let registered = self.register_device(&session.token, &device).await?;
             let fresh = stored.device_id.as_deref() != Some(registered.id.as_str());
+            if fresh {
+                // A device of Sotto 0.1 whose keys this browser could not read: off the list
+                // before the new one is published, so nobody keeps sending to it.
+                if let Some(old) = keystore::device_set_aside(&store_key).await {
+                    if old != registered.id {
+                        let _ = self.remove_device(&session.token, &old).await;
+                    }
+                }
+            }
             {
                 // The account goes into the state now, so every save below writes it.
                 let mut state = self.state.borrow_mut();

@@ -79,8 +79,6 @@ struct State {
     timers: Vec<Option<i32>>,
     /// The next deletion of a disappearing message.
     sweep_timer: Option<i32>,
-    /// (message, device) pairs already sent again after a retry request: once only.
-    resent: HashSet<(String, String)>,
     /// `delivered` frames that came before the send's receipt did.
     early_deliveries: HashSet<i64>,
     /// Link requests from new browsers of this user that this browser answered.
@@ -285,7 +283,7 @@ impl ClientCore {
         })
     }
 
-    /// The user's identity encrypted under `passphrase` (PBKDF2-SHA256, 600,000 rounds, then
+    /// The user's identity encrypted under `passphrase` (Argon2id, 19 MiB, 2 passes, then
     /// AES-256-GCM), as one line of text to keep somewhere safe.
     #[wasm_bindgen(js_name = keyBackupExport)]
     pub fn key_backup_export(&self, passphrase: String) -> js_sys::Promise {

@@ -240,6 +240,7 @@ impl Inner {
                             message_id: body.message_id.clone(),
                             user_id: recipient.user_id.clone(),
                             device_id: recipient.device_id.clone(),
+                            resend: resend.is_some(),
                         });
                     }
                     let over = thread

@@ -34,6 +34,7 @@ impl Inner {
     /// and moves their messages on: delivered at the first device that has one, expired
     /// when none is left waiting. Returns whether any envelope was this device's.
     fn settle(self: &Rc<Self>, seqs: &[i64], to: Option<(&str, &str)>, outcome: Status) -> bool {
+        let mut found = false;
         let mut changed = Vec::new();
         {
             let mut state = self.state.borrow_mut();
@@ -47,19 +48,24 @@ impl Inner {
                     }
                     !hit
                 });
-                if settled.is_empty() {
-                    continue;
-                }
+                found |= !settled.is_empty();
+                let mut moved = false;
                 for m in thread.messages.iter_mut() {
-                    let waiting = thread.awaiting.iter().any(|a| a.message_id == m.id);
-                    if m.status == Status::Sent
-                        && settled.contains(&m.id)
-                        && (outcome == Status::Delivered || !waiting)
+                    if m.status != Status::Sent || !settled.contains(&m.id) {
+                        continue;
+                    }
+                    // Expired only once no envelope of it is still on its way.
+                    if outcome == Status::Delivered
+                        || !thread.awaiting.iter().any(|a| a.message_id == m.id)
                     {
                         m.status = outcome;
+                        moved = true;
                     }
                 }
-                changed.push(thread.id.clone());
+                // The shorter list is saved with the next change; a status change now.
+                if moved {
+                    changed.push(thread.id.clone());
+                }
             }
         }
         for thread_id in &changed {
@@ -68,7 +74,7 @@ impl Inner {
         if !changed.is_empty() {
             self.render();
         }
-        !changed.is_empty()
+        found
     }
 
     /// `threadMarkRead`: the person has seen the thread. In a view, the holder does it.

@@ -47,13 +47,10 @@ impl Inner {
                 .filter(|a| a.user_id == env.sender_user && a.device_id == env.sender_device)
                 .map(|a| (t.id.clone(), a.clone()))
         });
-        let Some((thread_id, awaiting)) = awaiting else {
+        // Once per message and device: an envelope that was itself a resend is not sent again.
+        let Some((thread_id, awaiting)) = awaiting.filter(|(_, a)| !a.resend) else {
             return Ok(());
         };
-        let key = (awaiting.message_id.clone(), awaiting.device_id.clone());
-        if self.state.borrow().resent.contains(&key) {
-            return Ok(());
-        }
         let Some((body, members)) = self.body_to_resend(&thread_id, &awaiting)? else {
             return Ok(());
         };
@@ -68,12 +65,8 @@ impl Inner {
         };
         // A network failure leaves the request queued: it comes again and is answered then.
         self.deliver_to(&body, &members, Some((&only, seq))).await?;
-        {
-            let mut state = self.state.borrow_mut();
-            if let Ok(t) = state.thread_mut(&thread_id) {
-                t.take_awaiting(seq);
-            }
-            state.resent.insert(key);
+        if let Ok(t) = self.state.borrow_mut().thread_mut(&thread_id) {
+            t.take_awaiting(seq);
         }
         self.persist(&thread_id);
         Ok(())

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useServerAndBrowser, newPage, openDemoAs, until, startServer, artifacts } from './harness.mjs';
@@ -277,8 +277,10 @@ test('a message no device took before the server deleted it shows as not deliver
   writeFileSync(config, 'orgs = []\nretention_interval_secs = 1\n');
   const server = await startServer({ args: ['--config', config] });
   const alice = await newPage(env.browser, { width: 480, height: 640 });
-  t.after(() => {
+  t.after(async () => {
     if (t.error) console.log('alice:', alice.log.join('\n'));
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
   const bob = await newPage(env.browser);
   await openDemoAs(bob, server.base, 'bob');
@@ -321,5 +323,4 @@ test('a message no device took before the server deleted it shows as not deliver
   await shown.waitFor({ timeout: 15000 });
   assert.equal(await shown.textContent(), 'Not delivered (expired)');
   await alice.screenshot({ path: join(artifacts, 'retry-expired.png') });
-  await server.stop();
 });
