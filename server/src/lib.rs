@@ -7,7 +7,7 @@
 //!
 //! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
 //! claims, sessions), [`directory`] (users, tags, expressions), [`blobs`] (attachments and
-//! their quotas), [`routes`] (the HTTP API, thin handlers over those),
+//! their quotas), [`devices`] (devices and their registration keys), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod origin;

@@ -78,7 +78,7 @@ pub async fn upgrade(
             .db
             .call(move |conn| {
                 let who = session::lookup(conn, &token)?;
-                if !crate::routes::devices::owns_device(conn, &who.user.id, &device_id)? {
+                if !crate::devices::owns_device(conn, &who.user.id, &device_id)? {
                     return Err(ApiError::forbidden(
                         "unknown_device",
                         "this device is not registered to you",

@@ -12,8 +12,8 @@
 use super::json::ApiJson;
 use crate::auth::session::AuthUser;
 use crate::db::now_secs;
+use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::devices::owns_device;
 use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::Json;

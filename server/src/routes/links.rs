@@ -17,8 +17,8 @@
 use super::json::ApiJson;
 use crate::auth::session::AuthUser;
 use crate::db::{new_id, now_secs};
+use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::devices::owns_device;
 use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
