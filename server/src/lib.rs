@@ -7,7 +7,8 @@
 //!
 //! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
 //! claims, sessions), [`directory`] (users, tags, expressions), [`blobs`] (attachments and
-//! their quotas), [`devices`] (devices and their registration keys), [`routes`] (the HTTP API, thin handlers over those),
+//! their quotas), [`devices`] (devices and their registration keys), [`keys`]
+//! (identities, device lists, prekeys), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod delivery;
 pub mod devices;
 pub mod directory;
 pub mod error;
+pub mod keys;
 pub mod origin;
 pub mod retention;
 pub mod routes;

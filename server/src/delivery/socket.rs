@@ -196,11 +196,11 @@ async fn run(
     let remaining = state
         .db
         .call(move |conn| {
-            crate::routes::keys::prekey_count(conn, &device).map_err(crate::error::ApiError::from)
+            crate::keys::prekey_count(conn, &device).map_err(crate::error::ApiError::from)
         })
         .await
         .map_err(|e| e.message)?;
-    if remaining < crate::routes::keys::PREKEYS_LOW {
+    if remaining < crate::keys::PREKEYS_LOW {
         let frame = ServerFrame::PrekeysLow {
             remaining: remaining as u32,
         };

@@ -5,7 +5,7 @@ use super::json::ApiJson;
 use crate::auth::session::AuthUser;
 use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::keys::current_devices;
+use crate::keys::current_devices;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
