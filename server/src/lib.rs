@@ -8,7 +8,7 @@
 //! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
 //! claims, sessions), [`directory`] (users, tags, expressions), [`blobs`] (attachments and
 //! their quotas), [`devices`] (devices and their registration keys), [`keys`]
-//! (identities, device lists, prekeys), [`routes`] (the HTTP API, thin handlers over those),
+//! (identities, device lists, prekeys), [`links`] (linking requests), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
 pub mod auth;
@@ -20,6 +20,7 @@ pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod keys;
+pub mod links;
 pub mod origin;
 pub mod retention;
 pub mod routes;
@@ -151,8 +152,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/links/{id}/reveal", post(routes::links::reveal))
         .route(
             "/v1/links/{id}/approve",
-            post(routes::links::approve)
-                .layer(DefaultBodyLimit::max(2 * routes::links::MAX_SEALED)),
+            post(routes::links::approve).layer(DefaultBodyLimit::max(2 * links::MAX_SEALED)),
         )
         .route("/v1/links/{id}/decline", post(routes::links::decline))
         .route("/v1/ws", get(delivery::socket::upgrade));

@@ -185,7 +185,7 @@ async fn run(
     let (user_id, device) = (who.user.id.clone(), device_id.clone());
     let waiting = state
         .db
-        .call(move |conn| crate::routes::links::pending_for_device(conn, &user_id, &device))
+        .call(move |conn| crate::links::pending_for_device(conn, &user_id, &device))
         .await
         .map_err(|e| e.message)?;
     for request in waiting {
