@@ -141,6 +141,21 @@ pub fn acknowledge(
     .optional()
 }
 
+/// Whether the retry request for envelope `seq` that `asking_device` made is still queued
+/// for `sender_device` (a resend answers only such a request).
+pub fn retry_requested(
+    conn: &Connection,
+    sender_device: &str,
+    asking_device: &str,
+    seq: i64,
+) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM envelopes WHERE device_id = ?1 AND sender_device = ?2 AND payload = ?3)",
+        params![sender_device, asking_device, retry_request(seq)],
+        |r| r.get(0),
+    )
+}
+
 /// Deletes envelope `seq`, which `device_id` could not open, and queues a retry request
 /// for the device that sent it (labelled with the asking device, as the sender of any
 /// envelope is). Returns that device, to be woken. A retry request is never answered with

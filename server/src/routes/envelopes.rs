@@ -3,15 +3,14 @@
 
 use super::json::ApiJson;
 use crate::auth::session::AuthUser;
+use crate::delivery::queue;
 use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::current_devices;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
-use sotto_core::protocol::{
-    retry_request, DevicesChanged, SendReceipt, SendRequest, SERVER_MADE_PREFIX,
-};
+use sotto_core::protocol::{DevicesChanged, SendReceipt, SendRequest, SERVER_MADE_PREFIX};
 use std::collections::BTreeSet;
 
 /// Recipient devices one send may address.
@@ -140,12 +139,7 @@ fn check_resend(conn: &rusqlite::Connection, req: &SendRequest, seq: i64) -> Res
             "a resend carries one envelope, for the device that asked",
         ));
     };
-    let asked: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM envelopes WHERE device_id = ?1 AND sender_device = ?2 AND payload = ?3)",
-        rusqlite::params![req.sender_device, envelope.device_id, retry_request(seq)],
-        |r| r.get(0),
-    )?;
-    if !asked {
+    if !queue::retry_requested(conn, &req.sender_device, &envelope.device_id, seq)? {
         return Err(ApiError::bad_request(
             "no_retry_request",
             "that device has not asked for this envelope again",
