@@ -1,9 +1,15 @@
 //! SQLite storage: one file, opened in WAL mode and migrated on start. Every query runs on
-//! tokio's blocking pool through [`Db::call`], so a slow disk never stalls the async workers.
+//! tokio's blocking pool, so a slow disk never stalls the async workers: writes (and reads
+//! that must see their own transaction) through [`Db::call`] on the one writing connection,
+//! plain reads through [`Db::read`] on a small pool of read-only connections beside it,
+//! which WAL lets run while the writer commits.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// Read-only connections beside the writer.
+const READERS: usize = 4;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
 const MIGRATIONS: &[&str] = &[
@@ -174,20 +180,86 @@ CREATE INDEX blobs_by_age ON blobs (created_at);
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+}
+
+/// Why a database cannot be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    Sqlite(rusqlite::Error),
+    /// The file was migrated by a newer sotto-server than this one.
+    Newer {
+        found: i64,
+        known: i64,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Sqlite(e) => e.fmt(f),
+            OpenError::Newer { found, known } => write!(
+                f,
+                "its schema is version {found}, written by a newer sotto-server; this one knows \
+                 up to version {known}. Run that newer version (or a later one) on it, or \
+                 restore a backup made for this version"
+            ),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sqlite(e)
+    }
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path) -> rusqlite::Result<Db> {
+    /// Opens (creating if needed) and migrates the database at `path`. A file that a newer
+    /// server migrated is refused, untouched: this one would misread it.
+    pub fn open(path: &Path) -> Result<Db, OpenError> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                r.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
         })
+    }
+
+    /// Runs the read-only `f` on one of the read connections (the first free one, else it
+    /// waits for one), beside the writer. It sees everything committed before it began.
+    pub async fn read<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<rusqlite::Error>,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = readers
+                .iter()
+                .find_map(|r| r.try_lock().ok())
+                .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
+            f(&guard)
+        })
+        .await
+        .expect("database task panicked")
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -209,8 +281,15 @@ impl Db {
     }
 }
 
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(OpenError::Newer {
+            found: current,
+            known,
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -245,4 +324,82 @@ pub fn new_id(prefix: &str) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_a_newer_server_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sotto.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE from_the_future (x)").unwrap();
+            c.pragma_update(None, "user_version", 999).unwrap();
+        }
+        let err = Db::open(&path).err().expect("refused");
+        assert!(
+            matches!(err, OpenError::Newer { found: 999, known } if known == MIGRATIONS.len() as i64)
+        );
+        assert!(err.to_string().contains("newer sotto-server"), "{err}");
+        let c = Connection::open(&path).unwrap();
+        let version: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 999, "the file is left as it was");
+        let ours: bool = c
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'orgs')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!ours, "no migration ran on it");
+    }
+
+    /// A read does not wait for the writer: it finishes while a write is still running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_go_on_beside_a_running_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("sotto.db")).unwrap();
+        db.call(|c| c.execute("INSERT INTO orgs (id, name) VALUES ('o', 'Org')", []))
+            .await
+            .unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, writing) = tokio::sync::oneshot::channel::<()>();
+        let writer = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.call(move |c| {
+                    let tx = c.transaction()?;
+                    tx.execute("UPDATE orgs SET name = 'Renamed' WHERE id = 'o'", [])?;
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    tx.commit()
+                })
+                .await
+            })
+        };
+        writing.await.unwrap();
+        let name: String = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            db.read(|c| c.query_row("SELECT name FROM orgs WHERE id = 'o'", [], |r| r.get(0))),
+        )
+        .await
+        .expect("the read did not wait for the writer")
+        .unwrap();
+        assert_eq!(
+            name, "Org",
+            "a read sees what was committed, not a write in progress"
+        );
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        let name: String = db
+            .read(|c| c.query_row("SELECT name FROM orgs WHERE id = 'o'", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(name, "Renamed", "and the commit once it is done");
+    }
 }

@@ -117,6 +117,6 @@ impl FromRequestParts<SharedState> for AuthUser {
             })?
             .trim()
             .to_owned();
-        state.db.call(move |conn| lookup(conn, &token)).await
+        state.db.read(move |conn| lookup(conn, &token)).await
     }
 }

@@ -76,7 +76,7 @@ pub async fn upgrade(
         let device_id = device_id.clone();
         state
             .db
-            .call(move |conn| {
+            .read(move |conn| {
                 let who = session::lookup(conn, &token)?;
                 if !crate::devices::owns_device(conn, &who.user.id, &device_id)? {
                     return Err(ApiError::forbidden(
@@ -151,7 +151,7 @@ async fn run(
     let (token_hash, device) = (who.session_hash.clone(), device_id.clone());
     let still = state
         .db
-        .call(move |conn| {
+        .read(move |conn| {
             let live: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
                  WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
@@ -185,7 +185,7 @@ async fn run(
     let (user_id, device) = (who.user.id.clone(), device_id.clone());
     let waiting = state
         .db
-        .call(move |conn| crate::links::pending_for_device(conn, &user_id, &device))
+        .read(move |conn| crate::links::pending_for_device(conn, &user_id, &device))
         .await
         .map_err(|e| e.message)?;
     for request in waiting {
@@ -195,7 +195,7 @@ async fn run(
     let device = device_id.clone();
     let remaining = state
         .db
-        .call(move |conn| {
+        .read(move |conn| {
             crate::keys::prekey_count(conn, &device).map_err(crate::error::ApiError::from)
         })
         .await
@@ -277,7 +277,7 @@ async fn flush(
         let (device, after) = (device_id.to_owned(), *last_sent);
         let batch = state
             .db
-            .call(move |conn| queue::pending(conn, &device, after, BATCH))
+            .read(move |conn| queue::pending(conn, &device, after, BATCH))
             .await
             .map_err(|e| e.to_string())?;
         let full = batch.len() as i64 == BATCH;

@@ -40,7 +40,7 @@ pub async fn download(
 ) -> ApiResult<impl IntoResponse> {
     let data = state
         .db
-        .call(move |conn| blobs::load(conn, &id, &who.org_id))
+        .read(move |conn| blobs::load(conn, &id, &who.org_id))
         .await?;
     Ok((
         [

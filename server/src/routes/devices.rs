@@ -39,7 +39,7 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<Device>>> {
     let devices = state
         .db
-        .call(move |conn| devices::list(conn, &who.org_id, &user_id))
+        .read(move |conn| devices::list(conn, &who.org_id, &user_id))
         .await?;
     Ok(Json(devices))
 }

@@ -21,7 +21,7 @@ pub async fn resolve(
     };
     let resolved = state
         .db
-        .call(move |conn| match visitor_tags {
+        .read(move |conn| match visitor_tags {
             Some(tags) => {
                 directory::resolve_for_visitor(conn, &who.org_id, &tags, &who.user.tag, &req.expr)
             }
@@ -43,7 +43,7 @@ pub async fn user(
     };
     let found = state
         .db
-        .call(move |conn| {
+        .read(move |conn| {
             let found = directory::user_by_id(conn, &id)?;
             Ok::<_, ApiError>(match (found, visitor_tags) {
                 (Some((org, _)), _) if org != who.org_id => None,

@@ -96,7 +96,7 @@ pub async fn store(
     let who = who.clone();
     let req = state
         .db
-        .call(move |conn| {
+        .read(move |conn| {
             if !owns_device(conn, &user, &req.sender_device)? {
                 return Err(ApiError::forbidden(
                     "unknown_device",

@@ -55,7 +55,7 @@ pub async fn user_keys(
 ) -> ApiResult<Json<UserKeys>> {
     let keys = state
         .db
-        .call(move |conn| keys::user_keys(conn, &who.org_id, &user_id))
+        .read(move |conn| keys::user_keys(conn, &who.org_id, &user_id))
         .await?;
     Ok(Json(keys))
 }
