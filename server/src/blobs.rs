@@ -1,12 +1,22 @@
-//! Encrypted attachments as the server keeps them: opaque ciphertext with its org, uploader
-//! and size, bounded by quotas per user, per visitor, for all visitors and per org. The
-//! routes (`routes/blobs.rs`) only speak HTTP; what is stored and what is allowed is here.
+//! Encrypted attachments as the server keeps them: opaque ciphertext in the blob store (an
+//! object store: a local directory, `blob_store`), and in the database who uploaded what,
+//! of which size, in which org — bounded by quotas per user, per visitor, for all visitors
+//! and per org. The routes (`routes/blobs.rs`) only speak HTTP.
+//!
+//! An upload writes its bytes first and its row second, so a row always has its bytes; a
+//! refused or failed row takes the bytes away again. Rows of an earlier version kept their
+//! bytes in the database: they are served from there until [`move_to_store`] moves them.
 
-use crate::db::{new_id, now_secs};
+use crate::db::{now_secs, Db};
 use crate::error::ApiError;
 use axum::http::StatusCode;
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use rusqlite::{params, Connection, OptionalExtension};
 use sotto_core::protocol::User;
+use std::sync::Arc;
 
 /// Largest attachment, encrypted.
 pub const MAX_BLOB: usize = 10 * 1024 * 1024;
@@ -27,16 +37,64 @@ fn used(conn: &Connection, sql: &str, key: &str) -> rusqlite::Result<i64> {
     conn.query_row(sql, params![key], |r| r.get(0))
 }
 
-/// Stores `data` uploaded by `uploader` in `org_id`, within every quota (`org_quota` bytes
-/// for the whole org); returns the new blob's ID.
-pub fn store(
+/// Where attachments' bytes are kept.
+#[derive(Clone)]
+pub struct BlobStore(Arc<dyn ObjectStore>);
+
+fn store_failed(e: object_store::Error) -> ApiError {
+    ApiError::internal(format!("blob store: {e}"))
+}
+
+impl BlobStore {
+    /// The store in directory `dir`, created if needed.
+    pub fn open(dir: &std::path::Path) -> Result<BlobStore, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot make blob store {}: {e}", dir.display()))?;
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| format!("cannot open blob store {}: {e}", dir.display()))?;
+        Ok(BlobStore(Arc::new(fs)))
+    }
+
+    fn path(id: &str) -> StorePath {
+        StorePath::from(id)
+    }
+
+    pub async fn put(&self, id: &str, data: Bytes) -> Result<(), ApiError> {
+        self.0
+            .put(&Self::path(id), PutPayload::from(data))
+            .await
+            .map(|_| ())
+            .map_err(store_failed)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Bytes, ApiError> {
+        let found = self.0.get(&Self::path(id)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ApiError::not_found("unknown_blob", "no such attachment")
+            }
+            e => store_failed(e),
+        })?;
+        found.bytes().await.map_err(store_failed)
+    }
+
+    /// Deletes blob `id`'s bytes; bytes already gone are fine.
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        match self.0.delete(&Self::path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_failed(e)),
+        }
+    }
+}
+
+/// Refuses an upload of `size` bytes by `uploader` in `org_id` that would pass a quota
+/// (`org_quota` bytes for the whole org).
+pub fn check_quota(
     conn: &Connection,
     org_id: &str,
     uploader: &User,
-    data: &[u8],
+    size: i64,
     org_quota: i64,
-) -> Result<String, ApiError> {
-    let size = data.len() as i64;
+) -> Result<(), ApiError> {
     let own = used(
         conn,
         "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE uploader = ?1",
@@ -70,22 +128,73 @@ pub fn store(
             return Err(quota_exceeded("visitors'"));
         }
     }
-    let id = new_id("b");
-    conn.execute(
-        "INSERT INTO blobs (id, org_id, uploader, size, created_at, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, org_id, uploader.id, size, now_secs(), data],
-    )?;
-    Ok(id)
+    Ok(())
 }
 
-/// The ciphertext of blob `id`, to anyone of the same org.
-pub fn load(conn: &Connection, id: &str, org_id: &str) -> Result<Vec<u8>, ApiError> {
-    conn.query_row(
-        "SELECT data FROM blobs WHERE id = ?1 AND org_id = ?2",
-        params![id, org_id],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| ApiError::not_found("unknown_blob", "no such attachment"))
+/// Records blob `id` (its `size` bytes already in the store) for `uploader` in `org_id`,
+/// checking every quota again in the same transaction as the row.
+pub fn record(
+    conn: &mut Connection,
+    id: &str,
+    org_id: &str,
+    uploader: &User,
+    size: i64,
+    org_quota: i64,
+) -> Result<(), ApiError> {
+    let tx = conn.transaction()?;
+    check_quota(&tx, org_id, uploader, size, org_quota)?;
+    tx.execute(
+        "INSERT INTO blobs (id, org_id, uploader, size, created_at, data, in_store)
+         VALUES (?1, ?2, ?3, ?4, ?5, x'', 1)",
+        params![id, org_id, uploader.id, size, now_secs()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Where blob `id`'s bytes are, for anyone of the same org: in the store, or (a blob of an
+/// earlier version not yet moved) here.
+pub fn locate(conn: &Connection, id: &str, org_id: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    let (in_store, data): (bool, Vec<u8>) = conn
+        .query_row(
+            "SELECT in_store, data FROM blobs WHERE id = ?1 AND org_id = ?2",
+            params![id, org_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("unknown_blob", "no such attachment"))?;
+    Ok((!in_store).then_some(data))
+}
+
+/// Moves the bytes that an earlier version kept in the database into the store, a few at a
+/// time; returns how many it moved. Runs at start, in the background: downloads find a
+/// blob's bytes either way meanwhile.
+pub async fn move_to_store(db: &Db, store: &BlobStore) -> Result<usize, ApiError> {
+    let mut moved = 0;
+    loop {
+        let batch: Vec<(String, Vec<u8>)> = db
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare("SELECT id, data FROM blobs WHERE in_store = 0 LIMIT 20")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(ApiError::from)
+            })
+            .await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        for (id, data) in batch {
+            store.put(&id, Bytes::from(data)).await?;
+            db.call(move |conn| {
+                conn.execute(
+                    "UPDATE blobs SET in_store = 1, data = x'' WHERE id = ?1",
+                    params![id],
+                )
+                .map_err(ApiError::from)
+            })
+            .await?;
+            moved += 1;
+        }
+    }
 }

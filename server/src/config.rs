@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     /// Attachment bytes one org may store, in MiB (default 10,240).
     pub org_blob_quota_mib: Option<i64>,
+    /// Directory for attachments' bytes (default: beside the database, `<database>.blobs`).
+    pub blob_store: Option<PathBuf>,
     /// Delivery sockets one client address may hold (default 500).
     pub max_connections_per_address: Option<usize>,
     /// Clean-up (see `retention.rs`): how often, and how long things are kept.
@@ -136,6 +138,8 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
     pub retention: crate::retention::Retention,
     pub org_blob_quota_mib: i64,
+    /// Where attachments' bytes are kept (the database keeps who uploaded what).
+    pub blob_store: PathBuf,
     pub max_connections_per_address: usize,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
@@ -155,15 +159,21 @@ impl Config {
         };
         let mut allowed_origins = file.allowed_origins;
         allowed_origins.extend(cli.allowed_origins);
+        let database = cli
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| PathBuf::from("sotto.db"));
         let config = Config {
             listen: cli
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
-            database: cli
-                .database
-                .or(file.database)
-                .unwrap_or_else(|| PathBuf::from("sotto.db")),
+            blob_store: file.blob_store.unwrap_or_else(|| {
+                let mut dir = database.clone().into_os_string();
+                dir.push(".blobs");
+                PathBuf::from(dir)
+            }),
+            database,
             static_dir: cli.static_dir.or(file.static_dir),
             allowed_origins,
             session_max_secs: file.session_max_secs.unwrap_or(12 * 3600),

@@ -175,6 +175,11 @@ CREATE INDEX blobs_by_uploader ON blobs (uploader, size);
 CREATE INDEX blobs_by_org ON blobs (org_id, size);
 CREATE INDEX blobs_by_age ON blobs (created_at);
 "#,
+    r#"
+-- Attachments' bytes live in the blob store (`blob_store`, a directory); `data` keeps only
+-- what an earlier version stored here, until the server moves it out at start.
+ALTER TABLE blobs ADD COLUMN in_store INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 #[derive(Clone)]

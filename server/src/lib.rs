@@ -52,6 +52,7 @@ const LINK_REQUESTS_PER_MINUTE: u32 = 6;
 pub async fn build_state(config: Config) -> Result<SharedState, String> {
     let db = Db::open(&config.database)
         .map_err(|e| format!("cannot open database {}: {e}", config.database.display()))?;
+    let blobs = blobs::BlobStore::open(&config.blob_store)?;
     let mut orgs = Orgs::default();
     for org in &config.orgs {
         orgs.0.insert(org.id.clone(), OrgAuth::from_config(org)?);
@@ -105,6 +106,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         link_limiter: RateLimiter::new(LINK_REQUESTS_PER_MINUTE, "link requests"),
         config,
         db,
+        blobs,
         orgs,
         registry,
         writer,
@@ -224,8 +226,22 @@ pub async fn serve(
     retention::start(
         state.db.clone(),
         state.registry.clone(),
+        state.blobs.clone(),
         state.config.retention,
     );
+    {
+        // Bytes an earlier version kept in the database go to the blob store.
+        let (db, store) = (state.db.clone(), state.blobs.clone());
+        tokio::spawn(async move {
+            match blobs::move_to_store(&db, &store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(blobs = n, "attachments moved to the blob store"),
+                Err(e) => {
+                    tracing::error!(error = %e.message, "moving attachments to the blob store failed")
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

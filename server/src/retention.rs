@@ -7,6 +7,7 @@
 //! were made (a visitor never signs in as the same user twice) — with their devices,
 //! keys and queues. Each sweep says in the log what it removed.
 
+use crate::blobs::BlobStore;
 use crate::db::{now_millis, now_secs, Db};
 use crate::delivery::queue::{MAX_QUEUED_PER_DEVICE, MAX_QUEUED_PER_SENDER};
 use crate::delivery::registry::Registry;
@@ -47,6 +48,9 @@ pub struct Swept {
     pub link_requests: usize,
     pub envelopes: usize,
     pub blobs: usize,
+    /// The deleted blobs whose bytes are in the blob store, to be deleted there after the
+    /// rows are gone.
+    pub stored_blobs: Vec<String>,
     pub visitors: usize,
     pub notified: BTreeSet<String>,
 }
@@ -80,12 +84,24 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
         )?,
         envelopes: 0,
         notified: BTreeSet::new(),
-        blobs: tx.execute(
-            "DELETE FROM blobs WHERE created_at <= ?1",
-            params![now - r.blob_max_age_days * DAY],
-        )?,
+        blobs: 0,
+        stored_blobs: Vec::new(),
         visitors: 0,
     };
+    {
+        let mut stmt =
+            tx.prepare("DELETE FROM blobs WHERE created_at <= ?1 RETURNING id, in_store")?;
+        let rows = stmt.query_map(params![now - r.blob_max_age_days * DAY], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+        })?;
+        for row in rows {
+            let (id, in_store) = row?;
+            swept.blobs += 1;
+            if in_store {
+                swept.stored_blobs.push(id);
+            }
+        }
+    }
     // Visitors with no session left, old enough, with no blob still stored under their
     // name and no envelope of theirs still waiting (their identity must stay for those to
     // be opened; what the server made in their name, such as an expiry notice, needs no
@@ -223,7 +239,7 @@ fn delete_user(tx: &Connection, user: &str) -> rusqlite::Result<()> {
 
 /// Runs [`sweep`] now and then every `interval_secs`, for as long as the server runs, and
 /// wakes the connected senders it queued expiry notices for.
-pub fn start(db: Db, registry: Arc<Registry>, r: Retention) {
+pub fn start(db: Db, registry: Arc<Registry>, blobs: BlobStore, r: Retention) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(r.interval_secs.max(1)));
         loop {
@@ -264,6 +280,12 @@ pub fn start(db: Db, registry: Arc<Registry>, r: Retention) {
                     );
                     for device in &s.notified {
                         registry.wake(device);
+                    }
+                    // The rows are gone: no download can reach these bytes any more.
+                    for id in &s.stored_blobs {
+                        if let Err(e) = blobs.delete(id).await {
+                            tracing::warn!(blob = %id, error = %e.message, "blob bytes not deleted");
+                        }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "clean-up failed"),

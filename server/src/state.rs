@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Config,
     pub db: Db,
+    /// Attachments' bytes.
+    pub blobs: crate::blobs::BlobStore,
     pub orgs: Orgs,
     pub registry: Arc<Registry>,
     /// Stores sends and deletes acknowledged envelopes, committing many at once.

@@ -4,6 +4,7 @@
 
 use crate::auth::session::AuthUser;
 use crate::blobs;
+use crate::db::new_id;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
 use axum::body::Bytes;
@@ -24,12 +25,27 @@ pub async fn upload(
             "an attachment needs some bytes",
         ));
     }
-    let size = body.len();
+    let size = body.len() as i64;
     let org_quota = state.config.org_blob_quota_mib.saturating_mul(1024 * 1024);
-    let id = state
+    // Checked before the bytes are written, and again with the row.
+    let (org, user) = (who.org_id.clone(), who.user.clone());
+    state
         .db
-        .call(move |conn| blobs::store(conn, &who.org_id, &who.user, &body, org_quota))
+        .read(move |conn| blobs::check_quota(conn, &org, &user, size, org_quota))
         .await?;
+    let id = new_id("b");
+    state.blobs.put(&id, body).await?;
+    let row = {
+        let id = id.clone();
+        state
+            .db
+            .call(move |conn| blobs::record(conn, &id, &who.org_id, &who.user, size, org_quota))
+            .await
+    };
+    if let Err(e) = row {
+        let _ = state.blobs.delete(&id).await;
+        return Err(e);
+    }
     Ok(Json(serde_json::json!({ "id": id, "size": size })))
 }
 
@@ -38,10 +54,17 @@ pub async fn download(
     who: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let data = state
-        .db
-        .read(move |conn| blobs::load(conn, &id, &who.org_id))
-        .await?;
+    let data = {
+        let id = id.clone();
+        state
+            .db
+            .read(move |conn| blobs::locate(conn, &id, &who.org_id))
+            .await?
+    };
+    let data = match data {
+        Some(here) => axum::body::Bytes::from(here),
+        None => state.blobs.get(&id).await?,
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

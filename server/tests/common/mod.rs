@@ -47,6 +47,7 @@ pub fn config(db: &Path) -> Config {
         trusted_proxies: vec![],
         retention: Default::default(),
         org_blob_quota_mib: 10 * 1024,
+        blob_store: db.with_extension("blobs"),
         max_connections_per_address: 500,
         demo: false,
         orgs: vec![OrgConfig {

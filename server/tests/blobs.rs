@@ -1,0 +1,117 @@
+//! Attachments' bytes live in the blob store (a directory), not in the database; the
+//! database keeps who uploaded what. Bytes an earlier version kept in the database are
+//! served all the same and moved out at start; clean-up deletes the bytes with the row.
+
+mod common;
+
+use common::*;
+use sotto_server::retention::Retention;
+
+async fn upload(server: &TestServer, token: &str, bytes: Vec<u8>) -> String {
+    let resp = server
+        .http
+        .post(format!("{}/v1/blobs", server.base))
+        .bearer_auth(token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u8>) {
+    let resp = server
+        .http
+        .get(format!("{}/v1/blobs/{id}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
+
+fn row(db: &std::path::Path, id: &str) -> (bool, i64) {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT in_store, length(data) FROM blobs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.retention = Retention {
+        interval_secs: 1,
+        ..Retention::default()
+    };
+    let store = cfg.blob_store.clone();
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let id = upload(&server, &alice.token, bytes.clone()).await;
+    assert_eq!(
+        std::fs::read(store.join(&id)).unwrap(),
+        bytes,
+        "in the store"
+    );
+    assert_eq!(row(&db, &id), (true, 0), "and not in the database");
+    assert_eq!(download(&server, &bob.token, &id).await, (200, bytes));
+
+    // A month on, clean-up takes the row and then the bytes.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE blobs SET created_at = created_at - 31 * 86400 WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.join(&id).exists() {
+        assert!(std::time::Instant::now() < deadline, "the bytes stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(download(&server, &bob.token, &id).await.0, 404);
+}
+
+#[tokio::test]
+async fn bytes_an_earlier_version_kept_in_the_database_are_served_and_moved_out() {
+    let (_dir, db) = temp_db();
+    let cfg = config(&db);
+    let store = cfg.blob_store.clone();
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    server.stop().await;
+    // As 0.1 stored it: the bytes in the row.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO blobs (id, org_id, uploader, size, created_at, data)
+             SELECT 'b_old', org_id, id, 3, strftime('%s','now'), x'010203' FROM users WHERE id = ?1",
+            [&alice.user_id],
+        )
+        .unwrap();
+    let server = TestServer::start(cfg).await;
+    assert_eq!(
+        download(&server, &bob.token, "b_old").await,
+        (200, vec![1, 2, 3])
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while row(&db, "b_old") != (true, 0) {
+        assert!(std::time::Instant::now() < deadline, "not moved");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read(store.join("b_old")).unwrap(), vec![1, 2, 3]);
+    assert_eq!(
+        download(&server, &bob.token, "b_old").await,
+        (200, vec![1, 2, 3])
+    );
+}
