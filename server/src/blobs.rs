@@ -46,13 +46,23 @@ fn store_failed(e: object_store::Error) -> ApiError {
 }
 
 impl BlobStore {
-    /// The store in directory `dir`, created if needed.
-    pub fn open(dir: &std::path::Path) -> Result<BlobStore, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot make blob store {}: {e}", dir.display()))?;
+    /// The store in directory `dir`, created if needed, checked by writing and deleting a
+    /// probe (a store that cannot be written refuses to start, rather than fail uploads).
+    /// Every write is flushed to disk before it counts, as SQLite's commits are.
+    pub async fn open(dir: &std::path::Path) -> Result<BlobStore, String> {
+        let failed = |e: &dyn std::fmt::Display| format!("blob store {}: {e}", dir.display());
+        std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
         let fs = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| format!("cannot open blob store {}: {e}", dir.display()))?;
-        Ok(BlobStore(Arc::new(fs)))
+            .map_err(|e| failed(&e))?
+            .with_fsync(true);
+        let store = BlobStore(Arc::new(fs));
+        let probe = "probe-written-at-start";
+        store
+            .put(probe, Bytes::from_static(b"ok"))
+            .await
+            .map_err(|e| failed(&e.message))?;
+        store.delete(probe).await.map_err(|e| failed(&e.message))?;
+        Ok(store)
     }
 
     fn path(id: &str) -> StorePath {
@@ -70,6 +80,8 @@ impl BlobStore {
     pub async fn get(&self, id: &str) -> Result<Bytes, ApiError> {
         let found = self.0.get(&Self::path(id)).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => {
+                // The row says the bytes are here: they were lost.
+                tracing::error!(blob = %id, "attachment bytes missing from the blob store");
                 ApiError::not_found("unknown_blob", "no such attachment")
             }
             e => store_failed(e),
@@ -166,34 +178,49 @@ pub fn locate(conn: &Connection, id: &str, org_id: &str) -> Result<Option<Vec<u8
     Ok((!in_store).then_some(data))
 }
 
-/// Moves the bytes that an earlier version kept in the database into the store, a few at a
-/// time; returns how many it moved. Runs at start, in the background: downloads find a
-/// blob's bytes either way meanwhile.
+/// Moves the bytes that an earlier version kept in the database into the store, one blob at
+/// a time; returns how many it moved. Runs at start, in the background: downloads find a
+/// blob's bytes either way meanwhile. A blob that fails is logged and left for the next
+/// start; one that clean-up deleted meanwhile leaves no file behind.
 pub async fn move_to_store(db: &Db, store: &BlobStore) -> Result<usize, ApiError> {
     let mut moved = 0;
+    let mut after = String::new();
     loop {
-        let batch: Vec<(String, Vec<u8>)> = db
-            .read(|conn| {
-                let mut stmt =
-                    conn.prepare("SELECT id, data FROM blobs WHERE in_store = 0 LIMIT 20")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(ApiError::from)
+        let from = after.clone();
+        let next: Option<(String, Vec<u8>)> = db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT id, data FROM blobs WHERE in_store = 0 AND id > ?1 ORDER BY id LIMIT 1",
+                    params![from],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(ApiError::from)
             })
             .await?;
-        if batch.is_empty() {
+        let Some((id, data)) = next else {
             return Ok(moved);
+        };
+        after = id.clone();
+        if let Err(e) = store.put(&id, Bytes::from(data)).await {
+            tracing::error!(blob = %id, error = %e.message, "attachment not moved to the blob store");
+            continue;
         }
-        for (id, data) in batch {
-            store.put(&id, Bytes::from(data)).await?;
+        let marked = {
+            let id = id.clone();
             db.call(move |conn| {
                 conn.execute(
-                    "UPDATE blobs SET in_store = 1, data = x'' WHERE id = ?1",
+                    "UPDATE blobs SET in_store = 1, data = x'' WHERE id = ?1 AND in_store = 0",
                     params![id],
                 )
                 .map_err(ApiError::from)
             })
-            .await?;
+            .await?
+        };
+        if marked == 0 {
+            // Clean-up took the row meanwhile: nothing may keep these bytes.
+            store.delete(&id).await?;
+        } else {
             moved += 1;
         }
     }

@@ -186,6 +186,8 @@ ALTER TABLE blobs ADD COLUMN in_store INTEGER NOT NULL DEFAULT 0;
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
+    /// Which reader a read waits for when all are busy: each in turn.
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Why a database cannot be opened.
@@ -224,6 +226,12 @@ impl Db {
     /// server migrated is refused, untouched: this one would misread it.
     pub fn open(path: &Path) -> Result<Db, OpenError> {
         let mut conn = Connection::open(path)?;
+        // Before anything else touches the file (even its journal mode).
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(OpenError::Newer { found, known });
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -242,11 +250,12 @@ impl Db {
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(readers),
+            next_reader: Default::default(),
         })
     }
 
     /// Runs the read-only `f` on one of the read connections (the first free one, else it
-    /// waits for one), beside the writer. It sees everything committed before it began.
+    /// waits for one, each in turn), beside the writer. It sees everything committed before it began.
     pub async fn read<T, E>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
@@ -256,11 +265,15 @@ impl Db {
         E: Send + 'static + From<rusqlite::Error>,
     {
         let readers = self.readers.clone();
+        let turn = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % readers.len();
         tokio::task::spawn_blocking(move || {
             let guard = readers
                 .iter()
                 .find_map(|r| r.try_lock().ok())
-                .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
+                .unwrap_or_else(|| readers[turn].lock().unwrap_or_else(|p| p.into_inner()));
             f(&guard)
         })
         .await
@@ -354,6 +367,10 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, 999, "the file is left as it was");
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "not even switched to WAL");
         let ours: bool = c
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'orgs')",

@@ -52,7 +52,7 @@ const LINK_REQUESTS_PER_MINUTE: u32 = 6;
 pub async fn build_state(config: Config) -> Result<SharedState, String> {
     let db = Db::open(&config.database)
         .map_err(|e| format!("cannot open database {}: {e}", config.database.display()))?;
-    let blobs = blobs::BlobStore::open(&config.blob_store)?;
+    let blobs = blobs::BlobStore::open(&config.blob_store).await?;
     let mut orgs = Orgs::default();
     for org in &config.orgs {
         orgs.0.insert(org.id.clone(), OrgAuth::from_config(org)?);

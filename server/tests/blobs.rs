@@ -115,3 +115,22 @@ async fn bytes_an_earlier_version_kept_in_the_database_are_served_and_moved_out(
         (200, vec![1, 2, 3])
     );
 }
+
+/// A blob store that cannot be written stops the server at start, with a message that
+/// names it, rather than failing every upload later.
+#[tokio::test]
+async fn a_blob_store_that_cannot_be_written_refuses_to_start() {
+    let (dir, db) = temp_db();
+    let mut cfg = config(&db);
+    let in_the_way = dir.path().join("a-file");
+    std::fs::write(&in_the_way, b"not a directory").unwrap();
+    cfg.blob_store = in_the_way.clone();
+    let refused = sotto_server::serve(cfg, async {}, |_| {})
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("blob store"), "{refused}");
+    assert!(
+        refused.contains(&in_the_way.display().to_string()),
+        "{refused}"
+    );
+}

@@ -34,18 +34,30 @@ pub async fn upload(
         .read(move |conn| blobs::check_quota(conn, &org, &user, size, org_quota))
         .await?;
     let id = new_id("b");
-    state.blobs.put(&id, body).await?;
-    let row = {
+    // Bytes, then row, then (if the row is refused) the bytes away again, as one task that
+    // a client hanging up cannot cut short and leave bytes without a row.
+    let store = state.blobs.clone();
+    let db = state.db.clone();
+    let stored = {
         let id = id.clone();
-        state
-            .db
-            .call(move |conn| blobs::record(conn, &id, &who.org_id, &who.user, size, org_quota))
-            .await
+        tokio::spawn(async move {
+            store.put(&id, body).await?;
+            let row = {
+                let id = id.clone();
+                db.call(move |conn| {
+                    blobs::record(conn, &id, &who.org_id, &who.user, size, org_quota)
+                })
+                .await
+            };
+            if row.is_err() {
+                if let Err(e) = store.delete(&id).await {
+                    tracing::warn!(blob = %id, error = %e.message, "refused upload's bytes not deleted");
+                }
+            }
+            row
+        })
     };
-    if let Err(e) = row {
-        let _ = state.blobs.delete(&id).await;
-        return Err(e);
-    }
+    stored.await.map_err(ApiError::internal)??;
     Ok(Json(serde_json::json!({ "id": id, "size": size })))
 }
 
