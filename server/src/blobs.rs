@@ -178,6 +178,46 @@ pub fn locate(conn: &Connection, id: &str, org_id: &str) -> Result<Option<Vec<u8
     Ok((!in_store).then_some(data))
 }
 
+/// Deletes bytes in the store that no row names and that are older than `min_age_secs`
+/// (an upload's row follows its bytes within seconds): what a crash between the two, or a
+/// delete that failed, left behind. At most 10,000 a sweep. Returns how many went.
+pub async fn sweep_orphans(
+    db: &Db,
+    store: &BlobStore,
+    min_age_secs: i64,
+) -> Result<usize, ApiError> {
+    use futures_util::StreamExt;
+    let cutoff = now_secs() - min_age_secs;
+    let mut listed = store.0.list(None);
+    let mut old = Vec::new();
+    while let Some(meta) = listed.next().await {
+        let meta = meta.map_err(store_failed)?;
+        if meta.last_modified.timestamp() <= cutoff {
+            old.push(meta.location.to_string());
+            if old.len() >= 10_000 {
+                break;
+            }
+        }
+    }
+    let orphans = db
+        .read(move |conn| {
+            let mut named =
+                conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM blobs WHERE id = ?1)")?;
+            let mut out = Vec::new();
+            for id in old {
+                if !named.query_row(params![id], |r| r.get::<_, bool>(0))? {
+                    out.push(id);
+                }
+            }
+            Ok::<_, ApiError>(out)
+        })
+        .await?;
+    for id in &orphans {
+        store.delete(id).await?;
+    }
+    Ok(orphans.len())
+}
+
 /// Moves the bytes that an earlier version kept in the database into the store, one blob at
 /// a time; returns how many it moved. Runs at start, in the background: downloads find a
 /// blob's bytes either way meanwhile. A blob that fails is logged and left for the next

@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bytes in the blob store that no row names are deleted once this old: an upload's row
+/// follows its bytes within seconds.
+const ORPHAN_MIN_AGE_SECS: i64 = 3600;
+
 /// Expired envelopes handled per transaction, so a sweep after a long outage neither holds
 /// one huge transaction nor reads every row at once.
 const ENVELOPE_BATCH: usize = 5_000;
@@ -289,6 +293,13 @@ pub fn start(db: Db, registry: Arc<Registry>, blobs: BlobStore, r: Retention) {
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "clean-up failed"),
+            }
+            match crate::blobs::sweep_orphans(&db, &blobs, ORPHAN_MIN_AGE_SECS).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(blobs = n, "clean-up removed bytes that no attachment names")
+                }
+                Err(e) => tracing::error!(error = %e.message, "clean-up of the blob store failed"),
             }
         }
     });

@@ -52,9 +52,31 @@ async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
         ..Retention::default()
     };
     let store = cfg.blob_store.clone();
+    // Bytes a crash left without a row, two hours ago, and bytes of a moment ago (an upload
+    // whose row is about to follow): clean-up takes the first only.
+    std::fs::create_dir_all(&store).unwrap();
+    let orphan = store.join("b_lost_in_a_crash");
+    std::fs::write(&orphan, b"x").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let in_flight = store.join("b_row_on_its_way");
+    std::fs::write(&in_flight, b"y").unwrap();
     let server = TestServer::start(cfg).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while orphan.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphaned bytes stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(in_flight.exists(), "bytes younger than an hour stay");
     let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     let id = upload(&server, &alice.token, bytes.clone()).await;
     assert_eq!(
