@@ -20,6 +20,13 @@ pub fn owns_device(conn: &Connection, user_id: &str, device_id: &str) -> rusqlit
     )
 }
 
+/// The IDs of all of `user_id`'s devices (to tell each of them something).
+pub fn ids_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM devices WHERE user_id = ?1")?;
+    let rows = stmt.query_map(params![user_id], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Registers `public_key` as a device of `user_id`; the same key registers once (its
 /// device is returned again).
 pub fn register(

@@ -152,11 +152,7 @@ pub fn publish(
             now_secs()
         ],
     )?;
-    let all: Vec<String> = {
-        let mut stmt = tx.prepare_cached("SELECT id FROM devices WHERE user_id = ?1")?;
-        let rows = stmt.query_map(params![user_id], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let all = crate::devices::ids_of(&tx, user_id)?;
     tx.commit()?;
     Ok(all)
 }

@@ -6,7 +6,7 @@
 //! minutes. The server can neither open the bundle nor pick keys that pass the comparison.
 
 use crate::db::{new_id, now_secs};
-use crate::devices::owns_device;
+use crate::devices::{ids_of, owns_device};
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -116,14 +116,6 @@ fn out_of_order(expected: &str) -> ApiError {
     )
 }
 
-fn devices_of(conn: &Connection, user_id: &str) -> Result<Vec<String>, ApiError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM devices WHERE user_id = ?1")?;
-    let devices = stmt
-        .query_map(params![user_id], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(devices)
-}
-
 /// A new request of `user_id`'s session `session_hash` with the new browser's
 /// `commitment`; returns it and the user's devices, to be told.
 pub fn create(
@@ -167,7 +159,7 @@ pub fn create(
             request.expires_at
         ],
     )?;
-    Ok((request, devices_of(conn, user_id)?))
+    Ok((request, ids_of(conn, user_id)?))
 }
 
 /// The asking session's view of its request; an approval is handed over once, then
@@ -224,7 +216,7 @@ pub fn accept(
     }
     request.status = "accepted".into();
     request.running_public = Some(running_public);
-    let others: Vec<String> = devices_of(conn, user_id)?
+    let others: Vec<String> = ids_of(conn, user_id)?
         .into_iter()
         .filter(|d| d != device_id)
         .collect();
@@ -304,5 +296,5 @@ pub fn answer(
         sealed: None,
         ..stored.request
     };
-    Ok((status, request, devices_of(conn, user_id)?))
+    Ok((status, request, ids_of(conn, user_id)?))
 }
