@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use sotto_server::retention::Retention;
 
 async fn upload(server: &TestServer, token: &str, bytes: Vec<u8>) -> String {
     let resp = server
@@ -46,11 +45,7 @@ fn row(db: &std::path::Path, id: &str) -> (bool, i64) {
 #[tokio::test]
 async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.retention = Retention {
-        interval_secs: 1,
-        ..Retention::default()
-    };
+    let cfg = sweeping_every_second(&db);
     let store = cfg.blob_store.clone();
     // Bytes a crash left without a row, two hours ago, and bytes of a moment ago (an upload
     // whose row is about to follow): clean-up takes the first only.

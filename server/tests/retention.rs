@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use sotto_server::retention::Retention;
 
 fn count(db: &std::path::Path, sql: &str) -> i64 {
     rusqlite::Connection::open(db)
@@ -25,12 +24,7 @@ fn exec(db: &std::path::Path, sql: &str, arg: &str) {
 #[tokio::test]
 async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    // Sweep only when the test has set the scene: the first sweep runs at start.
-    cfg.retention = Retention {
-        interval_secs: 1,
-        ..Retention::default()
-    };
+    let cfg = sweeping_every_second(&db);
     let server = TestServer::start(cfg).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
@@ -175,11 +169,7 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
 #[tokio::test]
 async fn a_sender_is_told_which_envelopes_expired_unread() {
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.retention = Retention {
-        interval_secs: 1,
-        ..Retention::default()
-    };
+    let cfg = sweeping_every_second(&db);
     let server = TestServer::start(cfg).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;

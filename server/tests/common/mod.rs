@@ -35,6 +35,17 @@ fn key(kid: &str, alg: &str, file: Option<&str>) -> KeyConfig {
     }
 }
 
+/// [`config`] with clean-up every second (its first sweep runs at start), for tests that
+/// set a scene and wait for the next sweep.
+pub fn sweeping_every_second(db: &Path) -> Config {
+    let mut cfg = config(db);
+    cfg.retention = sotto_server::retention::Retention {
+        interval_secs: 1,
+        ..Default::default()
+    };
+    cfg
+}
+
 pub fn config(db: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
