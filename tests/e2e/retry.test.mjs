@@ -13,6 +13,28 @@ import { useServerAndBrowser, newPage, openDemoAs, until, startServer, artifacts
 
 const env = useServerAndBrowser();
 
+/** The status of the message with `text` in `page`'s threads, or null. */
+function statusOf(page, text) {
+  return page.evaluate(async (text) => {
+    for (const t of await window.client.threadList()) {
+      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
+      if (m) return m.status;
+    }
+    return null;
+  }, text);
+}
+
+/** Waits until the message with `text` in `page` has `status` (any status, if null). */
+async function untilStatus(page, text, status, what) {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const now = await statusOf(page, text);
+    if (status === null ? now !== null : now === status) return;
+    if (Date.now() > deadline) throw new Error(`timed out after 15000 ms waiting for ${what} (${now})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Breaks the first envelope the relay hands `page`; counts the retry requests it sends. */
 async function breakFirstEnvelope(page) {
   const seen = { corrupted: 0, retries: 0 };
@@ -60,11 +82,7 @@ test('an envelope that does not open is sent again on a fresh session and read o
   }, text);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click({ timeout: 15000 });
   await bob.locator('.msg.in .text', { hasText: text }).waitFor({ timeout: 15000 });
-  await until(alice, async (text) => {
-    const [thread] = await window.client.threadList();
-    const m = (await window.client.threadMessages(thread.id)).find((m) => m.text === text);
-    return m && m.status === 'delivered';
-  }, text, { what: 'delivered' });
+  await untilStatus(alice, text, 'delivered', 'delivered');
 
   assert.equal(seen.corrupted, 1);
   assert.equal(seen.retries, 1, 'the broken envelope was answered with a retry request');
@@ -166,32 +184,10 @@ test('a retry request the relay makes up for a device the message never went to 
   assert.equal(seen.resends, 0, 'nothing was sent again');
   // Bob's real device got the message, and once its acknowledgement goes through Alice
   // sees it delivered: the made-up request did not consume what the delivery needs.
-  await until(bob, async (text) => {
-    for (const t of await window.client.threadList()) {
-      if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
-    }
-    return false;
-  }, text, { what: 'the message at bob' });
+  await untilStatus(bob, text, null, 'the message at bob');
   held.release();
-  await until(alice, async (text) => {
-    for (const t of await window.client.threadList()) {
-      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
-      if (m) return m.status === 'delivered';
-    }
-    return false;
-  }, text, { what: 'delivered after the made-up request' });
+  await untilStatus(alice, text, 'delivered', 'delivered after the made-up request');
 });
-
-/** The status of the message with `text` in `page`'s threads, or null. */
-function statusOf(page, text) {
-  return page.evaluate(async (text) => {
-    for (const t of await window.client.threadList()) {
-      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
-      if (m) return m.status;
-    }
-    return null;
-  }, text);
-}
 
 test('a retry request that comes after the sender reloaded is still answered', async (t) => {
   const alice = await newPage(env.browser);
@@ -217,20 +213,9 @@ test('a retry request that comes after the sender reloaded is still answered', a
   const bob = await bobsBrowser.newPage();
   const seen = await breakFirstEnvelope(bob);
   await openDemoAs(bob, env.server.base, 'bob');
-  await until(bob, async (text) => {
-    for (const t of await window.client.threadList()) {
-      if ((await window.client.threadMessages(t.id)).some((m) => m.text === text)) return true;
-    }
-    return false;
-  }, text, { what: 'the message at bob, sent again' });
+  await untilStatus(bob, text, null, 'the message at bob, sent again');
   assert.equal(seen.retries, 1);
-  await until(alice, async ([text]) => {
-    for (const t of await window.client.threadList()) {
-      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
-      if (m) return m.status === 'delivered';
-    }
-    return false;
-  }, [text], { what: 'delivered after the resend' });
+  await untilStatus(alice, text, 'delivered', 'delivered after the resend');
 });
 
 test('a message no device took before the server deleted it shows as not delivered', async (t) => {
@@ -253,13 +238,7 @@ test('a message no device took before the server deleted it shows as not deliver
     const id = await window.client.threadEnsure('@bob');
     await window.client.threadSendMessage(id, text);
   }, delivered);
-  await until(alice, async ([text]) => {
-    for (const t of await window.client.threadList()) {
-      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
-      if (m) return m.status === 'delivered';
-    }
-    return false;
-  }, [delivered], { what: 'the first message delivered' });
+  await untilStatus(alice, delivered, 'delivered', 'the first message delivered');
   // Bob leaves for good; Alice writes again and reloads.
   await bob.close();
   const lost = 'after bob left ' + Math.random().toString(36).slice(2);
@@ -273,13 +252,7 @@ test('a message no device took before the server deleted it shows as not deliver
   // A month passes for the server's queue.
   execFileSync('sqlite3', ['-cmd', '.timeout 5000', server.db,
     'UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000']);
-  await until(alice, async ([text]) => {
-    for (const t of await window.client.threadList()) {
-      const m = (await window.client.threadMessages(t.id)).find((m) => m.text === text);
-      if (m) return m.status === 'expired';
-    }
-    return false;
-  }, [lost], { what: 'the expiry notice' });
+  await untilStatus(alice, lost, 'expired', 'the expiry notice');
   assert.equal(await statusOf(alice, delivered), 'delivered', 'what Bob got stays delivered');
   await alice.locator('.thread-item').first().click();
   const shown = alice.locator('.msg.out', { hasText: lost }).locator('.state');
