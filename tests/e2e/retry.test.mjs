@@ -189,6 +189,72 @@ test('a retry request the relay makes up for a device the message never went to 
   await untilStatus(alice, text, 'delivered', 'delivered after the made-up request');
 });
 
+test('an expiry notice the relay makes up changes nothing it does not name truly', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'));
+  });
+  // Bob's acknowledgements are held back, so Alice's message stays "sent" meanwhile.
+  const held = { acks: [], release: null };
+  await bob.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    held.release = () => held.acks.splice(0).forEach((m) => server.send(m));
+    ws.onMessage((m) => (JSON.parse(m).type === 'ack' ? held.acks.push(m) : server.send(m)));
+    server.onMessage((m) => ws.send(m));
+  });
+  await openDemoAs(bob, env.server.base, 'bob');
+  // The relay, played in Alice's page: it learns her envelopes' seqs and devices, then
+  // hands her expiry notices of its own making.
+  const seen = { sent: [] };
+  let toPage;
+  await alice.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    toPage = (frame) => ws.send(JSON.stringify(frame));
+    ws.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'send') seen.devices = frame.request.envelopes.map((e) => e.device_id);
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'stored') seen.sent.push(...frame.receipt.seqs);
+      ws.send(m);
+    });
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  const text = 'not expired ' + Math.random().toString(36).slice(2);
+  const bobId = await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, text);
+    const t = (await window.client.threadList()).find((t) => t.id === id);
+    return t.members.find((m) => m.tag === 'bob').id;
+  }, text);
+  assert.ok(seen.sent.length > 0, 'the send went over the socket');
+  const notice = (seq) => {
+    const n = Buffer.alloc(8);
+    n.writeBigInt64BE(BigInt(seq));
+    return Buffer.concat([Buffer.from('\0sotto-expired\0', 'latin1'), n]).toString('base64');
+  };
+  let fake = 9_000_000;
+  const inject = (device, seq) =>
+    toPage({ type: 'envelope', seq: fake++, sender_user: bobId, sender_device: device, accepted_at: 0, payload: notice(seq) });
+  const [bobsDevice] = seen.devices;
+  // Labelled with a device the message never went to, or naming a seq Alice never sent.
+  inject('d_relays_own', seen.sent[0]);
+  inject(bobsDevice, 123_456_789);
+  await alice.waitForTimeout(1500);
+  assert.equal(await statusOf(alice, text), 'sent', 'a made-up notice marks nothing expired');
+  // Once Bob's device acknowledges, the message is delivered; a notice after that, even a
+  // true-looking one, does not take it back.
+  await untilStatus(bob, text, null, 'the message at bob');
+  held.release();
+  await untilStatus(alice, text, 'delivered', 'delivered');
+  inject(bobsDevice, seen.sent[0]);
+  await alice.waitForTimeout(1500);
+  assert.equal(await statusOf(alice, text), 'delivered', 'a delivered message stays delivered');
+});
+
 test('a retry request that comes after the sender reloaded is still answered', async (t) => {
   const alice = await newPage(env.browser);
   t.after(() => {
