@@ -151,3 +151,41 @@ async fn a_blob_store_that_cannot_be_written_refuses_to_start() {
         "{refused}"
     );
 }
+
+/// A download's ID comes from the URL: whatever it names, only a blob row of the caller's
+/// org leads to the store, so a path cannot reach other files there or beside it.
+#[tokio::test]
+async fn a_crafted_blob_id_reaches_no_file() {
+    let (_dir, db) = temp_db();
+    let cfg = config(&db);
+    let store = cfg.blob_store.clone();
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let id = upload(&server, &alice.token, vec![7; 10]).await;
+    std::fs::write(store.join("b_planted"), b"no row names this").unwrap();
+    for crafted in [
+        "b_planted".to_owned(),
+        "..%2Fsotto.db".to_owned(),
+        "%2E%2E".to_owned(),
+        format!(
+            "..%2F{}%2F{id}",
+            store.file_name().unwrap().to_str().unwrap()
+        ),
+        format!("{id}%2F..%2F..%2Fsotto.db"),
+    ] {
+        let (status, body) = server
+            .get(&format!("/v1/blobs/{crafted}"), Some(&alice.token))
+            .await;
+        assert_eq!(status, 404, "{crafted}: {body}");
+        // ".." may leave the route altogether (the URL is normalized): no route, no file.
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            code == "unknown_blob" || code == "not_found",
+            "{crafted}: {body}"
+        );
+    }
+    assert_eq!(
+        download(&server, &alice.token, &id).await,
+        (200, vec![7; 10])
+    );
+}
