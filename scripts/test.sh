@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs every test: formatting and lints, the native tests of
-# sotto-core and sotto-server (real HTTP and WebSocket on loopback), a bounded fuzzing run,
+# sotto-core and sotto-server (real HTTP and WebSocket on loopback; the server's on SQLite,
+# then again on PostgreSQL when one runs), a bounded fuzzing run,
 # the client's browser tests in headless Chromium, and the end-to-end tests (the real server
 # and Chromium pages).
 set -euo pipefail
@@ -15,6 +16,9 @@ cargo clippy -p sotto --target wasm32-unknown-unknown --all-targets -- -D warnin
 
 echo "== native tests (core, server)"
 cargo test --workspace
+
+echo "== the server's tests again, on PostgreSQL (each test in a database of its own)"
+scripts/postgres-tests.sh
 
 echo "== fuzzing: every parser of network and file input, 10 seconds each (scripts/fuzz.sh)"
 scripts/fuzz.sh 10

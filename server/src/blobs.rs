@@ -8,13 +8,17 @@
 //! bytes in the database: they are served from there until [`move_to_store`] moves them.
 
 use crate::db::{now_secs, Db};
+use crate::db::{Conn, OptionalExtension};
 use crate::error::ApiError;
+use crate::params;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use rusqlite::{params, Connection, OptionalExtension};
+
+/// What a row holds in `data` once its bytes are in the store.
+const NO_BYTES: &[u8] = &[];
 use sotto_core::protocol::User;
 use std::sync::Arc;
 
@@ -33,7 +37,7 @@ fn quota_exceeded(whose: &str) -> ApiError {
     )
 }
 
-fn used(conn: &Connection, sql: &str, key: &str) -> rusqlite::Result<i64> {
+fn used(conn: &Conn, sql: &str, key: &str) -> crate::db::Result<i64> {
     conn.query_row(sql, params![key], |r| r.get(0))
 }
 
@@ -101,7 +105,7 @@ impl BlobStore {
 /// Refuses an upload of `size` bytes by `uploader` in `org_id` that would pass a quota
 /// (`org_quota` bytes for the whole org).
 pub fn check_quota(
-    conn: &Connection,
+    conn: &Conn,
     org_id: &str,
     uploader: &User,
     size: i64,
@@ -109,7 +113,7 @@ pub fn check_quota(
 ) -> Result<(), ApiError> {
     let own = used(
         conn,
-        "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE uploader = ?1",
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE uploader = ?1",
         &uploader.id,
     )?;
     let (own_quota, whose) = if uploader.ephemeral {
@@ -122,7 +126,7 @@ pub fn check_quota(
     }
     let org = used(
         conn,
-        "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE org_id = ?1",
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE org_id = ?1",
         org_id,
     )?;
     if org + size > org_quota {
@@ -132,7 +136,7 @@ pub fn check_quota(
     if uploader.ephemeral {
         let visitors = used(
             conn,
-            "SELECT COALESCE(SUM(b.size), 0) FROM blobs b JOIN users u ON u.id = b.uploader
+            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b JOIN users u ON u.id = b.uploader
              WHERE b.org_id = ?1 AND u.ephemeral = 1",
             org_id,
         )?;
@@ -146,7 +150,7 @@ pub fn check_quota(
 /// Records blob `id` (its `size` bytes already in the store) for `uploader` in `org_id`,
 /// checking every quota again in the same transaction as the row.
 pub fn record(
-    conn: &mut Connection,
+    conn: &mut Conn,
     id: &str,
     org_id: &str,
     uploader: &User,
@@ -157,8 +161,8 @@ pub fn record(
     check_quota(&tx, org_id, uploader, size, org_quota)?;
     tx.execute(
         "INSERT INTO blobs (id, org_id, uploader, size, created_at, data, in_store)
-         VALUES (?1, ?2, ?3, ?4, ?5, x'', 1)",
-        params![id, org_id, uploader.id, size, now_secs()],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+        params![id, org_id, uploader.id, size, now_secs(), NO_BYTES],
     )?;
     tx.commit()?;
     Ok(())
@@ -166,7 +170,7 @@ pub fn record(
 
 /// Where blob `id`'s bytes are, for anyone of the same org: in the store, or (a blob of an
 /// earlier version not yet moved) here.
-pub fn locate(conn: &Connection, id: &str, org_id: &str) -> Result<Option<Vec<u8>>, ApiError> {
+pub fn locate(conn: &Conn, id: &str, org_id: &str) -> Result<Option<Vec<u8>>, ApiError> {
     let (in_store, data): (bool, Vec<u8>) = conn
         .query_row(
             "SELECT in_store, data FROM blobs WHERE id = ?1 AND org_id = ?2",
@@ -205,7 +209,7 @@ pub async fn sweep_orphans(
                 conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM blobs WHERE id = ?1)")?;
             let mut out = Vec::new();
             for id in old {
-                if !named.query_row(params![id], |r| r.get::<_, bool>(0))? {
+                if !named.query_row(params![id], |r| r.get::<bool>(0))? {
                     out.push(id);
                 }
             }
@@ -250,8 +254,8 @@ pub async fn move_to_store(db: &Db, store: &BlobStore) -> Result<usize, ApiError
             let id = id.clone();
             db.call(move |conn| {
                 conn.execute(
-                    "UPDATE blobs SET in_store = 1, data = x'' WHERE id = ?1 AND in_store = 0",
-                    params![id],
+                    "UPDATE blobs SET in_store = 1, data = ?2 WHERE id = ?1 AND in_store = 0",
+                    params![id, NO_BYTES],
                 )
                 .map_err(ApiError::from)
             })

@@ -20,9 +20,10 @@ pub struct Cli {
     /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
     #[arg(long, env = "SOTTO_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// SQLite database file, created and migrated on start (default sotto.db).
+    /// The database: a SQLite file, created and migrated on start (default sotto.db), or a
+    /// PostgreSQL URL (`postgres://user@host/db`), for several nodes sharing one database.
     #[arg(long, env = "SOTTO_DATABASE")]
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
     /// Directory whose `www/` (at /), `pkg/` (at /pkg) and `examples/` (at /examples) to serve.
     #[arg(long, env = "SOTTO_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -44,7 +45,8 @@ pub struct Cli {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
-    pub database: Option<PathBuf>,
+    /// A SQLite file path or a `postgres://` URL.
+    pub database: Option<String>,
     pub static_dir: Option<PathBuf>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -60,7 +62,8 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     /// Attachment bytes one org may store, in MiB (default 10,240).
     pub org_blob_quota_mib: Option<i64>,
-    /// Directory for attachments' bytes (default: beside the database, `<database>.blobs`).
+    /// Directory for attachments' bytes (default: beside a SQLite database,
+    /// `<database>.blobs`; `sotto.blobs` in the working directory with PostgreSQL).
     pub blob_store: Option<PathBuf>,
     /// Delivery sockets one client address may hold (default 500).
     pub max_connections_per_address: Option<usize>,
@@ -129,7 +132,7 @@ pub struct GroupConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    pub database: crate::db::Location,
     pub static_dir: Option<PathBuf>,
     pub allowed_origins: Vec<String>,
     pub session_max_secs: i64,
@@ -159,19 +162,23 @@ impl Config {
         };
         let mut allowed_origins = file.allowed_origins;
         allowed_origins.extend(cli.allowed_origins);
-        let database = cli
-            .database
-            .or(file.database)
-            .unwrap_or_else(|| PathBuf::from("sotto.db"));
+        let database = crate::db::Location::parse(
+            &cli.database
+                .or(file.database)
+                .unwrap_or_else(|| "sotto.db".into()),
+        );
         let config = Config {
             listen: cli
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
-            blob_store: file.blob_store.unwrap_or_else(|| {
-                let mut dir = database.clone().into_os_string();
-                dir.push(".blobs");
-                PathBuf::from(dir)
+            blob_store: file.blob_store.unwrap_or_else(|| match &database {
+                crate::db::Location::Sqlite(path) => {
+                    let mut dir = path.clone().into_os_string();
+                    dir.push(".blobs");
+                    PathBuf::from(dir)
+                }
+                crate::db::Location::Postgres(_) => PathBuf::from("sotto.blobs"),
             }),
             database,
             static_dir: cli.static_dir.or(file.static_dir),

@@ -3,16 +3,17 @@
 //! The routes (`routes/devices.rs`) only speak HTTP.
 
 use crate::db::{new_id, now_secs};
+use crate::db::{Conn, OptionalExtension};
 use crate::error::ApiError;
+use crate::params;
 use axum::http::StatusCode;
-use rusqlite::{params, Connection, OptionalExtension};
 use sotto_core::protocol::Device;
 
 /// A user may have this many devices at once.
 pub const MAX_DEVICES_PER_USER: i64 = 50;
 
 /// Whether `device_id` is one of `user_id`'s devices.
-pub fn owns_device(conn: &Connection, user_id: &str, device_id: &str) -> rusqlite::Result<bool> {
+pub fn owns_device(conn: &Conn, user_id: &str, device_id: &str) -> crate::db::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1 AND user_id = ?2)",
         params![device_id, user_id],
@@ -21,7 +22,7 @@ pub fn owns_device(conn: &Connection, user_id: &str, device_id: &str) -> rusqlit
 }
 
 /// The IDs of all of `user_id`'s devices (to tell each of them something).
-pub fn ids_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+pub fn ids_of(conn: &Conn, user_id: &str) -> crate::db::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM devices WHERE user_id = ?1")?;
     let rows = stmt.query_map(params![user_id], |r| r.get(0))?;
     rows.collect()
@@ -30,7 +31,7 @@ pub fn ids_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>>
 /// Registers `public_key` as a device of `user_id`; the same key registers once (its
 /// device is returned again).
 pub fn register(
-    conn: &mut Connection,
+    conn: &mut Conn,
     user_id: &str,
     public_key: Vec<u8>,
     name: Option<&str>,
@@ -77,7 +78,7 @@ pub fn register(
 }
 
 /// `user_id`'s devices, oldest first, if that user is in `org_id`.
-pub fn list(conn: &Connection, org_id: &str, user_id: &str) -> Result<Vec<Device>, ApiError> {
+pub fn list(conn: &Conn, org_id: &str, user_id: &str) -> Result<Vec<Device>, ApiError> {
     crate::directory::require_user_in_org(conn, user_id, org_id)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, public_key FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
@@ -94,7 +95,7 @@ pub fn list(conn: &Connection, org_id: &str, user_id: &str) -> Result<Vec<Device
 
 /// Removes one of `user_id`'s own devices with everything still queued for it and its
 /// prekeys (and the record of who claimed them).
-pub fn remove(conn: &mut Connection, user_id: &str, device_id: &str) -> Result<(), ApiError> {
+pub fn remove(conn: &mut Conn, user_id: &str, device_id: &str) -> Result<(), ApiError> {
     if !owns_device(conn, user_id, device_id)? {
         return Err(ApiError::not_found(
             "unknown_device",

@@ -3,16 +3,17 @@
 
 use crate::auth::identity::Identity;
 use crate::db::{new_id, now_secs};
+use crate::db::{Conn, OptionalExtension, Row};
 use crate::error::ApiError;
+use crate::params;
 use axum::http::StatusCode;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use sotto_core::expr;
 use sotto_core::protocol::{Resolved, User};
 use std::collections::BTreeSet;
 
 const USER_COLUMNS: &str = "id, tag, name, email, ephemeral";
 
-fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(r: &Row<'_>) -> crate::db::Result<User> {
     Ok(User {
         id: r.get(0)?,
         tag: r.get(1)?,
@@ -24,10 +25,10 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
 
 /// Refuses a user ID that is not a user of `org_id` (`404 unknown_user`), so no request
 /// reaches into another org.
-pub fn require_user_in_org(conn: &Connection, user_id: &str, org_id: &str) -> Result<(), ApiError> {
+pub fn require_user_in_org(conn: &Conn, user_id: &str, org_id: &str) -> Result<(), ApiError> {
     let in_org: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND org_id = ?2)",
-        rusqlite::params![user_id, org_id],
+        crate::params![user_id, org_id],
         |r| r.get(0),
     )?;
     if in_org {
@@ -40,7 +41,7 @@ pub fn require_user_in_org(conn: &Connection, user_id: &str, org_id: &str) -> Re
     }
 }
 
-pub fn user_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<(String, User)>> {
+pub fn user_by_id(conn: &Conn, id: &str) -> crate::db::Result<Option<(String, User)>> {
     conn.query_row(
         &format!("SELECT org_id, {USER_COLUMNS} FROM users WHERE id = ?1"),
         params![id],
@@ -60,12 +61,7 @@ pub fn user_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<(Strin
     .optional()
 }
 
-fn find_by(
-    conn: &Connection,
-    org: &str,
-    column: &str,
-    value: &str,
-) -> rusqlite::Result<Option<User>> {
+fn find_by(conn: &Conn, org: &str, column: &str, value: &str) -> crate::db::Result<Option<User>> {
     conn.query_row(
         &format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND {column} = ?2"),
         params![org, value],
@@ -76,7 +72,7 @@ fn find_by(
 
 /// A tag made from `seed` (lower case, `[a-z0-9_.]`, at most 32 characters), unique in the
 /// org: `bob`, then `bob2`, `bob3`…
-fn unique_tag(conn: &Connection, org: &str, seed: &str) -> rusqlite::Result<String> {
+fn unique_tag(conn: &Conn, org: &str, seed: &str) -> crate::db::Result<String> {
     let mut base: String = seed
         .to_ascii_lowercase()
         .chars()
@@ -102,7 +98,7 @@ fn unique_tag(conn: &Connection, org: &str, seed: &str) -> rusqlite::Result<Stri
     Ok(candidate)
 }
 
-fn tag_taken(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<bool> {
+fn tag_taken(conn: &Conn, org: &str, tag: &str) -> crate::db::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND tag = ?2)
              OR EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
@@ -116,7 +112,7 @@ fn tag_taken(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<bool> 
 /// (a visitor's own email never does): only such an email finds the user at a sign-in.
 #[allow(clippy::too_many_arguments)]
 pub fn create_user(
-    conn: &Connection,
+    conn: &Conn,
     org: &str,
     external_id: Option<&str>,
     email: Option<&str>,
@@ -124,7 +120,7 @@ pub fn create_user(
     ephemeral: bool,
     email_verified: bool,
     tag_seed: Option<&str>,
-) -> rusqlite::Result<User> {
+) -> crate::db::Result<User> {
     let seed = tag_seed
         .or_else(|| email.and_then(|e| e.split('@').next()))
         .or(name)
@@ -156,7 +152,7 @@ pub fn create_user(
 }
 
 /// The user a verified identity names, creating it when the identity allows.
-pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User, ApiError> {
+pub fn sign_in(conn: &Conn, org: &str, identity: &Identity) -> Result<User, ApiError> {
     match identity {
         Identity::ExistingId(id) => find_by(conn, org, "external_id", id)?.ok_or_else(|| {
             ApiError::new(
@@ -170,7 +166,7 @@ pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User
         Identity::ExistingEmail(email) => conn
             .query_row(
                 &format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND email = ?2 COLLATE NOCASE
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND lower(email) = lower(?2)
                      AND ephemeral = 0 AND email_verified = 1 ORDER BY created_at LIMIT 1"
                 ),
                 params![org, email],
@@ -229,12 +225,7 @@ pub fn sign_in(conn: &Connection, org: &str, identity: &Identity) -> Result<User
 }
 
 /// Creates (or extends) a named group whose members are user tags.
-pub fn add_group(
-    conn: &Connection,
-    org: &str,
-    name: &str,
-    members: &[String],
-) -> Result<(), ApiError> {
+pub fn add_group(conn: &Conn, org: &str, name: &str, members: &[String]) -> Result<(), ApiError> {
     if find_by(conn, org, "tag", name)?.is_some() {
         return Err(ApiError::bad_request(
             "tag_taken",
@@ -242,12 +233,13 @@ pub fn add_group(
         ));
     }
     conn.execute(
-        "INSERT OR IGNORE INTO group_tags (org_id, name) VALUES (?1, ?2)",
+        "INSERT INTO group_tags (org_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![org, name],
     )?;
     for m in members {
         conn.execute(
-            "INSERT OR IGNORE INTO group_members (org_id, tag, member_tag) VALUES (?1, ?2, ?3)",
+            "INSERT INTO group_members (org_id, tag, member_tag) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
             params![org, name, m.to_ascii_lowercase()],
         )?;
     }
@@ -256,12 +248,7 @@ pub fn add_group(
 
 /// Makes a named group exactly `members` (the configuration is its source of truth: a tag
 /// taken out of the file leaves the group at the next start). Returns whether it changed.
-pub fn set_group(
-    conn: &Connection,
-    org: &str,
-    name: &str,
-    members: &[String],
-) -> Result<bool, ApiError> {
+pub fn set_group(conn: &Conn, org: &str, name: &str, members: &[String]) -> Result<bool, ApiError> {
     let before = group_member_tags(conn, org, name)?;
     conn.execute(
         "DELETE FROM group_members WHERE org_id = ?1 AND tag = ?2",
@@ -271,7 +258,7 @@ pub fn set_group(
     Ok(before != group_member_tags(conn, org, name)?)
 }
 
-fn group_member_tags(conn: &Connection, org: &str, name: &str) -> rusqlite::Result<Vec<String>> {
+fn group_member_tags(conn: &Conn, org: &str, name: &str) -> crate::db::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT member_tag FROM group_members WHERE org_id = ?1 AND tag = ?2 ORDER BY member_tag",
     )?;
@@ -281,7 +268,7 @@ fn group_member_tags(conn: &Connection, org: &str, name: &str) -> rusqlite::Resu
 
 /// The users a tag stands for: the user with that tag, or the members of that group who
 /// have signed in; `None` when the tag is unknown.
-fn tag_members(conn: &Connection, org: &str, tag: &str) -> rusqlite::Result<Option<Vec<User>>> {
+fn tag_members(conn: &Conn, org: &str, tag: &str) -> crate::db::Result<Option<Vec<User>>> {
     if let Some(user) = find_by(conn, org, "tag", tag)? {
         return Ok(Some(vec![user]));
     }
@@ -313,12 +300,12 @@ pub fn for_visitor(mut user: User) -> User {
 /// Whether a visitor of `org` with tag `own_tag` may name `tag`: its own, one of the org's
 /// `visitor_tags`, or a user in one of those groups.
 pub fn visitor_may_name(
-    conn: &Connection,
+    conn: &Conn,
     org: &str,
     visitor_tags: &[String],
     own_tag: &str,
     tag: &str,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     let tag = tag.to_ascii_lowercase();
     if tag == own_tag || visitor_tags.contains(&tag) {
         return Ok(true);
@@ -334,7 +321,7 @@ pub fn visitor_may_name(
 /// Resolves `input` for a visitor: only tags [`visitor_may_name`] allows, with one answer
 /// for every other tag, whether it exists or not (no position, no name), and no emails.
 pub fn resolve_for_visitor(
-    conn: &Connection,
+    conn: &Conn,
     org: &str,
     visitor_tags: &[String],
     own_tag: &str,
@@ -363,7 +350,7 @@ pub fn resolve_for_visitor(
 }
 
 /// Resolves a thread expression to users, or an error that points at the fault.
-pub fn resolve(conn: &Connection, org: &str, input: &str) -> Result<Resolved, ApiError> {
+pub fn resolve(conn: &Conn, org: &str, input: &str) -> Result<Resolved, ApiError> {
     let expr_error = |e: expr::ExprError, code| ApiError {
         position: Some(e.position),
         ..ApiError::bad_request(code, e.to_string())

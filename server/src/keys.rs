@@ -5,9 +5,10 @@
 //! list the user did not sign. The routes (`routes/keys.rs`) only speak HTTP.
 
 use crate::db::now_secs;
+use crate::db::{Conn, OptionalExtension};
 use crate::devices::owns_device;
 use crate::error::ApiError;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
 use sotto_core::identity::{DeviceList, IdentityPublic, SignedDeviceList};
 use sotto_core::prekeys::{PreKeyBundle, PreKeyPublic, SignedPreKey};
 use sotto_core::protocol::{UploadPrekeys, User, UserKeys};
@@ -28,10 +29,10 @@ pub const MAX_LIST_BYTES: usize = 16 * 1024;
 /// Counts a one-time prekey `claimer` takes of `device_id`; false when it has had its share
 /// this hour.
 fn may_take_one_time_prekey(
-    conn: &Connection,
+    conn: &Conn,
     claimer: &str,
     device_id: &str,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     let now = now_secs();
     let row: Option<(i64, i64)> = conn
         .query_row(
@@ -55,7 +56,7 @@ fn may_take_one_time_prekey(
     Ok(true)
 }
 /// The user's current devices: those their signed list names that the server still holds.
-pub fn current_devices(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+pub fn current_devices(conn: &Conn, user_id: &str) -> crate::db::Result<Vec<String>> {
     let listed: Option<String> = conn
         .query_row(
             "SELECT devices FROM identities WHERE user_id = ?1",
@@ -78,18 +79,14 @@ pub fn current_devices(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec
 }
 
 /// A stored 32-byte key; anything else is a damaged row.
-fn key32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
-    bytes.try_into().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            32,
-            rusqlite::types::Type::Blob,
-            "a stored key is 32 bytes".into(),
-        )
-    })
+fn key32(bytes: Vec<u8>) -> crate::db::Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| crate::db::Error::Type("a stored key is 32 bytes".into()))
 }
 
 /// How many one-time prekeys the server holds for a device.
-pub fn prekey_count(conn: &Connection, device_id: &str) -> rusqlite::Result<i64> {
+pub fn prekey_count(conn: &Conn, device_id: &str) -> crate::db::Result<i64> {
     conn.query_row(
         "SELECT COUNT(*) FROM one_time_prekeys WHERE device_id = ?1",
         params![device_id],
@@ -100,7 +97,7 @@ pub fn prekey_count(conn: &Connection, device_id: &str) -> rusqlite::Result<i64>
 /// Publishes `identity` and its signed `device_list` (already verified as `list`) for
 /// `user_id`; returns every device of the user, to be told of the change.
 pub fn publish(
-    conn: &mut Connection,
+    conn: &mut Conn,
     user_id: &str,
     identity: &IdentityPublic,
     device_list: &SignedDeviceList,
@@ -159,7 +156,7 @@ pub fn publish(
 
 /// `user_id`'s identity, signed device list and current devices, if that user is in
 /// `org_id`.
-pub fn user_keys(conn: &Connection, org_id: &str, user_id: &str) -> Result<UserKeys, ApiError> {
+pub fn user_keys(conn: &Conn, org_id: &str, user_id: &str) -> Result<UserKeys, ApiError> {
     crate::directory::require_user_in_org(conn, user_id, org_id)?;
     let stored = conn
         .query_row(
@@ -191,7 +188,7 @@ pub fn user_keys(conn: &Connection, org_id: &str, user_id: &str) -> Result<UserK
 /// Stores the prekeys `user_id` uploads for its device `device_id`; returns how many
 /// one-time prekeys the device now has here.
 pub fn upload_prekeys(
-    conn: &mut Connection,
+    conn: &mut Conn,
     user_id: &str,
     device_id: &str,
     req: &UploadPrekeys,
@@ -227,7 +224,8 @@ pub fn upload_prekeys(
     }
     for k in &req.one_time_prekeys {
         tx.execute(
-            "INSERT OR REPLACE INTO one_time_prekeys (device_id, key_id, public_key) VALUES (?1, ?2, ?3)",
+            "INSERT INTO one_time_prekeys (device_id, key_id, public_key) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device_id, key_id) DO UPDATE SET public_key = excluded.public_key",
             params![device_id, k.id, k.public.as_slice()],
         )?;
     }
@@ -242,7 +240,7 @@ pub fn upload_prekeys(
 /// fell below the mark, with what they have left, to be told once.
 #[allow(clippy::type_complexity)]
 pub fn claim_bundles(
-    conn: &mut Connection,
+    conn: &mut Conn,
     org_id: &str,
     claimer: &User,
     devices: &[String],

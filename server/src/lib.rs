@@ -50,8 +50,9 @@ const LINK_REQUESTS_PER_MINUTE: u32 = 6;
 
 /// Builds the shared state: opens the database, loads the orgs, seeds the demo.
 pub async fn build_state(config: Config) -> Result<SharedState, String> {
-    let db = Db::open(&config.database)
-        .map_err(|e| format!("cannot open database {}: {e}", config.database.display()))?;
+    let db = Db::connect(&config.database)
+        .await
+        .map_err(|e| format!("cannot open database {}: {e}", config.database))?;
     let blobs = blobs::BlobStore::open(&config.blob_store).await?;
     let mut orgs = Orgs::default();
     for org in &config.orgs {
@@ -81,7 +82,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         for (id, name) in &org_rows {
             conn.execute(
                 "INSERT INTO orgs (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                rusqlite::params![id, name],
+                crate::params![id, name],
             )?;
         }
         for (org, g) in &groups {

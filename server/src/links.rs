@@ -6,10 +6,11 @@
 //! minutes. The server can neither open the bundle nor pick keys that pass the comparison.
 
 use crate::db::{new_id, now_secs};
+use crate::db::{Conn, OptionalExtension, Row};
 use crate::devices::{ids_of, owns_device};
 use crate::error::ApiError;
+use crate::params;
 use axum::http::StatusCode;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use sotto_core::protocol::{LinkApprove, LinkRequest};
 
 /// How long a request may wait for an answer.
@@ -28,7 +29,7 @@ struct Stored {
     running_device: Option<String>,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
+fn from_row(r: &Row<'_>) -> crate::db::Result<Stored> {
     Ok(Stored {
         request: LinkRequest {
             id: r.get(0)?,
@@ -49,7 +50,7 @@ const COLUMNS: &str = "id, commitment, status, expires_at, running_public, new_p
 /// What `device_id` should hear about on connecting: requests still waiting for a running
 /// browser, and those this device answered whose key has since been revealed.
 pub fn pending_for_device(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     device_id: &str,
 ) -> Result<Vec<LinkRequest>, ApiError> {
@@ -73,7 +74,7 @@ fn unknown() -> ApiError {
 }
 
 /// The user's request `id`, refusing unknown and expired ones.
-fn own_request(conn: &Connection, user_id: &str, id: &str) -> Result<Stored, ApiError> {
+fn own_request(conn: &Conn, user_id: &str, id: &str) -> Result<Stored, ApiError> {
     let stored = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM link_requests WHERE id = ?1 AND user_id = ?2"),
@@ -95,12 +96,7 @@ fn own_request(conn: &Connection, user_id: &str, id: &str) -> Result<Stored, Api
 /// The request `id` as its asking session (`session_hash`) sees it; other sessions are told
 /// it does not exist, so a stolen token of the same user cannot take another browser's
 /// approval.
-fn asked_by(
-    conn: &Connection,
-    user_id: &str,
-    session_hash: &[u8],
-    id: &str,
-) -> Result<Stored, ApiError> {
+fn asked_by(conn: &Conn, user_id: &str, session_hash: &[u8], id: &str) -> Result<Stored, ApiError> {
     let stored = own_request(conn, user_id, id)?;
     if stored.session_hash != session_hash {
         return Err(unknown());
@@ -119,7 +115,7 @@ fn out_of_order(expected: &str) -> ApiError {
 /// A new request of `user_id`'s session `session_hash` with the new browser's
 /// `commitment`; returns it and the user's devices, to be told.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     session_hash: &[u8],
     commitment: Vec<u8>,
@@ -165,7 +161,7 @@ pub fn create(
 /// The asking session's view of its request; an approval is handed over once, then
 /// consumed.
 pub fn take(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     session_hash: &[u8],
     id: &str,
@@ -193,7 +189,7 @@ pub fn take(
 /// `user_id`'s running browser `device_id` answers a pending request with its key; the
 /// first one wins. Returns the request and the user's other devices, to drop it.
 pub fn accept(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     id: &str,
     device_id: &str,
@@ -226,7 +222,7 @@ pub fn accept(
 /// The asking session reveals the new browser's key once a running browser has answered.
 /// Returns the request and the answering device, to be told.
 pub fn reveal(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     session_hash: &[u8],
     id: &str,
@@ -250,7 +246,7 @@ pub fn reveal(
 /// the user's browsers, while the request is open). Returns the new status, the request
 /// and the user's devices.
 pub fn answer(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     id: &str,
     approval: Option<&LinkApprove>,

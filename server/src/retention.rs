@@ -8,10 +8,11 @@
 //! keys and queues. Each sweep says in the log what it removed.
 
 use crate::blobs::BlobStore;
+use crate::db::Conn;
 use crate::db::{now_millis, now_secs, Db};
 use crate::delivery::queue::{MAX_QUEUED_PER_DEVICE, MAX_QUEUED_PER_SENDER};
 use crate::delivery::registry::Registry;
-use rusqlite::{params, Connection};
+use crate::params;
 use sotto_core::protocol::{expired_notice, MAX_SEQS_PER_EXPIRED_NOTICE, SERVER_MADE_PREFIX};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -65,9 +66,9 @@ const DAY: i64 = 24 * 3600;
 /// how many went and the senders told. [`start`] runs batches, each its own database call,
 /// until one comes back short, so sends and acknowledgements go on between them.
 pub fn sweep_envelopes(
-    conn: &mut Connection,
+    conn: &mut Conn,
     r: &Retention,
-) -> rusqlite::Result<(usize, BTreeSet<String>)> {
+) -> crate::db::Result<(usize, BTreeSet<String>)> {
     let cutoff = now_millis() - r.envelope_max_age_days * DAY * 1000;
     let mut notified = BTreeSet::new();
     let tx = conn.transaction()?;
@@ -77,7 +78,7 @@ pub fn sweep_envelopes(
 }
 
 /// The rest of a sweep, in one transaction: sessions, link requests, blobs, visitors.
-pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
+pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
     let now = now_secs();
     let tx = conn.transaction()?;
     let mut swept = Swept {
@@ -96,7 +97,7 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
         let mut stmt =
             tx.prepare("DELETE FROM blobs WHERE created_at <= ?1 RETURNING id, in_store")?;
         let rows = stmt.query_map(params![now - r.blob_max_age_days * DAY], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+            Ok((row.get::<String>(0)?, row.get::<bool>(1)?))
         })?;
         for row in rows {
             let (id, in_store) = row?;
@@ -143,10 +144,10 @@ pub fn sweep(conn: &mut Connection, r: &Retention) -> rusqlite::Result<Swept> {
 /// turn: what the server made expires silently. Returns how many envelopes went, and adds
 /// the devices it queued notices for to `notified`.
 fn expire_envelopes(
-    tx: &Connection,
+    tx: &Conn,
     cutoff: i64,
     notified: &mut BTreeSet<String>,
-) -> rusqlite::Result<usize> {
+) -> crate::db::Result<usize> {
     let mut notices: BTreeMap<(String, String, String), Vec<i64>> = BTreeMap::new();
     let mut seqs = Vec::new();
     {
@@ -158,24 +159,30 @@ fn expire_envelopes(
              FROM envelopes e JOIN devices d ON d.id = e.device_id
              WHERE e.accepted_at <= ?1 ORDER BY e.seq LIMIT ?2",
         )?;
-        let mut rows = stmt.query(params![
-            cutoff,
-            ENVELOPE_BATCH as i64,
-            SERVER_MADE_PREFIX.len() as i64,
-            SERVER_MADE_PREFIX
-        ])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
+        let rows = stmt.query_map(
+            params![
+                cutoff,
+                ENVELOPE_BATCH as i64,
+                SERVER_MADE_PREFIX.len() as i64,
+                SERVER_MADE_PREFIX
+            ],
+            |row| {
+                let seq: i64 = row.get(0)?;
+                let (server_made, sender_known): (bool, bool) = (row.get(4)?, row.get(5)?);
+                // A device's own user's other devices are not told: the client follows only
+                // what it sent to other people.
+                let own = row.get::<String>(6)? == row.get::<String>(2)?;
+                let notice = (!server_made && sender_known && !own)
+                    .then(|| Ok::<_, crate::db::Error>((row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .transpose()?;
+                Ok((seq, notice))
+            },
+        )?;
+        for row in rows {
+            let (seq, notice) = row?;
             seqs.push(seq);
-            let (server_made, sender_known): (bool, bool) = (row.get(4)?, row.get(5)?);
-            // A device's own user's other devices are not told: the client follows only
-            // what it sent to other people.
-            let own = row.get::<_, String>(6)? == row.get::<_, String>(2)?;
-            if !server_made && sender_known && !own {
-                notices
-                    .entry((row.get(1)?, row.get(2)?, row.get(3)?))
-                    .or_default()
-                    .push(seq);
+            if let Some(key) = notice {
+                notices.entry(key).or_default().push(seq);
             }
         }
     }
@@ -222,7 +229,7 @@ fn expire_envelopes(
 }
 
 /// Deletes a user and everything the server holds for them.
-fn delete_user(tx: &Connection, user: &str) -> rusqlite::Result<()> {
+fn delete_user(tx: &Conn, user: &str) -> crate::db::Result<()> {
     let devices = "(SELECT id FROM devices WHERE user_id = ?1)";
     for sql in [
         format!("DELETE FROM envelopes WHERE device_id IN {devices}"),

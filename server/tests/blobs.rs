@@ -31,15 +31,19 @@ async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u8>) 
     (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
 
-fn row(db: &std::path::Path, id: &str) -> (bool, i64) {
-    rusqlite::Connection::open(db)
-        .unwrap()
-        .query_row(
-            "SELECT in_store, length(data) FROM blobs WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
+fn row(db: &TestDb, id: &str) -> (bool, i64) {
+    (
+        count(
+            &db.location,
+            "SELECT in_store FROM blobs WHERE id = ?1",
+            params![id],
+        ) != 0,
+        count(
+            &db.location,
+            "SELECT length(data) FROM blobs WHERE id = ?1",
+            params![id],
+        ),
+    )
 }
 
 #[tokio::test]
@@ -83,13 +87,11 @@ async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
     assert_eq!(download(&server, &bob.token, &id).await, (200, bytes));
 
     // A month on, clean-up takes the row and then the bytes.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "UPDATE blobs SET created_at = created_at - 31 * 86400 WHERE id = ?1",
-            [&id],
-        )
-        .unwrap();
+    exec(
+        &db.location,
+        "UPDATE blobs SET created_at = created_at - 31 * 86400 WHERE id = ?1",
+        params![id],
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.join(&id).exists() {
         assert!(std::time::Instant::now() < deadline, "the bytes stayed");
@@ -108,14 +110,12 @@ async fn bytes_an_earlier_version_kept_in_the_database_are_served_and_moved_out(
     let bob = server.user_with_device("bob", [2; 32]).await;
     server.stop().await;
     // As 0.1 stored it: the bytes in the row.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "INSERT INTO blobs (id, org_id, uploader, size, created_at, data)
-             SELECT 'b_old', org_id, id, 3, strftime('%s','now'), x'010203' FROM users WHERE id = ?1",
-            [&alice.user_id],
-        )
-        .unwrap();
+    exec(
+        &db.location,
+        "INSERT INTO blobs (id, org_id, uploader, size, created_at, data)
+         SELECT 'b_old', org_id, id, 3, ?2, ?3 FROM users WHERE id = ?1",
+        params![alice.user_id, now(), vec![1u8, 2, 3]],
+    );
     let server = TestServer::start(cfg).await;
     assert_eq!(
         download(&server, &bob.token, "b_old").await,

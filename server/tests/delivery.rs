@@ -465,20 +465,19 @@ async fn one_sender_cannot_fill_a_device_queue_for_everyone() {
     assert_eq!(server.queued(), 0);
     // Alice has left Bob her whole share of envelopes he has not picked up (written
     // straight to the database, as a flood of sends would).
-    {
-        let conn = rusqlite::Connection::open(&server.db_path).unwrap();
-        let mut insert = conn
-            .prepare(
-                "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-                 VALUES (?1, ?2, ?3, 0, x'01')",
-            )
-            .unwrap();
-        for _ in 0..sotto_server::delivery::queue::MAX_QUEUED_PER_SENDER {
-            insert
-                .execute([&bob.device_id, &alice.user_id, &alice.device_id])
-                .unwrap();
-        }
-    }
+    exec(
+        &server.db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?4)
+         INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         SELECT ?1, ?2, ?3, 0, ?5 FROM n",
+        params![
+            bob.device_id,
+            alice.user_id,
+            alice.device_id,
+            sotto_server::delivery::queue::MAX_QUEUED_PER_SENDER,
+            vec![1u8]
+        ],
+    );
     let (status, body) = send(&server, &alice, &[&bob], "one more").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -320,13 +320,11 @@ async fn bad_declined_and_expired_requests_are_refused() {
     assert_eq!((status, code_of(&body)), (409, Some("link_answered")));
 
     let old = ask(&server, &new_token, &NewBrowser::start(&IDENTITY).unwrap()).await;
-    rusqlite::Connection::open(&server.db_path)
-        .unwrap()
-        .execute(
-            "UPDATE link_requests SET expires_at = 0 WHERE id = ?1",
-            [&old],
-        )
-        .unwrap();
+    exec(
+        &server.db,
+        "UPDATE link_requests SET expires_at = 0 WHERE id = ?1",
+        params![old],
+    );
     let (status, body) = server
         .get(&format!("/v1/links/{old}"), Some(&new_token))
         .await;

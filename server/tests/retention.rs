@@ -7,18 +7,12 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn count(db: &std::path::Path, sql: &str) -> i64 {
-    rusqlite::Connection::open(db)
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
+fn count(db: &TestDb, sql: &str) -> i64 {
+    common::count(&db.location, sql, params![])
 }
 
-fn exec(db: &std::path::Path, sql: &str, arg: &str) {
-    rusqlite::Connection::open(db)
-        .unwrap()
-        .execute(sql, [arg])
-        .unwrap();
+fn exec(db: &TestDb, sql: &str, arg: &str) {
+    common::exec(&db.location, sql, params![arg]);
 }
 
 #[tokio::test]
@@ -37,7 +31,7 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
     send("sent now").await;
     exec(
         &db,
-        "UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000 WHERE seq = ?1",
+        "UPDATE envelopes SET accepted_at = accepted_at - 2678400000 WHERE seq = ?1",
         &old.to_string(),
     );
     // Two visitors: one gone for 8 days, one still here.
@@ -67,11 +61,11 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
         &gone,
     );
     // A message waits for the gone visitor's device.
-    exec(
-        &db,
+    common::exec(
+        &db.location,
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-         VALUES (?1, 'u', 'd', strftime('%s','now') * 1000, x'01')",
-        &gone_device,
+         VALUES (?1, 'u', 'd', ?2, ?3)",
+        params![gone_device, now_millis(), vec![1u8]],
     );
     assert_eq!(
         count(
@@ -81,7 +75,7 @@ async fn what_no_one_can_use_is_cleaned_up_and_nothing_else() {
         1
     );
     // An expired session of Bob's, and an old blob of Alice's.
-    exec(&db, "UPDATE sessions SET expires_at = 0 WHERE user_id = ?1 AND rowid = (SELECT MIN(rowid) FROM sessions WHERE user_id = ?1)", &bob.user_id);
+    exec(&db, "UPDATE sessions SET expires_at = 0 WHERE user_id = ?1 AND token_hash = (SELECT token_hash FROM sessions WHERE user_id = ?1 ORDER BY token_hash LIMIT 1)", &bob.user_id);
     let upload = server
         .http
         .post(format!("{}/v1/blobs", server.base))
@@ -189,29 +183,27 @@ async fn a_sender_is_told_which_envelopes_expired_unread() {
     // a device that is no longer registered.
     exec(
         &db,
-        "UPDATE envelopes SET accepted_at = accepted_at - 31 * 86400000 WHERE seq <> ?1",
+        "UPDATE envelopes SET accepted_at = accepted_at - 2678400000 WHERE seq <> ?1",
         &fresh["seqs"][0].to_string(),
     );
     // The retry request is labelled with Alice's device, as the server makes them: it is
     // silent because the server made it, not because its sender is unknown.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-             VALUES (?1, ?2, ?3, 0, ?4)",
-            rusqlite::params![
-                bob.device_id,
-                alice.user_id,
-                alice.device_id,
-                sotto_core::protocol::retry_request(1)
-            ],
-        )
-        .unwrap();
-    exec(
-        &db,
+    common::exec(
+        &db.location,
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-         VALUES (?1, 'u', 'removed-device', 0, X'01')",
-        &bob.device_id,
+         VALUES (?1, ?2, ?3, 0, ?4)",
+        params![
+            bob.device_id,
+            alice.user_id,
+            alice.device_id,
+            sotto_core::protocol::retry_request(1)
+        ],
+    );
+    common::exec(
+        &db.location,
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, 'u', 'removed-device', 0, ?2)",
+        params![bob.device_id, vec![1u8]],
     );
 
     // Alice hears within a sweep: one notice per recipient device that she sent to.

@@ -2,14 +2,15 @@
 //! stored. [`AuthUser`] is the extractor that every authenticated route takes.
 
 use crate::db::now_secs;
+use crate::db::{Conn, OptionalExtension};
 use crate::directory;
 use crate::error::ApiError;
+use crate::params;
 use crate::state::SharedState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use sotto_core::protocol::User;
 
@@ -28,7 +29,7 @@ fn hash(token: &str) -> Vec<u8> {
 }
 
 /// Creates a session for `user_id` that ends at `expires_at`, returning its token.
-pub fn create(conn: &Connection, user_id: &str, expires_at: i64) -> rusqlite::Result<String> {
+pub fn create(conn: &Conn, user_id: &str, expires_at: i64) -> crate::db::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("no random source");
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -45,7 +46,7 @@ pub fn create(conn: &Connection, user_id: &str, expires_at: i64) -> rusqlite::Re
 }
 
 /// Deletes the session that `token` belongs to.
-pub fn revoke(conn: &Connection, token: &str) -> rusqlite::Result<()> {
+pub fn revoke(conn: &Conn, token: &str) -> crate::db::Result<()> {
     conn.execute(
         "DELETE FROM sessions WHERE token_hash = ?1",
         params![hash(token)],
@@ -54,7 +55,7 @@ pub fn revoke(conn: &Connection, token: &str) -> rusqlite::Result<()> {
 }
 
 /// The live session that `token` belongs to.
-pub fn lookup(conn: &Connection, token: &str) -> Result<AuthUser, ApiError> {
+pub fn lookup(conn: &Conn, token: &str) -> Result<AuthUser, ApiError> {
     let session_hash = hash(token);
     let row: Option<(String, i64)> = conn
         .query_row(

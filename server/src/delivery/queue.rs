@@ -1,9 +1,10 @@
 //! The durable queue of envelopes per device, in SQLite.
 
 use crate::db::now_millis;
+use crate::db::{Conn, OptionalExtension};
 use crate::error::ApiError;
+use crate::params;
 use axum::http::StatusCode;
-use rusqlite::{params, Connection, OptionalExtension};
 use sotto_core::protocol::{
     retry_request, DeliveredEnvelope, OutgoingEnvelope, SERVER_MADE_PREFIX,
 };
@@ -23,7 +24,7 @@ pub const MAX_QUEUED_FROM_VISITORS: i64 = 2_000;
 /// back if this fails, so a send is stored all or none. Returns the acceptance time and
 /// each envelope's sequence number, in the order given.
 pub fn enqueue(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     sender_user: &str,
     sender_device: &str,
@@ -39,7 +40,7 @@ pub fn enqueue(
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
         )?;
         let mut share = tx.prepare_cached(
             "SELECT COUNT(*) FROM envelopes WHERE device_id = ?1 AND sender_user = ?2",
@@ -53,7 +54,7 @@ pub fn enqueue(
                 .query_row(params![env.device_id, org], |r| r.get(0))
                 .map(Some)
                 .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    crate::db::Error::NoRows => Ok(None),
                     e => Err(e),
                 })?;
             match queued {
@@ -78,7 +79,7 @@ pub fn enqueue(
             let from_sender: i64 =
                 share.query_row(params![env.device_id, sender_user], |r| r.get(0))?;
             let visitors_full = visitor
-                && from_visitors.query_row(params![env.device_id], |r| r.get::<_, i64>(0))?
+                && from_visitors.query_row(params![env.device_id], |r| r.get::<i64>(0))?
                     >= MAX_QUEUED_FROM_VISITORS;
             if from_sender >= MAX_QUEUED_PER_SENDER || visitors_full {
                 return Err(ApiError::new(
@@ -90,14 +91,17 @@ pub fn enqueue(
                     ),
                 ));
             }
-            insert.execute(params![
-                env.device_id,
-                sender_user,
-                sender_device,
-                accepted_at,
-                env.payload
-            ])?;
-            seqs.push(tx.last_insert_rowid());
+            let seq: i64 = insert.query_row(
+                params![
+                    env.device_id,
+                    sender_user,
+                    sender_device,
+                    accepted_at,
+                    env.payload
+                ],
+                |r| r.get(0),
+            )?;
+            seqs.push(seq);
         }
     }
     Ok((accepted_at, seqs))
@@ -105,11 +109,11 @@ pub fn enqueue(
 
 /// Up to `limit` envelopes for `device_id` after `after_seq`, oldest first.
 pub fn pending(
-    conn: &Connection,
+    conn: &Conn,
     device_id: &str,
     after_seq: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<DeliveredEnvelope>> {
+) -> crate::db::Result<Vec<DeliveredEnvelope>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, sender_user, sender_device, accepted_at, payload FROM envelopes
          WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -128,11 +132,7 @@ pub fn pending(
 
 /// Deletes an acknowledged envelope — only the device it was for can do so — and returns
 /// the device that sent it, to be told of the delivery.
-pub fn acknowledge(
-    conn: &Connection,
-    device_id: &str,
-    seq: i64,
-) -> rusqlite::Result<Option<String>> {
+pub fn acknowledge(conn: &Conn, device_id: &str, seq: i64) -> crate::db::Result<Option<String>> {
     conn.query_row(
         "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2 RETURNING sender_device",
         params![seq, device_id],
@@ -144,11 +144,11 @@ pub fn acknowledge(
 /// Whether the retry request for envelope `seq` that `asking_device` made is still queued
 /// for `sender_device` (a resend answers only such a request).
 pub fn retry_requested(
-    conn: &Connection,
+    conn: &Conn,
     sender_device: &str,
     asking_device: &str,
     seq: i64,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM envelopes WHERE device_id = ?1 AND sender_device = ?2 AND payload = ?3)",
         params![sender_device, asking_device, retry_request(seq)],
@@ -161,11 +161,11 @@ pub fn retry_requested(
 /// envelope is). Returns that device, to be woken. A retry request is never answered with
 /// another, so two devices cannot keep asking each other.
 pub fn ask_again(
-    conn: &Connection,
+    conn: &Conn,
     user_id: &str,
     device_id: &str,
     seq: i64,
-) -> rusqlite::Result<Option<String>> {
+) -> crate::db::Result<Option<String>> {
     let deleted: Option<(String, Vec<u8>)> = conn
         .query_row(
             "DELETE FROM envelopes WHERE seq = ?1 AND device_id = ?2 RETURNING sender_device, payload",

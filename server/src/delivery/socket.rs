@@ -155,7 +155,7 @@ async fn run(
             let live: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
                  WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
-                rusqlite::params![token_hash, device, crate::db::now_secs()],
+                crate::params![token_hash, device, crate::db::now_secs()],
                 |r| r.get(0),
             )?;
             Ok::<_, ApiError>(live)

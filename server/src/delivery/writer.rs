@@ -130,12 +130,12 @@ type Replies = Vec<(oneshot::Sender<Stored>, Stored)>;
 type Notices = (Vec<(String, i64)>, Vec<String>);
 
 /// Runs a batch in one transaction. If the commit itself fails, every send in it fails.
-fn write(conn: &mut rusqlite::Connection, batch: Vec<Job>) -> (Replies, Notices) {
+fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
     let mut replies = Vec::new();
     let mut delivered = Vec::new();
     let mut woken = Vec::new();
-    let committed = (|| -> Result<(), rusqlite::Error> {
-        let mut tx = conn.transaction()?;
+    let committed = (|| -> Result<(), crate::db::Error> {
+        let tx = conn.transaction()?;
         for job in batch {
             match job {
                 Job::Enqueue {

@@ -121,7 +121,7 @@ async fn open_session(
     state: &SharedState,
     org_id: String,
     expires_at: i64,
-    user_for: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> ApiResult<sotto_core::protocol::User>
+    user_for: impl FnOnce(&crate::db::Tx<'_>, &str) -> ApiResult<sotto_core::protocol::User>
         + Send
         + 'static,
 ) -> ApiResult<Session> {

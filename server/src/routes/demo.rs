@@ -4,6 +4,7 @@
 
 use super::json::ApiJson;
 use crate::auth::jwt::{OrgAuth, VerifyingKey};
+use crate::db::Conn;
 use crate::directory;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
@@ -12,7 +13,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use jsonwebtoken::{encode, EncodingKey, Header};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -39,11 +39,11 @@ pub fn org(secret: &[u8]) -> OrgAuth {
 }
 
 /// Creates the demo users and @support (bob and carol) unless they exist.
-pub fn seed(conn: &mut Connection) -> Result<(), ApiError> {
+pub fn seed(conn: &mut Conn) -> Result<(), ApiError> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT OR IGNORE INTO orgs (id, name) VALUES (?1, 'Sotto demo')",
-        [DEMO_ORG],
+        "INSERT INTO orgs (id, name) VALUES (?1, 'Sotto demo') ON CONFLICT DO NOTHING",
+        crate::params![DEMO_ORG],
     )?;
     for (id, name) in DEMO_USERS {
         let identity = crate::auth::identity::Identity::Upsert {

@@ -132,7 +132,7 @@ pub async fn store(
 
 /// A resend answers a retry request that is still queued for the sending device, from the
 /// very device it goes to: so only a device that asked gets a message outside a full send.
-fn check_resend(conn: &rusqlite::Connection, req: &SendRequest, seq: i64) -> Result<(), ApiError> {
+fn check_resend(conn: &crate::db::Conn, req: &SendRequest, seq: i64) -> Result<(), ApiError> {
     let [envelope] = req.envelopes.as_slice() else {
         return Err(ApiError::bad_request(
             "bad_resend",
@@ -151,11 +151,7 @@ fn check_resend(conn: &rusqlite::Connection, req: &SendRequest, seq: i64) -> Res
 /// Refuses a send that misses a current device of a recipient or names one that is not
 /// current: the sender must fetch the new lists (and make sessions) and send again, so no
 /// device of a member silently goes without a message.
-fn check_devices(
-    conn: &rusqlite::Connection,
-    org_id: &str,
-    req: &SendRequest,
-) -> Result<(), ApiError> {
+fn check_devices(conn: &crate::db::Conn, org_id: &str, req: &SendRequest) -> Result<(), ApiError> {
     let mut current = BTreeSet::new();
     for user in &req.recipients {
         crate::directory::require_user_in_org(conn, user, org_id)?;

@@ -1,5 +1,6 @@
 //! Shared by the server's integration tests: a real server on a loopback port with its own
-//! SQLite file, an org with one key of each algorithm, and helpers to mint tokens and call
+//! database (a fresh SQLite file; or, when `SOTTO_TEST_POSTGRES` names a PostgreSQL server,
+//! a fresh database there, so the whole suite runs against either backend), an org with one key of each algorithm, and helpers to mint tokens and call
 //! the API over real HTTP and WebSocket.
 #![allow(dead_code)]
 
@@ -9,6 +10,9 @@ use serde_json::{json, Value};
 use sotto_core::identity::{DeviceList, Identity};
 use sotto_core::prekeys::{sign_prekey, PreKeySecret};
 use sotto_server::config::{Config, GroupConfig, KeyConfig, OrgConfig};
+use sotto_server::db::Value as SqlValue;
+pub use sotto_server::db::{Conn, Location, ToValue};
+pub use sotto_server::params;
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,7 +41,7 @@ fn key(kid: &str, alg: &str, file: Option<&str>) -> KeyConfig {
 
 /// [`config`] with clean-up every second (its first sweep runs at start), for tests that
 /// set a scene and wait for the next sweep.
-pub fn sweeping_every_second(db: &Path) -> Config {
+pub fn sweeping_every_second(db: &TestDb) -> Config {
     let mut cfg = config(db);
     cfg.retention = sotto_server::retention::Retention {
         interval_secs: 1,
@@ -46,10 +50,10 @@ pub fn sweeping_every_second(db: &Path) -> Config {
     cfg
 }
 
-pub fn config(db: &Path) -> Config {
+pub fn config(db: &TestDb) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: db.location.clone(),
         static_dir: None,
         allowed_origins: vec![],
         session_max_secs: 12 * 3600,
@@ -58,7 +62,7 @@ pub fn config(db: &Path) -> Config {
         trusted_proxies: vec![],
         retention: Default::default(),
         org_blob_quota_mib: 10 * 1024,
-        blob_store: db.with_extension("blobs"),
+        blob_store: db.blob_dir.clone(),
         max_connections_per_address: 500,
         demo: false,
         orgs: vec![OrgConfig {
@@ -88,7 +92,7 @@ type TestIdentity = ([u8; 64], Vec<String>);
 
 pub struct TestServer {
     pub base: String,
-    pub db_path: PathBuf,
+    pub db: Location,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub http: reqwest::Client,
@@ -98,7 +102,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
-        let db_path = config.database.clone();
+        let db = config.database.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let (addr_tx, addr_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -117,7 +121,7 @@ impl TestServer {
         let addr = addr_rx.await.expect("server did not bind");
         TestServer {
             base: format!("http://{addr}"),
-            db_path,
+            db,
             shutdown: Some(tx),
             task: Some(task),
             http: reqwest::Client::new(),
@@ -246,15 +250,11 @@ impl TestServer {
     }
 
     pub fn user_count(&self) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-            .unwrap()
+        count(&self.db, "SELECT COUNT(*) FROM users", params![])
     }
 
     pub fn queued(&self) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
-            .unwrap()
+        count(&self.db, "SELECT COUNT(*) FROM envelopes", params![])
     }
 
     pub fn ws_url(&self) -> String {
@@ -427,10 +427,126 @@ pub async fn retry(ws: &mut Ws, seq: i64) {
     .unwrap();
 }
 
-pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
+/// The PostgreSQL server the suite runs against instead of SQLite, if any: a URL of a
+/// database on it that the test user may connect to (`postgres://127.0.0.1/test`); each
+/// test gets a database of its own there, dropped when it ends.
+pub const POSTGRES_ENV: &str = "SOTTO_TEST_POSTGRES";
+
+/// A test's own database, and a directory beside it for the blob store.
+pub struct TestDb {
+    pub location: Location,
+    pub blob_dir: PathBuf,
+    /// (the server's URL to connect to for dropping it, the database's name)
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            let _ = on_a_thread(move || {
+                Conn::connect(&Location::Postgres(admin))?
+                    .execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            });
+        }
+    }
+}
+
+/// Runs blocking database work off the async runtime (the PostgreSQL client has its own).
+fn on_a_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("database thread panicked"))
+}
+
+/// A fresh database for one test: a SQLite file in a temporary directory, or a new
+/// database on the server [`POSTGRES_ENV`] names.
+pub fn temp_db() -> (tempfile::TempDir, TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sotto.db");
-    (dir, path)
+    let blob_dir = dir.path().join("sotto.blobs");
+    let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+        let location = Location::Sqlite(dir.path().join("sotto.db"));
+        return (
+            dir,
+            TestDb {
+                location,
+                blob_dir,
+                postgres: None,
+            },
+        );
+    };
+    let name = sotto_server::db::new_id("sotto_test");
+    let created = on_a_thread(|| {
+        Conn::connect(&Location::Postgres(admin.clone()))?
+            .execute_batch(&format!("CREATE DATABASE {name}"))
+    });
+    if let Err(e) = created {
+        panic!(
+            "PostgreSQL is needed for this run ({POSTGRES_ENV}={admin}) but cannot create a \
+             database there: {e}. Start PostgreSQL (Debian: apt install postgresql; \
+             pg_ctlcluster 15 main start) or unset {POSTGRES_ENV} to test on SQLite."
+        );
+    }
+    // The same server and credentials, the new database.
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let base = base.split('?').next().unwrap_or(base).to_owned();
+    let location = Location::Postgres(format!("{base}/{name}"));
+    (
+        dir,
+        TestDb {
+            location,
+            blob_dir,
+            postgres: Some((admin, name)),
+        },
+    )
+}
+
+/// Runs one statement straight on the database, as an operator (or time) would.
+pub fn exec(db: &Location, sql: &str, params: &[&dyn ToValue]) -> usize {
+    let values: Vec<OwnedValue> = params.iter().map(|p| p.to_value().into()).collect();
+    on_a_thread(|| {
+        let refs: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
+        Conn::connect(db)?.execute(sql, &refs)
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The one integer a query returns, read straight from the database.
+pub fn count(db: &Location, sql: &str, params: &[&dyn ToValue]) -> i64 {
+    let values: Vec<OwnedValue> = params.iter().map(|p| p.to_value().into()).collect();
+    on_a_thread(|| {
+        let refs: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
+        Conn::connect(db)?.query_row(sql, &refs, |r| r.get(0))
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A parameter copied, so it can cross to the database thread.
+pub enum OwnedValue {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<SqlValue<'_>> for OwnedValue {
+    fn from(v: SqlValue<'_>) -> Self {
+        match v {
+            SqlValue::Null => OwnedValue::Null,
+            SqlValue::Int(n) => OwnedValue::Int(n),
+            SqlValue::Bool(b) => OwnedValue::Int(i64::from(b)),
+            SqlValue::Text(s) => OwnedValue::Text(s.into()),
+            SqlValue::Blob(b) => OwnedValue::Blob(b.into()),
+        }
+    }
+}
+
+impl ToValue for OwnedValue {
+    fn to_value(&self) -> SqlValue<'_> {
+        match self {
+            OwnedValue::Null => SqlValue::Null,
+            OwnedValue::Int(n) => SqlValue::Int(*n),
+            OwnedValue::Text(s) => SqlValue::Text(s),
+            OwnedValue::Blob(b) => SqlValue::Blob(b),
+        }
+    }
 }
 
 /// Sends `text` as one envelope to each of `to`'s devices, as `from`: (status, body).

@@ -1,18 +1,14 @@
-//! SQLite storage: one file, opened in WAL mode and migrated on start. Every query runs on
-//! tokio's blocking pool, so a slow disk never stalls the async workers: writes (and reads
-//! that must see their own transaction) through [`Db::call`] on the one writing connection,
-//! plain reads through [`Db::read`] on a small pool of read-only connections beside it,
-//! which WAL lets run while the writer commits.
+//! The SQLite backend, the default: one file in WAL mode, `synchronous = FULL`, one
+//! writing connection and a few read-only ones beside it (WAL lets them read what is
+//! committed while the writer works). Its schema steps are numbered by `PRAGMA user_version`.
 
-use rusqlite::{Connection, OpenFlags};
+use super::conn::{Backend, Conn};
+use super::OpenError;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-/// Read-only connections beside the writer.
-const READERS: usize = 4;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how far a file has come.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE users (
@@ -180,173 +176,70 @@ CREATE INDEX blobs_by_age ON blobs (created_at);
 -- what an earlier version stored here, until the server moves it out at start.
 ALTER TABLE blobs ADD COLUMN in_store INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- Emails are matched ignoring case with lower(), which both SQLite and PostgreSQL have.
+DROP INDEX users_by_email;
+CREATE INDEX users_by_email ON users (org_id, lower(email));
+"#,
 ];
 
-#[derive(Clone)]
-pub struct Db {
-    conn: Arc<Mutex<Connection>>,
-    readers: Arc<Vec<Mutex<Connection>>>,
-    /// Which reader a read waits for when all are busy: each in turn.
-    next_reader: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// Why a database cannot be opened.
-#[derive(Debug)]
-pub enum OpenError {
-    Sqlite(rusqlite::Error),
-    /// The file was migrated by a newer sotto-server than this one.
-    Newer {
-        found: i64,
-        known: i64,
-    },
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Sqlite(e) => e.fmt(f),
-            OpenError::Newer { found, known } => write!(
-                f,
-                "its schema is version {found}, written by a newer sotto-server; this one knows \
-                 up to version {known}. Run that newer version (or a later one) on it, or \
-                 restore a backup made for this version"
-            ),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for OpenError {
-    fn from(e: rusqlite::Error) -> Self {
-        OpenError::Sqlite(e)
-    }
-}
-
-impl Db {
-    /// Opens (creating if needed) and migrates the database at `path`. A file that a newer
-    /// server migrated is refused, untouched: this one would misread it.
-    pub fn open(path: &Path) -> Result<Db, OpenError> {
-        let mut conn = Connection::open(path)?;
-        // Before anything else touches the file (even its journal mode).
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if found > known {
-            return Err(OpenError::Newer { found, known });
-        }
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                let r = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                r.busy_timeout(std::time::Duration::from_secs(5))?;
-                Ok(Mutex::new(r))
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
-            readers: Arc::new(readers),
-            next_reader: Default::default(),
-        })
-    }
-
-    /// Runs the read-only `f` on one of the read connections (the first free one, else it
-    /// waits for one, each in turn), beside the writer. It sees everything committed before it began.
-    pub async fn read<T, E>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: Send + 'static + From<rusqlite::Error>,
-    {
-        let readers = self.readers.clone();
-        let turn = self
-            .next_reader
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % readers.len();
-        tokio::task::spawn_blocking(move || {
-            let guard = readers
-                .iter()
-                .find_map(|r| r.try_lock().ok())
-                .unwrap_or_else(|| readers[turn].lock().unwrap_or_else(|p| p.into_inner()));
-            f(&guard)
-        })
-        .await
-        .expect("database task panicked")
-    }
-
-    /// Runs `f` with the connection on the blocking pool.
-    pub async fn call<T, E>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: Send + 'static + From<rusqlite::Error>,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .expect("database task panicked")
-    }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+/// Opens (creating if needed) and migrates the file at `path`: the writer and `readers`
+/// read-only connections. A file that a newer server migrated is refused, untouched: this
+/// one would misread it.
+pub(super) fn open(path: &Path, readers: usize) -> Result<(Conn, Vec<Conn>), OpenError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Before anything else touches the file (even its journal mode).
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(OpenError::Newer {
-            found: current,
-            known,
-        });
+    if found > known {
+        return Err(OpenError::Newer { found, known });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    let readers = (0..readers)
+        .map(|_| {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            r.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(Conn::new(Backend::Sqlite(r)))
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((Conn::new(Backend::Sqlite(conn)), readers))
+}
+
+/// Applies the steps this file lacks, each in its own immediate transaction that reads
+/// the version again once it holds the lock: two servers opening a new file together
+/// then take turns instead of both creating the same tables.
+fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let known = MIGRATIONS.len() as i64;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current > known {
+            return Err(OpenError::Newer {
+                found: current,
+                known,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
+        tracing::info!(version = current + 1, "database migrated");
     }
-    Ok(())
-}
-
-/// Unix seconds now.
-pub fn now_secs() -> i64 {
-    now_millis() / 1000
-}
-
-/// Unix milliseconds now.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A random identifier with a readable prefix, e.g. `u_3f9a…` (128 bits of randomness).
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("no random source");
-    let mut out = String::with_capacity(prefix.len() + 33);
-    out.push_str(prefix);
-    out.push('_');
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
 
     #[test]
     fn a_database_from_a_newer_server_is_refused_untouched() {
@@ -379,49 +272,5 @@ mod tests {
             )
             .unwrap();
         assert!(!ours, "no migration ran on it");
-    }
-
-    /// A read does not wait for the writer: it finishes while a write is still running.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_go_on_beside_a_running_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("sotto.db")).unwrap();
-        db.call(|c| c.execute("INSERT INTO orgs (id, name) VALUES ('o', 'Org')", []))
-            .await
-            .unwrap();
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started, writing) = tokio::sync::oneshot::channel::<()>();
-        let writer = {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.call(move |c| {
-                    let tx = c.transaction()?;
-                    tx.execute("UPDATE orgs SET name = 'Renamed' WHERE id = 'o'", [])?;
-                    let _ = started.send(());
-                    let _ = held.recv();
-                    tx.commit()
-                })
-                .await
-            })
-        };
-        writing.await.unwrap();
-        let name: String = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            db.read(|c| c.query_row("SELECT name FROM orgs WHERE id = 'o'", [], |r| r.get(0))),
-        )
-        .await
-        .expect("the read did not wait for the writer")
-        .unwrap();
-        assert_eq!(
-            name, "Org",
-            "a read sees what was committed, not a write in progress"
-        );
-        release.send(()).unwrap();
-        writer.await.unwrap().unwrap();
-        let name: String = db
-            .read(|c| c.query_row("SELECT name FROM orgs WHERE id = 'o'", [], |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(name, "Renamed", "and the commit once it is done");
     }
 }
