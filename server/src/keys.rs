@@ -33,27 +33,21 @@ fn may_take_one_time_prekey(
     claimer: &str,
     device_id: &str,
 ) -> crate::db::Result<bool> {
-    let now = now_secs();
-    let row: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT window_start, count FROM prekey_claims WHERE claimer = ?1 AND device_id = ?2",
-            params![claimer, device_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (start, count) = match row {
-        Some((start, count)) if now - start < 3600 => (start, count),
-        _ => (now, 0),
-    };
-    if count >= OTPK_CLAIMS_PER_HOUR {
-        return Ok(false);
-    }
-    conn.execute(
-        "INSERT INTO prekey_claims (claimer, device_id, window_start, count) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (claimer, device_id) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
-        params![claimer, device_id, start, count + 1],
+    // Counted and read back in one statement, so claims on several nodes at once cannot
+    // each see room for one more. Past the share the count goes on rising (harmlessly)
+    // until the hour is up.
+    let count: i64 = conn.query_row(
+        "INSERT INTO prekey_claims (claimer, device_id, window_start, count) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (claimer, device_id) DO UPDATE SET
+           window_start = CASE WHEN prekey_claims.window_start <= ?3 - 3600
+                          THEN ?3 ELSE prekey_claims.window_start END,
+           count = CASE WHEN prekey_claims.window_start <= ?3 - 3600
+                   THEN 1 ELSE prekey_claims.count + 1 END
+         RETURNING count",
+        params![claimer, device_id, now_secs()],
+        |r| r.get(0),
     )?;
-    Ok(true)
+    Ok(count <= OTPK_CLAIMS_PER_HOUR)
 }
 /// The user's current devices: those their signed list names that the server still holds.
 pub fn current_devices(conn: &Conn, user_id: &str) -> crate::db::Result<Vec<String>> {
@@ -289,8 +283,21 @@ pub fn claim_bundles(
         };
         let one_time: Option<(u32, Vec<u8>)> = if may_take_one_time_prekey(&tx, claimer, device_id)?
         {
+            // Taken by the statement that picks it, so each key goes out once even when
+            // nodes claim from one device at the same moment (PostgreSQL's claimers skip a
+            // key another has locked rather than both taking it).
+            let lock = if tx.is_postgres() {
+                "FOR UPDATE SKIP LOCKED"
+            } else {
+                ""
+            };
             tx.query_row(
-                "SELECT key_id, public_key FROM one_time_prekeys WHERE device_id = ?1 ORDER BY key_id LIMIT 1",
+                &format!(
+                    "DELETE FROM one_time_prekeys WHERE device_id = ?1 AND key_id =
+                       (SELECT key_id FROM one_time_prekeys WHERE device_id = ?1
+                        ORDER BY key_id LIMIT 1 {lock})
+                     RETURNING key_id, public_key"
+                ),
                 params![device_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -299,10 +306,6 @@ pub fn claim_bundles(
             None
         };
         if let Some((id, public)) = one_time {
-            tx.execute(
-                "DELETE FROM one_time_prekeys WHERE device_id = ?1 AND key_id = ?2",
-                params![device_id, id],
-            )?;
             // Told once, as the stock falls below the mark, not after every claim.
             let remaining = prekey_count(&tx, device_id)?;
             if remaining == PREKEYS_LOW - 1 || remaining == 0 {

@@ -168,13 +168,15 @@ pub fn take(
 ) -> Result<LinkRequest, ApiError> {
     let mut request = asked_by(conn, user_id, session_hash, id)?.request;
     match request.status.as_str() {
-        "approved" => {
-            conn.execute(
-                "UPDATE link_requests SET status = 'consumed', sealed = NULL WHERE id = ?1",
+        // Consumed by the statement that checks it, so that two takes at once (on two
+        // nodes) cannot both receive the approval.
+        "approved"
+            if conn.execute(
+                "UPDATE link_requests SET status = 'consumed', sealed = NULL
+                 WHERE id = ?1 AND status = 'approved'",
                 params![id],
-            )?;
-        }
-        "consumed" => {
+            )? == 1 => {}
+        "approved" | "consumed" => {
             return Err(ApiError::new(
                 StatusCode::GONE,
                 "link_used",
@@ -269,10 +271,13 @@ pub fn answer(
                     "only the browser that answered this request may approve it",
                 ));
             }
-            conn.execute(
+            let changed = conn.execute(
                 "UPDATE link_requests SET status = 'approved', sealed = ?1 WHERE id = ?2 AND status = 'revealed'",
                 params![a.sealed, id],
             )?;
+            if changed == 0 {
+                return Err(out_of_order("revealed"));
+            }
             "approved"
         }
         None => {

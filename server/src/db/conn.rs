@@ -189,7 +189,13 @@ impl Conn {
     pub fn transaction(&self) -> Result<Tx<'_>> {
         let depth = self.depth.get();
         if depth == 0 {
-            self.execute_batch("BEGIN")?;
+            // SQLite takes the write lock at once: a transaction that read first and then
+            // found another process writing could only fail, not wait (two nodes or a tool
+            // on one file). PostgreSQL locks rows as it goes.
+            self.execute_batch(match self.backend {
+                Backend::Sqlite(_) => "BEGIN IMMEDIATE",
+                Backend::Postgres(_) => "BEGIN",
+            })?;
         } else {
             self.execute_batch(&format!("SAVEPOINT sp{depth}"))?;
         }
