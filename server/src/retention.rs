@@ -206,6 +206,8 @@ fn expire_envelopes(
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    // The notices' queues in one order, before any is written (see `queue::lock_queues`).
+    crate::delivery::queue::lock_queues(tx, notices.keys().map(|(s, _, _)| s.as_str()))?;
     for ((sender_device, recipient_user, recipient_device), seqs) in &notices {
         for chunk in seqs.chunks(MAX_SEQS_PER_EXPIRED_NOTICE) {
             let (queued, from_them): (i64, i64) = room

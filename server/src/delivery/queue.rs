@@ -21,8 +21,9 @@ pub const MAX_QUEUED_FROM_VISITORS: i64 = 2_000;
 
 /// Stores every envelope of one send (checking each recipient device and its queue's
 /// limit) in the caller's transaction or savepoint, which the caller commits — or rolls
-/// back if this fails, so a send is stored all or none. Returns the acceptance time and
-/// each envelope's sequence number, in the order given.
+/// back if this fails, so a send is stored all or none. The caller has locked the
+/// recipients' queues ([`lock_queues`]). Returns the acceptance time and each envelope's
+/// sequence number, in the order given.
 pub fn enqueue(
     tx: &Conn,
     org: &str,
@@ -105,6 +106,40 @@ pub fn enqueue(
         }
     }
     Ok((accepted_at, seqs))
+}
+
+/// Locks the queues of `devices` (their device rows, in sorted order, so that two
+/// transactions never wait for each other) until the transaction ends. With several nodes
+/// on one PostgreSQL database this makes envelopes for one device commit in the order of
+/// their seqs, so a socket that has read seq n has seen every seq below it and reads on
+/// after n without missing one. SQLite has one writer at a time, so there it does nothing.
+pub fn lock_queues<'a>(
+    tx: &Conn,
+    devices: impl IntoIterator<Item = &'a str>,
+) -> crate::db::Result<()> {
+    if !tx.is_postgres() {
+        return Ok(());
+    }
+    let sorted: std::collections::BTreeSet<&str> = devices.into_iter().collect();
+    for device in sorted {
+        tx.query_map(
+            "SELECT 1 FROM devices WHERE id = ?1 FOR NO KEY UPDATE",
+            params![device],
+            |_| Ok(()),
+        )?
+        .for_each(drop);
+    }
+    Ok(())
+}
+
+/// The device that sent envelope `seq` to `device_id`, if it is still queued.
+pub fn sender_of(conn: &Conn, device_id: &str, seq: i64) -> crate::db::Result<Option<String>> {
+    conn.query_row(
+        "SELECT sender_device FROM envelopes WHERE seq = ?1 AND device_id = ?2",
+        params![seq, device_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Up to `limit` envelopes for `device_id` after `after_seq`, oldest first.
@@ -192,6 +227,8 @@ pub fn ask_again(
     if queued.is_none_or(|n| n >= MAX_QUEUED_PER_DEVICE) {
         return Ok(None);
     }
+    // Usually locked already by the writer, which looked the sender up first.
+    lock_queues(conn, [sender.as_str()])?;
     conn.execute(
         "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5)",

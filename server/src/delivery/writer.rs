@@ -136,6 +136,24 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
     let mut woken = Vec::new();
     let committed = (|| -> Result<(), crate::db::Error> {
         let tx = conn.transaction()?;
+        // Every queue this batch writes to, locked up front in one order (see
+        // `queue::lock_queues`): the sends' recipients and the senders that retry
+        // requests go to.
+        if tx.is_postgres() {
+            let mut queues: Vec<String> = Vec::new();
+            for job in &batch {
+                match job {
+                    Job::Enqueue { envelopes, .. } => {
+                        queues.extend(envelopes.iter().map(|e| e.device_id.clone()))
+                    }
+                    Job::Retry { device_id, seq, .. } => {
+                        queues.extend(queue::sender_of(&tx, device_id, *seq)?)
+                    }
+                    Job::Ack { .. } => {}
+                }
+            }
+            queue::lock_queues(&tx, queues.iter().map(String::as_str))?;
+        }
         for job in batch {
             match job {
                 Job::Enqueue {
