@@ -17,8 +17,8 @@ cargo clippy -p sotto --target wasm32-unknown-unknown --all-targets -- -D warnin
 echo "== native tests (core, server)"
 cargo test --workspace
 
-echo "== the server's tests again, on PostgreSQL (each test in a database of its own)"
-scripts/postgres-tests.sh
+echo "== the server's tests again on PostgreSQL, and the cluster tests with NATS"
+scripts/service-tests.sh
 
 echo "== fuzzing: every parser of network and file input, 10 seconds each (scripts/fuzz.sh)"
 scripts/fuzz.sh 10

@@ -24,6 +24,10 @@ pub struct Cli {
     /// PostgreSQL URL (`postgres://user@host/db`), for several nodes sharing one database.
     #[arg(long, env = "SOTTO_DATABASE")]
     pub database: Option<String>,
+    /// NATS URL (`nats://host:4222`) of the bus that nodes sharing one database use to
+    /// wake each other's sockets. Default: none (one node).
+    #[arg(long, env = "SOTTO_BUS")]
+    pub bus: Option<String>,
     /// Directory whose `www/` (at /), `pkg/` (at /pkg) and `examples/` (at /examples) to serve.
     #[arg(long, env = "SOTTO_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -47,6 +51,11 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// A SQLite file path or a `postgres://` URL.
     pub database: Option<String>,
+    /// NATS URL of the bus between nodes.
+    pub bus: Option<String>,
+    /// With a bus: how often each node looks for queued envelopes of the devices connected
+    /// to it, in case a wake-up was lost (default 2).
+    pub bus_sweep_secs: Option<u64>,
     pub static_dir: Option<PathBuf>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -133,6 +142,10 @@ pub struct GroupConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub database: crate::db::Location,
+    /// The bus between nodes (NATS), when several share the database.
+    pub bus: Option<String>,
+    /// How often a node on the bus sweeps its connected devices' queues.
+    pub bus_sweep: std::time::Duration,
     pub static_dir: Option<PathBuf>,
     pub allowed_origins: Vec<String>,
     pub session_max_secs: i64,
@@ -181,6 +194,12 @@ impl Config {
                 crate::db::Location::Postgres(_) => PathBuf::from("sotto.blobs"),
             }),
             database,
+            bus: cli.bus.or(file.bus),
+            bus_sweep: std::time::Duration::from_secs(
+                file.bus_sweep_secs
+                    .unwrap_or(crate::delivery::bus::SWEEP_EVERY.as_secs())
+                    .max(1),
+            ),
             static_dir: cli.static_dir.or(file.static_dir),
             allowed_origins,
             session_max_secs: file.session_max_secs.unwrap_or(12 * 3600),
@@ -243,6 +262,14 @@ impl Config {
             return Err("retention_interval_secs must be between 1 and 604800".into());
         }
         Ok(())
+    }
+}
+
+/// A URL without the user and password in it, for logs and messages.
+pub fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
     }
 }
 

@@ -97,6 +97,9 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     .await
     .map_err(|e| e.message)?;
     let registry = Arc::new(delivery::registry::Registry::default());
+    if let Some(url) = &config.bus {
+        delivery::bus::start(url, registry.clone(), db.clone(), config.bus_sweep).await?;
+    }
     let writer = delivery::writer::Writer::start(db.clone(), registry.clone());
     Ok(Arc::new(AppState {
         auth_limiter: RateLimiter::new(config.auth_rate_per_minute, "sign-in attempts"),

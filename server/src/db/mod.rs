@@ -43,12 +43,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "{}", p.display()),
-            Location::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme), Some(at)) if at > scheme => {
-                    write!(f, "{}://…{}", &url[..scheme], &url[at..])
-                }
-                _ => f.write_str(url),
-            },
+            Location::Postgres(url) => f.write_str(&crate::config::without_credentials(url)),
         }
     }
 }

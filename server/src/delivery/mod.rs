@@ -1,7 +1,9 @@
 //! Store-and-forward delivery of sealed envelopes: [`queue`] keeps them in the database until
 //! acknowledged, [`writer`] commits its hot writes in groups, [`registry`] knows which
-//! devices are connected, and [`socket`] runs one device's WebSocket.
+//! devices are connected, [`bus`] carries its notices to the other nodes, and [`socket`]
+//! runs one device's WebSocket.
 
+pub mod bus;
 pub mod queue;
 pub mod registry;
 pub mod socket;

@@ -2,6 +2,7 @@
 //! connection then reads its queue from the database, so order and durability come from one
 //! place (the queue) and a wake-up can never carry a stale or out-of-order envelope.
 
+use super::bus::{Bus, Notice};
 use crate::error::ApiError;
 use sotto_core::protocol::ServerFrame;
 use std::collections::HashMap;
@@ -30,6 +31,9 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 500;
 #[derive(Default)]
 pub struct Registry {
     connections: Mutex<Connections>,
+    /// The other nodes, when there are any: each notice for a device or session is also
+    /// published there, for the sockets they hold.
+    bus: std::sync::OnceLock<Bus>,
     next_id: AtomicU64,
     /// Open sockets per user and per client address, for the limits above.
     admitted: Mutex<(HashMap<String, usize>, HashMap<String, usize>)>,
@@ -121,8 +125,27 @@ impl Registry {
         }
     }
 
-    /// Tells every connection of `device_id` that its queue has grown.
+    /// From now on, every notice also goes to the other nodes (see `bus.rs`).
+    pub fn attach_bus(&self, bus: Bus) {
+        let _ = self.bus.set(bus);
+    }
+
+    fn publish(&self, notice: impl FnOnce() -> Notice) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish(notice());
+        }
+    }
+
+    /// Tells every connection of `device_id`, on every node, that its queue has grown.
     pub fn wake(&self, device_id: &str) {
+        self.wake_here(device_id);
+        self.publish(|| Notice::Wake {
+            device: device_id.to_owned(),
+        });
+    }
+
+    /// [`Registry::wake`] for this node's connections only.
+    pub fn wake_here(&self, device_id: &str) {
         if let Some(conns) = self.lock().get(device_id) {
             for c in conns {
                 c.notify.notify_one();
@@ -130,8 +153,16 @@ impl Registry {
         }
     }
 
-    /// Sends `frame` on every open connection of `device_id`.
+    /// Sends `frame` on every open connection of `device_id`, on every node.
     pub fn push(&self, device_id: &str, frame: &ServerFrame) {
+        self.push_here(device_id, frame);
+        self.publish(|| Notice::Push {
+            device: device_id.to_owned(),
+            frame: frame.clone(),
+        });
+    }
+
+    fn push_here(&self, device_id: &str, frame: &ServerFrame) {
         if let Some(conns) = self.lock().get(device_id) {
             for c in conns {
                 let _ = c.frames.send(frame.clone());
@@ -139,19 +170,62 @@ impl Registry {
         }
     }
 
-    /// Ends every connection of `device_id` (removed): each says `code` and closes.
+    /// Ends every connection of `device_id` (removed), on every node: each says `code`
+    /// and closes.
     pub fn end_device(&self, device_id: &str, code: &str, message: &str) {
-        self.push(device_id, &closing(code, message));
+        self.push_here(device_id, &closing(code, message));
+        self.publish(|| Notice::EndDevice {
+            device: device_id.to_owned(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
     }
 
-    /// Ends every connection signed in with the session `session_hash` (signed out).
+    /// Ends every connection signed in with the session `session_hash` (signed out), on
+    /// every node.
     pub fn end_session(&self, session_hash: &[u8], code: &str, message: &str) {
+        self.end_session_here(session_hash, code, message);
+        self.publish(|| Notice::EndSession {
+            session_hash: sotto_core::b64::encode(session_hash),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    fn end_session_here(&self, session_hash: &[u8], code: &str, message: &str) {
         let frame = closing(code, message);
         for conns in self.lock().values() {
             for c in conns.iter().filter(|c| c.session_hash == session_hash) {
                 let _ = c.frames.send(frame.clone());
             }
         }
+    }
+
+    /// What another node said, for the connections this node holds.
+    pub fn apply(&self, notice: Notice) {
+        match notice {
+            Notice::Wake { device } => self.wake_here(&device),
+            Notice::Push { device, frame } => self.push_here(&device, &frame),
+            Notice::EndDevice {
+                device,
+                code,
+                message,
+            } => self.push_here(&device, &closing(&code, &message)),
+            Notice::EndSession {
+                session_hash,
+                code,
+                message,
+            } => {
+                if let Ok(hash) = sotto_core::b64::decode(&session_hash) {
+                    self.end_session_here(&hash, &code, &message);
+                }
+            }
+        }
+    }
+
+    /// The devices with a connection on this node.
+    pub fn devices(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
     }
 
     /// How many connections are open.

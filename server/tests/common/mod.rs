@@ -54,6 +54,8 @@ pub fn config(db: &TestDb) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: db.location.clone(),
+        bus: None,
+        bus_sweep: sotto_server::delivery::bus::SWEEP_EVERY,
         static_dir: None,
         allowed_origins: vec![],
         session_max_secs: 12 * 3600,
@@ -566,4 +568,26 @@ pub async fn send(server: &TestServer, from: &Member, to: &[&Member], text: &str
             }),
         )
         .await
+}
+
+/// The NATS server the cluster tests use as the nodes' bus (`nats://127.0.0.1:4222`).
+pub const NATS_ENV: &str = "SOTTO_TEST_NATS";
+
+/// The bus URL for a cluster test, or a panic that says what is missing.
+pub fn nats_url() -> String {
+    std::env::var(NATS_ENV).unwrap_or_else(|_| {
+        panic!(
+            "this test needs NATS: set {NATS_ENV}=nats://127.0.0.1:4222 (Debian: apt install \
+             nats-server; nats-server -js). scripts/service-tests.sh sets it when one answers."
+        )
+    })
+}
+
+/// [`config`] for a node of a cluster: the shared database, the bus, and clean-up of
+/// the connected devices' queues every `sweep_secs`.
+pub fn node_config(db: &TestDb, sweep_secs: u64) -> Config {
+    let mut cfg = config(db);
+    cfg.bus = Some(nats_url());
+    cfg.bus_sweep = std::time::Duration::from_secs(sweep_secs);
+    cfg
 }

@@ -1,0 +1,165 @@
+//! The bus between nodes, for a site that runs several sotto-servers on one database: what
+//! a node would tell a socket it holds (a queue grew, a frame to push, a session or device
+//! that ended) it also publishes on NATS, and every other node does the same for the
+//! sockets it holds. The database stays the source of truth: a notice that is lost (a
+//! node restarting, the bus down) only delays a delivery, because each node also sweeps
+//! the queues of the devices connected to it every few seconds.
+//!
+//! Anyone who can publish on the bus can push frames to sockets and close them: keep NATS
+//! on a private network, with credentials in its URL.
+
+use super::registry::Registry;
+use crate::db::Db;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sotto_core::protocol::ServerFrame;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The one subject every node publishes on and listens to.
+pub const SUBJECT: &str = "sotto.v1.notices";
+/// How often each node looks for queued envelopes of the devices connected to it, by
+/// default (`bus_sweep_secs`).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Devices looked up per sweep query.
+const SWEEP_CHUNK: usize = 500;
+
+/// What one node tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// `device`'s queue has grown.
+    Wake { device: String },
+    /// A frame for every socket of `device`.
+    Push { device: String, frame: ServerFrame },
+    /// `device` was removed: its sockets say `code` and close.
+    EndDevice {
+        device: String,
+        code: String,
+        message: String,
+    },
+    /// The session with this token hash (base64) ended: its sockets say `code` and close.
+    EndSession {
+        session_hash: String,
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    /// The node that published it, which ignores its own notices.
+    from: String,
+    notice: Notice,
+}
+
+/// A node's way onto the bus: notices go out in the order they were made.
+pub struct Bus {
+    node: String,
+    outgoing: mpsc::UnboundedSender<bytes::Bytes>,
+}
+
+impl Bus {
+    pub fn publish(&self, notice: Notice) {
+        let wire = Wire {
+            from: self.node.clone(),
+            notice,
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(bytes) => {
+                let _ = self.outgoing.send(bytes.into());
+            }
+            Err(e) => tracing::error!(error = %e, "bus notice not encoded"),
+        }
+    }
+}
+
+/// Connects to NATS at `url`, starts publishing `registry`'s notices, delivering other
+/// nodes' notices to the sockets `registry` holds, and sweeping their queues.
+pub async fn start(
+    url: &str,
+    registry: Arc<Registry>,
+    db: Db,
+    sweep_every: Duration,
+) -> Result<(), String> {
+    let node = crate::db::new_id("node");
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("sotto-server {node}"))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach the bus {}: {e}",
+                crate::config::without_credentials(url)
+            )
+        })?;
+    let mut incoming = client
+        .subscribe(SUBJECT)
+        .await
+        .map_err(|e| format!("cannot subscribe on the bus: {e}"))?;
+    // Make sure the subscription is in place before this node serves anyone.
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("the bus does not answer: {e}"))?;
+    let (outgoing, mut to_send) = mpsc::unbounded_channel::<bytes::Bytes>();
+    tokio::spawn(async move {
+        while let Some(payload) = to_send.recv().await {
+            if let Err(e) = client.publish(SUBJECT, payload).await {
+                tracing::warn!(error = %e, "bus notice not published");
+            }
+        }
+    });
+    {
+        let registry = registry.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            while let Some(message) = incoming.next().await {
+                match serde_json::from_slice::<Wire>(&message.payload) {
+                    Ok(wire) if wire.from != node => registry.apply(wire.notice),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable bus notice"),
+                }
+            }
+        });
+    }
+    tokio::spawn(sweep(db, registry.clone(), sweep_every));
+    registry.attach_bus(Bus { node, outgoing });
+    tracing::info!(bus = %crate::config::without_credentials(url), subject = SUBJECT, "joined the bus");
+    Ok(())
+}
+
+/// Every `period`, wakes the connected devices that have envelopes queued, so a notice
+/// that never came delays a delivery by seconds and loses nothing.
+async fn sweep(db: Db, registry: Arc<Registry>, period: Duration) {
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        for chunk in registry.devices().chunks(SWEEP_CHUNK) {
+            let chunk = chunk.to_vec();
+            let waiting = db
+                .read(move |conn| {
+                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+                    let params: Vec<&dyn crate::db::ToValue> =
+                        chunk.iter().map(|d| d as &dyn crate::db::ToValue).collect();
+                    conn.query_map(
+                        &format!(
+                            "SELECT DISTINCT device_id FROM envelopes WHERE device_id IN ({})",
+                            marks.join(", ")
+                        ),
+                        &params,
+                        |r| r.get::<String>(0),
+                    )?
+                    .collect::<crate::db::Result<Vec<String>>>()
+                })
+                .await;
+            match waiting {
+                Ok(devices) => devices.iter().for_each(|d| registry.wake_here(d)),
+                Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Two nodes on one database with NATS between them (two servers in this process, each
+//! with its own sockets): what one node would tell a socket reaches the sockets the other
+//! holds — wake-ups, delivered receipts, device-list changes, sign-outs — and a wake-up
+//! that never came only delays a delivery until the next sweep.
+//!
+//! They need NATS, so they are ignored in a plain `cargo test`; scripts/service-tests.sh
+//! runs them (on PostgreSQL, with `SOTTO_TEST_NATS`) whenever NATS answers.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn payload_text(frame: &serde_json::Value) -> String {
+    let bytes = sotto_core::b64::decode(frame["payload"].as_str().unwrap()).unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Bob's socket is on node A; Alice sends through node B and Carol through A, at the same
+/// time. With no sweep to fall back on, the bus alone wakes Bob: he gets every envelope
+/// once, in the order of their seqs, each sender's in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_socket_on_one_node_gets_in_order_what_senders_on_both_send() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let alice = b.user_with_device("alice", [1; 32]).await;
+    let carol = a.user_with_device("carol", [3; 32]).await;
+    let mut bob_ws = connect(&a, &bob).await;
+    const EACH: usize = 30;
+    let to = &bob;
+    let sends = |node: &'static str, server, from| async move {
+        for i in 0..EACH {
+            let (status, body) = send(server, from, &[to], &format!("{node} {i}")).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let (sa, sb): (&TestServer, &TestServer) = (&a, &b);
+    tokio::join!(sends("b", sb, &alice), sends("a", sa, &carol));
+    let mut last_seq = 0;
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < 2 * EACH {
+        let frame = next_of_type(&mut bob_ws, "envelope").await;
+        let seq = frame["seq"].as_i64().unwrap();
+        assert!(seq > last_seq, "seq {seq} after {last_seq}");
+        last_seq = seq;
+        got.push(payload_text(&frame));
+        ack(&mut bob_ws, seq).await;
+    }
+    for node in ["a", "b"] {
+        let theirs: Vec<&String> = got.iter().filter(|t| t.starts_with(node)).collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("{node} {i}")).collect();
+        assert_eq!(theirs, sent.iter().collect::<Vec<_>>(), "in the order sent");
+    }
+    assert!(silent_for(&mut bob_ws, 300).await, "and nothing twice");
+    // Alone now, with no send on A to wake Bob by chance: only the bus can.
+    for i in 0..3 {
+        let (status, body) = send(&b, &alice, &[&bob], &format!("alone {i}")).await;
+        assert_eq!(status, 200, "{body}");
+        let frame = next_of_type(&mut bob_ws, "envelope").await;
+        assert_eq!(payload_text(&frame), format!("alone {i}"));
+        ack(&mut bob_ws, frame["seq"].as_i64().unwrap()).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Receipts, device-list changes and sign-outs are pushed by the node that sees them to
+/// sockets on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn receipts_device_changes_and_sign_outs_cross_nodes() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    let alice = a.user_with_device("alice", [1; 32]).await;
+    let bob = b.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&a, &alice).await;
+    let mut bob_ws = connect(&b, &bob).await;
+
+    // Alice (on A) sends; Bob (on B) acknowledges; Alice hears "delivered" on A.
+    let (status, body) = send(&a, &alice, &[&bob], "hello").await;
+    assert_eq!(status, 200, "{body}");
+    let seq = body["seqs"][0].as_i64().unwrap();
+    let frame = next_of_type(&mut bob_ws, "envelope").await;
+    assert_eq!(frame["seq"], seq);
+    ack(&mut bob_ws, seq).await;
+    let delivered = next_of_type(&mut alice_ws, "delivered").await;
+    assert_eq!(delivered["seq"], seq);
+
+    // Bob adds a second device through A: his socket on B hears his list changed.
+    let (status, dev) = a
+        .post(
+            "/v1/devices",
+            Some(&bob.token),
+            json!({ "public_key": sotto_core::b64::encode(&[9u8; 32]) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{dev}");
+    let second = Member {
+        token: bob.token.clone(),
+        user_id: bob.user_id.clone(),
+        device_id: dev["id"].as_str().unwrap().to_owned(),
+    };
+    // The identity helper lives with the node that made Bob's first list.
+    b.publish_device(&second).await;
+    let changed = next_of_type(&mut bob_ws, "devices_changed").await;
+    assert_eq!(changed["user_id"], bob.user_id);
+
+    // Alice signs out through B: her socket on A is told and closed at once.
+    let (status, _) = b
+        .post("/v1/auth/logout", Some(&alice.token), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let ended = next_frame(&mut alice_ws).await;
+    assert_eq!(ended["type"], "error");
+    assert_eq!(ended["code"], "session_revoked");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// An envelope that arrives with no wake-up at all (here written straight into the
+/// database, as a node that died between its commit and its notice would leave it)
+/// reaches the socket at the next sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_lost_wake_up_only_delays_a_delivery_until_the_sweep() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 1)).await;
+    let alice = a.user_with_device("alice", [1; 32]).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&a, &bob).await;
+    exec(
+        &a.db,
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            bob.device_id,
+            alice.user_id,
+            alice.device_id,
+            now_millis(),
+            b"unannounced".to_vec()
+        ],
+    );
+    let frame = next_of_type(&mut bob_ws, "envelope").await;
+    assert_eq!(payload_text(&frame), "unannounced");
+    a.stop().await;
+}
