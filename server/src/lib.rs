@@ -115,6 +115,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         registry,
         writer,
         demo_secret,
+        draining: tokio::sync::watch::channel(false).0,
     }))
 }
 
@@ -219,7 +220,13 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
-/// A server bound to its address and running until `shutdown` resolves.
+/// How long a stopping server waits for its connections to finish before it exits anyway.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A server bound to its address and running until `shutdown` resolves. Then it stops
+/// taking connections, tells every socket it is going away (clients reconnect, to another
+/// node behind a load balancer), lets requests in progress finish, and commits every send
+/// it accepted before it returns.
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -258,11 +265,31 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(
+    let draining = state.draining.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("stopping: sockets are told to reconnect elsewhere");
+        draining.send_replace(true);
+    };
+    let mut stopping = state.draining.subscribe();
+    let served = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| e.to_string())
+    .with_graceful_shutdown(shutdown);
+    let served = std::future::IntoFuture::into_future(served);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = &mut served => result.map_err(|e| e.to_string()),
+        _ = async {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        } => {
+            tracing::warn!("connections still open after {DRAIN_LIMIT:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    // Every send accepted so far is committed before the process goes.
+    state.writer.flush().await;
+    result
 }

@@ -27,6 +27,9 @@ pub struct AppState {
     pub link_limiter: RateLimiter,
     /// Present only in `--demo` mode: the secret that /demo/jwt signs with.
     pub demo_secret: Option<Vec<u8>>,
+    /// Becomes true when the server is stopping: sockets say "going away" and close, so
+    /// their clients reconnect to another node.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -510,3 +510,70 @@ async fn a_session_that_floods_sends_is_slowed_alone() {
     assert_eq!(server.queued(), 3, "the refused send stored nothing");
     assert_eq!(send(&server, &bob, &[&alice], "bob is fine").await.0, 200);
 }
+
+/// A stopping server tells its sockets it is going away (1001, so clients reconnect to
+/// another node), and every send it answered is in the database afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_says_going_away_and_keeps_what_it_accepted() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    let location = server.db.clone();
+    // Sends race the stop: each answered one must be kept.
+    let http = server.http.clone();
+    let (base, token, from, to, user) = (
+        server.base.clone(),
+        alice.token.clone(),
+        alice.device_id.clone(),
+        bob.device_id.clone(),
+        bob.user_id.clone(),
+    );
+    let sends = tokio::spawn(async move {
+        let mut accepted = 0;
+        for i in 0..200 {
+            let body = json!({
+                "sender_device": from,
+                "recipients": [user],
+                "envelopes": [{ "device_id": to, "payload": sotto_core::b64::encode(format!("m{i}").as_bytes()) }],
+            });
+            match http
+                .post(format!("{base}/v1/envelopes"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => accepted += 1,
+                _ => break,
+            }
+        }
+        accepted
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let stopped = tokio::spawn(server.stop());
+    let close = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), bob_ws.next())
+            .await
+            .expect("the socket was told within 10 s")
+        {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.expect("a close frame").code, CloseCode::Away);
+    tokio::time::timeout(std::time::Duration::from_secs(20), stopped)
+        .await
+        .expect("the server stopped")
+        .unwrap();
+    let accepted = sends.await.unwrap();
+    assert!(accepted > 0, "some sends got in before the stop");
+    assert_eq!(
+        count(&location, "SELECT COUNT(*) FROM envelopes", params![]),
+        accepted,
+        "every answered send is stored"
+    );
+}

@@ -11,6 +11,7 @@
 //! 4. The server pings every 30 s and closes a connection silent for 75 s.
 //! 5. When the session expires, is signed out (`session_revoked`) or the device is removed
 //!    (`device_removed`), the server says `error` and closes at once.
+//! 6. When the server stops, it closes with 1001 "going away"; clients reconnect.
 
 use super::queue;
 use super::registry::ConnectionPermit;
@@ -19,7 +20,7 @@ use crate::auth::session::{self, AuthUser};
 use crate::error::ApiError;
 use crate::origin::origin_allowed;
 use crate::state::SharedState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -212,8 +213,16 @@ async fn run(
     tokio::pin!(expiry);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
+    let mut draining = state.draining.subscribe();
     loop {
         tokio::select! {
+            // The server is stopping: "going away" (1001), so the client reconnects, to
+            // another node if there is one. A send in progress was answered first.
+            _ = async { drop(draining.wait_for(|stopping| *stopping).await) } => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "server going away".into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return Ok(());
+            }
             _ = ping.tick() => {
                 // A browser answers pings by itself; silence means the peer is gone.
                 if last_heard.elapsed() > SILENT_LIMIT {

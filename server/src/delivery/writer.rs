@@ -37,6 +37,8 @@ enum Job {
         device_id: String,
         seq: i64,
     },
+    /// Answered once every job before it is committed.
+    Flush(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -84,6 +86,14 @@ impl Writer {
         let _ = self.jobs.send(Job::Ack { device_id, seq });
     }
 
+    /// Waits until every write handed over before this call is committed (or failed).
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.jobs.send(Job::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
     /// `device_id` (of `user_id`) could not open envelope `seq`: deletes it like an ack,
     /// but instead of "delivered" its sender gets a retry request, queued durably like any
     /// envelope, so it sends the message again on a fresh session.
@@ -105,6 +115,16 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
                 Err(_) => break,
             }
         }
+        // Flushes write nothing: they are answered once the batch they came with is done.
+        let mut flushes = Vec::new();
+        batch.retain_mut(|job| match job {
+            Job::Flush(done) => {
+                let (placeholder, _) = oneshot::channel();
+                flushes.push(std::mem::replace(done, placeholder));
+                false
+            }
+            _ => true,
+        });
         let (replies, (delivered, woken)) = db
             .call(move |conn| Ok::<_, ApiError>(write(conn, batch)))
             .await
@@ -120,6 +140,9 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
         }
         for device in woken {
             registry.wake(&device);
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }
@@ -149,7 +172,7 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     Job::Retry { device_id, seq, .. } => {
                         queues.extend(queue::sender_of(&tx, device_id, *seq)?)
                     }
-                    Job::Ack { .. } => {}
+                    Job::Ack { .. } | Job::Flush(_) => {}
                 }
             }
             queue::lock_queues(&tx, queues.iter().map(String::as_str))?;
@@ -178,6 +201,7 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     }
                     replies.push((reply, result));
                 }
+                Job::Flush(_) => {}
                 Job::Ack { device_id, seq } => {
                     if let Some(sender) = queue::acknowledge(&tx, &device_id, seq)? {
                         delivered.push((sender, seq));
