@@ -42,6 +42,10 @@ pub struct Cli {
     /// which mints sign-in tokens for anyone. Never use it in production.
     #[arg(long, env = "SOTTO_DEMO")]
     pub demo: bool,
+    /// Demo mode on several nodes: the secret /demo/jwt signs with, shared by all of them
+    /// (at least 32 characters; environment only). Default: a new random one per start.
+    #[arg(skip = std::env::var("SOTTO_DEMO_SECRET").ok())]
+    pub demo_secret: Option<String>,
 }
 
 /// The configuration file's shape.
@@ -159,6 +163,8 @@ pub struct Config {
     pub max_connections_per_address: usize,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
+    /// The demo's shared signing secret, if one was given.
+    pub demo_secret: Option<String>,
 }
 
 impl Config {
@@ -230,6 +236,7 @@ impl Config {
                 .max(1),
             orgs: file.orgs,
             demo: cli.demo,
+            demo_secret: cli.demo_secret,
         };
         config.validate()?;
         Ok(config)

@@ -59,8 +59,15 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         orgs.0.insert(org.id.clone(), OrgAuth::from_config(org)?);
     }
     let demo_secret = if config.demo {
-        let mut secret = vec![0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        let secret = match &config.demo_secret {
+            Some(shared) if shared.len() >= 32 => shared.as_bytes().to_vec(),
+            Some(_) => return Err("SOTTO_DEMO_SECRET must be at least 32 characters".into()),
+            None => {
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+                secret
+            }
+        };
         orgs.0
             .insert(routes::demo::DEMO_ORG.into(), routes::demo::org(&secret));
         db.call(routes::demo::seed).await.map_err(|e| e.message)?;

@@ -34,12 +34,15 @@ export function useServerAndBrowser() {
   return env;
 }
 
-/** Starts `sotto-server --demo` serving this repository; resolves once it listens. */
-export async function startServer({ database, listen = '127.0.0.1:0', args = [] } = {}) {
+/**
+ * Starts `sotto-server --demo` serving this repository; resolves once it listens. `env`
+ * adds to its environment (e.g. a demo secret that several nodes share).
+ */
+export async function startServer({ database, listen = '127.0.0.1:0', args = [], env = {} } = {}) {
   const db = database || join(mkdtempSync(join(tmpdir(), 'sotto-e2e-')), 'sotto.db');
   const child = spawn(serverBinary, ['--demo', '--listen', listen, '--database', db, '--static-dir', root, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SOTTO_LOG: process.env.SOTTO_LOG || 'warn' },
+    env: { ...process.env, SOTTO_LOG: process.env.SOTTO_LOG || 'warn', ...env },
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -60,6 +63,14 @@ export async function startServer({ database, listen = '127.0.0.1:0', args = [] 
     base,
     db,
     port: new URL(base).port,
+    /** Kills the process outright (`kill -9`): no draining, nothing flushed. */
+    async kill() {
+      started.delete(server);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       started.delete(server);
       if (child.exitCode !== null) return;

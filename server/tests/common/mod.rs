@@ -67,6 +67,7 @@ pub fn config(db: &TestDb) -> Config {
         blob_store: db.blob_dir.clone(),
         max_connections_per_address: 500,
         demo: false,
+        demo_secret: None,
         orgs: vec![OrgConfig {
             id: "acme".into(),
             name: Some("Acme".into()),
