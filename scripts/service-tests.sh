@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs the server's test suite against the services a site with several nodes uses:
-# every test on PostgreSQL (each makes a database of its own on the server that
-# SOTTO_TEST_POSTGRES names, default the local one as user postgres, and drops it), and
-# with NATS (SOTTO_TEST_NATS, default the local one) also the cluster tests, which run two
-# nodes with the bus between them.
+# Runs the server's tests that need the services a site with several nodes uses:
+#   - every server test again on PostgreSQL (each test makes a database of its own on the
+#     server that SOTTO_TEST_POSTGRES names, default the local one as user postgres, and
+#     drops it);
+#   - the cluster tests, two nodes with NATS between them (SOTTO_TEST_NATS, default the
+#     local one), on PostgreSQL when it answers;
+#   - the S3 blob-store tests, against moto's S3 server, which this script starts (setup.sh
+#     installs it from PyPI).
 #
-# A service that does not answer is skipped with a notice, so that the README's test
-# command needs neither; SOTTO_REQUIRE_SERVICES=1 (as CI sets) makes it an error.
+# A service that is missing is skipped with a notice, so that the README's test command
+# needs none; SOTTO_REQUIRE_SERVICES=1 (as CI sets) makes it an error.
 # To get them on Debian: apt-get install postgresql nats-server; allow the test user to
 # connect to PostgreSQL (e.g. `trust` for 127.0.0.1 in pg_hba.conf); pg_ctlcluster
 # <version> main start; nats-server -a 127.0.0.1 -p 4222 &.
@@ -28,20 +31,36 @@ answers() {
 
 missing() {
   if [ "${SOTTO_REQUIRE_SERVICES:-0}" = 1 ]; then
-    echo "service-tests: $1 is not answering ($2), and SOTTO_REQUIRE_SERVICES=1 requires it." >&2
+    echo "service-tests: $1 is missing ($2), and SOTTO_REQUIRE_SERVICES=1 requires it." >&2
     exit 1
   fi
-  echo "service-tests: SKIPPED: $1 is not answering ($2): $3 (see scripts/service-tests.sh to start it)."
+  echo "service-tests: SKIPPED: $1 is missing ($2): $3 (see scripts/service-tests.sh)."
 }
 
-if ! answers "$pg_url" 5432; then
-  missing PostgreSQL "$pg_url" "the server's tests on PostgreSQL and the cluster tests do not run"
-  exit 0
+db_env=()
+if answers "$pg_url" 5432; then
+  echo "service-tests: every server test on PostgreSQL"
+  db_env=(SOTTO_TEST_POSTGRES="$pg_url")
+  env "${db_env[@]}" cargo test -p sotto-server --tests
+else
+  missing PostgreSQL "$pg_url" "the server's tests do not run on PostgreSQL"
 fi
+
 if answers "$nats_url" 4222; then
-  echo "service-tests: every server test on PostgreSQL, and the cluster tests with NATS"
-  SOTTO_TEST_POSTGRES=$pg_url SOTTO_TEST_NATS=$nats_url cargo test -p sotto-server --tests -- --include-ignored
+  echo "service-tests: two nodes with NATS between them"
+  env "${db_env[@]}" SOTTO_TEST_NATS="$nats_url" cargo test -p sotto-server --test cluster -- --ignored
 else
   missing NATS "$nats_url" "the cluster tests do not run"
-  SOTTO_TEST_POSTGRES=$pg_url cargo test -p sotto-server --tests
+fi
+
+if command -v moto_server >/dev/null; then
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  moto=$!
+  trap 'kill $moto 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do answers "http://127.0.0.1:$port" "$port" && break; sleep 0.2; done
+  echo "service-tests: attachments on an S3-compatible store (moto on port $port)"
+  env "${db_env[@]}" SOTTO_TEST_S3="http://127.0.0.1:$port" cargo test -p sotto-server --test s3 -- --ignored
+else
+  missing "moto's S3 server" "moto_server not installed" "the S3 blob-store tests do not run"
 fi

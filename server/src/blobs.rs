@@ -1,5 +1,5 @@
-//! Encrypted attachments as the server keeps them: opaque ciphertext in the blob store (an
-//! object store: a local directory, `blob_store`), and in the database who uploaded what,
+//! Encrypted attachments as the server keeps them: opaque ciphertext in the blob store
+//! ([`crate::blob_store`]: a directory or an S3 bucket), and in the database who uploaded what,
 //! of which size, in which org — bounded by quotas per user, per visitor, for all visitors
 //! and per org. The routes (`routes/blobs.rs`) only speak HTTP.
 //!
@@ -13,14 +13,12 @@ use crate::error::ApiError;
 use crate::params;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sotto_core::protocol::User;
+
+pub use crate::blob_store::{BlobStore, StoreLocation};
 
 /// What a row holds in `data` once its bytes are in the store.
 const NO_BYTES: &[u8] = &[];
-use sotto_core::protocol::User;
-use std::sync::Arc;
 
 /// Largest attachment, encrypted.
 pub const MAX_BLOB: usize = 10 * 1024 * 1024;
@@ -39,67 +37,6 @@ fn quota_exceeded(whose: &str) -> ApiError {
 
 fn used(conn: &Conn, sql: &str, key: &str) -> crate::db::Result<i64> {
     conn.query_row(sql, params![key], |r| r.get(0))
-}
-
-/// Where attachments' bytes are kept.
-#[derive(Clone)]
-pub struct BlobStore(Arc<dyn ObjectStore>);
-
-fn store_failed(e: object_store::Error) -> ApiError {
-    ApiError::internal(format!("blob store: {e}"))
-}
-
-impl BlobStore {
-    /// The store in directory `dir`, created if needed, checked by writing and deleting a
-    /// probe (a store that cannot be written refuses to start, rather than fail uploads).
-    /// Every write is flushed to disk before it counts, as SQLite's commits are.
-    pub async fn open(dir: &std::path::Path) -> Result<BlobStore, String> {
-        let failed = |e: &dyn std::fmt::Display| format!("blob store {}: {e}", dir.display());
-        std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
-        let fs = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| failed(&e))?
-            .with_fsync(true);
-        let store = BlobStore(Arc::new(fs));
-        let probe = "probe-written-at-start";
-        store
-            .put(probe, Bytes::from_static(b"ok"))
-            .await
-            .map_err(|e| failed(&e.message))?;
-        store.delete(probe).await.map_err(|e| failed(&e.message))?;
-        Ok(store)
-    }
-
-    fn path(id: &str) -> StorePath {
-        StorePath::from(id)
-    }
-
-    pub async fn put(&self, id: &str, data: Bytes) -> Result<(), ApiError> {
-        self.0
-            .put(&Self::path(id), PutPayload::from(data))
-            .await
-            .map(|_| ())
-            .map_err(store_failed)
-    }
-
-    pub async fn get(&self, id: &str) -> Result<Bytes, ApiError> {
-        let found = self.0.get(&Self::path(id)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                // The row says the bytes are here: they were lost.
-                tracing::error!(blob = %id, "attachment bytes missing from the blob store");
-                ApiError::not_found("unknown_blob", "no such attachment")
-            }
-            e => store_failed(e),
-        })?;
-        found.bytes().await.map_err(store_failed)
-    }
-
-    /// Deletes blob `id`'s bytes; bytes already gone are fine.
-    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
-        match self.0.delete(&Self::path(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_failed(e)),
-        }
-    }
 }
 
 /// Refuses an upload of `size` bytes by `uploader` in `org_id` that would pass a quota
@@ -190,19 +127,9 @@ pub async fn sweep_orphans(
     store: &BlobStore,
     min_age_secs: i64,
 ) -> Result<usize, ApiError> {
-    use futures_util::StreamExt;
-    let cutoff = now_secs() - min_age_secs;
-    let mut listed = store.0.list(None);
-    let mut old = Vec::new();
-    while let Some(meta) = listed.next().await {
-        let meta = meta.map_err(store_failed)?;
-        if meta.last_modified.timestamp() <= cutoff {
-            old.push(meta.location.to_string());
-            if old.len() >= 10_000 {
-                break;
-            }
-        }
-    }
+    let old = store
+        .written_before(now_secs() - min_age_secs, 10_000)
+        .await?;
     let orphans = db
         .read(move |conn| {
             let mut named =

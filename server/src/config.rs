@@ -75,9 +75,10 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     /// Attachment bytes one org may store, in MiB (default 10,240).
     pub org_blob_quota_mib: Option<i64>,
-    /// Directory for attachments' bytes (default: beside a SQLite database,
-    /// `<database>.blobs`; `sotto.blobs` in the working directory with PostgreSQL).
-    pub blob_store: Option<PathBuf>,
+    /// Where attachments' bytes go: a directory (default: beside a SQLite database,
+    /// `<database>.blobs`; `sotto.blobs` in the working directory with PostgreSQL), or an
+    /// S3-compatible bucket, `s3://bucket/prefix` (credentials and endpoint from `AWS_*`).
+    pub blob_store: Option<String>,
     /// Delivery sockets one client address may hold (default 500).
     pub max_connections_per_address: Option<usize>,
     /// Clean-up (see `retention.rs`): how often, and how long things are kept.
@@ -159,7 +160,7 @@ pub struct Config {
     pub retention: crate::retention::Retention,
     pub org_blob_quota_mib: i64,
     /// Where attachments' bytes are kept (the database keeps who uploaded what).
-    pub blob_store: PathBuf,
+    pub blob_store: crate::blob_store::StoreLocation,
     pub max_connections_per_address: usize,
     pub orgs: Vec<OrgConfig>,
     pub demo: bool,
@@ -191,14 +192,17 @@ impl Config {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
-            blob_store: file.blob_store.unwrap_or_else(|| match &database {
-                crate::db::Location::Sqlite(path) => {
-                    let mut dir = path.clone().into_os_string();
-                    dir.push(".blobs");
-                    PathBuf::from(dir)
-                }
-                crate::db::Location::Postgres(_) => PathBuf::from("sotto.blobs"),
-            }),
+            blob_store: match file.blob_store {
+                Some(setting) => crate::blob_store::StoreLocation::parse(&setting),
+                None => crate::blob_store::StoreLocation::Directory(match &database {
+                    crate::db::Location::Sqlite(path) => {
+                        let mut dir = path.clone().into_os_string();
+                        dir.push(".blobs");
+                        PathBuf::from(dir)
+                    }
+                    crate::db::Location::Postgres(_) => PathBuf::from("sotto.blobs"),
+                }),
+            },
             database,
             bus: cli.bus.or(file.bus),
             bus_sweep: std::time::Duration::from_secs(

@@ -5,13 +5,14 @@
 //! and forwards sealed envelopes until each recipient device acknowledges them. It never sees
 //! a message's plaintext or a private key: envelopes are opaque bytes to it.
 //!
-//! Layout: [`config`] (file, environment, flags), [`db`] (SQLite), [`auth`] (JWTs, identity
+//! Layout: [`config`] (file, environment, flags), [`db`] (SQLite or PostgreSQL), [`auth`] (JWTs, identity
 //! claims, sessions), [`directory`] (users, tags, expressions), [`blobs`] (attachments and
-//! their quotas), [`devices`] (devices and their registration keys), [`keys`]
+//! their quotas; [`blob_store`] keeps their bytes), [`devices`] (devices and their registration keys), [`keys`]
 //! (identities, device lists, prekeys), [`links`] (linking requests), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
 pub mod auth;
+pub mod blob_store;
 pub mod blobs;
 pub mod config;
 pub mod db;

@@ -50,7 +50,7 @@ fn row(db: &TestDb, id: &str) -> (bool, i64) {
 async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
     let (_dir, db) = temp_db();
     let cfg = sweeping_every_second(&db);
-    let store = cfg.blob_store.clone();
+    let store = db.blob_dir.clone();
     // Bytes a crash left without a row, two hours ago, and bytes of a moment ago (an upload
     // whose row is about to follow): clean-up takes the first only.
     std::fs::create_dir_all(&store).unwrap();
@@ -104,7 +104,7 @@ async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
 async fn bytes_an_earlier_version_kept_in_the_database_are_served_and_moved_out() {
     let (_dir, db) = temp_db();
     let cfg = config(&db);
-    let store = cfg.blob_store.clone();
+    let store = db.blob_dir.clone();
     let server = TestServer::start(cfg.clone()).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let bob = server.user_with_device("bob", [2; 32]).await;
@@ -141,7 +141,7 @@ async fn a_blob_store_that_cannot_be_written_refuses_to_start() {
     let mut cfg = config(&db);
     let in_the_way = dir.path().join("a-file");
     std::fs::write(&in_the_way, b"not a directory").unwrap();
-    cfg.blob_store = in_the_way.clone();
+    cfg.blob_store = sotto_server::blob_store::StoreLocation::Directory(in_the_way.clone());
     let refused = sotto_server::serve(cfg, async {}, |_| {})
         .await
         .expect_err("refused");
@@ -158,7 +158,7 @@ async fn a_blob_store_that_cannot_be_written_refuses_to_start() {
 async fn a_crafted_blob_id_reaches_no_file() {
     let (_dir, db) = temp_db();
     let cfg = config(&db);
-    let store = cfg.blob_store.clone();
+    let store = db.blob_dir.clone();
     let server = TestServer::start(cfg).await;
     let alice = server.user_with_device("alice", [1; 32]).await;
     let id = upload(&server, &alice.token, vec![7; 10]).await;

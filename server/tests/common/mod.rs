@@ -64,7 +64,7 @@ pub fn config(db: &TestDb) -> Config {
         trusted_proxies: vec![],
         retention: Default::default(),
         org_blob_quota_mib: 10 * 1024,
-        blob_store: db.blob_dir.clone(),
+        blob_store: sotto_server::blob_store::StoreLocation::Directory(db.blob_dir.clone()),
         max_connections_per_address: 500,
         demo: false,
         demo_secret: None,
@@ -591,4 +591,44 @@ pub fn node_config(db: &TestDb, sweep_secs: u64) -> Config {
     cfg.bus = Some(nats_url());
     cfg.bus_sweep = std::time::Duration::from_secs(sweep_secs);
     cfg
+}
+
+/// The S3-compatible server (moto's, in the tests) that the S3 tests keep blobs on.
+pub const S3_ENV: &str = "SOTTO_TEST_S3";
+
+/// A new, empty bucket on the S3 server [`S3_ENV`] names, as a `blob_store` URL; the
+/// `AWS_*` settings the server reads are set for this process.
+pub async fn s3_bucket() -> String {
+    let endpoint = std::env::var(S3_ENV).unwrap_or_else(|_| {
+        panic!(
+            "this test needs an S3-compatible server: set {S3_ENV}=http://127.0.0.1:PORT \
+             (pip install 'moto[server]'; moto_server -p PORT). scripts/service-tests.sh \
+             starts one."
+        )
+    });
+    static SETTINGS: std::sync::Once = std::sync::Once::new();
+    SETTINGS.call_once(|| {
+        // Set once, before any server reads them; the same for every test.
+        for (key, value) in [
+            ("AWS_ENDPOINT", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "sotto-test"),
+            ("AWS_SECRET_ACCESS_KEY", "sotto-test-secret"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ] {
+            std::env::set_var(key, value);
+        }
+    });
+    let bucket = sotto_server::db::new_id("sotto-test").replace('_', "-");
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .expect("the S3 server answers");
+    assert!(
+        resp.status().is_success(),
+        "bucket not made: {}",
+        resp.status()
+    );
+    format!("s3://{bucket}/attachments")
 }

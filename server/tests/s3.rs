@@ -1,0 +1,129 @@
+//! Attachments on an S3-compatible store (moto's server in the tests): the bytes go to the
+//! bucket and nowhere else, two nodes share them, clean-up empties the bucket of what no
+//! row names, and a bucket that cannot be written stops the server at start.
+//!
+//! They need an S3 server, so they are ignored in a plain `cargo test`;
+//! scripts/service-tests.sh starts moto and runs them.
+
+mod common;
+
+use common::*;
+use sotto_server::blob_store::{BlobStore, StoreLocation};
+
+async fn upload(server: &TestServer, token: &str, bytes: Vec<u8>) -> String {
+    let resp = server
+        .http
+        .post(format!("{}/v1/blobs", server.base))
+        .bearer_auth(token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u8>) {
+    let resp = server
+        .http
+        .get(format!("{}/v1/blobs/{id}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an S3 server (SOTTO_TEST_S3): scripts/service-tests.sh runs it"]
+async fn attachments_live_in_the_bucket_shared_by_nodes_and_go_with_their_row() {
+    let (_dir, db) = temp_db();
+    let bucket = StoreLocation::S3(s3_bucket().await);
+    let mut cfg = sweeping_every_second(&db);
+    cfg.blob_store = bucket.clone();
+    let a = TestServer::start(cfg.clone()).await;
+    let b = TestServer::start(cfg).await;
+    let alice = a.user_with_device("alice", [1; 32]).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let id = upload(&a, &alice.token, bytes.clone()).await;
+
+    let store = BlobStore::open(&bucket).await.unwrap();
+    assert!(
+        store.contains(&id).await.unwrap(),
+        "the bytes are in the bucket"
+    );
+    assert_eq!(store.get(&id).await.unwrap().to_vec(), bytes);
+    assert_eq!(
+        count(
+            &db.location,
+            "SELECT length(data) FROM blobs WHERE id = ?1",
+            params![id]
+        ),
+        0,
+        "and not in the database"
+    );
+    assert_eq!(
+        download(&b, &bob.token, &id).await,
+        (200, bytes),
+        "node B serves it"
+    );
+
+    // A month on, clean-up takes the row and then the bytes.
+    exec(
+        &db.location,
+        "UPDATE blobs SET created_at = created_at - 31 * 86400 WHERE id = ?1",
+        params![id],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while store.contains(&id).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the bytes stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(download(&b, &bob.token, &id).await.0, 404);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an S3 server (SOTTO_TEST_S3): scripts/service-tests.sh runs it"]
+async fn bytes_in_the_bucket_that_no_row_names_are_swept() {
+    let (_dir, db) = temp_db();
+    let bucket = StoreLocation::S3(s3_bucket().await);
+    let mut cfg = config(&db);
+    cfg.blob_store = bucket.clone();
+    let server = TestServer::start(cfg).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let kept = upload(&server, &alice.token, vec![7; 100]).await;
+    let store = BlobStore::open(&bucket).await.unwrap();
+    store
+        .put("b_lost_in_a_crash", bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let database = sotto_server::db::Db::connect(&db.location).await.unwrap();
+    let swept = sotto_server::blobs::sweep_orphans(&database, &store, 0)
+        .await
+        .unwrap();
+    assert_eq!(swept, 1);
+    assert!(!store.contains("b_lost_in_a_crash").await.unwrap());
+    assert!(store.contains(&kept).await.unwrap(), "named bytes stay");
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 server (SOTTO_TEST_S3): scripts/service-tests.sh runs it"]
+async fn a_bucket_that_cannot_be_written_refuses_to_start() {
+    let (_dir, db) = temp_db();
+    let _ = s3_bucket().await;
+    let mut cfg = config(&db);
+    cfg.blob_store = StoreLocation::S3("s3://no-such-bucket-for-sotto".into());
+    let refused = sotto_server::serve(cfg, async {}, |_| {})
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("blob store"), "{refused}");
+    assert!(
+        refused.contains("s3://no-such-bucket-for-sotto"),
+        "{refused}"
+    );
+}
