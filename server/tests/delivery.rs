@@ -577,3 +577,82 @@ async fn a_stopping_server_says_going_away_and_keeps_what_it_accepted() {
         "every answered send is stored"
     );
 }
+
+/// Fills `device`'s queue with `n` envelopes from `sender` (user, device), straight in the
+/// database, as a flood of sends would.
+fn flood(server: &TestServer, device: &str, sender: (&str, &str), n: i64) {
+    exec(
+        &server.db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?4)
+         INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         SELECT ?1, ?2, ?3, 0, ?5 FROM n",
+        params![device, sender.0, sender.1, n, vec![1u8]],
+    );
+}
+
+/// Visitors are free to make: all of them together get one share of a device's queue, so
+/// a crowd of them cannot fill it; staff still get through. A full queue takes nothing.
+#[tokio::test]
+async fn visitors_together_get_one_share_and_a_full_queue_takes_nothing() {
+    use sotto_server::delivery::queue::{MAX_QUEUED_FROM_VISITORS, MAX_QUEUED_PER_DEVICE};
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let carol = server.user_with_device("carol", [3; 32]).await;
+    let mut visitors = Vec::new();
+    for key in [7u8, 8] {
+        let (_, v) = server
+            .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
+            .await;
+        let token = v["token"].as_str().unwrap().to_owned();
+        let (status, dev) = server
+            .post(
+                "/v1/devices",
+                Some(&token),
+                json!({ "public_key": b64::encode(&[key; 32]) }),
+            )
+            .await;
+        assert_eq!(status, 200, "{dev}");
+        visitors.push(Member {
+            token,
+            user_id: v["user"]["id"].as_str().unwrap().to_owned(),
+            device_id: dev["id"].as_str().unwrap().to_owned(),
+        });
+    }
+    // One visitor has left Bob all the visitors' share.
+    let first = &visitors[0];
+    flood(
+        &server,
+        &bob.device_id,
+        (&first.user_id, &first.device_id),
+        MAX_QUEUED_FROM_VISITORS,
+    );
+    let (status, body) = send(&server, &visitors[1], &[&bob], "me too").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("sender_queue_share_full")),
+        "another visitor finds the visitors' share full"
+    );
+    let (status, body) = send(&server, &carol, &[&bob], "staff still get through").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Carol's queue is full: a send to her stores nothing, from a visitor or from staff.
+    flood(
+        &server,
+        &carol.device_id,
+        (&bob.user_id, &bob.device_id),
+        MAX_QUEUED_PER_DEVICE,
+    );
+    let before = server.queued();
+    let (status, body) = send(&server, &visitors[1], &[&carol], "full").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("recipient_queue_full"))
+    );
+    let (status, body) = send(&server, &bob, &[&carol], "full").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("recipient_queue_full"))
+    );
+    assert_eq!(server.queued(), before, "nothing stored");
+}

@@ -35,54 +35,44 @@ pub fn enqueue(
     let accepted_at = now_millis();
     let mut seqs = Vec::with_capacity(envelopes.len());
     {
-        let mut in_org = tx.prepare_cached(
-            "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id)
+        // One round trip per envelope for every check: the device is in the org (else no
+        // row), its queue's length, this sender's share of it, and (for visitors) all
+        // visitors' share.
+        let mut room = tx.prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id),
+                    (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id AND e.sender_user = ?3),
+                    CASE WHEN ?4 THEN (SELECT COUNT(*) FROM envelopes e JOIN users s ON s.id = e.sender_user
+                                       WHERE e.device_id = d.id AND s.ephemeral = 1)
+                         ELSE 0 END
              FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1 AND u.org_id = ?2",
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
              VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
         )?;
-        let mut share = tx.prepare_cached(
-            "SELECT COUNT(*) FROM envelopes WHERE device_id = ?1 AND sender_user = ?2",
-        )?;
-        let mut from_visitors = tx.prepare_cached(
-            "SELECT COUNT(*) FROM envelopes e JOIN users u ON u.id = e.sender_user
-             WHERE e.device_id = ?1 AND u.ephemeral = 1",
-        )?;
         for env in envelopes {
-            let queued: Option<i64> = in_org
-                .query_row(params![env.device_id, org], |r| r.get(0))
-                .map(Some)
-                .or_else(|e| match e {
-                    crate::db::Error::NoRows => Ok(None),
-                    e => Err(e),
-                })?;
-            match queued {
-                None => {
-                    return Err(ApiError::not_found(
-                        "unknown_device",
-                        format!("no device {:?} in this org", env.device_id),
-                    ))
-                }
-                Some(n) if n >= MAX_QUEUED_PER_DEVICE => {
-                    return Err(ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "recipient_queue_full",
-                        format!(
-                            "device {:?} has too many undelivered messages",
-                            env.device_id
-                        ),
-                    ))
-                }
-                Some(_) => {}
+            let counts: Option<(i64, i64, i64)> = room
+                .query_row(params![env.device_id, org, sender_user, visitor], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((queued, from_sender, from_visitors)) = counts else {
+                return Err(ApiError::not_found(
+                    "unknown_device",
+                    format!("no device {:?} in this org", env.device_id),
+                ));
+            };
+            if queued >= MAX_QUEUED_PER_DEVICE {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "recipient_queue_full",
+                    format!(
+                        "device {:?} has too many undelivered messages",
+                        env.device_id
+                    ),
+                ));
             }
-            let from_sender: i64 =
-                share.query_row(params![env.device_id, sender_user], |r| r.get(0))?;
-            let visitors_full = visitor
-                && from_visitors.query_row(params![env.device_id], |r| r.get::<i64>(0))?
-                    >= MAX_QUEUED_FROM_VISITORS;
-            if from_sender >= MAX_QUEUED_PER_SENDER || visitors_full {
+            if from_sender >= MAX_QUEUED_PER_SENDER || from_visitors >= MAX_QUEUED_FROM_VISITORS {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "sender_queue_share_full",
