@@ -115,6 +115,29 @@ if (load) {
   lines.push('');
 }
 
+// 6. One node on SQLite, one on PostgreSQL, two on PostgreSQL + NATS, side by side.
+const configurations = ['load.json', 'load-postgres.json', 'load-cluster.json']
+  .map((f) => read(join(out, f)))
+  .filter(Boolean)
+  .map((r) => ({ name: r.configuration ?? '1 node on SQLite', r: r.levels[r.levels.length - 1] }));
+if (configurations.length > 1) {
+  const parts = ['node0', 'node1', 'postgres', 'nats', 'generator'];
+  lines.push('### Storage and nodes compared (the largest level of each run)', '');
+  lines.push('| configuration | devices | delivered (sent) | deliveries/s | p50 | p99 | CPU ms per 1,000 deliveries: ' + parts.join(' / ') + ' |',
+    '|---|---:|---:|---:|---:|---:|---|');
+  for (const { name, r } of configurations) {
+    const per = r.cpu_ms_per_1000_deliveries ?? {};
+    const cpu = parts.map((p) => (per[p] === undefined || (p === 'node1' && !name.startsWith('2')) ? '–' : num(per[p], 0))).join(' / ');
+    lines.push(`| ${name} | ${r.devices} | ${r.delivered}${r.sent !== r.delivered ? ' **LOST**' : ''} (${r.sent}) | ${num(r.deliveries_per_second, 0)} | ${num(r.latency_ms_p50)} ms | ${num(r.latency_ms_p99)} ms | ${cpu} |`);
+  }
+  lines.push('');
+  lines.push('On 2 cores every component shares the machine, so deliveries per second here say little about a ' +
+    'cluster; the CPU each component spends per 1,000 deliveries does: a node on a core of its own, with ' +
+    'PostgreSQL and NATS elsewhere, delivers about 1,000,000 / (its ms per 1,000) per second, and the ' +
+    'database needs a core per (1,000,000 / its ms per 1,000) deliveries per second across all nodes.');
+  lines.push('');
+}
+
 const doc = join(root, 'BENCHMARKS.md');
 const text = readFileSync(doc, 'utf8');
 const begin = '<!-- results:begin -->';

@@ -10,8 +10,14 @@
 //! reported loudly and makes the exit status non-zero. It raises its open-file limit (the
 //! server it starts inherits it) and stops by itself.
 //!
+//! It runs one node on SQLite by default; `--postgres ADMIN_URL` puts the nodes on a fresh
+//! PostgreSQL database (made with psql on that server, dropped afterwards), and `--nodes N
+//! --bus NATS_URL` starts N nodes with the bus between them, the devices and their sends
+//! spread over them. Beside each node's CPU time it reports PostgreSQL's (every `postgres`
+//! process), NATS's (`nats-server`) and its own, per 1,000 deliveries.
+//!
 //! Usage: `sotto-load --server PATH [--levels 1000,5000,10000] [--seconds 10]
-//! [--senders 64] [--json FILE]`
+//! [--senders 64] [--postgres URL] [--nodes N --bus URL] [--json FILE]`
 
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -39,6 +45,10 @@ struct Args {
     seconds: u64,
     senders: usize,
     json: Option<PathBuf>,
+    /// A PostgreSQL server (a URL of a database the user may create databases from).
+    postgres: Option<String>,
+    nodes: usize,
+    bus: Option<String>,
 }
 
 fn args() -> Args {
@@ -50,6 +60,9 @@ fn args() -> Args {
         seconds: 10,
         senders: 64,
         json: None,
+        postgres: None,
+        nodes: 1,
+        bus: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,9 +80,16 @@ fn args() -> Args {
             "--json" => a.json = Some(value.into()),
             "--provision" => a.provision = value.parse().expect("a number"),
             "--base" => a.base = Some(value),
+            "--postgres" => a.postgres = Some(value),
+            "--nodes" => a.nodes = value.parse().expect("a number"),
+            "--bus" => a.bus = Some(value),
             _ => panic!("unknown flag {flag}"),
         }
     }
+    assert!(
+        a.nodes == 1 || (a.bus.is_some() && a.postgres.is_some()),
+        "several nodes need --postgres and --bus"
+    );
     a
 }
 
@@ -90,7 +110,45 @@ fn raise_open_files() -> u64 {
 struct Server {
     child: tokio::process::Child,
     base: String,
-    _dir: TempDir,
+}
+
+/// A fresh PostgreSQL database for one run, dropped afterwards.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(admin: &str) -> PgDatabase {
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).unwrap();
+        let name = format!("sotto_load_{:016x}", u64::from_le_bytes(rnd));
+        psql(admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        PgDatabase {
+            admin: admin.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([url, "-qc", sql])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "psql: {sql}");
 }
 
 struct TempDir(PathBuf);
@@ -101,18 +159,17 @@ impl Drop for TempDir {
     }
 }
 
-async fn start_server(bin: &PathBuf) -> Server {
-    let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).unwrap();
-    let dir = std::env::temp_dir().join(format!("sotto-load-{}", u64::from_le_bytes(rnd)));
-    std::fs::create_dir_all(&dir).unwrap();
+/// The configuration file every node of a run shares, in `dir`.
+fn write_config(dir: &std::path::Path, database: &str, bus: Option<&str>) -> PathBuf {
     let config = dir.join("bench.toml");
+    let bus = bus.map(|b| format!("bus = \"{b}\"\n")).unwrap_or_default();
     std::fs::write(
         &config,
         format!(
             r#"listen = "127.0.0.1:0"
-database = "{}"
-auth_rate_per_minute = 100000000
+database = "{database}"
+blob_store = "{}"
+{bus}auth_rate_per_minute = 100000000
 session_rate_per_minute = 100000000
 max_connections_per_address = 100000
 session_max_secs = 86400
@@ -124,13 +181,17 @@ kid = "bench"
 alg = "HS256"
 secret = "{SECRET}"
 "#,
-            dir.join("sotto.db").display()
+            dir.join("blobs").display()
         ),
     )
     .unwrap();
+    config
+}
+
+async fn start_server(bin: &PathBuf, config: &std::path::Path) -> Server {
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .env("SOTTO_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -149,11 +210,50 @@ secret = "{SECRET}"
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server {
-        child,
-        base,
-        _dir: TempDir(dir),
-    }
+    Server { child, base }
+}
+
+/// CPU time (s) of process `pid`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// CPU time (s) of every process named `comm` (PostgreSQL's server processes, NATS).
+fn cpu_of_all(comm: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
+/// CPU seconds so far of each component: the nodes, PostgreSQL, NATS, this generator.
+fn component_cpu(nodes: &[Server]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                format!("node{i}"),
+                server_stats(s.child.id().unwrap_or(0)).2,
+            )
+        })
+        .collect();
+    out.push(("postgres".into(), cpu_of_all("postgres")));
+    out.push(("nats".into(), cpu_of_all("nats-server")));
+    out.push(("generator".into(), cpu_seconds("self")));
+    out
 }
 
 /// The server's resident memory now and at its peak (KiB), and its CPU time (s).
@@ -177,6 +277,8 @@ fn server_stats(pid: u32) -> (u64, u64, f64) {
 }
 
 struct Device {
+    /// The node it signed in and connected to.
+    base: String,
     user_id: String,
     device_id: String,
     token: String,
@@ -299,6 +401,7 @@ async fn new_device(
         counters.connected.fetch_sub(1, Ordering::SeqCst);
     });
     Device {
+        base: base.to_owned(),
         user_id,
         device_id,
         token,
@@ -397,12 +500,36 @@ async fn main() {
         return;
     }
     let limit = raise_open_files();
-    let server = start_server(&args.server).await;
-    let pid = server.child.id().unwrap();
-    println!(
-        "sotto-load: server {} (pid {pid}), open-file limit {limit}",
-        server.base
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).unwrap();
+    let dir = TempDir(std::env::temp_dir().join(format!("sotto-load-{}", u64::from_le_bytes(rnd))));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pg = args.postgres.as_deref().map(PgDatabase::create);
+    let database = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => dir.0.join("sotto.db").display().to_string(),
+    };
+    let config = write_config(&dir.0, &database, args.bus.as_deref());
+    let mut servers = Vec::new();
+    for _ in 0..args.nodes {
+        servers.push(start_server(&args.server, &config).await);
+    }
+    let configuration = format!(
+        "{} node{} on {}{}",
+        args.nodes,
+        if args.nodes == 1 { "" } else { "s" },
+        if pg.is_some() { "PostgreSQL" } else { "SQLite" },
+        if args.bus.is_some() { " + NATS" } else { "" }
     );
+    let pid = servers[0].child.id().unwrap();
+    for s in &servers {
+        println!(
+            "sotto-load: {configuration}: node {} (pid {}), open-file limit {limit}",
+            s.base,
+            s.child.id().unwrap()
+        );
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
@@ -418,8 +545,9 @@ async fn main() {
         let gate = Arc::new(Semaphore::new(256));
         let mut joins = Vec::new();
         for n in devices.len()..level {
+            // Devices are spread over the nodes, each signed in and connected to its own.
             let (base, http, counters, gate) = (
-                server.base.clone(),
+                bases[n % bases.len()].clone(),
                 http.clone(),
                 counters.clone(),
                 gate.clone(),
@@ -434,6 +562,7 @@ async fn main() {
         }
         let setup_secs = setup.elapsed().as_secs_f64();
         let (_, _, cpu_before) = server_stats(pid);
+        let components_before = component_cpu(&servers);
 
         // Send for `seconds`, `senders` posts in flight, to random devices.
         counters.latencies_us.lock().unwrap().clear();
@@ -445,13 +574,8 @@ async fn main() {
         let devs = Arc::new(devices.clone());
         let mut senders = Vec::new();
         for _ in 0..args.senders {
-            let (devs, http, base, sent, failed) = (
-                devs.clone(),
-                http.clone(),
-                server.base.clone(),
-                sent.clone(),
-                failed.clone(),
-            );
+            let (devs, http, sent, failed) =
+                (devs.clone(), http.clone(), sent.clone(), failed.clone());
             senders.push(tokio::spawn(async move {
                 while Instant::now() < until {
                     let from = &devs[random_below(devs.len())];
@@ -468,7 +592,8 @@ async fn main() {
                         "recipients": [to.user_id],
                         "envelopes": [{ "device_id": to.device_id, "payload": sotto_core::b64::encode(&payload) }],
                     });
-                    match http.post(format!("{base}/v1/envelopes")).bearer_auth(&from.token).json(&body).send().await {
+                    // Each sender posts to its own device's node.
+                    match http.post(format!("{}/v1/envelopes", from.base)).bearer_auth(&from.token).json(&body).send().await {
                         Ok(r) if r.status().is_success() => {
                             sent.fetch_add(1, Ordering::SeqCst);
                         }
@@ -499,6 +624,18 @@ async fn main() {
         let total_secs = phase.elapsed().as_secs_f64();
         let delivered = counters.delivered.load(Ordering::SeqCst) - delivered_before;
         let (rss, peak, cpu_after) = server_stats(pid);
+        let cpu: serde_json::Map<String, Value> = component_cpu(&servers)
+            .into_iter()
+            .zip(&components_before)
+            .map(|((name, after), (_, before))| (name, json!(after - before)))
+            .collect();
+        let per_thousand: serde_json::Map<String, Value> = cpu
+            .iter()
+            .map(|(name, secs)| {
+                let ms = secs.as_f64().unwrap_or(0.0) * 1000.0 / (delivered.max(1) as f64 / 1000.0);
+                (name.clone(), json!(ms))
+            })
+            .collect();
         let mut lat = std::mem::take(&mut *counters.latencies_us.lock().unwrap());
         lat.sort_unstable();
         let held = counters.connected.load(Ordering::SeqCst);
@@ -516,6 +653,8 @@ async fn main() {
             "server_rss_mib": rss as f64 / 1024.0,
             "server_peak_rss_mib": peak as f64 / 1024.0,
             "server_cpu_seconds": cpu_after - cpu_before,
+            "cpu_seconds": cpu,
+            "cpu_ms_per_1000_deliveries": per_thousand,
         });
         println!(
             "{level:>6} devices: {held} connections held, {sent} sent, {delivered} delivered, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, server peak RSS {:.0} MiB, CPU {:.1} s (setup {:.1} s)",
@@ -526,6 +665,15 @@ async fn main() {
             result["server_cpu_seconds"].as_f64().unwrap(),
             setup_secs,
         );
+        println!(
+            "{:>6}   CPU ms per 1,000 deliveries: {}",
+            "",
+            per_thousand
+                .iter()
+                .map(|(k, v)| format!("{k} {:.0}", v.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         if delivered != sent || held != level {
             lost_any = true;
             eprintln!(
@@ -534,10 +682,17 @@ async fn main() {
         }
         results.push(result);
     }
-    let report = json!({ "levels": results, "lost": lost_any, "open_file_limit": limit });
+    let report = json!({
+        "configuration": configuration,
+        "levels": results,
+        "lost": lost_any,
+        "open_file_limit": limit,
+    });
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }
-    drop(server);
+    drop(servers);
+    drop(pg);
+    drop(dir);
     std::process::exit(if lost_any { 1 } else { 0 });
 }
