@@ -1,7 +1,7 @@
 //! Two nodes on one database with NATS between them (two servers in this process, each
 //! with its own sockets): what one node would tell a socket reaches the sockets the other
-//! holds — wake-ups, delivered receipts, device-list changes, sign-outs — and a wake-up
-//! that never came only delays a delivery until the next sweep.
+//! holds — wake-ups, delivered receipts, device-list changes, link requests, sign-outs —
+//! and a wake-up that never came only delays a delivery until the next sweep.
 //!
 //! They need NATS, so they are ignored in a plain `cargo test`; scripts/service-tests.sh
 //! runs them (on PostgreSQL, with `SOTTO_TEST_NATS`) whenever NATS answers.
@@ -67,11 +67,11 @@ async fn a_socket_on_one_node_gets_in_order_what_senders_on_both_send() {
     b.stop().await;
 }
 
-/// Receipts, device-list changes and sign-outs are pushed by the node that sees them to
-/// sockets on the other.
+/// Receipts, device-list changes, link requests and sign-outs are pushed by the node that
+/// sees them to sockets on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
-async fn receipts_device_changes_and_sign_outs_cross_nodes() {
+async fn receipts_device_changes_link_requests_and_sign_outs_cross_nodes() {
     let (_dir, db) = temp_db();
     let a = TestServer::start(node_config(&db, 3600)).await;
     let b = TestServer::start(node_config(&db, 3600)).await;
@@ -108,6 +108,24 @@ async fn receipts_device_changes_and_sign_outs_cross_nodes() {
     b.publish_device(&second).await;
     let changed = next_of_type(&mut bob_ws, "devices_changed").await;
     assert_eq!(changed["user_id"], bob.user_id);
+
+    // A new browser of Alice's asks through B to be linked: her running browser's socket
+    // on A is shown the request.
+    let new_token = b
+        .sign_in(&hs256(json!({ "user": { "id": "alice" } })))
+        .await
+        .0;
+    let new = sotto_core::linking::NewBrowser::start(&[0; 32]).unwrap();
+    let (status, request) = b
+        .post(
+            "/v1/links",
+            Some(&new_token),
+            json!({ "commitment": sotto_core::b64::encode(&new.commitment()) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{request}");
+    let shown = next_of_type(&mut alice_ws, "link_request").await;
+    assert_eq!(shown["id"], request["id"]);
 
     // Alice signs out through B: her socket on A is told and closed at once.
     let (status, _) = b
