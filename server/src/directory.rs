@@ -163,11 +163,23 @@ pub fn sign_in(conn: &Conn, org: &str, identity: &Identity) -> Result<User, ApiE
         }),
         // Only an email a sign-in token vouched for names a user, never one a visitor typed:
         // otherwise whoever registers a new hire's address first would receive their messages.
+        // Case is ignored for ASCII letters only, on both backends (PostgreSQL's lower()
+        // would otherwise fold by locale, making look-alike addresses equal).
         Identity::ExistingEmail(email) => conn
             .query_row(
                 &format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND lower(email) = lower(?2)
-                     AND ephemeral = 0 AND email_verified = 1 ORDER BY created_at LIMIT 1"
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND {folded} = lower(?2{c})
+                     AND ephemeral = 0 AND email_verified = 1 ORDER BY created_at LIMIT 1",
+                    folded = if conn.is_postgres() {
+                        "lower(email COLLATE \"C\")"
+                    } else {
+                        "lower(email)"
+                    },
+                    c = if conn.is_postgres() {
+                        " COLLATE \"C\""
+                    } else {
+                        ""
+                    },
                 ),
                 params![org, email],
                 user_from_row,

@@ -247,7 +247,12 @@ pub fn claim_bundles(
     } else {
         claimer.id.as_str()
     };
-    for device_id in devices {
+    // In one order whatever order the claim named them in, so that two claims of the same
+    // devices (visitors share one claimer row) never wait on each other's locks.
+    let mut sorted: Vec<&String> = devices.iter().collect();
+    sorted.sort();
+    let mut taken = std::collections::HashMap::with_capacity(devices.len());
+    for device_id in sorted {
         let bundle = tx
             .query_row(
                 "SELECT i.signing, i.agreement, s.key_id, s.public_key, s.signature
@@ -316,8 +321,10 @@ pub fn claim_bundles(
                 public: key32(public)?,
             });
         }
-        bundles.push(bundle);
+        taken.insert(device_id, bundle);
     }
     tx.commit()?;
+    // Back in the order asked for.
+    bundles.extend(devices.iter().filter_map(|d| taken.remove(d)));
     Ok((bundles, low))
 }

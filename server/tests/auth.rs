@@ -286,6 +286,16 @@ async fn a_visitor_cannot_capture_an_account_by_its_email() {
     // Email case does not matter.
     let shouted = hs256(json!({ "email": "NewHire@ACME.test" }));
     assert_eq!(jwt_outcome(&server, &shouted).await, (200, real.clone()));
+    // ASCII case only: a look-alike address (a dotted capital I for the i), which a
+    // locale's Unicode folding would make equal, names nobody.
+    for look_alike in ["newh\u{0130}re@acme.test", "NEWH\u{0130}RE@ACME.TEST"] {
+        let token = hs256(json!({ "email": look_alike }));
+        assert_eq!(
+            jwt_outcome(&server, &token).await,
+            (401, "user_not_found".into()),
+            "{look_alike}"
+        );
+    }
     assert_ne!(who, visitor["user"]["id"].as_str().unwrap());
     // A token that says its email is unverified names nobody by it.
     let unverified = hs256(json!({ "email": "newhire@acme.test", "email_verified": false }));

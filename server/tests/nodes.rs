@@ -144,3 +144,36 @@ async fn a_link_approval_is_taken_once_across_nodes() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Claims that name the same devices in opposite orders, on two nodes at once (visitors
+/// all count as one claimer), never wait on each other: every one is answered, in the
+/// order it asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_of_the_same_devices_in_any_order_never_deadlock() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(config(&db)).await;
+    let b = TestServer::start(config(&db)).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let carol = a.user_with_device("carol", [3; 32]).await;
+    let mut visitors = Vec::new();
+    for _ in 0..2 {
+        let (_, v) = a
+            .post("/v1/auth/ephemeral", None, json!({ "token": EPHEMERAL }))
+            .await;
+        visitors.push(v["token"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..10 {
+        let forward = json!({ "devices": [bob.device_id, carol.device_id] });
+        let backward = json!({ "devices": [carol.device_id, bob.device_id] });
+        let (one, two) = tokio::join!(
+            a.post("/v1/bundles", Some(&visitors[0]), forward),
+            b.post("/v1/bundles", Some(&visitors[1]), backward)
+        );
+        assert_eq!(one.0, 200, "{}", one.1);
+        assert_eq!(two.0, 200, "{}", two.1);
+        assert_eq!(one.1[0]["device_id"], bob.device_id.as_str());
+        assert_eq!(two.1[0]["device_id"], carol.device_id.as_str());
+    }
+    a.stop().await;
+    b.stop().await;
+}
