@@ -38,12 +38,17 @@ missing() {
 }
 
 db_env=()
-if answers "$pg_url" 5432; then
+# Listening is not enough: a stock PostgreSQL may refuse the test user.
+pg_takes_us() {
+  answers "$pg_url" 5432 || return 1
+  ! command -v psql >/dev/null || psql "$pg_url" -Atc 'SELECT 1' >/dev/null 2>&1
+}
+if pg_takes_us; then
   echo "service-tests: every server test on PostgreSQL"
   db_env=(SOTTO_TEST_POSTGRES="$pg_url")
   env "${db_env[@]}" cargo test -p sotto-server --tests
 else
-  missing PostgreSQL "$pg_url" "the server's tests do not run on PostgreSQL"
+  missing PostgreSQL "$pg_url, or it refuses this user" "the server's tests do not run on PostgreSQL"
 fi
 
 if answers "$nats_url" 4222; then

@@ -41,6 +41,12 @@ impl std::fmt::Display for StoreLocation {
     }
 }
 
+/// Whether `name` is a blob ID as the server makes them (`b_` and 32 hex digits).
+fn is_blob_id(name: &str) -> bool {
+    name.strip_prefix("b_")
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Where attachments' bytes are kept.
 #[derive(Clone)]
 pub struct BlobStore(Arc<dyn ObjectStore>);
@@ -81,14 +87,14 @@ impl BlobStore {
                 }
             }
         };
-        let store = BlobStore(store);
-        let probe = "probe-written-at-start";
+        // The store's own error, with its cause, for the operator reading why it stopped.
+        let probe = Self::path("probe-written-at-start");
         store
-            .put(probe, Bytes::from_static(b"ok"))
+            .put(&probe, PutPayload::from_static(b"ok"))
             .await
-            .map_err(|e| failed(&e.message))?;
-        store.delete(probe).await.map_err(|e| failed(&e.message))?;
-        Ok(store)
+            .map_err(|e| failed(&e))?;
+        store.delete(&probe).await.map_err(|e| failed(&e))?;
+        Ok(BlobStore(store))
     }
 
     fn path(id: &str) -> StorePath {
@@ -133,12 +139,14 @@ impl BlobStore {
     }
 
     /// Up to `limit` blob IDs whose bytes were written at or before `cutoff` (Unix seconds).
+    /// Only names shaped like the blob IDs the server makes count: anything else in the
+    /// directory or bucket is not the server's to judge.
     pub async fn written_before(&self, cutoff: i64, limit: usize) -> Result<Vec<String>, ApiError> {
         let mut listed = self.0.list(None);
         let mut old = Vec::new();
         while let Some(meta) = listed.next().await {
             let meta = meta.map_err(store_failed)?;
-            if meta.last_modified.timestamp() <= cutoff {
+            if is_blob_id(meta.location.as_ref()) && meta.last_modified.timestamp() <= cutoff {
                 old.push(meta.location.to_string());
                 if old.len() >= limit {
                     break;

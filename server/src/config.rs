@@ -182,11 +182,23 @@ impl Config {
         };
         let mut allowed_origins = file.allowed_origins;
         allowed_origins.extend(cli.allowed_origins);
-        let database = crate::db::Location::parse(
-            &cli.database
-                .or(file.database)
-                .unwrap_or_else(|| "sotto.db".into()),
-        );
+        let database = cli
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| "sotto.db".into());
+        // A libpq keyword string would otherwise become a SQLite file of that name.
+        if ["host=", "dbname=", "user=", "password="]
+            .iter()
+            .any(|k| database.contains(k))
+            && !database.contains("://")
+        {
+            return Err(
+                "database: give PostgreSQL as a URL, postgres://user:password@host:5432/dbname \
+                 (keyword=value settings are not read)"
+                    .into(),
+            );
+        }
+        let database = crate::db::Location::parse(&database);
         let config = Config {
             listen: cli
                 .listen
@@ -278,6 +290,8 @@ impl Config {
 
 /// A URL without the user and password in it, for logs and messages.
 pub fn without_credentials(url: &str) -> String {
+    // The query string may carry credentials too (`?password=`): it is left out whole.
+    let url = url.split('?').next().unwrap_or(url);
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
         _ => url.to_owned(),

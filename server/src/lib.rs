@@ -107,6 +107,14 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     let registry = Arc::new(delivery::registry::Registry::default());
     if let Some(url) = &config.bus {
         delivery::bus::start(url, registry.clone(), db.clone(), config.bus_sweep).await?;
+        if let blob_store::StoreLocation::Directory(dir) = &config.blob_store {
+            tracing::warn!(
+                blob_store = %dir.display(),
+                "with several nodes the blob store must be one they share (an s3:// bucket, \
+                 or one shared directory at this path on every node), or attachments \
+                 uploaded through one node are missing on the others"
+            );
+        }
     }
     let writer = delivery::writer::Writer::start(db.clone(), registry.clone());
     Ok(Arc::new(AppState {
@@ -124,6 +132,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         writer,
         demo_secret,
         draining: tokio::sync::watch::channel(false).0,
+        open_sockets: tokio::sync::watch::channel(0).0,
     }))
 }
 
@@ -297,6 +306,17 @@ pub async fn serve(
             Ok(())
         }
     };
+    // The sockets finish what they were doing (a send in progress is answered) and close.
+    let mut sockets = state.open_sockets.subscribe();
+    if tokio::time::timeout(DRAIN_LIMIT, sockets.wait_for(|n| *n == 0))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = *state.open_sockets.borrow(),
+            "sockets still open after {DRAIN_LIMIT:?}; stopping anyway"
+        );
+    }
     // Every send accepted so far is committed before the process goes.
     state.writer.flush().await;
     result

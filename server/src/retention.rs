@@ -192,10 +192,19 @@ fn expire_envelopes(
          AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = envelopes.device_id)",
         params![cutoff],
     )?;
+    // Only what this transaction deleted is told: another node's clean-up may have taken
+    // some of these rows first, and told of them itself.
     let mut delete = tx.prepare("DELETE FROM envelopes WHERE seq = ?1")?;
+    let mut deleted = std::collections::HashSet::new();
     for seq in &seqs {
-        delete.execute(params![seq])?;
+        if delete.execute(params![seq])? == 1 {
+            deleted.insert(*seq);
+        }
     }
+    notices.retain(|_, seqs| {
+        seqs.retain(|s| deleted.contains(s));
+        !seqs.is_empty()
+    });
     // A notice takes room in the sender's queue like any envelope, within the limits any
     // envelope meets: the queue's, and the labelled user's share of it.
     let mut room = tx.prepare(
@@ -227,7 +236,7 @@ fn expire_envelopes(
             notified.insert(sender_device.clone());
         }
     }
-    Ok(seqs.len() + orphans)
+    Ok(deleted.len() + orphans)
 }
 
 /// Deletes a user and everything the server holds for them.

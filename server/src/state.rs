@@ -30,6 +30,9 @@ pub struct AppState {
     /// Becomes true when the server is stopping: sockets say "going away" and close, so
     /// their clients reconnect to another node.
     pub draining: tokio::sync::watch::Sender<bool>,
+    /// Delivery sockets open now: a stopping server waits for them to close (HTTP's
+    /// graceful shutdown does not see upgraded connections).
+    pub open_sockets: tokio::sync::watch::Sender<usize>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -54,7 +54,7 @@ async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
     // Bytes a crash left without a row, two hours ago, and bytes of a moment ago (an upload
     // whose row is about to follow): clean-up takes the first only.
     std::fs::create_dir_all(&store).unwrap();
-    let orphan = store.join("b_lost_in_a_crash");
+    let orphan = store.join("b_0123456789abcdef0123456789abcdef");
     std::fs::write(&orphan, b"x").unwrap();
     std::fs::File::options()
         .write(true)
@@ -62,7 +62,7 @@ async fn attachment_bytes_live_in_the_blob_store_and_go_with_their_row() {
         .unwrap()
         .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
         .unwrap();
-    let in_flight = store.join("b_row_on_its_way");
+    let in_flight = store.join("b_fedcba9876543210fedcba9876543210");
     std::fs::write(&in_flight, b"y").unwrap();
     let server = TestServer::start(cfg).await;
     let alice = server.user_with_device("alice", [1; 32]).await;

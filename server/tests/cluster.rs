@@ -166,3 +166,23 @@ async fn a_lost_wake_up_only_delays_a_delivery_until_the_sweep() {
     assert_eq!(payload_text(&frame), "unannounced");
     a.stop().await;
 }
+
+/// A session that ended with no notice reaching this node (here deleted straight from the
+/// database, as a sign-out on a node whose notice was lost would leave it) loses its
+/// socket at the next sweep: a stolen session cannot keep sending or acknowledging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_lost_sign_out_notice_only_delays_the_close_until_the_sweep() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 1)).await;
+    let alice = a.user_with_device("alice", [1; 32]).await;
+    let mut ws = connect(&a, &alice).await;
+    exec(
+        &a.db,
+        "DELETE FROM sessions WHERE user_id = ?1",
+        params![alice.user_id],
+    );
+    let ended = next_of_type(&mut ws, "error").await;
+    assert_eq!(ended["code"], "session_revoked");
+    a.stop().await;
+}

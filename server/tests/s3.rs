@@ -97,8 +97,14 @@ async fn bytes_in_the_bucket_that_no_row_names_are_swept() {
     let alice = server.user_with_device("alice", [1; 32]).await;
     let kept = upload(&server, &alice.token, vec![7; 100]).await;
     let store = BlobStore::open(&bucket).await.unwrap();
+    let lost = "b_0123456789abcdef0123456789abcdef";
     store
-        .put("b_lost_in_a_crash", bytes::Bytes::from_static(b"x"))
+        .put(lost, bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    // Something else in the same place that is not the server's (a name no blob has).
+    store
+        .put("site-backup-2026-12-01", bytes::Bytes::from_static(b"y"))
         .await
         .unwrap();
     let database = sotto_server::db::Db::connect(&db.location).await.unwrap();
@@ -106,8 +112,12 @@ async fn bytes_in_the_bucket_that_no_row_names_are_swept() {
         .await
         .unwrap();
     assert_eq!(swept, 1);
-    assert!(!store.contains("b_lost_in_a_crash").await.unwrap());
+    assert!(!store.contains(lost).await.unwrap());
     assert!(store.contains(&kept).await.unwrap(), "named bytes stay");
+    assert!(
+        store.contains("site-backup-2026-12-01").await.unwrap(),
+        "and what is not a blob is not touched"
+    );
     server.stop().await;
 }
 

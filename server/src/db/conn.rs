@@ -19,13 +19,26 @@ pub enum Error {
     NoRows,
     #[error("a stored value has the wrong type: {0}")]
     Type(String),
+    /// The runtime stopped before the query ran (the server is shutting down).
+    #[error("the database task was stopped")]
+    Stopped,
 }
 
 /// What PostgreSQL said, not only "db error".
 fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => {
+            // "error connecting to server" says little without its cause.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

@@ -165,7 +165,7 @@ impl Db {
             f(&guard)
         })
         .await
-        .expect("database task panicked")
+        .unwrap_or_else(stopped)
     }
 
     /// Runs `f` with the writing connection on the blocking pool.
@@ -185,7 +185,7 @@ impl Db {
             f(&mut guard)
         })
         .await
-        .expect("database task panicked")
+        .unwrap_or_else(stopped)
     }
 }
 
@@ -204,6 +204,15 @@ impl Conn {
             }
         })
     }
+}
+
+/// A blocking task that did not finish: a panic goes on as a panic; a task the runtime
+/// dropped while shutting down is an error for its caller.
+fn stopped<T, E: From<Error>>(e: tokio::task::JoinError) -> std::result::Result<T, E> {
+    if e.is_panic() {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    Err(Error::Stopped.into())
 }
 
 /// A PostgreSQL connection that broke (the server restarted, the network dropped) is

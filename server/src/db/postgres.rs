@@ -30,7 +30,9 @@ CREATE TABLE users (
     UNIQUE (org_id, tag),
     UNIQUE (org_id, external_id)
 );
-CREATE INDEX users_by_email ON users (org_id, lower(email));
+-- lower() of the "C" collation folds ASCII only, as SQLite's does: a locale's Unicode
+-- folding would make look-alike addresses (KELVIN SIGN, dotted I) equal.
+CREATE INDEX users_by_email ON users (org_id, lower(email COLLATE "C"));
 CREATE TABLE group_tags (org_id TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (org_id, name));
 CREATE TABLE group_members (
     org_id TEXT NOT NULL, tag TEXT NOT NULL, member_tag TEXT NOT NULL,
@@ -196,7 +198,19 @@ pub struct PgConn {
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<Box<PgConn>> {
-        let client = Client::connect(url, NoTls)?;
+        let mut config: postgres::Config = url.parse()?;
+        // A peer that vanished mid-transaction is noticed in about a minute, not hours.
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(10));
+        let mut client = config.connect(NoTls)?;
+        // Each node writes through one connection: a lock someone else holds too long, or a
+        // transaction left open, must fail that one write rather than stall the node.
+        client.batch_execute(
+            "SET lock_timeout = '5s'; SET statement_timeout = '30s';
+             SET idle_in_transaction_session_timeout = '60s'",
+        )?;
         Ok(Box::new(PgConn {
             client: RefCell::new(Some(client)),
             statements: RefCell::default(),

@@ -24,6 +24,9 @@ pub const SUBJECT: &str = "sotto.v1.notices";
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Devices looked up per sweep query.
 const SWEEP_CHUNK: usize = 500;
+/// Notices waiting to be published; past it (NATS down for a while) new ones are dropped,
+/// which the sweep makes up for, rather than memory growing without end.
+const OUTGOING: usize = 10_000;
 
 /// What one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +60,7 @@ struct Wire {
 /// A node's way onto the bus: notices go out in the order they were made.
 pub struct Bus {
     node: String,
-    outgoing: mpsc::UnboundedSender<bytes::Bytes>,
+    outgoing: mpsc::Sender<bytes::Bytes>,
 }
 
 impl Bus {
@@ -68,7 +71,9 @@ impl Bus {
         };
         match serde_json::to_vec(&wire) {
             Ok(bytes) => {
-                let _ = self.outgoing.send(bytes.into());
+                if self.outgoing.try_send(bytes.into()).is_err() {
+                    tracing::warn!("bus notice dropped: the bus is not taking them");
+                }
             }
             Err(e) => tracing::error!(error = %e, "bus notice not encoded"),
         }
@@ -104,7 +109,7 @@ pub async fn start(
         .flush()
         .await
         .map_err(|e| format!("the bus does not answer: {e}"))?;
-    let (outgoing, mut to_send) = mpsc::unbounded_channel::<bytes::Bytes>();
+    let (outgoing, mut to_send) = mpsc::channel::<bytes::Bytes>(OUTGOING);
     tokio::spawn(async move {
         while let Some(payload) = to_send.recv().await {
             if let Err(e) = client.publish(SUBJECT, payload).await {
@@ -132,34 +137,72 @@ pub async fn start(
 }
 
 /// Every `period`, wakes the connected devices that have envelopes queued, so a notice
-/// that never came delays a delivery by seconds and loses nothing.
+/// that never came delays a delivery by seconds and loses nothing; and closes the sockets
+/// of sessions that ended (signed out on another node, or expired), so a lost sign-out
+/// notice leaves a stolen session's socket open for seconds, not hours.
 async fn sweep(db: Db, registry: Arc<Registry>, period: Duration) {
     let mut every = tokio::time::interval(period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         for chunk in registry.devices().chunks(SWEEP_CHUNK) {
-            let chunk = chunk.to_vec();
-            let waiting = db
-                .read(move |conn| {
-                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-                    let params: Vec<&dyn crate::db::ToValue> =
-                        chunk.iter().map(|d| d as &dyn crate::db::ToValue).collect();
-                    conn.query_map(
-                        &format!(
-                            "SELECT DISTINCT device_id FROM envelopes WHERE device_id IN ({})",
-                            marks.join(", ")
-                        ),
-                        &params,
-                        |r| r.get::<String>(0),
-                    )?
-                    .collect::<crate::db::Result<Vec<String>>>()
-                })
-                .await;
-            match waiting {
+            let sql = "SELECT DISTINCT device_id FROM envelopes WHERE device_id IN";
+            match matching(&db, sql, chunk.to_vec()).await {
                 Ok(devices) => devices.iter().for_each(|d| registry.wake_here(d)),
                 Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
             }
         }
+        for chunk in registry.sessions().chunks(SWEEP_CHUNK) {
+            let hashes = chunk.to_vec();
+            match db.read(move |conn| live_sessions(conn, &hashes)).await {
+                Ok(live) => chunk.iter().filter(|h| !live.contains(*h)).for_each(|h| {
+                    registry.end_session_here(h, "session_revoked", "this session has ended")
+                }),
+                Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+            }
+        }
     }
+}
+
+/// Of `hashes`, those whose session is still signed in and unexpired (padded to one
+/// statement shape, as in [`matching`]).
+fn live_sessions(
+    conn: &crate::db::Conn,
+    hashes: &[Vec<u8>],
+) -> crate::db::Result<std::collections::HashSet<Vec<u8>>> {
+    let mut padded = hashes.to_vec();
+    padded.resize(SWEEP_CHUNK, hashes[0].clone());
+    let marks: Vec<String> = (2..=padded.len() + 1).map(|i| format!("?{i}")).collect();
+    let now = crate::db::now_secs();
+    let mut params: Vec<&dyn crate::db::ToValue> = vec![&now];
+    params.extend(padded.iter().map(|h| h as &dyn crate::db::ToValue));
+    conn.query_map(
+        &format!(
+            "SELECT token_hash FROM sessions WHERE expires_at > ?1 AND token_hash IN ({})",
+            marks.join(", ")
+        ),
+        &params,
+        |r| r.get::<Vec<u8>>(0),
+    )?
+    .collect()
+}
+
+/// Which of `keys` the query `sql` (ending in `IN`) returns, in one statement shape: the
+/// list is padded to a full chunk with its first key, so each connection prepares it once.
+async fn matching(
+    db: &Db,
+    sql: &'static str,
+    mut keys: Vec<String>,
+) -> crate::db::Result<Vec<String>> {
+    keys.resize(SWEEP_CHUNK, keys[0].clone());
+    db.read(move |conn| {
+        let marks: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<&dyn crate::db::ToValue> =
+            keys.iter().map(|d| d as &dyn crate::db::ToValue).collect();
+        conn.query_map(&format!("{sql} ({})", marks.join(", ")), &params, |r| {
+            r.get::<String>(0)
+        })?
+        .collect()
+    })
+    .await
 }

@@ -192,7 +192,8 @@ impl Registry {
         });
     }
 
-    fn end_session_here(&self, session_hash: &[u8], code: &str, message: &str) {
+    /// [`Registry::end_session`] for this node's connections only.
+    pub fn end_session_here(&self, session_hash: &[u8], code: &str, message: &str) {
         let frame = closing(code, message);
         for conns in self.lock().values() {
             for c in conns.iter().filter(|c| c.session_hash == session_hash) {
@@ -221,6 +222,19 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// The sessions (token hashes) with a connection on this node.
+    pub fn sessions(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self
+            .lock()
+            .values()
+            .flatten()
+            .map(|c| c.session_hash.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The devices with a connection on this node.

@@ -145,25 +145,14 @@ async fn run(
     device_id: String,
     _permit: ConnectionPermit,
 ) -> Result<(), String> {
+    // Counted until it ends, so a stopping server waits for it.
+    state.open_sockets.send_modify(|n| *n += 1);
+    let _counted = OpenSocket(&state.open_sockets);
     // Register before reading the queue, so nothing that arrives meanwhile goes unnoticed.
     let mut registration = state.registry.register(&device_id, &who.session_hash);
     // Checked again now that sign-outs and removals can find this socket: one that landed
     // between the check at the upgrade and the registration would otherwise be missed.
-    let (token_hash, device) = (who.session_hash.clone(), device_id.clone());
-    let still = state
-        .db
-        .read(move |conn| {
-            let live: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
-                 WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
-                crate::params![token_hash, device, crate::db::now_secs()],
-                |r| r.get(0),
-            )?;
-            Ok::<_, ApiError>(live)
-        })
-        .await
-        .map_err(|e| e.message)?;
-    if !still {
+    if !still_live(&state, &who.session_hash, &device_id).await? {
         return refuse(
             &mut socket,
             "session_revoked",
@@ -228,6 +217,13 @@ async fn run(
                 if last_heard.elapsed() > SILENT_LIMIT {
                     return refuse(&mut socket, "timeout", "no answer to pings").await;
                 }
+                // With several nodes, a sign-out or removal elsewhere reaches this socket as
+                // a bus notice, which can be lost: the database decides, at every ping.
+                if state.config.bus.is_some()
+                    && !still_live(&state, &who.session_hash, &device_id).await?
+                {
+                    return refuse(&mut socket, "session_revoked", "this session or device has ended").await;
+                }
                 socket.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
             }
             _ = registration.notify.notified() => {
@@ -273,6 +269,38 @@ async fn run(
             }
         }
     }
+}
+
+/// Takes one socket off the count of open ones when it ends, however it ends.
+struct OpenSocket<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Whether the session `session_hash` is still signed in, unexpired, and its user still
+/// has `device`.
+async fn still_live(
+    state: &SharedState,
+    session_hash: &[u8],
+    device: &str,
+) -> Result<bool, String> {
+    let (token_hash, device) = (session_hash.to_vec(), device.to_owned());
+    state
+        .db
+        .read(move |conn| {
+            let live: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
+                 WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
+                crate::params![token_hash, device, crate::db::now_secs()],
+                |r| r.get(0),
+            )?;
+            Ok::<_, ApiError>(live)
+        })
+        .await
+        .map_err(|e| e.message)
 }
 
 /// Sends everything queued for the device after `last_sent`.
