@@ -73,7 +73,8 @@ export async function startServer({ database, listen = '127.0.0.1:0', args = [],
     },
     async stop() {
       started.delete(server);
-      if (child.exitCode !== null) return;
+      // Already gone (exited, or killed by a signal): there is no exit left to wait for.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
