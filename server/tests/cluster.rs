@@ -178,7 +178,10 @@ async fn a_lost_sign_out_notice_only_delays_the_close_until_the_sweep() {
     let alice = a.user_with_device("alice", [1; 32]).await;
     let mut ws = connect(&a, &alice).await;
     // A live session keeps its socket through several sweeps.
-    assert!(silent_for(&mut ws, 2500).await, "a live session's socket stays open");
+    assert!(
+        silent_for(&mut ws, 2500).await,
+        "a live session's socket stays open"
+    );
     exec(
         &a.db,
         "DELETE FROM sessions WHERE user_id = ?1",
