@@ -6,31 +6,6 @@ mod common;
 
 use common::*;
 
-async fn upload(server: &TestServer, token: &str, bytes: Vec<u8>) -> String {
-    let resp = server
-        .http
-        .post(format!("{}/v1/blobs", server.base))
-        .bearer_auth(token)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u8>) {
-    let resp = server
-        .http
-        .get(format!("{}/v1/blobs/{id}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
-}
-
 fn row(db: &TestDb, id: &str) -> (bool, i64) {
     (
         count(

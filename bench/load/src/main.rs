@@ -267,13 +267,11 @@ fn server_stats(pid: u32) -> (u64, u64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (field("VmRSS:"), field("VmHWM:"), ticks / hz)
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        cpu_seconds(&pid.to_string()),
+    )
 }
 
 struct Device {

@@ -238,20 +238,26 @@ impl PgConn {
         Ok(s)
     }
 
-    pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+    /// Runs `run` with the prepared statement for `sql` and `params` in the driver's terms.
+    fn bound<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+        run: impl FnOnce(&mut Client, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
         let stmt = self.statement(sql)?;
         let values: Vec<PgValue<'_>> = params.iter().map(|p| PgValue(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        Ok(self.client().execute(&stmt, &refs)?)
+        Ok(run(&mut self.client(), &stmt, &refs)?)
+    }
+
+    pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        self.bound(sql, params, |c, stmt, refs| c.execute(stmt, refs))
     }
 
     pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<postgres::Row>> {
-        let stmt = self.statement(sql)?;
-        let values: Vec<PgValue<'_>> = params.iter().map(|p| PgValue(p.to_value())).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        Ok(self.client().query(&stmt, &refs)?)
+        self.bound(sql, params, |c, stmt, refs| c.query(stmt, refs))
     }
 
     pub fn batch(&self, sql: &str) -> Result<()> {

@@ -147,62 +147,52 @@ async fn sweep(db: Db, registry: Arc<Registry>, period: Duration) {
         every.tick().await;
         for chunk in registry.devices().chunks(SWEEP_CHUNK) {
             let sql = "SELECT DISTINCT device_id FROM envelopes WHERE device_id IN";
-            match matching(&db, sql, chunk.to_vec()).await {
+            match matching(&db, sql, chunk.to_vec(), |r| r.get::<String>(0)).await {
                 Ok(devices) => devices.iter().for_each(|d| registry.wake_here(d)),
                 Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
             }
         }
         for chunk in registry.sessions().chunks(SWEEP_CHUNK) {
-            let hashes = chunk.to_vec();
-            match db.read(move |conn| live_sessions(conn, &hashes)).await {
-                Ok(live) => chunk.iter().filter(|h| !live.contains(*h)).for_each(|h| {
-                    registry.end_session_here(h, "session_revoked", "this session has ended")
-                }),
+            let sql = "SELECT token_hash, expires_at FROM sessions WHERE token_hash IN";
+            let row = |r: &crate::db::Row<'_>| Ok((r.get::<Vec<u8>>(0)?, r.get::<i64>(1)?));
+            match matching(&db, sql, chunk.to_vec(), row).await {
+                Ok(found) => {
+                    let now = crate::db::now_secs();
+                    let live: std::collections::HashSet<Vec<u8>> = found
+                        .into_iter()
+                        .filter(|(_, expires_at)| *expires_at > now)
+                        .map(|(hash, _)| hash)
+                        .collect();
+                    chunk.iter().filter(|h| !live.contains(*h)).for_each(|h| {
+                        registry.end_session_here(h, "session_revoked", "this session has ended")
+                    })
+                }
                 Err(e) => tracing::warn!(error = %e, "session sweep failed"),
             }
         }
     }
 }
 
-/// Of `hashes`, those whose session is still signed in and unexpired (padded to one
-/// statement shape, as in [`matching`]).
-fn live_sessions(
-    conn: &crate::db::Conn,
-    hashes: &[Vec<u8>],
-) -> crate::db::Result<std::collections::HashSet<Vec<u8>>> {
-    let mut padded = hashes.to_vec();
-    padded.resize(SWEEP_CHUNK, hashes[0].clone());
-    let marks: Vec<String> = (2..=padded.len() + 1).map(|i| format!("?{i}")).collect();
-    let now = crate::db::now_secs();
-    let mut params: Vec<&dyn crate::db::ToValue> = vec![&now];
-    params.extend(padded.iter().map(|h| h as &dyn crate::db::ToValue));
-    conn.query_map(
-        &format!(
-            "SELECT token_hash FROM sessions WHERE expires_at > ?1 AND token_hash IN ({})",
-            marks.join(", ")
-        ),
-        &params,
-        |r| r.get::<Vec<u8>>(0),
-    )?
-    .collect()
-}
-
-/// Which of `keys` the query `sql` (ending in `IN`) returns, in one statement shape: the
-/// list is padded to a full chunk with its first key, so each connection prepares it once.
-async fn matching(
+/// The rows that `sql` (ending in `IN`) returns for `keys`, read by `row`, in one
+/// statement shape: the list is padded to a full chunk with its first key, so each
+/// connection prepares it once.
+async fn matching<K, T>(
     db: &Db,
     sql: &'static str,
-    mut keys: Vec<String>,
-) -> crate::db::Result<Vec<String>> {
+    mut keys: Vec<K>,
+    row: fn(&crate::db::Row<'_>) -> crate::db::Result<T>,
+) -> crate::db::Result<Vec<T>>
+where
+    K: crate::db::ToValue + Clone + Send + 'static,
+    T: Send + 'static,
+{
     keys.resize(SWEEP_CHUNK, keys[0].clone());
     db.read(move |conn| {
         let marks: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
         let params: Vec<&dyn crate::db::ToValue> =
-            keys.iter().map(|d| d as &dyn crate::db::ToValue).collect();
-        conn.query_map(&format!("{sql} ({})", marks.join(", ")), &params, |r| {
-            r.get::<String>(0)
-        })?
-        .collect()
+            keys.iter().map(|k| k as &dyn crate::db::ToValue).collect();
+        conn.query_map(&format!("{sql} ({})", marks.join(", ")), &params, row)?
+            .collect()
     })
     .await
 }

@@ -632,3 +632,30 @@ pub async fn s3_bucket() -> String {
     );
     format!("s3://{bucket}/attachments")
 }
+
+/// Uploads `bytes` as an attachment through `/v1/blobs`; its blob ID.
+pub async fn upload(server: &TestServer, token: &str, bytes: Vec<u8>) -> String {
+    let resp = server
+        .http
+        .post(format!("{}/v1/blobs", server.base))
+        .bearer_auth(token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Downloads attachment `id`: (status, bytes).
+pub async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u8>) {
+    let resp = server
+        .http
+        .get(format!("{}/v1/blobs/{id}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
