@@ -310,6 +310,35 @@ mod tests {
         }
     }
 
+    /// A libpq keyword string is refused, not taken as a SQLite file name (which would hold
+    /// the password in its name and give each node a database of its own); credentials in
+    /// a URL, its query string included, never reach a message.
+    #[test]
+    fn a_keyword_database_setting_is_refused_and_urls_hide_credentials() {
+        let cli = Cli::try_parse_from([
+            "sotto-server",
+            "--database",
+            "host=db user=sotto password=hunter2 dbname=sotto",
+        ])
+        .unwrap();
+        let err = Config::load(cli).unwrap_err();
+        assert!(err.contains("postgres://"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let cli =
+            Cli::try_parse_from(["sotto-server", "--database", "postgres://db/sotto"]).unwrap();
+        assert!(matches!(
+            Config::load(cli).unwrap().database,
+            crate::db::Location::Postgres(_)
+        ));
+        for url in [
+            "postgres://sotto:hunter2@db:5432/sotto",
+            "postgres://db/sotto?user=sotto&password=hunter2",
+            "nats://sotto:hunter2@nats:4222",
+        ] {
+            assert!(!without_credentials(url).contains("hunter2"), "{url}");
+        }
+    }
+
     #[test]
     fn the_example_configuration_parses() {
         let file: FileConfig = toml::from_str(include_str!("../sotto.example.toml")).unwrap();

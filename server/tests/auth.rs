@@ -462,3 +462,17 @@ async fn sign_ins_to_one_account_are_limited_from_any_address() {
         );
     }
 }
+
+/// A demo cluster's shared signing secret must be long enough to be a secret: a short
+/// one stops the server at start instead of signing tokens anyone could forge.
+#[tokio::test]
+async fn a_short_shared_demo_secret_is_refused_at_start() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.demo = true;
+    cfg.demo_secret = Some("too-short".into());
+    let refused = sotto_server::serve(cfg, async {}, |_| {})
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("SOTTO_DEMO_SECRET"), "{refused}");
+}

@@ -191,3 +191,34 @@ async fn a_lost_sign_out_notice_only_delays_the_close_until_the_sweep() {
     assert_eq!(ended["code"], "session_revoked");
     a.stop().await;
 }
+
+/// Whatever else is published on the bus's subject — bytes that are not a notice, a
+/// notice of an unknown kind, an end of session with a hash that is not base64 — is
+/// dropped, and the nodes go on telling each other what they must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn garbage_on_the_bus_is_dropped_and_the_nodes_carry_on() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    let alice = b.user_with_device("alice", [1; 32]).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&a, &bob).await;
+    let nats = async_nats::connect(nats_url()).await.unwrap();
+    let subject = sotto_server::delivery::bus::SUBJECT;
+    for junk in [
+        b"\xff\x00 not json".to_vec(),
+        br#"{"from":"x","notice":{"kind":"format_disk"}}"#.to_vec(),
+        br#"{"from":"x","notice":{"kind":"end_session","session_hash":"%%%","code":"c","message":"m"}}"#.to_vec(),
+        vec![b'{'; 100_000],
+    ] {
+        nats.publish(subject, junk.into()).await.unwrap();
+    }
+    nats.flush().await.unwrap();
+    let (status, body) = send(&b, &alice, &[&bob], "still here").await;
+    assert_eq!(status, 200, "{body}");
+    let frame = next_of_type(&mut bob_ws, "envelope").await;
+    assert_eq!(payload_text(&frame), "still here");
+    a.stop().await;
+    b.stop().await;
+}
