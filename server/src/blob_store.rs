@@ -88,7 +88,9 @@ impl BlobStore {
             }
         };
         // The store's own error, with its cause, for the operator reading why it stopped.
-        let probe = Self::path("probe-written-at-start");
+        // Named per start: nodes (or a node and the CLI) starting together on one store
+        // must not delete each other's probe.
+        let probe = Self::path(&crate::db::new_id("probe-written-at-start"));
         store
             .put(&probe, PutPayload::from_static(b"ok"))
             .await

@@ -46,6 +46,16 @@ pub struct Cli {
     /// (at least 32 characters; environment only). Default: a new random one per start.
     #[arg(skip = std::env::var("SOTTO_DEMO_SECRET").ok())]
     pub demo_secret: Option<String>,
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Manage orgs, users, groups, sign-in keys, visitor tokens and API keys, on the
+    /// configured database or (with --url) through a running server's admin API.
+    Admin(crate::cli::AdminArgs),
 }
 
 /// The configuration file's shape.

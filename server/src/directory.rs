@@ -151,6 +151,22 @@ pub fn create_user(
     Ok(user)
 }
 
+/// Refuses a sign-in to a user the site's backend disabled (`403 user_disabled`).
+pub fn refuse_if_disabled(conn: &Conn, user_id: &str) -> Result<(), ApiError> {
+    let disabled: bool = conn.query_row(
+        "SELECT disabled FROM users WHERE id = ?1",
+        params![user_id],
+        |r| r.get(0),
+    )?;
+    if disabled {
+        return Err(ApiError::forbidden(
+            "user_disabled",
+            "this account is disabled",
+        ));
+    }
+    Ok(())
+}
+
 /// The user a verified identity names, creating it when the identity allows.
 pub fn sign_in(conn: &Conn, org: &str, identity: &Identity) -> Result<User, ApiError> {
     match identity {
@@ -234,6 +250,47 @@ pub fn sign_in(conn: &Conn, org: &str, identity: &Identity) -> Result<User, ApiE
             )?)
         }
     }
+}
+
+/// Deletes a user and everything the server holds for them: devices with their queues and
+/// prekeys, identity, sessions, link requests, uploads and group memberships. Returns the
+/// IDs of the uploads whose bytes are in the blob store, to delete once this commits.
+/// Envelopes they sent that still wait in others' queues stay: they are the recipients'.
+pub fn delete_user(tx: &Conn, user: &str) -> crate::db::Result<Vec<String>> {
+    let stored: Vec<String> = {
+        let mut stmt =
+            tx.prepare("DELETE FROM blobs WHERE uploader = ?1 RETURNING id, in_store")?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok((r.get::<String>(0)?, r.get::<bool>(1)?))
+        })?;
+        rows.filter_map(|r| match r {
+            Ok((id, true)) => Some(Ok(id)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?
+    };
+    tx.execute(
+        "DELETE FROM group_members WHERE (org_id, member_tag) IN
+             (SELECT org_id, tag FROM users WHERE id = ?1)",
+        params![user],
+    )?;
+    let devices = "(SELECT id FROM devices WHERE user_id = ?1)";
+    for sql in [
+        format!("DELETE FROM envelopes WHERE device_id IN {devices}"),
+        format!("DELETE FROM one_time_prekeys WHERE device_id IN {devices}"),
+        format!("DELETE FROM signed_prekeys WHERE device_id IN {devices}"),
+        format!("DELETE FROM prekey_claims WHERE device_id IN {devices}"),
+        "DELETE FROM prekey_claims WHERE claimer = ?1".into(),
+        "DELETE FROM devices WHERE user_id = ?1".into(),
+        "DELETE FROM identities WHERE user_id = ?1".into(),
+        "DELETE FROM link_requests WHERE user_id = ?1".into(),
+        "DELETE FROM sessions WHERE user_id = ?1".into(),
+        "DELETE FROM users WHERE id = ?1".into(),
+    ] {
+        tx.execute(&sql, params![user])?;
+    }
+    Ok(stored)
 }
 
 /// Creates (or extends) a named group whose members are user tags.

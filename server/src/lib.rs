@@ -11,9 +11,11 @@
 //! (identities, device lists, prekeys), [`links`] (linking requests), [`routes`] (the HTTP API, thin handlers over those),
 //! [`delivery`] (the durable queue and the WebSocket), [`error`] (the JSON error body).
 
+pub mod admin;
 pub mod auth;
 pub mod blob_store;
 pub mod blobs;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod delivery;
@@ -27,7 +29,6 @@ pub mod retention;
 pub mod routes;
 pub mod state;
 
-use auth::jwt::{OrgAuth, Orgs};
 use auth::rate_limit::RateLimiter;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
@@ -55,10 +56,6 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         .await
         .map_err(|e| format!("cannot open database {}: {e}", config.database))?;
     let blobs = blobs::BlobStore::open(&config.blob_store).await?;
-    let mut orgs = Orgs::default();
-    for org in &config.orgs {
-        orgs.0.insert(org.id.clone(), OrgAuth::from_config(org)?);
-    }
     let demo_secret = if config.demo {
         let secret = match &config.demo_secret {
             Some(shared) if shared.len() >= 32 => shared.as_bytes().to_vec(),
@@ -69,8 +66,6 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
                 secret
             }
         };
-        orgs.0
-            .insert(routes::demo::DEMO_ORG.into(), routes::demo::org(&secret));
         db.call(routes::demo::seed).await.map_err(|e| e.message)?;
         Some(secret)
     } else {
@@ -104,6 +99,10 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
     })
     .await
     .map_err(|e| e.message)?;
+    let orgs = Arc::new(
+        auth::orgs::OrgDirectory::load(&db, config.orgs.clone(), demo_secret.clone()).await?,
+    );
+    orgs.start_reloading(db.clone());
     let registry = Arc::new(delivery::registry::Registry::default());
     if let Some(url) = &config.bus {
         delivery::bus::start(url, registry.clone(), db.clone(), config.bus_sweep).await?;
@@ -185,10 +184,12 @@ pub fn app(state: SharedState) -> Router {
             .route("/demo/jwt", post(routes::demo::mint))
             .route("/demo/jwt.js", get(routes::demo::mint_script));
     }
+    api = api.layer(cors(&state.config));
+    // The admin API: no CORS (no browser should hold an API key).
     api = api
+        .merge(routes::admin::routes())
         .route("/v1/{*rest}", axum::routing::any(not_found))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(cors(&state.config));
+        .layer(DefaultBodyLimit::max(MAX_BODY));
 
     let mut app = api;
     if let Some(dir) = &state.config.static_dir {

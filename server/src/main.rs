@@ -11,13 +11,18 @@ async fn main() {
             EnvFilter::try_from_env("SOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let config = match Config::load(Cli::parse()) {
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
+    let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sotto-server: {e}");
             std::process::exit(2);
         }
     };
+    if let Some(sotto_server::config::Command::Admin(args)) = command {
+        std::process::exit(sotto_server::cli::run(config, args).await);
+    }
     let demo = config.demo;
     let serves_site = config.static_dir.is_some();
     let result = sotto_server::serve(config, shutdown_signal(), |addr| {

@@ -130,7 +130,8 @@ pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
         ids.collect::<Result<_, _>>()?
     };
     for user in &dead {
-        delete_user(&tx, user)?;
+        // Such a visitor has no blob left (see above), so no bytes to delete.
+        crate::directory::delete_user(&tx, user)?;
     }
     swept.visitors = dead.len();
     tx.commit()?;
@@ -237,26 +238,6 @@ fn expire_envelopes(
         }
     }
     Ok(deleted.len() + orphans)
-}
-
-/// Deletes a user and everything the server holds for them.
-fn delete_user(tx: &Conn, user: &str) -> crate::db::Result<()> {
-    let devices = "(SELECT id FROM devices WHERE user_id = ?1)";
-    for sql in [
-        format!("DELETE FROM envelopes WHERE device_id IN {devices}"),
-        format!("DELETE FROM one_time_prekeys WHERE device_id IN {devices}"),
-        format!("DELETE FROM signed_prekeys WHERE device_id IN {devices}"),
-        format!("DELETE FROM prekey_claims WHERE device_id IN {devices}"),
-        "DELETE FROM prekey_claims WHERE claimer = ?1".into(),
-        "DELETE FROM devices WHERE user_id = ?1".into(),
-        "DELETE FROM identities WHERE user_id = ?1".into(),
-        "DELETE FROM link_requests WHERE user_id = ?1".into(),
-        "DELETE FROM sessions WHERE user_id = ?1".into(),
-        "DELETE FROM users WHERE id = ?1".into(),
-    ] {
-        tx.execute(&sql, params![user])?;
-    }
-    Ok(())
 }
 
 /// Runs [`sweep`] now and then every `interval_secs`, for as long as the server runs, and

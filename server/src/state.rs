@@ -1,6 +1,6 @@
 //! The state every request handler shares.
 
-use crate::auth::jwt::Orgs;
+use crate::auth::orgs::OrgDirectory;
 use crate::auth::rate_limit::RateLimiter;
 use crate::config::Config;
 use crate::db::Db;
@@ -13,7 +13,8 @@ pub struct AppState {
     pub db: Db,
     /// Attachments' bytes.
     pub blobs: crate::blobs::BlobStore,
-    pub orgs: Orgs,
+    /// The orgs and how their people sign in (file, demo, and the admin API's changes).
+    pub orgs: Arc<OrgDirectory>,
     pub registry: Arc<Registry>,
     /// Stores sends and deletes acknowledged envelopes, committing many at once.
     pub writer: Writer,

@@ -28,6 +28,10 @@ pub struct OrgAuth {
     pub issuer: Option<String>,
     pub leeway: u64,
     pub ephemeral_tokens: Vec<String>,
+    /// Visitor tokens added through the admin API: their SHA-256, hex.
+    pub visitor_token_hashes: Vec<String>,
+    /// Whether the configuration file defines this org (its settings are then the file's).
+    pub in_file: bool,
     /// What visitors may look up (see `OrgConfig::visitor_tags`).
     pub visitor_tags: Vec<String>,
 }
@@ -118,12 +122,38 @@ impl OrgAuth {
             issuer: org.issuer.clone(),
             leeway: org.leeway_secs.unwrap_or(30),
             ephemeral_tokens: org.ephemeral_tokens.clone(),
+            visitor_token_hashes: vec![],
+            in_file: true,
             visitor_tags: org
                 .visitor_tags
                 .iter()
                 .map(|t| t.trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
         })
+    }
+
+    /// Whether `token` is one of this org's visitor tokens. Compared in full against every
+    /// one, so timing says nothing about a prefix.
+    pub fn accepts_visitor_token(&self, token: &str) -> bool {
+        let hashed = crate::admin::api_keys::hash_hex(token);
+        let in_file = self.ephemeral_tokens.iter().fold(false, |hit, t| {
+            hit | constant_time_eq(t.as_bytes(), token.as_bytes())
+        });
+        let added = self.visitor_token_hashes.iter().fold(false, |hit, t| {
+            hit | constant_time_eq(t.as_bytes(), hashed.as_bytes())
+        });
+        in_file | added
+    }
+
+    /// Whether a token's header names a key (`kid`) that this org does not have.
+    pub fn lacks_kid(&self, jwt: &str) -> bool {
+        match peek_header(jwt) {
+            Ok(PeekedHeader { kid: Some(kid), .. }) => !self
+                .keys
+                .iter()
+                .any(|k| k.kid.as_deref() == Some(kid.as_str())),
+            _ => false,
+        }
     }
 
     /// Verifies `jwt` and returns its claims.
@@ -240,6 +270,10 @@ impl OrgAuth {
         }
         Ok(claims)
     }
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn alg_name(alg: Algorithm) -> &'static str {
@@ -363,6 +397,8 @@ mod tests {
             issuer: Some("i".into()),
             leeway: 30,
             ephemeral_tokens: vec![],
+            visitor_token_hashes: vec![],
+            in_file: true,
             visitor_tags: vec![],
         }
     }

@@ -3,5 +3,6 @@
 
 pub mod identity;
 pub mod jwt;
+pub mod orgs;
 pub mod rate_limit;
 pub mod session;

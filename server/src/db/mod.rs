@@ -17,6 +17,58 @@ pub use value::{Column, ToValue, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The operators' tables (API keys, sign-in keys and visitor tokens added at run time, the
+/// audit log, webhooks) and disabled users: one schema step that reads the same on both
+/// backends (text and BIGINT columns only), so it is written once.
+pub(crate) const OPERATOR_SCHEMA: &str = r#"
+ALTER TABLE users ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN attributes TEXT;
+-- An org created through the admin API keeps its sign-in settings here (JSON); an org of
+-- the configuration file keeps them in the file.
+ALTER TABLE orgs ADD COLUMN settings TEXT;
+ALTER TABLE orgs ADD COLUMN created_at BIGINT;
+-- Only the SHA-256 of each key is kept. org_id NULL: an operator key for every org.
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    org_id TEXT,
+    scope TEXT NOT NULL,
+    name TEXT,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    last_used_at BIGINT
+);
+-- Sign-in keys added at run time, beside the configuration file's; `material` is the PEM
+-- public key, or the HS256 secret (which verifying needs as it is).
+CREATE TABLE signing_keys (
+    org_id TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    alg TEXT NOT NULL,
+    material TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    retired_at BIGINT,
+    PRIMARY KEY (org_id, kid)
+);
+CREATE TABLE visitor_tokens (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    name TEXT,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE audit_log (
+    id TEXT PRIMARY KEY,
+    org_id TEXT,
+    at_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    details TEXT
+);
+CREATE INDEX audit_log_by_org ON audit_log (org_id, at_ms);
+"#;
+
 /// Connections beside the writer, for reads.
 const READERS: usize = 4;
 

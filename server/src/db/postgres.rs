@@ -15,7 +15,8 @@ use std::collections::HashMap;
 /// Schema versions, applied in order; `sotto_schema` records how far a database has come.
 /// Version 1 is the whole schema that SQLite reached in its ten steps: integers are
 /// BIGINT and flags are integers, so that the same SQL reads the same on both.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -122,7 +123,9 @@ CREATE TABLE prekey_claims (
     PRIMARY KEY (claimer, device_id)
 );
 CREATE INDEX prekey_claims_by_device ON prekey_claims (device_id);
-"#];
+"#,
+    super::OPERATOR_SCHEMA,
+];
 
 /// Any value of ours that PostgreSQL asks for, converted to the type the statement wants
 /// there (an integer parameter may meet an INT4 function argument or a BOOL).

@@ -181,6 +181,7 @@ ALTER TABLE blobs ADD COLUMN in_store INTEGER NOT NULL DEFAULT 0;
 DROP INDEX users_by_email;
 CREATE INDEX users_by_email ON users (org_id, lower(email));
 "#,
+    super::OPERATOR_SCHEMA,
 ];
 
 /// Opens (creating if needed) and migrates the file at `path`: the writer and `readers`

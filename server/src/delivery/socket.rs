@@ -217,10 +217,10 @@ async fn run(
                 if last_heard.elapsed() > SILENT_LIMIT {
                     return refuse(&mut socket, "timeout", "no answer to pings").await;
                 }
-                // With several nodes, a sign-out or removal elsewhere reaches this socket as
-                // a bus notice, which can be lost: the database decides, at every ping.
-                if state.config.bus.is_some()
-                    && !still_live(&state, &who.session_hash, &device_id).await?
+                // A sign-out, removal or disabled account elsewhere (another node, whose
+                // notice can be lost, or the CLI, which sends none) ends the session in the
+                // database: the database decides, at every ping.
+                if !still_live(&state, &who.session_hash, &device_id).await?
                 {
                     return refuse(&mut socket, "session_revoked", "this session or device has ended").await;
                 }

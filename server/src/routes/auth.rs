@@ -49,7 +49,16 @@ pub async fn sign_in_jwt(
     }
     // Everything about the token is checked before the database is touched, so a refused
     // token creates nothing.
-    let org = state.orgs.for_jwt(req.org.as_deref(), &req.jwt)?;
+    let mut orgs = state.orgs.current();
+    // A key this node has not heard of may have been added a moment ago, on any node.
+    if orgs
+        .for_jwt(req.org.as_deref(), &req.jwt)
+        .is_ok_and(|org| org.lacks_kid(&req.jwt))
+        && state.orgs.reload_for_unknown_kid(&state.db).await
+    {
+        orgs = state.orgs.current();
+    }
+    let org = orgs.for_jwt(req.org.as_deref(), &req.jwt)?;
     let claims = org.verify(&req.jwt)?;
     let identity = Identity::from_claims(&claims)?;
     // Per account too: many addresses signing in as one user is someone else's token.
@@ -73,15 +82,11 @@ pub async fn sign_in_ephemeral(
     ApiJson(req): ApiJson<EphemeralSignIn>,
 ) -> ApiResult<Json<Session>> {
     rate_limit(&state, addr, &headers, "visitor")?;
-    // Compared in full against every token, so timing says nothing about a prefix.
-    let accepts = |org: &&crate::auth::jwt::OrgAuth| {
-        org.ephemeral_tokens.iter().fold(false, |hit, t| {
-            hit | constant_time_eq(t.as_bytes(), req.token.as_bytes())
-        })
-    };
+    let accepts = |org: &&crate::auth::jwt::OrgAuth| org.accepts_visitor_token(&req.token);
+    let orgs = state.orgs.current();
     let org = match &req.org {
-        Some(id) => Some(state.orgs.get(id)?).filter(accepts),
-        None => state.orgs.0.values().find(accepts),
+        Some(id) => Some(orgs.get(id)?).filter(accepts),
+        None => orgs.0.values().find(accepts),
     }
     .ok_or_else(|| {
         ApiError::unauthorized(
@@ -130,6 +135,7 @@ async fn open_session(
         .call(move |conn| {
             let tx = conn.transaction()?;
             let user = user_for(&tx, &org_id)?;
+            crate::directory::refuse_if_disabled(&tx, &user.id)?;
             let token = session::create(&tx, &user.id, expires_at)?;
             tx.commit()?;
             Ok(Session {
@@ -140,10 +146,6 @@ async fn open_session(
             })
         })
         .await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Ends the caller's session: its token stops working at once.

@@ -34,6 +34,8 @@ pub fn org(secret: &[u8]) -> OrgAuth {
         issuer: None,
         leeway: 30,
         ephemeral_tokens: vec![DEMO_EPHEMERAL_TOKEN.into()],
+        visitor_token_hashes: vec![],
+        in_file: true,
         visitor_tags: vec!["support".into()],
     }
 }

@@ -15,7 +15,7 @@ pub async fn resolve(
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult<Json<Resolved>> {
     let visitor_tags = if who.user.ephemeral {
-        Some(state.orgs.get(&who.org_id)?.visitor_tags.clone())
+        Some(state.orgs.current().get(&who.org_id)?.visitor_tags.clone())
     } else {
         None
     };
@@ -37,7 +37,7 @@ pub async fn user(
     Path(id): Path<String>,
 ) -> ApiResult<Json<User>> {
     let visitor_tags = if who.user.ephemeral {
-        Some(state.orgs.get(&who.org_id)?.visitor_tags.clone())
+        Some(state.orgs.current().get(&who.org_id)?.visitor_tags.clone())
     } else {
         None
     };

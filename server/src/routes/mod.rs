@@ -1,6 +1,7 @@
 //! The HTTP API, one file per area. Every handler answers JSON, and every failure is an
 //! [`ApiError`](crate::error::ApiError).
 
+pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod demo;

@@ -659,3 +659,64 @@ pub async fn download(server: &TestServer, token: &str, id: &str) -> (u16, Vec<u
         .unwrap();
     (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
+
+impl TestServer {
+    /// Any request, for the admin API's PATCH and DELETE too: (status, JSON body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The `database` setting that names this database, as an operator would give it.
+pub fn database_setting(db: &Location) -> String {
+    match db {
+        Location::Sqlite(path) => path.display().to_string(),
+        Location::Postgres(url) => url.clone(),
+    }
+}
+
+/// Runs the real `sotto-server admin …` on `db`: (exit code, stdout, stderr).
+pub fn admin_cli(db: &Location, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-server"))
+        .arg("--database")
+        .arg(database_setting(db))
+        .arg("admin")
+        .args(args)
+        .env_remove("SOTTO_ADMIN_URL")
+        .env_remove("SOTTO_API_KEY")
+        .env("SOTTO_LOG", "warn")
+        .output()
+        .expect("sotto-server runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A new API key made with the CLI, as an operator makes the first one.
+pub fn api_key(db: &Location, org: Option<&str>, scope: &str) -> String {
+    let mut args = vec!["--json", "api-keys", "create", "--scope", scope];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    let (code, out, err) = admin_cli(db, &args);
+    assert_eq!(code, 0, "{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    body["key"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,258 @@
+//! Named groups (`@support`): made, renamed, deleted, and their members (user tags)
+//! added and removed at run time. Groups of the configuration file are set from the file
+//! at each start, so they are changed there, not here.
+
+use super::{audit, Actor, Scope};
+use crate::db::Conn;
+use crate::error::ApiError;
+use crate::params;
+use serde::Serialize;
+
+/// The most members one group may have.
+pub const MAX_MEMBERS: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    pub name: String,
+    /// Member tags; they may name users who have not signed in (or been created) yet.
+    pub members: Vec<String>,
+}
+
+/// What changed, for telling the members' devices.
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub group: Option<Group>,
+    /// Users who were members before or are now: their clients are told.
+    pub users: Vec<String>,
+}
+
+fn check_name(what: &str, tag: &str) -> Result<String, ApiError> {
+    let tag = tag.trim_start_matches('@').to_ascii_lowercase();
+    if tag.is_empty()
+        || tag.len() > 32
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+    {
+        return Err(ApiError::bad_request(
+            "bad_tag",
+            format!("{what} is 1 to 32 of a-z, 0-9, '_' and '.'"),
+        ));
+    }
+    Ok(tag)
+}
+
+fn members(conn: &Conn, org: &str, name: &str) -> crate::db::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT member_tag FROM group_members WHERE org_id = ?1 AND tag = ?2 ORDER BY member_tag",
+    )?;
+    let tags = stmt.query_map(params![org, name], |r| r.get(0))?;
+    tags.collect()
+}
+
+fn exists(conn: &Conn, org: &str, name: &str) -> crate::db::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
+        params![org, name],
+        |r| r.get(0),
+    )
+}
+
+fn require(conn: &Conn, org: &str, name: &str) -> Result<(), ApiError> {
+    if exists(conn, org, name)? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "unknown_group",
+            format!("no group @{name} in this org"),
+        ))
+    }
+}
+
+fn user_ids(conn: &Conn, org: &str, tags: &[String]) -> crate::db::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for tag in tags {
+        let id: Option<String> = crate::db::OptionalExtension::optional(conn.query_row(
+            "SELECT id FROM users WHERE org_id = ?1 AND tag = ?2",
+            params![org, tag],
+            |r| r.get(0),
+        ))?;
+        out.extend(id);
+    }
+    Ok(out)
+}
+
+pub fn list(conn: &Conn, actor: &Actor, org: &str) -> Result<Vec<Group>, ApiError> {
+    actor.require(org, Scope::Backend)?;
+    super::orgs::require_org(conn, org)?;
+    let mut stmt = conn.prepare("SELECT name FROM group_tags WHERE org_id = ?1 ORDER BY name")?;
+    let names: Vec<String> = stmt
+        .query_map(params![org], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    names
+        .into_iter()
+        .map(|name| {
+            Ok(Group {
+                members: members(conn, org, &name)?,
+                name,
+            })
+        })
+        .collect()
+}
+
+pub fn get(conn: &Conn, actor: &Actor, org: &str, name: &str) -> Result<Group, ApiError> {
+    actor.require(org, Scope::Backend)?;
+    let name = check_name("a group name", name)?;
+    require(conn, org, &name)?;
+    Ok(Group {
+        members: members(conn, org, &name)?,
+        name,
+    })
+}
+
+/// The ways a group changes.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Make it (if new) with exactly these members.
+    Set(Vec<String>),
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Rename(String),
+    Delete,
+}
+
+/// Applies `change` to the group `name` of `org`. `in_file` says the configuration file
+/// defines this group (then it is refused: the file would undo it at the next start).
+pub fn change(
+    conn: &Conn,
+    actor: &Actor,
+    org: &str,
+    name: &str,
+    in_file: bool,
+    change: Change,
+) -> Result<Changed, ApiError> {
+    actor.require(org, Scope::Backend)?;
+    let name = check_name("a group name", name)?;
+    if in_file {
+        return Err(ApiError::conflict(
+            "group_in_config",
+            format!("@{name} is defined in the server's configuration file: change it there"),
+        ));
+    }
+    let tx = conn.transaction()?;
+    super::orgs::require_org(&tx, org)?;
+    let before = if exists(&tx, org, &name)? {
+        members(&tx, org, &name)?
+    } else if matches!(change, Change::Set(_)) {
+        vec![]
+    } else {
+        return Err(ApiError::not_found(
+            "unknown_group",
+            format!("no group @{name} in this org"),
+        ));
+    };
+    let tags = |list: &[String]| -> Result<Vec<String>, ApiError> {
+        if list.len() > MAX_MEMBERS {
+            return Err(ApiError::bad_request(
+                "too_many_members",
+                format!("a group has at most {MAX_MEMBERS} members"),
+            ));
+        }
+        list.iter().map(|t| check_name("a member tag", t)).collect()
+    };
+    let (action, mut after_name) = match &change {
+        Change::Set(_) => ("group.set", name.clone()),
+        Change::Add(_) => ("group.add_members", name.clone()),
+        Change::Remove(_) => ("group.remove_members", name.clone()),
+        Change::Rename(new) => ("group.rename", check_name("a group name", new)?),
+        Change::Delete => ("group.delete", name.clone()),
+    };
+    match &change {
+        Change::Set(list) => {
+            let list = tags(list)?;
+            crate::directory::set_group(&tx, org, &name, &list)?;
+        }
+        Change::Add(list) => {
+            let list = tags(list)?;
+            if before.len() + list.len() > MAX_MEMBERS {
+                return Err(ApiError::bad_request(
+                    "too_many_members",
+                    format!("a group has at most {MAX_MEMBERS} members"),
+                ));
+            }
+            crate::directory::add_group(&tx, org, &name, &list)?;
+        }
+        Change::Remove(list) => {
+            for tag in tags(list)? {
+                tx.execute(
+                    "DELETE FROM group_members WHERE org_id = ?1 AND tag = ?2 AND member_tag = ?3",
+                    params![org, name, tag],
+                )?;
+            }
+        }
+        Change::Rename(_) => {
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND tag = ?2)
+                     OR EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
+                params![org, after_name],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(ApiError::conflict(
+                    "tag_taken",
+                    format!("@{after_name} is taken by a user or another group"),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO group_tags (org_id, name) VALUES (?1, ?2)",
+                params![org, after_name],
+            )?;
+            tx.execute(
+                "UPDATE group_members SET tag = ?3 WHERE org_id = ?1 AND tag = ?2",
+                params![org, name, after_name],
+            )?;
+            tx.execute(
+                "DELETE FROM group_tags WHERE org_id = ?1 AND name = ?2",
+                params![org, name],
+            )?;
+        }
+        Change::Delete => {
+            tx.execute(
+                "DELETE FROM group_members WHERE org_id = ?1 AND tag = ?2",
+                params![org, name],
+            )?;
+            tx.execute(
+                "DELETE FROM group_tags WHERE org_id = ?1 AND name = ?2",
+                params![org, name],
+            )?;
+        }
+    }
+    let after = if matches!(change, Change::Delete) {
+        vec![]
+    } else {
+        members(&tx, org, &after_name)?
+    };
+    audit::record(
+        &tx,
+        actor,
+        Some(org),
+        action,
+        Some(&name),
+        serde_json::json!({ "before": before, "after": after, "name": after_name }),
+    )?;
+    let mut everyone: Vec<String> = before.iter().chain(&after).cloned().collect();
+    everyone.sort();
+    everyone.dedup();
+    let users = user_ids(&tx, org, &everyone)?;
+    tx.commit()?;
+    if matches!(change, Change::Delete) {
+        after_name.clear();
+    }
+    Ok(Changed {
+        group: (!after_name.is_empty()).then_some(Group {
+            name: after_name,
+            members: after,
+        }),
+        users,
+    })
+}

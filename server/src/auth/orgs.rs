@@ -1,0 +1,246 @@
+//! The orgs a server signs people in to, as they are now: those of the configuration file
+//! (and the demo's), plus what the admin API added at run time — orgs, sign-in keys and
+//! visitor tokens, kept in the database so that every node and the CLI see them.
+//!
+//! Each node holds a snapshot and rebuilds it after its own admin changes, every
+//! [`RELOAD_EVERY`] (for changes made on other nodes or by the CLI), and when a token
+//! names a key it has not heard of (at most once per [`UNKNOWN_KID_RELOAD`]), so a key
+//! added anywhere signs people in everywhere within seconds.
+
+use super::jwt::{OrgAuth, Orgs, VerifyingKey};
+use crate::config::{KeyConfig, OrgConfig};
+use crate::db::{Conn, Db};
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How often a node re-reads what other nodes (or the CLI) changed.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// A token with an unknown `kid` re-reads the keys at most this often, so a flood of made-up
+/// key IDs costs one query per interval.
+pub const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(2);
+
+/// The sign-in settings of an org created through the admin API (the file's orgs keep
+/// theirs in the file).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leeway_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visitor_tags: Vec<String>,
+}
+
+impl OrgSettings {
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.leeway_secs.is_some_and(|l| l > 60) {
+            return Err(ApiError::bad_request(
+                "bad_setting",
+                "leeway_secs may be at most 60",
+            ));
+        }
+        if self.audience.len() > 16
+            || self.visitor_tags.len() > 64
+            || self
+                .audience
+                .iter()
+                .chain(&self.visitor_tags)
+                .chain(&self.issuer)
+                .any(|s| s.is_empty() || s.len() > 256)
+        {
+            return Err(ApiError::bad_request(
+                "bad_setting",
+                "at most 16 audiences and 64 visitor tags, each 1 to 256 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The live set of orgs.
+pub struct OrgDirectory {
+    file: Vec<OrgConfig>,
+    demo: Option<Vec<u8>>,
+    current: RwLock<Arc<Orgs>>,
+    last_kid_reload: Mutex<Option<Instant>>,
+}
+
+impl OrgDirectory {
+    /// Reads the database once; fails on a broken file org (a bad key), as start-up should.
+    pub async fn load(
+        db: &Db,
+        file: Vec<OrgConfig>,
+        demo: Option<Vec<u8>>,
+    ) -> Result<OrgDirectory, String> {
+        // The file's own keys are checked now, so a typo stops the start with a message.
+        for org in &file {
+            OrgAuth::from_config(org)?;
+        }
+        let dir = OrgDirectory {
+            file,
+            demo,
+            current: RwLock::new(Arc::new(Orgs::default())),
+            last_kid_reload: Mutex::new(None),
+        };
+        dir.reload(db).await.map_err(|e| e.message)?;
+        Ok(dir)
+    }
+
+    /// The orgs as this node knows them now.
+    pub fn current(&self) -> Arc<Orgs> {
+        self.current.read().expect("orgs lock").clone()
+    }
+
+    /// Re-reads the database's orgs, keys and tokens.
+    pub async fn reload(&self, db: &Db) -> Result<(), ApiError> {
+        let (file, demo) = (self.file.clone(), self.demo.clone());
+        let orgs = db
+            .read(move |conn| build(conn, &file, demo.as_deref()))
+            .await?;
+        *self.current.write().expect("orgs lock") = Arc::new(orgs);
+        Ok(())
+    }
+
+    /// For a token whose `kid` this node does not know: re-reads the keys unless that was
+    /// done a moment ago. Returns whether it did.
+    pub async fn reload_for_unknown_kid(&self, db: &Db) -> bool {
+        {
+            let mut last = self.last_kid_reload.lock().expect("reload lock");
+            if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_RELOAD) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        self.reload(db).await.is_ok()
+    }
+
+    /// Keeps this node's snapshot fresh.
+    pub fn start_reloading(self: &Arc<Self>, db: Db) {
+        let dir = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(dir) = dir.upgrade() else { return };
+                if let Err(e) = dir.reload(&db).await {
+                    tracing::warn!(error = %e.message, "re-reading the orgs failed");
+                }
+            }
+        });
+    }
+
+    /// Whether the configuration file defines `org` (its settings are then the file's).
+    pub fn in_file(&self, org: &str) -> bool {
+        self.file.iter().any(|o| o.id == org)
+            || (self.demo.is_some() && org == crate::routes::demo::DEMO_ORG)
+    }
+}
+
+/// A sign-in key from its stored form, checked as the file's keys are.
+pub fn key_from_row(
+    org: &str,
+    kid: &str,
+    alg: &str,
+    material: &str,
+) -> Result<VerifyingKey, String> {
+    let hs = alg == "HS256";
+    VerifyingKey::from_config(
+        org,
+        &KeyConfig {
+            kid: Some(kid.to_owned()),
+            alg: alg.to_owned(),
+            secret: hs.then(|| material.to_owned()),
+            secret_env: None,
+            public_key_pem: (!hs).then(|| material.to_owned()),
+            public_key_file: None,
+        },
+    )
+}
+
+fn build(conn: &Conn, file: &[OrgConfig], demo: Option<&[u8]>) -> Result<Orgs, ApiError> {
+    let mut orgs = Orgs::default();
+    for org in file {
+        // Checked at start; a failure here would mean the file changed under us.
+        let auth = OrgAuth::from_config(org).map_err(ApiError::internal)?;
+        orgs.0.insert(org.id.clone(), auth);
+    }
+    if let Some(secret) = demo {
+        orgs.0.insert(
+            crate::routes::demo::DEMO_ORG.into(),
+            crate::routes::demo::org(secret),
+        );
+    }
+    let mut stmt =
+        conn.prepare("SELECT id, name, settings FROM orgs WHERE settings IS NOT NULL")?;
+    let rows: Vec<(String, Option<String>, String)> = stmt
+        .query_map(crate::params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, name, settings) in rows {
+        if orgs.0.contains_key(&id) {
+            continue;
+        }
+        let settings: OrgSettings = serde_json::from_str(&settings).unwrap_or_default();
+        orgs.0.insert(
+            id.clone(),
+            OrgAuth {
+                id,
+                name,
+                keys: vec![],
+                audience: settings.audience,
+                issuer: settings.issuer,
+                leeway: settings.leeway_secs.unwrap_or(30).min(60),
+                ephemeral_tokens: vec![],
+                visitor_token_hashes: vec![],
+                in_file: false,
+                visitor_tags: settings
+                    .visitor_tags
+                    .iter()
+                    .map(|t| t.trim_start_matches('@').to_ascii_lowercase())
+                    .collect(),
+            },
+        );
+    }
+    let mut stmt = conn.prepare(
+        "SELECT org_id, kid, alg, material FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at",
+    )?;
+    let keys: Vec<(String, String, String, String)> = stmt
+        .query_map(crate::params![], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (org, kid, alg, material) in keys {
+        let Some(auth) = orgs.0.get_mut(&org) else {
+            continue;
+        };
+        // A kid of the file wins over one added later with the same name.
+        if auth
+            .keys
+            .iter()
+            .any(|k| k.kid.as_deref() == Some(kid.as_str()))
+        {
+            continue;
+        }
+        match key_from_row(&org, &kid, &alg, &material) {
+            Ok(key) => auth.keys.push(key),
+            Err(e) => tracing::warn!(org, kid, error = %e, "a stored sign-in key is unusable"),
+        }
+    }
+    let mut stmt =
+        conn.prepare("SELECT org_id, token_hash FROM visitor_tokens WHERE revoked_at IS NULL")?;
+    let tokens: Vec<(String, String)> = stmt
+        .query_map(crate::params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (org, hash) in tokens {
+        if let Some(auth) = orgs.0.get_mut(&org) {
+            auth.visitor_token_hashes.push(hash);
+        }
+    }
+    Ok(orgs)
+}
