@@ -28,6 +28,12 @@ pub struct Cli {
     /// wake each other's sockets. Default: none (one node).
     #[arg(long, env = "SOTTO_BUS")]
     pub bus: Option<String>,
+    /// Address of the Prometheus `/metrics` listener (default 127.0.0.1:9464; "off": none).
+    #[arg(long, env = "SOTTO_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log lines as JSON objects (`json`) instead of text (`text`, the default).
+    #[arg(long, env = "SOTTO_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// Directory whose `www/` (at /), `pkg/` (at /pkg) and `examples/` (at /examples) to serve.
     #[arg(long, env = "SOTTO_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -63,6 +69,8 @@ pub enum Command {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    /// The Prometheus `/metrics` listener: an address, or "off".
+    pub metrics_listen: Option<String>,
     /// A SQLite file path or a `postgres://` URL.
     pub database: Option<String>,
     /// NATS URL of the bus between nodes.
@@ -152,10 +160,15 @@ pub struct GroupConfig {
     pub members: Vec<String>,
 }
 
+/// The Prometheus exporters' customary port range starts here.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, apart from the public listener; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub database: crate::db::Location,
     /// The bus between nodes (NATS), when several share the database.
     pub bus: Option<String>,
@@ -209,7 +222,16 @@ impl Config {
             );
         }
         let database = crate::db::Location::parse(&database);
+        let metrics_listen =
+            match cli.metrics_listen.or(file.metrics_listen).as_deref() {
+                None => Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
+                Some("off") => None,
+                Some(addr) => Some(addr.parse().map_err(|_| {
+                    format!("metrics_listen: {addr:?} is not an address (or \"off\")")
+                })?),
+            };
         let config = Config {
+            metrics_listen,
             listen: cli
                 .listen
                 .or(file.listen)

@@ -24,7 +24,9 @@ pub mod directory;
 pub mod error;
 pub mod keys;
 pub mod links;
+pub mod metrics;
 pub mod origin;
+pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod state;
@@ -178,7 +180,9 @@ pub fn app(state: SharedState) -> Router {
             post(routes::links::approve).layer(DefaultBodyLimit::max(2 * links::MAX_SEALED)),
         )
         .route("/v1/links/{id}/decline", post(routes::links::decline))
-        .route("/v1/ws", get(delivery::socket::upgrade));
+        .route("/v1/ws", get(delivery::socket::upgrade))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz));
     if state.demo_secret.is_some() {
         api = api
             .route("/demo/jwt", post(routes::demo::mint))
@@ -212,8 +216,14 @@ pub fn app(state: SharedState) -> Router {
     }
     // Spans name the path only: query strings can carry sign-in tokens and are never logged.
     app.layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-        tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        let id = req
+            .headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
     }))
+    .layer(axum::middleware::from_fn(request_id::assign))
     .with_state(state)
 }
 
@@ -236,6 +246,28 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+/// Serves `/metrics` at `at`, apart from the public listener. A node that cannot bind it
+/// (another node on this machine has the default port) serves on without metrics.
+async fn serve_metrics(at: SocketAddr, state: SharedState) {
+    match tokio::net::TcpListener::bind(at).await {
+        Ok(listener) => {
+            let bound = listener.local_addr().unwrap_or(at);
+            tracing::info!("metrics on http://{bound}/metrics");
+            tokio::spawn(async move {
+                let app = routes::health::metrics_app(state);
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(
+            metrics_listen = %at,
+            error = %e,
+            "no metrics: cannot listen there (set metrics_listen to another address, or \"off\")"
+        ),
+    }
 }
 
 /// How long a stopping server waits for its connections to finish before it exits anyway.
@@ -274,6 +306,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    if let Some(at) = state.config.metrics_listen {
+        serve_metrics(at, state.clone()).await;
+    }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_bound(addr);
     // Frames on the delivery socket are small and answer each other: Nagle's algorithm

@@ -6,12 +6,22 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let mut cli = Cli::parse();
+    let filter = || EnvFilter::try_from_env("SOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format.as_deref() {
+        None | Some("text") => tracing_subscriber::fmt().with_env_filter(filter()).init(),
+        // One JSON object per line, with the request's span (its request_id) on each.
+        Some("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter())
+            .init(),
+        Some(other) => {
+            eprintln!("sotto-server: log format {other:?}: use text or json");
+            std::process::exit(2);
+        }
+    }
     let command = cli.command.take();
     let config = match Config::load(cli) {
         Ok(c) => c,

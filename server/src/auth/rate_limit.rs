@@ -46,6 +46,10 @@ impl RateLimiter {
         self.limiter
             .check_key(&key.to_owned())
             .map_err(|not_until| {
+                crate::metrics::count(
+                    &crate::metrics::metrics().rate_limited,
+                    &[("limit", self.what)],
+                );
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 ApiError::new(

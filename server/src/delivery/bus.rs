@@ -61,9 +61,15 @@ struct Wire {
 pub struct Bus {
     node: String,
     outgoing: mpsc::Sender<bytes::Bytes>,
+    /// For readiness: whether NATS is connected now.
+    client: async_nats::Client,
 }
 
 impl Bus {
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     pub fn publish(&self, notice: Notice) {
         let wire = Wire {
             from: self.node.clone(),
@@ -110,6 +116,7 @@ pub async fn start(
         .await
         .map_err(|e| format!("the bus does not answer: {e}"))?;
     let (outgoing, mut to_send) = mpsc::channel::<bytes::Bytes>(OUTGOING);
+    let watched = client.clone();
     tokio::spawn(async move {
         while let Some(payload) = to_send.recv().await {
             if let Err(e) = client.publish(SUBJECT, payload).await {
@@ -131,7 +138,11 @@ pub async fn start(
         });
     }
     tokio::spawn(sweep(db, registry.clone(), sweep_every));
-    registry.attach_bus(Bus { node, outgoing });
+    registry.attach_bus(Bus {
+        node,
+        outgoing,
+        client: watched,
+    });
     tracing::info!(bus = %crate::config::without_credentials(url), subject = SUBJECT, "joined the bus");
     Ok(())
 }

@@ -130,6 +130,11 @@ impl Registry {
         let _ = self.bus.set(bus);
     }
 
+    /// `None` without a bus; else whether it is connected now.
+    pub fn bus_connected(&self) -> Option<bool> {
+        self.bus.get().map(Bus::connected)
+    }
+
     fn publish(&self, notice: impl FnOnce() -> Notice) {
         if let Some(bus) = self.bus.get() {
             bus.publish(notice());

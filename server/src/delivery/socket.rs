@@ -318,9 +318,15 @@ async fn flush(
             .await
             .map_err(|e| e.to_string())?;
         let full = batch.len() as i64 == BATCH;
+        let metrics = crate::metrics::metrics();
         for env in batch {
             *last_sent = env.seq;
+            let waited = crate::db::now_millis().saturating_sub(env.accepted_at);
             send(socket, &ServerFrame::Envelope(env)).await?;
+            metrics.deliveries.inc();
+            metrics
+                .delivery_latency
+                .observe(waited.max(0) as f64 / 1000.0);
         }
         if !full {
             return Ok(());

@@ -157,6 +157,7 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
     let mut replies = Vec::new();
     let mut delivered = Vec::new();
     let mut woken = Vec::new();
+    let started = std::time::Instant::now();
     let committed = (|| -> Result<(), crate::db::Error> {
         let tx = conn.transaction()?;
         // Every queue this batch writes to, locked up front in one order (see
@@ -220,6 +221,9 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
         }
         tx.commit()
     })();
+    crate::metrics::metrics()
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
     if let Err(e) = committed {
         tracing::error!(error = %e, "queue commit failed");
         delivered.clear();

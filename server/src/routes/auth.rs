@@ -34,12 +34,34 @@ fn rate_limit(
         .check(&format!("{kind} {}", rate_limit::address_key(ip)))
 }
 
+/// Counts a sign-in's outcome for `/metrics`: `ok`, or the error code.
+fn counted<T>(kind: &str, result: ApiResult<T>) -> ApiResult<T> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    crate::metrics::count(
+        &crate::metrics::metrics().sign_ins,
+        &[("kind", kind), ("result", outcome)],
+    );
+    result
+}
+
 pub async fn sign_in_jwt(
     State(state): State<SharedState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<JwtSignIn>,
 ) -> ApiResult<Json<Session>> {
+    counted("jwt", jwt_session(state, addr, headers, req).await).map(Json)
+}
+
+async fn jwt_session(
+    state: SharedState,
+    addr: SocketAddr,
+    headers: HeaderMap,
+    req: JwtSignIn,
+) -> ApiResult<Session> {
     rate_limit(&state, addr, &headers, "jwt")?;
     if req.jwt.len() > MAX_TOKEN_LEN {
         return Err(ApiError::bad_request(
@@ -72,7 +94,7 @@ pub async fn sign_in_jwt(
     })
     .await?;
     tracing::info!(org = %session.org, user = %session.user.id, "signed in with a JWT");
-    Ok(Json(session))
+    Ok(session)
 }
 
 pub async fn sign_in_ephemeral(
@@ -81,6 +103,15 @@ pub async fn sign_in_ephemeral(
     headers: HeaderMap,
     ApiJson(req): ApiJson<EphemeralSignIn>,
 ) -> ApiResult<Json<Session>> {
+    counted("visitor", visitor_session(state, addr, headers, req).await).map(Json)
+}
+
+async fn visitor_session(
+    state: SharedState,
+    addr: SocketAddr,
+    headers: HeaderMap,
+    req: EphemeralSignIn,
+) -> ApiResult<Session> {
     rate_limit(&state, addr, &headers, "visitor")?;
     let accepts = |org: &&crate::auth::jwt::OrgAuth| org.accepts_visitor_token(&req.token);
     let orgs = state.orgs.current();
@@ -117,7 +148,7 @@ pub async fn sign_in_ephemeral(
         )?)
     })
     .await?;
-    Ok(Json(session))
+    Ok(session)
 }
 
 /// In one transaction: finds or creates the user with `user_for`, and opens a session for

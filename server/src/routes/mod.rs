@@ -8,6 +8,7 @@ pub mod demo;
 pub mod devices;
 pub mod directory;
 pub mod envelopes;
+pub mod health;
 pub mod json;
 pub mod keys;
 pub mod links;

@@ -68,6 +68,7 @@ pub fn config(db: &TestDb) -> Config {
         max_connections_per_address: 500,
         demo: false,
         demo_secret: None,
+        metrics_listen: None,
         orgs: vec![OrgConfig {
             id: "acme".into(),
             name: Some("Acme".into()),
