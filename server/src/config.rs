@@ -125,6 +125,9 @@ pub struct OrgConfig {
     pub leeway_secs: Option<u64>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// A JWKS URL where the site's identity provider publishes more sign-in keys (https;
+    /// http only to this machine), fetched and cached (see `auth/jwks.rs`).
+    pub jwks_url: Option<String>,
     /// Named groups: `[[orgs.groups]] name = "support", members = ["bob", "carol"]`.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
@@ -295,6 +298,10 @@ impl Config {
         for org in &self.orgs {
             if !seen.insert(org.id.as_str()) {
                 return Err(format!("org {:?} is configured twice", org.id));
+            }
+            if let Some(url) = &org.jwks_url {
+                crate::auth::jwks::check_url(url, true)
+                    .map_err(|e| format!("org {:?}: {e}", org.id))?;
             }
             if org.leeway_secs.is_some_and(|l| l > 60) {
                 return Err(format!("org {:?}: leeway_secs may be at most 60", org.id));

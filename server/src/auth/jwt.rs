@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// One verification key of an org.
+#[derive(Clone)]
 pub struct VerifyingKey {
     pub kid: Option<String>,
     pub alg: Algorithm,
@@ -32,6 +33,8 @@ pub struct OrgAuth {
     pub visitor_token_hashes: Vec<String>,
     /// Whether the configuration file defines this org (its settings are then the file's).
     pub in_file: bool,
+    /// Where the org's identity provider publishes more keys (see `jwks.rs`).
+    pub jwks_url: Option<String>,
     /// What visitors may look up (see `OrgConfig::visitor_tags`).
     pub visitor_tags: Vec<String>,
 }
@@ -98,6 +101,10 @@ impl VerifyingKey {
         })
     }
 
+    pub fn new(kid: Option<String>, alg: Algorithm, key: DecodingKey) -> Self {
+        VerifyingKey { kid, alg, key }
+    }
+
     pub fn hs256(kid: Option<String>, secret: &[u8]) -> Self {
         VerifyingKey {
             kid,
@@ -124,6 +131,7 @@ impl OrgAuth {
             ephemeral_tokens: org.ephemeral_tokens.clone(),
             visitor_token_hashes: vec![],
             in_file: true,
+            jwks_url: org.jwks_url.clone(),
             visitor_tags: org
                 .visitor_tags
                 .iter()
@@ -156,14 +164,28 @@ impl OrgAuth {
         }
     }
 
+    /// The `kid` a token's header names, if any (unverified: it only picks a key).
+    pub fn kid_of(jwt: &str) -> Option<String> {
+        peek_header(jwt).ok()?.kid
+    }
+
     /// Verifies `jwt` and returns its claims.
     pub fn verify(&self, jwt: &str) -> Result<Claims, ApiError> {
+        self.verify_also_with(jwt, &[])
+    }
+
+    /// Verifies `jwt` with the org's own keys and `published` (its JWKS) and returns its
+    /// claims.
+    pub fn verify_also_with(
+        &self,
+        jwt: &str,
+        published: &[VerifyingKey],
+    ) -> Result<Claims, ApiError> {
         let header = peek_header(jwt)?;
+        let keys = || self.keys.iter().chain(published);
         let candidates: Vec<&VerifyingKey> = match &header.kid {
             Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
+                let key = keys()
                     .find(|k| k.kid.as_deref() == Some(kid))
                     .ok_or_else(|| {
                         ApiError::unauthorized(
@@ -173,7 +195,7 @@ impl OrgAuth {
                     })?;
                 vec![key]
             }
-            None => self.keys.iter().collect(),
+            None => keys().collect(),
         };
         if candidates.is_empty() {
             return Err(ApiError::unauthorized(
@@ -399,6 +421,7 @@ mod tests {
             ephemeral_tokens: vec![],
             visitor_token_hashes: vec![],
             in_file: true,
+            jwks_url: None,
             visitor_tags: vec![],
         }
     }

@@ -2,6 +2,7 @@
 //! or create a user ([`identity`]), and the server's own session tokens ([`session`]).
 
 pub mod identity;
+pub mod jwks;
 pub mod jwt;
 pub mod orgs;
 pub mod rate_limit;

@@ -34,10 +34,22 @@ pub struct OrgSettings {
     pub leeway_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visitor_tags: Vec<String>,
+    /// Where the org's identity provider publishes its sign-in keys (https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
 }
 
 impl OrgSettings {
     pub fn check(&self) -> Result<(), ApiError> {
+        if let Some(url) = &self.jwks_url {
+            if url.len() > 2048 {
+                return Err(ApiError::bad_request("bad_setting", "jwks_url is too long"));
+            }
+            // Set through the API, a URL is https: an API key must not make the server
+            // fetch from its own machine or network in the clear.
+            super::jwks::check_url(url, false)
+                .map_err(|e| ApiError::bad_request("bad_setting", e))?;
+        }
         if self.leeway_secs.is_some_and(|l| l > 60) {
             return Err(ApiError::bad_request(
                 "bad_setting",
@@ -68,6 +80,8 @@ pub struct OrgDirectory {
     demo: Option<Vec<u8>>,
     current: RwLock<Arc<Orgs>>,
     last_kid_reload: Mutex<Option<Instant>>,
+    /// Each org's published keys, by org and URL.
+    jwks: Mutex<std::collections::HashMap<(String, String), Arc<super::jwks::Jwks>>>,
 }
 
 impl OrgDirectory {
@@ -86,6 +100,7 @@ impl OrgDirectory {
             demo,
             current: RwLock::new(Arc::new(Orgs::default())),
             last_kid_reload: Mutex::new(None),
+            jwks: Default::default(),
         };
         dir.reload(db).await.map_err(|e| e.message)?;
         Ok(dir)
@@ -134,6 +149,22 @@ impl OrgDirectory {
                 }
             }
         });
+    }
+
+    /// The keys `org` publishes at its `jwks_url` (none without one), fresh enough to
+    /// verify `jwt` with.
+    pub async fn published_keys(&self, org: &OrgAuth, jwt: &str) -> Vec<VerifyingKey> {
+        let Some(url) = &org.jwks_url else {
+            return vec![];
+        };
+        let jwks = self
+            .jwks
+            .lock()
+            .expect("jwks lock")
+            .entry((org.id.clone(), url.clone()))
+            .or_insert_with(|| Arc::new(super::jwks::Jwks::new(url.clone())))
+            .clone();
+        jwks.keys(OrgAuth::kid_of(jwt).as_deref()).await
     }
 
     /// Whether the configuration file defines `org` (its settings are then the file's).
@@ -199,6 +230,7 @@ fn build(conn: &Conn, file: &[OrgConfig], demo: Option<&[u8]>) -> Result<Orgs, A
                 ephemeral_tokens: vec![],
                 visitor_token_hashes: vec![],
                 in_file: false,
+                jwks_url: settings.jwks_url,
                 visitor_tags: settings
                     .visitor_tags
                     .iter()

@@ -81,7 +81,8 @@ async fn jwt_session(
         orgs = state.orgs.current();
     }
     let org = orgs.for_jwt(req.org.as_deref(), &req.jwt)?;
-    let claims = org.verify(&req.jwt)?;
+    let published = state.orgs.published_keys(org, &req.jwt).await;
+    let claims = org.verify_also_with(&req.jwt, &published)?;
     let identity = Identity::from_claims(&claims)?;
     // Per account too: many addresses signing in as one user is someone else's token.
     state

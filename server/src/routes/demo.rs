@@ -36,6 +36,7 @@ pub fn org(secret: &[u8]) -> OrgAuth {
         ephemeral_tokens: vec![DEMO_EPHEMERAL_TOKEN.into()],
         visitor_token_hashes: vec![],
         in_file: true,
+        jwks_url: None,
         visitor_tags: vec!["support".into()],
     }
 }

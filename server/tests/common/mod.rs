@@ -87,6 +87,7 @@ pub fn config(db: &TestDb) -> Config {
                 members: vec!["bob".into(), "gary".into(), "sue".into()],
             }],
             visitor_tags: vec!["support".into()],
+            jwks_url: None,
         }],
     }
 }
