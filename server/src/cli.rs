@@ -49,6 +49,9 @@ pub enum Noun {
     /// Keys for the admin API.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeyCmd),
+    /// URLs the org's backend is told things at (signed with HMAC-SHA256).
+    #[command(subcommand)]
+    Webhooks(WebhookCmd),
     /// Who changed what, newest first.
     Audit {
         /// The org's log; without it, the operator's (orgs, operator keys).
@@ -203,6 +206,26 @@ pub enum VisitorTokenCmd {
         name: Option<String>,
     },
     Revoke {
+        org: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    List {
+        org: String,
+    },
+    /// A new webhook; its signing secret is shown once.
+    Create {
+        org: String,
+        url: String,
+        /// Events to send (repeatable): message.queued_for_offline_user, user.created,
+        /// device.added, device.removed.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+    },
+    Delete {
         org: String,
         id: String,
     },
@@ -447,6 +470,23 @@ impl Noun {
                     None,
                 ),
             },
+            Noun::Webhooks(cmd) => match cmd {
+                WebhookCmd::List { org } => c(
+                    M::GET,
+                    format!("/v1/admin/orgs/{}/webhooks", seg(org)),
+                    None,
+                ),
+                WebhookCmd::Create { org, url, events } => c(
+                    M::POST,
+                    format!("/v1/admin/orgs/{}/webhooks", seg(org)),
+                    Some(json!({ "url": url, "events": events })),
+                ),
+                WebhookCmd::Delete { org, id } => c(
+                    M::DELETE,
+                    format!("/v1/admin/orgs/{}/webhooks/{}", seg(org), seg(id)),
+                    None,
+                ),
+            },
             Noun::ApiKeys(cmd) => {
                 let base = |org: &Option<String>| match org {
                     Some(org) => format!("/v1/admin/orgs/{}/api-keys", seg(org)),
@@ -607,6 +647,10 @@ fn print_for_people(body: &Value) {
             &["id", "org", "scope", "name", "revoked_at", "last_used_at"][..],
         ),
         ("entries", &["at_ms", "actor", "action", "target"][..]),
+        (
+            "webhooks",
+            &["id", "url", "events", "pending", "last_error"][..],
+        ),
     ] {
         if let Some(items) = body.get(list).and_then(Value::as_array) {
             if items.is_empty() {
@@ -638,7 +682,7 @@ fn print_for_people(body: &Value) {
             return;
         }
     }
-    for secret in ["key", "token"] {
+    for secret in ["key", "token", "secret"] {
         if let Some(s) = body.get(secret).and_then(Value::as_str) {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
             eprintln!("\nStore this {secret} now: it is not shown again.\n{s}");

@@ -93,6 +93,13 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     /// Attachment bytes one org may store, in MiB (default 10,240).
     pub org_blob_quota_mib: Option<i64>,
+    /// Lets webhooks post to http:// and to private or loopback addresses (a backend on
+    /// the same network). Default false: https to public hosts only.
+    #[serde(default)]
+    pub allow_private_webhook_urls: bool,
+    /// How long a message waits untaken by every device of its recipient before
+    /// `message.queued_for_offline_user` is sent (default 30).
+    pub webhook_offline_after_secs: Option<u64>,
     /// Where attachments' bytes go: a directory (default: beside a SQLite database,
     /// `<database>.blobs`; `sotto.blobs` in the working directory with PostgreSQL), or an
     /// S3-compatible bucket, `s3://bucket/prefix` (credentials and endpoint from `AWS_*`).
@@ -185,6 +192,9 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::auth::rate_limit::Cidr>,
     pub retention: crate::retention::Retention,
     pub org_blob_quota_mib: i64,
+    /// Webhooks may post to http:// and private addresses.
+    pub allow_private_webhook_urls: bool,
+    pub webhook_offline_after: std::time::Duration,
     /// Where attachments' bytes are kept (the database keeps who uploaded what).
     pub blob_store: crate::blob_store::StoreLocation,
     pub max_connections_per_address: usize,
@@ -281,6 +291,11 @@ impl Config {
                 }
             },
             org_blob_quota_mib: file.org_blob_quota_mib.unwrap_or(10 * 1024).max(0),
+            allow_private_webhook_urls: file.allow_private_webhook_urls,
+            webhook_offline_after: file
+                .webhook_offline_after_secs
+                .map(|s| std::time::Duration::from_secs(s.clamp(1, 86_400)))
+                .unwrap_or(crate::webhooks::OFFLINE_AFTER),
             max_connections_per_address: file
                 .max_connections_per_address
                 .unwrap_or(crate::delivery::registry::MAX_CONNECTIONS_PER_ADDRESS)

@@ -66,6 +66,7 @@ pub fn register(
                 params![id, user_id, public_key, name, now_secs()],
             )?;
             tracing::info!(user = %user_id, device = %id, "device registered");
+            crate::webhooks::emit_device(&tx, crate::webhooks::DEVICE_ADDED, user_id, &id)?;
             id
         }
     };
@@ -103,6 +104,7 @@ pub fn remove(conn: &mut Conn, user_id: &str, device_id: &str) -> Result<(), Api
         ));
     }
     let tx = conn.transaction()?;
+    crate::webhooks::emit_device(&tx, crate::webhooks::DEVICE_REMOVED, user_id, device_id)?;
     for sql in [
         "DELETE FROM envelopes WHERE device_id = ?1",
         "DELETE FROM one_time_prekeys WHERE device_id = ?1",

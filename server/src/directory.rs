@@ -148,6 +148,14 @@ pub fn create_user(
         ],
     )?;
     tracing::info!(org, user = %user.id, tag = %user.tag, ephemeral, "user created");
+    if let Some((_, reference)) = crate::webhooks::user_ref(conn, &user.id)? {
+        crate::webhooks::emit(
+            conn,
+            org,
+            crate::webhooks::USER_CREATED,
+            serde_json::json!({ "user": reference, "name": user.name, "email": user.email }),
+        )?;
+    }
     Ok(user)
 }
 

@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod state;
+pub mod webhooks;
 
 use auth::rate_limit::RateLimiter;
 use axum::extract::DefaultBodyLimit;
@@ -284,6 +285,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let listen = config.listen;
     let state = build_state(config).await?;
+    webhooks::start(state.db.clone(), state.config.webhook_offline_after);
     retention::start(
         state.db.clone(),
         state.registry.clone(),

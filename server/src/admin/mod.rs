@@ -5,13 +5,14 @@
 //!
 //! [`api_keys`] (who may call), [`audit`] (who changed what), [`users`] (created before
 //! they sign in, disabled, deleted, exported), [`groups`], and [`orgs`] (tenants, their
-//! sign-in keys and visitor tokens).
+//! sign-in keys and visitor tokens), [`webhooks`].
 
 pub mod api_keys;
 pub mod audit;
 pub mod groups;
 pub mod orgs;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};

@@ -381,6 +381,9 @@ pub fn delete(conn: &Conn, actor: &Actor, org: &str, key: &str, by: By) -> Resul
     let tx = conn.transaction()?;
     let user = find(&tx, org, key, by)?;
     let (sessions, devices) = sessions_and_devices(&tx, &user.id)?;
+    for device in &devices {
+        crate::webhooks::emit_device(&tx, crate::webhooks::DEVICE_REMOVED, &user.id, device)?;
+    }
     let stored_blobs = crate::directory::delete_user(&tx, &user.id)?;
     audit::record(
         &tx,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The operators' tables (API keys, sign-in keys and visitor tokens added at run time, the
-/// audit log, webhooks) and disabled users: one schema step that reads the same on both
+/// audit log, webhooks and their outbox) and disabled users: one schema step that reads the same on both
 /// backends (text and BIGINT columns only), so it is written once.
 pub(crate) const OPERATOR_SCHEMA: &str = r#"
 ALTER TABLE users ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0;
@@ -67,6 +67,37 @@ CREATE TABLE audit_log (
     details TEXT
 );
 CREATE INDEX audit_log_by_org ON audit_log (org_id, at_ms);
+-- Webhooks and their outbox: a row per delivery still to make (see `webhooks.rs`).
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX webhooks_by_org ON webhooks (org_id);
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at);
+CREATE INDEX webhook_deliveries_by_org ON webhook_deliveries (org_id);
+CREATE TABLE offline_notices (
+    user_id TEXT NOT NULL,
+    sender_user TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, sender_user)
+);
+-- Marks that the nodes move together, by conditional update (the offline scan's).
+CREATE TABLE server_marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 "#;
 
 /// Connections beside the writer, for reads.

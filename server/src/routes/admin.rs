@@ -5,7 +5,7 @@
 
 use super::json::{ApiJson, ApiQuery};
 use crate::admin::users::{By, Cut, UserFields};
-use crate::admin::{api_keys, audit, groups, orgs, users, Actor, Scope};
+use crate::admin::{api_keys, audit, groups, orgs, users, webhooks, Actor, Scope};
 use crate::auth::rate_limit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
@@ -82,6 +82,14 @@ pub fn routes() -> Router<SharedState> {
         .route(
             "/v1/admin/api-keys/{id}",
             axum::routing::delete(revoke_api_key),
+        )
+        .route(
+            "/v1/admin/orgs/{org}/webhooks",
+            get(list_webhooks).post(create_webhook),
+        )
+        .route(
+            "/v1/admin/orgs/{org}/webhooks/{id}",
+            axum::routing::delete(delete_webhook),
         )
         .route("/v1/admin/orgs/{org}/audit", get(org_audit))
         .route("/v1/admin/audit", get(operator_audit))
@@ -595,6 +603,40 @@ async fn revoke_api_key(
 ) -> ApiResult<Json<Value>> {
     let key = write(&state, move |c| api_keys::revoke(c, &a, &id)).await?;
     Ok(Json(json!({ "revoked": key.id })))
+}
+
+// ---- webhooks
+
+async fn list_webhooks(
+    State(state): State<SharedState>,
+    Admin(a): Admin,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let hooks = read(&state, move |c| webhooks::list(c, &a, &org)).await?;
+    Ok(Json(json!({ "webhooks": hooks })))
+}
+
+async fn create_webhook(
+    State(state): State<SharedState>,
+    Admin(a): Admin,
+    Path(org): Path<String>,
+    ApiJson(hook): ApiJson<webhooks::NewWebhook>,
+) -> ApiResult<impl IntoResponse> {
+    let allow_private = state.config.allow_private_webhook_urls;
+    let made = write(&state, move |c| {
+        webhooks::create(c, &a, &org, &hook, allow_private)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+async fn delete_webhook(
+    State(state): State<SharedState>,
+    Admin(a): Admin,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    write(&state, move |c| webhooks::delete(c, &a, &org, &id)).await?;
+    Ok(Json(json!({ "deleted": true })))
 }
 
 // ---- audit

@@ -64,6 +64,8 @@ pub fn config(db: &TestDb) -> Config {
         trusted_proxies: vec![],
         retention: Default::default(),
         org_blob_quota_mib: 10 * 1024,
+        allow_private_webhook_urls: true,
+        webhook_offline_after: std::time::Duration::from_secs(30),
         blob_store: sotto_server::blob_store::StoreLocation::Directory(db.blob_dir.clone()),
         max_connections_per_address: 500,
         demo: false,
