@@ -7,15 +7,31 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() {
     let mut cli = Cli::parse();
-    let filter = || EnvFilter::try_from_env("SOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // A command's output is its stdout: its log goes to stderr, warnings only by default.
+    let admin = cli.command.is_some();
+    let filter = || {
+        EnvFilter::try_from_env("SOTTO_LOG")
+            .unwrap_or_else(|_| EnvFilter::new(if admin { "warn" } else { "info" }))
+    };
+    let writer = move || -> Box<dyn std::io::Write> {
+        if admin {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
     match cli.log_format.as_deref() {
-        None | Some("text") => tracing_subscriber::fmt().with_env_filter(filter()).init(),
+        None | Some("text") => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(writer)
+            .init(),
         // One JSON object per line, with the request's span (its request_id) on each.
         Some("json") => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter())
+            .with_writer(writer)
             .init(),
         Some(other) => {
             eprintln!("sotto-server: log format {other:?}: use text or json");

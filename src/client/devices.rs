@@ -61,7 +61,8 @@ impl Inner {
     }
 
     /// A user's verified devices, from the cache when there (lists stay valid until the
-    /// server says they changed, or a send is refused with `devices_changed`).
+    /// server says they changed, or a send is refused with `devices_changed`). A user who
+    /// has not joined yet is asked about again each time: no notice comes when they do.
     pub(super) async fn devices_of(
         self: &Rc<Self>,
         user_id: &str,
@@ -72,10 +73,12 @@ impl Inner {
             return Ok(v);
         }
         let v = self.verified_devices(user_id, token).await?;
-        self.state
-            .borrow_mut()
-            .device_lists
-            .insert(user_id.to_owned(), v.clone());
+        if v.is_some() {
+            self.state
+                .borrow_mut()
+                .device_lists
+                .insert(user_id.to_owned(), v.clone());
+        }
         Ok(v)
     }
 
