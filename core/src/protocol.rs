@@ -12,6 +12,7 @@ pub const PROTOCOL_VERSION: u16 = 2;
 
 /// `POST /v1/auth/jwt`: sign in with a JWT that the site's backend signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JwtSignIn {
     /// Optional: the server can tell the org from the token (its `org` or `iss` claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,6 +22,7 @@ pub struct JwtSignIn {
 
 /// `POST /v1/auth/ephemeral`: sign in as a temporary visitor with an org's ephemeral token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EphemeralSignIn {
     /// Optional: the server can find the org that issued the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +36,7 @@ pub struct EphemeralSignIn {
 
 /// The answer to a sign-in: a server session token (sent as `Authorization: Bearer`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub token: String,
     /// Unix seconds; never later than the JWT's own `exp`.
@@ -43,6 +46,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     /// The user's own tag, without the `@`.
@@ -57,8 +61,10 @@ pub struct User {
 
 /// `POST /v1/devices`: publish this device's public key (idempotent per key).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterDevice {
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub public_key: Vec<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -66,10 +72,12 @@ pub struct RegisterDevice {
 
 /// A device as anyone in the org may see it: `GET /v1/users/{id}/devices`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     pub id: String,
     pub user_id: String,
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub public_key: Vec<u8>,
 }
 
@@ -77,8 +85,11 @@ pub struct Device {
 /// must name the caller's own devices only and be newer than the one it replaces; a new
 /// identity (the user lost their keys) replaces the old one and its whole list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishIdentity {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub identity: IdentityPublic,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub device_list: SignedDeviceList,
 }
 
@@ -86,12 +97,15 @@ pub struct PublishIdentity {
 /// verifies `device_list` with `identity` (and `identity` against what it pinned) and sends
 /// to the listed devices that `devices` still names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserKeys {
     pub user_id: String,
     /// Absent until the user's first device has published one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub identity: Option<IdentityPublic>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub device_list: Option<SignedDeviceList>,
     /// The devices the server currently holds for the user (a listed device that was
     /// removed is not here).
@@ -101,15 +115,19 @@ pub struct UserKeys {
 /// `POST /v1/devices/{id}/prekeys`: this device's signed prekey (when new) and more
 /// one-time prekeys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadPrekeys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub signed_prekey: Option<SignedPreKey>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub one_time_prekeys: Vec<PreKeyPublic>,
 }
 
 /// The answer to an upload: how many one-time prekeys the server now holds for the device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrekeyCount {
     pub one_time_prekeys: u32,
 }
@@ -117,18 +135,21 @@ pub struct PrekeyCount {
 /// `POST /v1/bundles`: claim one prekey bundle per device (each one-time prekey is handed
 /// out once, then deleted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimBundles {
     pub devices: Vec<String>,
 }
 
 /// `POST /v1/resolve`: resolve a thread expression.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolveRequest {
     pub expr: String,
 }
 
 /// The users an expression names, and the canonical expression for exactly those users.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resolved {
     pub users: Vec<User>,
     pub canonical: String,
@@ -136,6 +157,7 @@ pub struct Resolved {
 
 /// `POST /v1/envelopes`: one sealed envelope per recipient device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendRequest {
     /// This (sending) device; the server checks that it belongs to the signed-in user.
     pub sender_device: String,
@@ -153,14 +175,17 @@ pub struct SendRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutgoingEnvelope {
     pub device_id: String,
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub payload: Vec<u8>,
 }
 
 /// Sent once every envelope of a [`SendRequest`] is stored durably.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendReceipt {
     pub stored: usize,
     /// Unix milliseconds at which the server accepted the envelopes.
@@ -173,6 +198,7 @@ pub struct SendReceipt {
 
 /// The `details` of a `409 devices_changed` answer to a send.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DevicesChanged {
     /// Current devices of the recipients that the send missed.
     pub missing: Vec<String>,
@@ -182,11 +208,13 @@ pub struct DevicesChanged {
 
 /// The body of every 4xx/5xx answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable and machine-readable, e.g. `token_expired`.
     pub code: String,
@@ -203,17 +231,21 @@ pub struct ErrorDetail {
 /// only a commitment to its key (see [`crate::linking`]); the key follows once a running
 /// browser has answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkCreate {
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub commitment: Vec<u8>,
 }
 
 /// A link request as the server keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkRequest {
     pub id: String,
     /// SHA-256 commitment to the new browser's ephemeral key.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub commitment: Vec<u8>,
     /// `pending` (waiting for a running browser), `accepted` (one answered with its key),
     /// `revealed` (the new browser sent its key), `approved`, `declined` or `consumed` (the
@@ -227,6 +259,7 @@ pub struct LinkRequest {
         skip_serializing_if = "Option::is_none",
         with = "crate::b64::option"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
     pub running_public: Option<Vec<u8>>,
     /// The new browser's ephemeral key, once `revealed`.
     #[serde(
@@ -234,6 +267,7 @@ pub struct LinkRequest {
         skip_serializing_if = "Option::is_none",
         with = "crate::b64::option"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
     pub new_public: Option<Vec<u8>>,
     /// Present once approved: the bundle, encrypted under the key both browsers derived.
     #[serde(
@@ -241,29 +275,36 @@ pub struct LinkRequest {
         skip_serializing_if = "Option::is_none",
         with = "crate::b64::option"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
     pub sealed: Option<Vec<u8>>,
 }
 
 /// `POST /v1/links/{id}/accept`: a running browser answers with its ephemeral key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkAccept {
     pub device_id: String,
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub ephemeral_public: Vec<u8>,
 }
 
 /// `POST /v1/links/{id}/reveal`: the new browser's key, after the running browser's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkReveal {
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub ephemeral_public: Vec<u8>,
 }
 
 /// `POST /v1/links/{id}/approve`: the running browser's sealed bundle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkApprove {
     pub device_id: String,
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub sealed: Vec<u8>,
 }
 
@@ -454,6 +495,7 @@ impl ServerFrame {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveredEnvelope {
     /// Per-server sequence number; acknowledge it with [`ClientFrame::Ack`].
     pub seq: i64,
@@ -462,6 +504,7 @@ pub struct DeliveredEnvelope {
     /// Unix milliseconds at which the server accepted it.
     pub accepted_at: i64,
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub payload: Vec<u8>,
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 pub mod keys;
 pub mod links;
 pub mod metrics;
+pub mod openapi;
 pub mod origin;
 pub mod request_id;
 pub mod retention;
@@ -182,6 +183,7 @@ pub fn app(state: SharedState) -> Router {
         )
         .route("/v1/links/{id}/decline", post(routes::links::decline))
         .route("/v1/ws", get(delivery::socket::upgrade))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
     if state.demo_secret.is_some() {

@@ -23,7 +23,7 @@ pub fn hash_hex(secret: &str) -> String {
 }
 
 /// A key as listed (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub org: Option<String>,
@@ -35,7 +35,7 @@ pub struct KeyInfo {
 }
 
 /// A new key: `key` is the secret, shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewKey {
     #[serde(flatten)]
     pub info: KeyInfo,

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::params;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub id: String,
     pub org: Option<String>,

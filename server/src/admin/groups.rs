@@ -11,7 +11,7 @@ use serde::Serialize;
 /// The most members one group may have.
 pub const MAX_MEMBERS: usize = 1000;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Group {
     pub name: String,
     /// Member tags; they may name users who have not signed in (or been created) yet.

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgInfo {
     pub id: String,
     pub name: Option<String>,
@@ -55,7 +55,7 @@ fn org_ids_ok(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgChange {
     pub name: Option<String>,
@@ -198,7 +198,7 @@ pub fn list(
 }
 
 /// A sign-in key as listed: its public half (or, for HS256, no secret at all).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: String,
@@ -208,7 +208,7 @@ pub struct SigningKey {
     pub retired_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSigningKey {
     pub kid: String,
@@ -338,7 +338,7 @@ pub fn retire_signing_key(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VisitorToken {
     pub id: String,
     pub name: Option<String>,

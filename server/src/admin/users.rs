@@ -19,7 +19,7 @@ pub const MAX_ATTRIBUTES: usize = 4 * 1024;
 pub const MAX_LIST: u32 = 500;
 
 /// A user as the admin API shows them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AdminUser {
     /// Sotto's own ID (what clients see).
     pub id: String,
@@ -29,6 +29,7 @@ pub struct AdminUser {
     pub name: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub disabled: bool,
     pub ephemeral: bool,
@@ -64,7 +65,7 @@ fn from_row(r: &crate::db::Row<'_>) -> crate::db::Result<AdminUser> {
 
 /// How a request names a user: the site's external ID, or Sotto's own ID (`by=id`, for
 /// visitors, who have no external ID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum By {
     #[default]
@@ -100,7 +101,7 @@ pub fn get(
 }
 
 /// What an upsert sets; absent fields stay as they are (or are derived, for a new user).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserFields {
     pub email: Option<String>,
@@ -109,6 +110,7 @@ pub struct UserFields {
     /// or name, as at a first sign-in.
     pub tag: Option<String>,
     /// Whatever the site keeps with them (a JSON object, at most 4 KiB). Replaces the old.
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
     /// Whether a sign-in may find them by this email (default true: the backend vouches).
     pub email_verified: Option<bool>,

@@ -23,7 +23,7 @@ pub const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(2);
 
 /// The sign-in settings of an org created through the admin API (the file's orgs keep
 /// theirs in the file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -56,6 +56,9 @@ fn offered_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((token.to_owned(), device.to_owned()))
 }
 
+#[utoipa::path(get, path = "/v1/ws", tag = "delivery",
+    description = "The delivery WebSocket. Offer the subprotocols `sotto`, `bearer.<session token>` and `device.<device ID>`; frames are described in PROTOCOL.md.",
+    responses((status = 101, description = "Switching to the WebSocket protocol")))]
 pub async fn upgrade(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -8,6 +8,10 @@ use crate::admin::users::{By, Cut, UserFields};
 use crate::admin::{api_keys, audit, groups, orgs, users, webhooks, Actor, Scope};
 use crate::auth::rate_limit;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    ApiKeyList, AuditPage, Done, GroupChanged, GroupList, OrgList, SigningKeyList, UserDeleted,
+    UserPage, UserUpserted, VisitorTokenList, WebhookList,
+};
 use crate::state::SharedState;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -16,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 
 /// The admin routes, to be nested in the app (without the browser CORS layer: nothing
@@ -173,21 +177,26 @@ async fn reload_orgs(state: &SharedState) {
 
 // ---- orgs
 
-async fn list_orgs(State(state): State<SharedState>, Admin(a): Admin) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/admin/orgs", tag = "admin: orgs", responses((status = 200, description = "The orgs the key reaches", body = crate::openapi::OrgList)))]
+pub async fn list_orgs(
+    State(state): State<SharedState>,
+    Admin(a): Admin,
+) -> ApiResult<Json<OrgList>> {
     let s = state.clone();
     let list = read(&state, move |c| orgs::list(c, &a, |id| s.orgs.in_file(id))).await?;
-    Ok(Json(json!({ "orgs": list })))
+    Ok(Json(OrgList { orgs: list }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewOrg {
+pub struct NewOrg {
     id: String,
     name: Option<String>,
     settings: Option<crate::auth::orgs::OrgSettings>,
 }
 
-async fn create_org(
+#[utoipa::path(post, path = "/v1/admin/orgs", tag = "admin: orgs", request_body = NewOrg, responses((status = 201, description = "Created (201)", body = orgs::OrgInfo)))]
+pub async fn create_org(
     State(state): State<SharedState>,
     Admin(a): Admin,
     ApiJson(req): ApiJson<NewOrg>,
@@ -207,7 +216,8 @@ async fn create_org(
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-async fn get_org(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}", tag = "admin: orgs", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The org", body = orgs::OrgInfo)))]
+pub async fn get_org(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -218,7 +228,8 @@ async fn get_org(
     ))
 }
 
-async fn configure_org(
+#[utoipa::path(patch, path = "/v1/admin/orgs/{org}", tag = "admin: orgs", params(("org" = String, Path, description = "An org ID")), request_body = orgs::OrgChange, responses((status = 200, description = "The org now", body = orgs::OrgInfo)))]
+pub async fn configure_org(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -235,27 +246,30 @@ async fn configure_org(
 
 // ---- users
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct UserQuery {
+pub struct UserQuery {
     #[serde(default)]
     by: By,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub struct ListQuery {
     q: Option<String>,
     after: Option<String>,
     limit: Option<u32>,
 }
 
-async fn list_users(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/users", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ListQuery), responses((status = 200, description = "A page of users, by tag", body = crate::openapi::UserPage)))]
+pub async fn list_users(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserPage>> {
     let limit = q.limit.unwrap_or(100);
     let list = read(&state, move |c| {
         users::list(c, &a, &org, q.q.as_deref(), q.after.as_deref(), limit)
@@ -265,10 +279,14 @@ async fn list_users(
     let next = (list.len() as u32 >= limit.clamp(1, users::MAX_LIST))
         .then(|| list.last().map(|u| u.tag.clone()))
         .flatten();
-    Ok(Json(json!({ "users": list, "next_after": next })))
+    Ok(Json(UserPage {
+        users: list,
+        next_after: next,
+    }))
 }
 
-async fn get_user(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/users/{user}", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)"), UserQuery), responses((status = 200, description = "The user", body = users::AdminUser)))]
+pub async fn get_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
@@ -279,7 +297,8 @@ async fn get_user(
     ))
 }
 
-async fn upsert_user(
+#[utoipa::path(put, path = "/v1/admin/orgs/{org}/users/{user}", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)")), request_body = UserFields, responses((status = 201, description = "Updated (200) or created (201)", body = crate::openapi::UserUpserted)))]
+pub async fn upsert_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
@@ -292,7 +311,7 @@ async fn upsert_user(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "user": user, "created": created }))))
+    Ok((status, Json(UserUpserted { user, created })))
 }
 
 /// Ends, on every node, what a disabled or deleted user still had open.
@@ -310,7 +329,8 @@ async fn cut_off(state: &SharedState, cut: &Cut, code: &str, message: &str) {
     }
 }
 
-async fn disable_user(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/users/{user}/disable", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)"), UserQuery), responses((status = 200, description = "Disabled: sessions ended, sign-in refused", body = users::AdminUser)))]
+pub async fn disable_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
@@ -324,7 +344,8 @@ async fn disable_user(
     Ok(Json(cut.user.expect("set_disabled returns the user")))
 }
 
-async fn enable_user(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/users/{user}/enable", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)"), UserQuery), responses((status = 200, description = "Enabled", body = users::AdminUser)))]
+pub async fn enable_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
@@ -337,18 +358,22 @@ async fn enable_user(
     Ok(Json(cut.user.expect("set_disabled returns the user")))
 }
 
-async fn delete_user(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/users/{user}", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)"), UserQuery), responses((status = 200, description = "Deleted, with everything the server held for them", body = crate::openapi::UserDeleted)))]
+pub async fn delete_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<UserQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserDeleted>> {
     let cut = write(&state, move |c| users::delete(c, &a, &org, &user, q.by)).await?;
     cut_off(&state, &cut, "user_deleted", "this account was deleted").await;
-    Ok(Json(json!({ "deleted": cut.user })))
+    Ok(Json(UserDeleted {
+        deleted: cut.user.expect("delete returns the user"),
+    }))
 }
 
-async fn export_user(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/users/{user}/export", tag = "admin: users", params(("org" = String, Path, description = "An org ID"), ("user" = String, Path, description = "The site's external ID (or, with by=id, Sotto's user ID)"), UserQuery), responses((status = 200, description = "Everything the server holds about the user", body = Object)))]
+pub async fn export_user(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, user)): Path<(String, String)>,
@@ -370,16 +395,18 @@ fn group_in_file(state: &SharedState, org: &str, name: &str) -> bool {
         .any(|o| o.id == org && o.groups.iter().any(|g| g.name.to_ascii_lowercase() == name))
 }
 
-async fn list_groups(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/groups", tag = "admin: groups", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The groups", body = crate::openapi::GroupList)))]
+pub async fn list_groups(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupList>> {
     let list = read(&state, move |c| groups::list(c, &a, &org)).await?;
-    Ok(Json(json!({ "groups": list })))
+    Ok(Json(GroupList { groups: list }))
 }
 
-async fn get_group(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/groups/{name}", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @")), responses((status = 200, description = "The group", body = groups::Group)))]
+pub async fn get_group(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name)): Path<(String, String)>,
@@ -395,42 +422,46 @@ async fn change_group(
     org: String,
     name: String,
     change: groups::Change,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     let in_file = group_in_file(state, &org, &name);
     let changed = write(state, move |c| {
         groups::change(c, &a, &org, &name, in_file, change)
     })
     .await?;
-    Ok(Json(json!({ "group": changed.group })))
+    Ok(Json(GroupChanged {
+        group: changed.group,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Members {
+pub struct Members {
     members: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rename {
+pub struct Rename {
     name: String,
 }
 
-async fn set_group(
+#[utoipa::path(put, path = "/v1/admin/orgs/{org}/groups/{name}", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @")), request_body = Members, responses((status = 200, description = "The group, made or set", body = crate::openapi::GroupChanged)))]
+pub async fn set_group(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name)): Path<(String, String)>,
     ApiJson(req): ApiJson<Members>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     change_group(&state, a, org, name, groups::Change::Set(req.members)).await
 }
 
-async fn rename_group(
+#[utoipa::path(patch, path = "/v1/admin/orgs/{org}/groups/{name}", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @")), request_body = Rename, responses((status = 200, description = "Renamed", body = crate::openapi::GroupChanged)))]
+pub async fn rename_group(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name)): Path<(String, String)>,
     ApiJson(req): ApiJson<Rename>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     if group_in_file(&state, &org, &req.name) {
         return Err(ApiError::conflict(
             "tag_taken",
@@ -440,43 +471,48 @@ async fn rename_group(
     change_group(&state, a, org, name, groups::Change::Rename(req.name)).await
 }
 
-async fn delete_group(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/groups/{name}", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @")), responses((status = 200, description = "Deleted", body = crate::openapi::GroupChanged)))]
+pub async fn delete_group(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     change_group(&state, a, org, name, groups::Change::Delete).await
 }
 
-async fn add_members(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/groups/{name}/members", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @")), request_body = Members, responses((status = 200, description = "Members added", body = crate::openapi::GroupChanged)))]
+pub async fn add_members(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name)): Path<(String, String)>,
     ApiJson(req): ApiJson<Members>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     change_group(&state, a, org, name, groups::Change::Add(req.members)).await
 }
 
-async fn remove_member(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/groups/{name}/members/{tag}", tag = "admin: groups", params(("org" = String, Path, description = "An org ID"), ("name" = String, Path, description = "A group name, without @"), ("tag" = String, Path, description = "A member tag")), responses((status = 200, description = "Member removed", body = crate::openapi::GroupChanged)))]
+pub async fn remove_member(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, name, tag)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupChanged>> {
     change_group(&state, a, org, name, groups::Change::Remove(vec![tag])).await
 }
 
 // ---- sign-in keys and visitor tokens
 
-async fn list_signing_keys(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/signing-keys", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "Keys added at run time", body = crate::openapi::SigningKeyList)))]
+pub async fn list_signing_keys(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SigningKeyList>> {
     let keys = read(&state, move |c| orgs::list_signing_keys(c, &a, &org)).await?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(SigningKeyList { keys }))
 }
 
-async fn add_signing_key(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/signing-keys", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID")), request_body = orgs::NewSigningKey, responses((status = 201, description = "Added (201)", body = orgs::SigningKey)))]
+pub async fn add_signing_key(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -487,32 +523,35 @@ async fn add_signing_key(
     Ok((StatusCode::CREATED, Json(added)))
 }
 
-async fn retire_signing_key(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/signing-keys/{kid}", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID"), ("kid" = String, Path, description = "The key's kid")), responses((status = 200, description = "Retired", body = crate::openapi::Done)))]
+pub async fn retire_signing_key(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, kid)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Done>> {
     write(&state, move |c| orgs::retire_signing_key(c, &a, &org, &kid)).await?;
     reload_orgs(&state).await;
-    Ok(Json(json!({ "retired": true })))
+    Ok(Json(Done { done: true }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Named {
+pub struct Named {
     name: Option<String>,
 }
 
-async fn list_visitor_tokens(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/visitor-tokens", tag = "admin: visitor tokens", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "Tokens, without their secrets", body = crate::openapi::VisitorTokenList)))]
+pub async fn list_visitor_tokens(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VisitorTokenList>> {
     let tokens = read(&state, move |c| orgs::list_visitor_tokens(c, &a, &org)).await?;
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(VisitorTokenList { tokens }))
 }
 
-async fn add_visitor_token(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/visitor-tokens", tag = "admin: visitor tokens", params(("org" = String, Path, description = "An org ID")), request_body = Named, responses((status = 201, description = "Made (201); the token is shown this once", body = orgs::VisitorToken)))]
+pub async fn add_visitor_token(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -526,24 +565,25 @@ async fn add_visitor_token(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
-async fn revoke_visitor_token(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/visitor-tokens/{id}", tag = "admin: visitor tokens", params(("org" = String, Path, description = "An org ID"), ("id" = String, Path, description = "A visitor token ID")), responses((status = 200, description = "Revoked", body = crate::openapi::Done)))]
+pub async fn revoke_visitor_token(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Done>> {
     write(&state, move |c| {
         orgs::revoke_visitor_token(c, &a, &org, &id)
     })
     .await?;
     reload_orgs(&state).await;
-    Ok(Json(json!({ "revoked": true })))
+    Ok(Json(Done { done: true }))
 }
 
 // ---- API keys
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewApiKey {
+pub struct NewApiKey {
     scope: String,
     name: Option<String>,
 }
@@ -562,7 +602,8 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
-async fn create_org_api_key(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/api-keys", tag = "admin: api keys", params(("org" = String, Path, description = "An org ID")), request_body = NewApiKey, responses((status = 201, description = "Made (201); the key is shown this once", body = api_keys::NewKey)))]
+pub async fn create_org_api_key(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -571,7 +612,8 @@ async fn create_org_api_key(
     create_api_key(&state, a, Some(org), req).await
 }
 
-async fn create_operator_api_key(
+#[utoipa::path(post, path = "/v1/admin/api-keys", tag = "admin: api keys", request_body = NewApiKey, responses((status = 201, description = "Made (201); the key is shown this once", body = api_keys::NewKey)))]
+pub async fn create_operator_api_key(
     State(state): State<SharedState>,
     Admin(a): Admin,
     ApiJson(req): ApiJson<NewApiKey>,
@@ -579,44 +621,49 @@ async fn create_operator_api_key(
     create_api_key(&state, a, None, req).await
 }
 
-async fn list_org_api_keys(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/api-keys", tag = "admin: api keys", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The org's keys, without secrets", body = crate::openapi::ApiKeyList)))]
+pub async fn list_org_api_keys(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiKeyList>> {
     let keys = read(&state, move |c| api_keys::list(c, &a, Some(&org))).await?;
-    Ok(Json(json!({ "api_keys": keys })))
+    Ok(Json(ApiKeyList { api_keys: keys }))
 }
 
-async fn list_operator_api_keys(
+#[utoipa::path(get, path = "/v1/admin/api-keys", tag = "admin: api keys", responses((status = 200, description = "Operator keys, without secrets", body = crate::openapi::ApiKeyList)))]
+pub async fn list_operator_api_keys(
     State(state): State<SharedState>,
     Admin(a): Admin,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiKeyList>> {
     let keys = read(&state, move |c| api_keys::list(c, &a, None)).await?;
-    Ok(Json(json!({ "api_keys": keys })))
+    Ok(Json(ApiKeyList { api_keys: keys }))
 }
 
-async fn revoke_api_key(
+#[utoipa::path(delete, path = "/v1/admin/api-keys/{id}", tag = "admin: api keys", params(("id" = String, Path, description = "An API key ID (ak_…)")), responses((status = 200, description = "Revoked", body = crate::openapi::Done)))]
+pub async fn revoke_api_key(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let key = write(&state, move |c| api_keys::revoke(c, &a, &id)).await?;
-    Ok(Json(json!({ "revoked": key.id })))
+) -> ApiResult<Json<Done>> {
+    write(&state, move |c| api_keys::revoke(c, &a, &id)).await?;
+    Ok(Json(Done { done: true }))
 }
 
 // ---- webhooks
 
-async fn list_webhooks(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/webhooks", tag = "admin: webhooks", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "Webhooks, without secrets", body = crate::openapi::WebhookList)))]
+pub async fn list_webhooks(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookList>> {
     let hooks = read(&state, move |c| webhooks::list(c, &a, &org)).await?;
-    Ok(Json(json!({ "webhooks": hooks })))
+    Ok(Json(WebhookList { webhooks: hooks }))
 }
 
-async fn create_webhook(
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/webhooks", tag = "admin: webhooks", params(("org" = String, Path, description = "An org ID")), request_body = webhooks::NewWebhook, responses((status = 201, description = "Made (201); the signing secret is shown this once", body = webhooks::Webhook)))]
+pub async fn create_webhook(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
@@ -630,45 +677,49 @@ async fn create_webhook(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
-async fn delete_webhook(
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/webhooks/{id}", tag = "admin: webhooks", params(("org" = String, Path, description = "An org ID"), ("id" = String, Path, description = "A webhook ID")), responses((status = 200, description = "Deleted", body = crate::openapi::Done)))]
+pub async fn delete_webhook(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Done>> {
     write(&state, move |c| webhooks::delete(c, &a, &org, &id)).await?;
-    Ok(Json(json!({ "deleted": true })))
+    Ok(Json(Done { done: true }))
 }
 
 // ---- audit
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub struct AuditQuery {
     before_ms: Option<i64>,
     limit: Option<u32>,
 }
 
-async fn org_audit(
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/audit", tag = "admin: audit", params(("org" = String, Path, description = "An org ID"), AuditQuery), responses((status = 200, description = "Newest first", body = crate::openapi::AuditPage)))]
+pub async fn org_audit(
     State(state): State<SharedState>,
     Admin(a): Admin,
     Path(org): Path<String>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let entries = read(&state, move |c| {
         audit::list(c, &a, Some(&org), q.before_ms, q.limit.unwrap_or(100))
     })
     .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(AuditPage { entries }))
 }
 
-async fn operator_audit(
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin: audit", params(AuditQuery), responses((status = 200, description = "Newest first: orgs and operator keys", body = crate::openapi::AuditPage)))]
+pub async fn operator_audit(
     State(state): State<SharedState>,
     Admin(a): Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let entries = read(&state, move |c| {
         audit::list(c, &a, None, q.before_ms, q.limit.unwrap_or(100))
     })
     .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(AuditPage { entries }))
 }

@@ -47,6 +47,8 @@ fn counted<T>(kind: &str, result: ApiResult<T>) -> ApiResult<T> {
     result
 }
 
+#[utoipa::path(post, path = "/v1/auth/jwt", tag = "sign-in", request_body = JwtSignIn,
+    responses((status = 200, description = "A session", body = Session)))]
 pub async fn sign_in_jwt(
     State(state): State<SharedState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -98,6 +100,8 @@ async fn jwt_session(
     Ok(session)
 }
 
+#[utoipa::path(post, path = "/v1/auth/ephemeral", tag = "sign-in", request_body = EphemeralSignIn,
+    responses((status = 200, description = "A visitor's session", body = Session)))]
 pub async fn sign_in_ephemeral(
     State(state): State<SharedState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -180,6 +184,8 @@ async fn open_session(
         .await
 }
 
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "sign-in",
+    responses((status = 200, description = "Signed out", body = crate::openapi::SignedOut)))]
 /// Ends the caller's session: its token stops working at once.
 pub async fn logout(
     State(state): State<SharedState>,
@@ -206,6 +212,8 @@ pub async fn logout(
     Ok(Json(serde_json::json!({ "signed_out": true })))
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "sign-in",
+    responses((status = 200, description = "The caller's session", body = crate::openapi::Me)))]
 /// The caller's own session, as the server sees it.
 pub async fn me(who: AuthUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "org": who.org_id, "user": who.user, "expires_at": who.expires_at }))

@@ -13,6 +13,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 
+#[utoipa::path(post, path = "/v1/blobs", tag = "attachments",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "An encrypted attachment"),
+    responses((status = 200, description = "Stored", body = crate::openapi::BlobStored)))]
 pub async fn upload(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -61,6 +64,8 @@ pub async fn upload(
     Ok(Json(serde_json::json!({ "id": id, "size": size })))
 }
 
+#[utoipa::path(get, path = "/v1/blobs/{id}", tag = "attachments", params(("id" = String, Path, description = "A blob ID")),
+    responses((status = 200, description = "The encrypted bytes", body = Vec<u8>, content_type = "application/octet-stream")))]
 pub async fn download(
     State(state): State<SharedState>,
     who: AuthUser,

@@ -70,6 +70,9 @@ pub struct MintRequest {
     ttl: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/demo/jwt", tag = "demo", description = "Only with --demo: a sign-in token for a demo user.",
+    request_body = crate::openapi::DemoMint,
+    responses((status = 200, description = "A token", body = crate::openapi::DemoToken)))]
 pub async fn mint(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<MintRequest>,
@@ -78,6 +81,9 @@ pub async fn mint(
     Ok(Json(json!({ "jwt": jwt, "org": DEMO_ORG })))
 }
 
+#[utoipa::path(get, path = "/demo/jwt.js", tag = "demo", description = "Only with --demo: a script that sets SERVER_GENERATED_JWT.",
+    params(("user" = String, Query, description = "alice, bob or carol"), ("ttl" = Option<i64>, Query, description = "Lifetime in seconds")),
+    responses((status = 200, description = "The script", body = String, content_type = "text/javascript")))]
 /// `GET /demo/jwt.js?user=alice`: the token as a script that sets `SERVER_GENERATED_JWT`,
 /// as a site's server would render it into a page (the Forsta tutorial example uses it).
 pub async fn mint_script(

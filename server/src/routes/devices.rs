@@ -10,6 +10,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use sotto_core::protocol::{Device, RegisterDevice};
 
+#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice,
+    responses((status = 200, description = "The device (the same one again for the same key)", body = Device)))]
 pub async fn register(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -32,6 +34,8 @@ pub async fn register(
     Ok(Json(device))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}/devices", tag = "devices", params(("id" = String, Path, description = "A user ID")),
+    responses((status = 200, description = "The user's devices", body = [Device])))]
 pub async fn list(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -44,6 +48,8 @@ pub async fn list(
     Ok(Json(devices))
 }
 
+#[utoipa::path(delete, path = "/v1/devices/{id}", tag = "devices", params(("id" = String, Path, description = "One of the caller's devices")),
+    responses((status = 200, description = "Removed", body = crate::openapi::Removed)))]
 /// Removes one of the caller's own devices and everything still queued for it, e.g. when a
 /// user clears Sotto from a browser; its socket closes at once.
 pub async fn remove(

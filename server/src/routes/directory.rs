@@ -9,6 +9,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use sotto_core::protocol::{ResolveRequest, Resolved, User};
 
+#[utoipa::path(post, path = "/v1/resolve", tag = "directory", request_body = ResolveRequest,
+    responses((status = 200, description = "The users the expression names", body = Resolved)))]
 pub async fn resolve(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -31,6 +33,8 @@ pub async fn resolve(
     Ok(Json(resolved))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "directory", params(("id" = String, Path, description = "A user ID")),
+    responses((status = 200, description = "The user", body = User)))]
 pub async fn user(
     State(state): State<SharedState>,
     who: AuthUser,

@@ -20,6 +20,8 @@ pub const MAX_PAYLOAD: usize = 160 * 1024;
 /// Body limit for this route (the others take far less).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
+#[utoipa::path(post, path = "/v1/envelopes", tag = "envelopes", request_body = SendRequest,
+    responses((status = 200, description = "Stored for every recipient device", body = SendReceipt)))]
 pub async fn send(
     State(state): State<SharedState>,
     who: AuthUser,

@@ -15,10 +15,15 @@ use std::time::Duration;
 /// How long a readiness check waits for the database.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers", body = crate::openapi::Health)))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready: the database answers, the bus (if any) is connected", body = crate::openapi::Ready),
+        (status = 503, description = "Not ready", body = sotto_core::protocol::ErrorBody)))]
 pub async fn readyz(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
     let not_ready = |what: &str| {
         ApiError::new(

@@ -18,6 +18,8 @@ use sotto_core::protocol::{
     ClaimBundles, PrekeyCount, PublishIdentity, ServerFrame, UploadPrekeys, UserKeys,
 };
 
+#[utoipa::path(put, path = "/v1/identity", tag = "keys", request_body = PublishIdentity,
+    responses((status = 200, description = "Published", body = crate::openapi::Published)))]
 pub async fn publish_identity(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -48,6 +50,8 @@ pub async fn publish_identity(
     Ok(Json(serde_json::json!({ "published": true })))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}/keys", tag = "keys", params(("id" = String, Path, description = "A user ID")),
+    responses((status = 200, description = "The user's identity and signed device list", body = UserKeys)))]
 pub async fn user_keys(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -60,6 +64,9 @@ pub async fn user_keys(
     Ok(Json(keys))
 }
 
+#[utoipa::path(post, path = "/v1/devices/{id}/prekeys", tag = "keys", params(("id" = String, Path, description = "One of the caller's devices")),
+    request_body = UploadPrekeys,
+    responses((status = 200, description = "One-time prekeys now held", body = PrekeyCount)))]
 pub async fn upload_prekeys(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -81,6 +88,8 @@ pub async fn upload_prekeys(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/bundles", tag = "keys", request_body = ClaimBundles,
+    responses((status = 200, description = "One prekey bundle per device", body = [Object])))]
 pub async fn claim_bundles(
     State(state): State<SharedState>,
     who: AuthUser,

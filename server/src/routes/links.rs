@@ -42,6 +42,8 @@ fn push(state: &SharedState, devices: &[String], request: &LinkRequest) {
     }
 }
 
+#[utoipa::path(post, path = "/v1/links", tag = "linking", request_body = LinkCreate,
+    responses((status = 200, description = "The new request", body = LinkRequest)))]
 pub async fn create(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -64,6 +66,8 @@ pub async fn create(
     Ok(Json(request))
 }
 
+#[utoipa::path(get, path = "/v1/links/{id}", tag = "linking", params(("id" = String, Path, description = "A link request ID")),
+    responses((status = 200, description = "The request", body = LinkRequest)))]
 /// The new browser's view of its request; an approval is handed over once, then consumed.
 pub async fn get(
     State(state): State<SharedState>,
@@ -77,6 +81,8 @@ pub async fn get(
     Ok(Json(request))
 }
 
+#[utoipa::path(post, path = "/v1/links/{id}/accept", tag = "linking", params(("id" = String, Path, description = "A link request ID")), request_body = LinkAccept,
+    responses((status = 200, description = "Accepted", body = LinkRequest)))]
 /// A running browser answers a pending request with its key; the first one wins.
 pub async fn accept(
     State(state): State<SharedState>,
@@ -102,6 +108,8 @@ pub async fn accept(
     Ok(Json(request))
 }
 
+#[utoipa::path(post, path = "/v1/links/{id}/reveal", tag = "linking", params(("id" = String, Path, description = "A link request ID")), request_body = LinkReveal,
+    responses((status = 200, description = "Revealed", body = LinkRequest)))]
 /// The asking browser reveals its key once a running browser has answered.
 pub async fn reveal(
     State(state): State<SharedState>,
@@ -126,6 +134,8 @@ pub async fn reveal(
     Ok(Json(request))
 }
 
+#[utoipa::path(post, path = "/v1/links/{id}/approve", tag = "linking", params(("id" = String, Path, description = "A link request ID")), request_body = LinkApprove,
+    responses((status = 200, description = "Approved", body = crate::openapi::Approved)))]
 pub async fn approve(
     State(state): State<SharedState>,
     who: AuthUser,
@@ -141,6 +151,8 @@ pub async fn approve(
     answer(&state, who, id, Some(req)).await
 }
 
+#[utoipa::path(post, path = "/v1/links/{id}/decline", tag = "linking", params(("id" = String, Path, description = "A link request ID")),
+    responses((status = 200, description = "Declined", body = crate::openapi::Declined)))]
 pub async fn decline(
     State(state): State<SharedState>,
     who: AuthUser,
