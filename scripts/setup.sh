@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sotto needs on a fresh Debian machine with Rust and
 # Node.js: the wasm target, wasm-bindgen-cli at the exact version in Cargo.lock, Chromium
-# and ChromeDriver (browser tests), cargo-fuzz, moto's S3 server (PyPI), and the npm tools (binaryen's wasm-opt,
+# and ChromeDriver (browser tests), cargo-fuzz, moto's S3 server and schemathesis (PyPI), and the npm tools (binaryen's wasm-opt,
 # playwright-core).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
@@ -45,6 +45,12 @@ if ! command -v moto_server >/dev/null && command -v python3 >/dev/null; then
   echo "setup: installing moto[server] 5.2.1 (pip)"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "moto[server]==5.2.1" \
     || echo "setup: moto could not be installed; the S3 blob-store tests will be skipped"
+fi
+
+# schemathesis, which fuzzes the HTTP API from its OpenAPI document (scripts/schemathesis.sh).
+if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: 4.32.5"; then
+  echo "setup: installing schemathesis 4.32.5 (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "schemathesis==4.32.5"
 fi
 
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs every test: formatting and lints, the native tests of
 # sotto-core and sotto-server (real HTTP and WebSocket on loopback; the server's on SQLite,
-# then again on PostgreSQL when one runs), a bounded fuzzing run,
+# then again on PostgreSQL when one runs), a schemathesis pass over the HTTP API, a bounded
+# fuzzing run,
 # the client's browser tests in headless Chromium, and the end-to-end tests (the real server
 # and Chromium pages).
 set -euo pipefail
@@ -19,6 +20,9 @@ cargo test --workspace
 
 echo "== the server's tests again on PostgreSQL, and the cluster tests with NATS"
 scripts/service-tests.sh
+
+echo "== the HTTP API against its OpenAPI document: schemathesis, 50 examples per operation"
+scripts/schemathesis.sh 50
 
 echo "== fuzzing: every parser of network and file input, 10 seconds each (scripts/fuzz.sh)"
 scripts/fuzz.sh 10

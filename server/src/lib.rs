@@ -196,7 +196,8 @@ pub fn app(state: SharedState) -> Router {
     api = api
         .merge(routes::admin::routes())
         .route("/v1/{*rest}", axum::routing::any(not_found))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(error::json_errors));
 
     let mut app = api;
     if let Some(dir) = &state.config.static_dir {

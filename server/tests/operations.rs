@@ -57,6 +57,35 @@ async fn health_readiness_and_request_ids() {
         .unwrap();
     let made = resp.headers()["x-request-id"].to_str().unwrap();
     assert!(made.starts_with("rq_") && made.len() == 35, "{made}");
+
+    // What an extractor or the router refuses is the API's JSON error too.
+    let (session, _) = server
+        .sign_in(&hs256(json!({ "user": { "id": "x" } })))
+        .await;
+    for (method, path, status, code) in [
+        (
+            reqwest::Method::DELETE,
+            "/healthz",
+            405,
+            "method_not_allowed",
+        ),
+        (reqwest::Method::GET, "/v1/users/%FF%FE", 400, "bad_request"),
+        (
+            reqwest::Method::GET,
+            "/v1/admin/orgs/acme/users?limit=-1",
+            401,
+            "api_key_invalid",
+        ),
+    ] {
+        let (got, body) = server
+            .call(method.clone(), path, Some(&session), None)
+            .await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}"
+        );
+    }
     server.stop().await;
 }
 
