@@ -26,19 +26,10 @@ pub struct Changed {
     pub users: Vec<String>,
 }
 
-fn check_name(what: &str, tag: &str) -> Result<String, ApiError> {
+/// A group name or member tag as given (`@Support` too), in the form tags are kept.
+fn check_name(tag: &str) -> Result<String, ApiError> {
     let tag = tag.trim_start_matches('@').to_ascii_lowercase();
-    if tag.is_empty()
-        || tag.len() > 32
-        || !tag
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-    {
-        return Err(ApiError::bad_request(
-            "bad_tag",
-            format!("{what} is 1 to 32 of a-z, 0-9, '_' and '.'"),
-        ));
-    }
+    super::users::check_tag(&tag)?;
     Ok(tag)
 }
 
@@ -102,7 +93,7 @@ pub fn list(conn: &Conn, actor: &Actor, org: &str) -> Result<Vec<Group>, ApiErro
 
 pub fn get(conn: &Conn, actor: &Actor, org: &str, name: &str) -> Result<Group, ApiError> {
     actor.require(org, Scope::Backend)?;
-    let name = check_name("a group name", name)?;
+    let name = check_name(name)?;
     require(conn, org, &name)?;
     Ok(Group {
         members: members(conn, org, &name)?,
@@ -132,7 +123,7 @@ pub fn change(
     change: Change,
 ) -> Result<Changed, ApiError> {
     actor.require(org, Scope::Backend)?;
-    let name = check_name("a group name", name)?;
+    let name = check_name(name)?;
     if in_file {
         return Err(ApiError::conflict(
             "group_in_config",
@@ -158,13 +149,13 @@ pub fn change(
                 format!("a group has at most {MAX_MEMBERS} members"),
             ));
         }
-        list.iter().map(|t| check_name("a member tag", t)).collect()
+        list.iter().map(|t| check_name(t)).collect()
     };
     let (action, mut after_name) = match &change {
         Change::Set(_) => ("group.set", name.clone()),
         Change::Add(_) => ("group.add_members", name.clone()),
         Change::Remove(_) => ("group.remove_members", name.clone()),
-        Change::Rename(new) => ("group.rename", check_name("a group name", new)?),
+        Change::Rename(new) => ("group.rename", check_name(new)?),
         Change::Delete => ("group.delete", name.clone()),
     };
     match &change {

@@ -116,7 +116,8 @@ pub struct UserFields {
     pub email_verified: Option<bool>,
 }
 
-fn check_tag(tag: &str) -> Result<(), ApiError> {
+/// A tag: 1 to 32 of a-z, 0-9, `_` and `.` (`400 bad_tag`).
+pub(super) fn check_tag(tag: &str) -> Result<(), ApiError> {
     if tag.is_empty()
         || tag.len() > 32
         || !tag
