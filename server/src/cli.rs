@@ -577,6 +577,14 @@ pub async fn run(config: Config, args: AdminArgs) -> i32 {
 
 async fn remote(base: &str, key: Option<&str>, call: &Call) -> Result<(u16, Value), String> {
     let key = key.ok_or("--url needs an API key: set SOTTO_API_KEY (or --api-key)")?;
+    if let Some(rest) = base.strip_prefix("http://") {
+        if !["127.0.0.1", "[::1]", "localhost"]
+            .iter()
+            .any(|h| rest.starts_with(h))
+        {
+            eprintln!("sotto-server admin: warning: {base} is not https, so the API key crosses the network in the clear");
+        }
+    }
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
@@ -599,8 +607,25 @@ async fn remote(base: &str, key: Option<&str>, call: &Call) -> Result<(u16, Valu
 }
 
 async fn local(mut config: Config, call: &Call) -> Result<(u16, Value), String> {
-    // The nodes learn from the database; this process serves no sockets.
+    // The server's database, never a new one made by a mistyped path or a missing --config.
+    if let crate::db::Location::Sqlite(path) = &config.database {
+        if !path.exists() {
+            return Err(format!(
+                "no database at {}: give the server's --config (or --database), and start the \
+                 server once first",
+                path.display()
+            ));
+        }
+    }
+    eprintln!("sotto-server admin: on the database {}", config.database);
+    // The nodes learn from the database; this process serves no sockets, verifies no
+    // token (so needs none of the file's keys) and leaves start-up's writes to the server.
     config.bus = None;
+    config.admin_cli = true;
+    for org in &mut config.orgs {
+        org.keys.clear();
+        org.jwks_url = None;
+    }
     let state = crate::build_state(config).await?;
     let app = crate::app(state.clone());
     let mut request = Request::builder()
@@ -683,9 +708,9 @@ fn print_for_people(body: &Value) {
         }
     }
     for secret in ["key", "token", "secret"] {
-        if let Some(s) = body.get(secret).and_then(Value::as_str) {
+        if body.get(secret).is_some_and(Value::is_string) {
             println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
-            eprintln!("\nStore this {secret} now: it is not shown again.\n{s}");
+            eprintln!("sotto-server admin: store the {secret} above now: it is not shown again");
             return;
         }
     }

@@ -111,6 +111,8 @@ pub struct FileConfig {
     pub envelope_max_age_days: Option<i64>,
     pub blob_max_age_days: Option<i64>,
     pub visitor_max_idle_days: Option<i64>,
+    /// How long the admin audit log keeps an entry (default 365).
+    pub audit_max_age_days: Option<i64>,
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
 }
@@ -202,6 +204,9 @@ pub struct Config {
     pub demo: bool,
     /// The demo's shared signing secret, if one was given.
     pub demo_secret: Option<String>,
+    /// Set for `sotto-server admin` on the database: start-up's own writes (the demo's
+    /// users, the file's orgs and groups) are left to the server.
+    pub admin_cli: bool,
 }
 
 impl Config {
@@ -288,6 +293,7 @@ impl Config {
                     visitor_max_idle_days: file
                         .visitor_max_idle_days
                         .unwrap_or(d.visitor_max_idle_days),
+                    audit_max_age_days: file.audit_max_age_days.unwrap_or(d.audit_max_age_days),
                 }
             },
             org_blob_quota_mib: file.org_blob_quota_mib.unwrap_or(10 * 1024).max(0),
@@ -303,6 +309,7 @@ impl Config {
             orgs: file.orgs,
             demo: cli.demo,
             demo_secret: cli.demo_secret,
+            admin_cli: false,
         };
         config.validate()?;
         Ok(config)
@@ -315,8 +322,8 @@ impl Config {
                 return Err(format!("org {:?} is configured twice", org.id));
             }
             if let Some(url) = &org.jwks_url {
-                crate::auth::jwks::check_url(url, true)
-                    .map_err(|e| format!("org {:?}: {e}", org.id))?;
+                crate::outbound::check_url(url, true)
+                    .map_err(|e| format!("org {:?}: jwks_url: {e}", org.id))?;
             }
             if org.leeway_secs.is_some_and(|l| l > 60) {
                 return Err(format!("org {:?}: leeway_secs may be at most 60", org.id));
@@ -330,6 +337,7 @@ impl Config {
             ("envelope_max_age_days", r.envelope_max_age_days),
             ("blob_max_age_days", r.blob_max_age_days),
             ("visitor_max_idle_days", r.visitor_max_idle_days),
+            ("audit_max_age_days", r.audit_max_age_days),
         ] {
             if !(1..=36_500).contains(&days) {
                 return Err(format!("{name} must be between 1 and 36500"));

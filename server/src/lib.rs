@@ -27,6 +27,7 @@ pub mod links;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
+pub mod outbound;
 pub mod request_id;
 pub mod retention;
 pub mod routes;
@@ -60,7 +61,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         .await
         .map_err(|e| format!("cannot open database {}: {e}", config.database))?;
     let blobs = blobs::BlobStore::open(&config.blob_store).await?;
-    let demo_secret = if config.demo {
+    let demo_secret = if config.demo && !config.admin_cli {
         let secret = match &config.demo_secret {
             Some(shared) if shared.len() >= 32 => shared.as_bytes().to_vec(),
             Some(_) => return Err("SOTTO_DEMO_SECRET must be at least 32 characters".into()),
@@ -85,7 +86,11 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         .iter()
         .flat_map(|o| o.groups.iter().map(move |g| (o.id.clone(), g.clone())))
         .collect();
+    let admin_cli = config.admin_cli;
     db.call(move |conn| {
+        if admin_cli {
+            return Ok(());
+        }
         for (id, name) in &org_rows {
             conn.execute(
                 "INSERT INTO orgs (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
@@ -288,7 +293,11 @@ pub async fn serve(
 ) -> Result<(), String> {
     let listen = config.listen;
     let state = build_state(config).await?;
-    webhooks::start(state.db.clone(), state.config.webhook_offline_after);
+    webhooks::start(
+        state.db.clone(),
+        state.config.webhook_offline_after,
+        state.config.allow_private_webhook_urls,
+    );
     retention::start(
         state.db.clone(),
         state.registry.clone(),

@@ -33,6 +33,8 @@ pub struct Retention {
     pub envelope_max_age_days: i64,
     pub blob_max_age_days: i64,
     pub visitor_max_idle_days: i64,
+    /// How long the admin audit log keeps an entry.
+    pub audit_max_age_days: i64,
 }
 
 impl Default for Retention {
@@ -42,6 +44,7 @@ impl Default for Retention {
             envelope_max_age_days: 30,
             blob_max_age_days: 30,
             visitor_max_idle_days: 7,
+            audit_max_age_days: 365,
         }
     }
 }
@@ -134,6 +137,15 @@ pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
         crate::directory::delete_user(&tx, user)?;
     }
     swept.visitors = dead.len();
+    tx.execute(
+        "DELETE FROM audit_log WHERE at_ms < ?1",
+        params![(now - r.audit_max_age_days * DAY) * 1000],
+    )?;
+    // A repeat guard older than its window guards nothing.
+    tx.execute(
+        "DELETE FROM offline_notices WHERE at < ?1",
+        params![(now - 86_400) * 1000],
+    )?;
     tx.commit()?;
     Ok(swept)
 }

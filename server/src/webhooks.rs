@@ -161,13 +161,10 @@ pub fn start_offline_scan_now(conn: &Conn) -> crate::db::Result<()> {
 }
 
 /// Starts this node's worker: posts due deliveries and scans for offline recipients.
-pub fn start(db: Db, offline_after: Duration) {
+pub fn start(db: Db, offline_after: Duration, allow_private: bool) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(POST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
+        // Addresses are checked again as names resolve (see `outbound.rs`).
+        let client = match crate::outbound::client(allow_private, POST_TIMEOUT) {
             Ok(c) => c,
             Err(e) => return tracing::error!(error = %e, "webhooks are off: no HTTP client"),
         };
@@ -200,10 +197,13 @@ pub fn start(db: Db, offline_after: Duration) {
                     tracing::warn!(error = %e.message, "offline scan failed");
                 }
             }
-            if !any_due {
+            // Claim only what free slots can post now: a slow endpoint never holds the
+            // loop (nor the offline scan) while claimed deliveries wait for a slot.
+            let free = slots.available_permits() as i64;
+            if !any_due || free == 0 {
                 continue;
             }
-            let due = match db.call(|conn| claim_due(conn, 32)).await {
+            let due = match db.call(move |conn| claim_due(conn, free)).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e.message, "webhook claim failed");

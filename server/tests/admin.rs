@@ -108,6 +108,33 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     )
     .await;
     assert_eq!(status, 403, "only an operator makes orgs");
+    // One tenant cannot take another's issuer (tokens naming only it would go astray).
+    let (status, body) = admin(
+        &server,
+        &operator,
+        Method::PATCH,
+        "/v1/admin/orgs/beta",
+        Some(json!({ "settings": { "issuer": ISS } })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("issuer_taken"))
+    );
+    // Making an org is the operator's act, in the operator's log.
+    let (_, log) = admin(&server, &operator, Method::GET, "/v1/admin/audit", None).await;
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "org.create" && e["target"] == "beta"),
+        "{log}"
+    );
+    // The file's org still signs its people in, now that there are two.
+    server
+        .sign_in(&hs256(json!({ "user": { "id": "still-acme" } })))
+        .await;
 
     // Revoked: refused at once.
     let (_, keys) = admin(
@@ -258,6 +285,34 @@ async fn users_made_by_the_backend_are_the_ones_who_later_sign_in() {
     )
     .await;
     assert_eq!((status, body["created"].as_bool()), (200, Some(false)));
+    // A new tag takes the user's group memberships with it: nobody who later gets the
+    // old tag inherits them.
+    admin(
+        &server,
+        &key,
+        Method::PUT,
+        "/v1/admin/orgs/acme/groups/onboarding",
+        Some(json!({ "members": ["newhire"] })),
+    )
+    .await;
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::PUT,
+        &format!("{USERS}/emp-42"),
+        Some(json!({ "tag": "nia" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, group) = admin(
+        &server,
+        &key,
+        Method::GET,
+        "/v1/admin/orgs/acme/groups/onboarding",
+        None,
+    )
+    .await;
+    assert_eq!(group["members"], json!(["nia"]));
     assert_eq!(
         body["user"]["email"], "Nia@Acme.test",
         "untouched fields stay"
@@ -267,7 +322,7 @@ async fn users_made_by_the_backend_are_the_ones_who_later_sign_in() {
         &key,
         Method::PUT,
         &format!("{USERS}/emp-43"),
-        Some(json!({ "tag": "newhire" })),
+        Some(json!({ "tag": "nia" })),
     )
     .await;
     assert_eq!(
@@ -828,6 +883,18 @@ async fn the_cli_works_on_the_database_and_through_the_api() {
     let (code, _, err) = admin_cli(&db.location, &["api-keys", "create", "--scope", "root"]);
     assert_eq!(code, 1);
     assert!(err.contains("bad_scope"), "{err}");
+    // A backend key belongs to one org: made without one, it would reach every tenant.
+    let (code, _, err) = admin_cli(&db.location, &["api-keys", "create", "--scope", "backend"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("belongs to one org"), "{err}");
+    // A mistyped path makes no new database (and no key that works nowhere).
+    if let Location::Sqlite(path) = &db.location {
+        let wrong = path.with_file_name("typo.db");
+        let (code, _, err) = admin_cli(&Location::Sqlite(wrong.clone()), &["orgs", "list"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("no database at"), "{err}");
+        assert!(!wrong.exists());
+    }
 
     // Through the running server, with a key from the CLI.
     let key = api_key(&db.location, Some("acme"), "admin");

@@ -169,6 +169,12 @@ async fn an_api_key_cannot_point_jwks_at_the_servers_network() {
     let operator = api_key(&db.location, None, "admin");
     for url in [
         "http://127.0.0.1:5432/",
+        "https://127.0.0.1/jwks",
+        "https://10.0.0.7/jwks",
+        "https://[::1]/jwks",
+        "https://[::ffff:127.0.0.1]/jwks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/jwks",
         "http://internal.example/jwks",
         "file:///etc/passwd",
         "gopher://x",
@@ -196,5 +202,30 @@ async fn an_api_key_cannot_point_jwks_at_the_servers_network() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+
+    // Visitor tokens per org are bounded (a visitor's sign-in compares against each).
+    for _ in 0..50 {
+        let (status, _) = server
+            .call(
+                reqwest::Method::POST,
+                "/v1/admin/orgs/t/visitor-tokens",
+                Some(&operator),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/orgs/t/visitor-tokens",
+            Some(&operator),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("too_many_tokens"))
+    );
     server.stop().await;
 }

@@ -257,6 +257,16 @@ async fn an_api_key_cannot_aim_webhooks_into_the_servers_network() {
             json!(["user.created"]),
             "bad_webhook_url",
         ),
+        (
+            "https://[::ffff:127.0.0.1]/x",
+            json!(["user.created"]),
+            "bad_webhook_url",
+        ),
+        (
+            "https://100.100.100.200/x",
+            json!(["user.created"]),
+            "bad_webhook_url",
+        ),
         ("https://hooks.example/x", json!([]), "bad_events"),
         (
             "https://hooks.example/x",

@@ -1,5 +1,6 @@
 //! API keys: 256 random bits shown once at creation; only their SHA-256 is stored, so a
-//! copy of the database calls nothing. Each has a scope and belongs to one org, or (an
+//! copy of the database makes no API call (it does hold run-time HS256 sign-in secrets
+//! and webhook secrets, which must be kept as they are: protect it like the file). Each has a scope and belongs to one org, or (an
 //! operator key) to none, and then reaches every org.
 
 use super::{audit, check_text, Actor, Scope};
@@ -54,7 +55,15 @@ pub fn create(
             actor.require(org, Scope::Admin)?;
             super::orgs::require_org(conn, org)?;
         }
-        None => actor.require_operator()?,
+        None => {
+            actor.require_operator()?;
+            if scope == Scope::Backend {
+                return Err(ApiError::bad_request(
+                    "bad_scope",
+                    "a backend key belongs to one org: give the org (an operator key has the admin scope)",
+                ));
+            }
+        }
     }
     if let Some(name) = name {
         check_text("name", name, 128)?;

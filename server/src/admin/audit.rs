@@ -27,6 +27,7 @@ pub fn record(
     target: Option<&str>,
     details: serde_json::Value,
 ) -> crate::db::Result<()> {
+    // Not logged here: the change may yet roll back; the entry commits with it or not at all.
     let details = (!details.is_null()).then(|| details.to_string());
     conn.execute(
         "INSERT INTO audit_log (id, org_id, at_ms, actor, action, target, details)
@@ -41,7 +42,6 @@ pub fn record(
             details
         ],
     )?;
-    tracing::info!(actor = %actor.name, org, action, target, "admin change");
     Ok(())
 }
 
@@ -58,11 +58,17 @@ pub fn list(
         Some(org) => actor.require(org, Scope::Admin)?,
         None => actor.require_operator()?,
     }
-    let mut stmt = conn.prepare(
+    // Two statements rather than IS NOT DISTINCT FROM, which PostgreSQL cannot use the
+    // index for.
+    let mut stmt = conn.prepare(&format!(
         "SELECT id, org_id, at_ms, actor, action, target, details FROM audit_log
-         WHERE org_id IS NOT DISTINCT FROM ?1 AND at_ms < ?2
-         ORDER BY at_ms DESC, id DESC LIMIT ?3",
-    )?;
+         WHERE {} AND at_ms < ?2 ORDER BY at_ms DESC, id DESC LIMIT ?3",
+        if org.is_some() {
+            "org_id = ?1"
+        } else {
+            "org_id IS NULL AND CAST(?1 AS TEXT) IS NULL"
+        }
+    ))?;
     let entries = stmt
         .query_map(
             params![org, before_ms.unwrap_or(i64::MAX), limit.clamp(1, 1000)],

@@ -18,12 +18,10 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-/// What changed, for telling the members' devices.
+/// A group after a change (`None` once deleted).
 #[derive(Debug, Default)]
 pub struct Changed {
     pub group: Option<Group>,
-    /// Users who were members before or are now: their clients are told.
-    pub users: Vec<String>,
 }
 
 /// A group name or member tag as given (`@Support` too), in the form tags are kept.
@@ -58,19 +56,6 @@ fn require(conn: &Conn, org: &str, name: &str) -> Result<(), ApiError> {
             format!("no group @{name} in this org"),
         ))
     }
-}
-
-fn user_ids(conn: &Conn, org: &str, tags: &[String]) -> crate::db::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for tag in tags {
-        let id: Option<String> = crate::db::OptionalExtension::optional(conn.query_row(
-            "SELECT id FROM users WHERE org_id = ?1 AND tag = ?2",
-            params![org, tag],
-            |r| r.get(0),
-        ))?;
-        out.extend(id);
-    }
-    Ok(out)
 }
 
 pub fn list(conn: &Conn, actor: &Actor, org: &str) -> Result<Vec<Group>, ApiError> {
@@ -231,10 +216,6 @@ pub fn change(
         Some(&name),
         serde_json::json!({ "before": before, "after": after, "name": after_name }),
     )?;
-    let mut everyone: Vec<String> = before.iter().chain(&after).cloned().collect();
-    everyone.sort();
-    everyone.dedup();
-    let users = user_ids(&tx, org, &everyone)?;
     tx.commit()?;
     if matches!(change, Change::Delete) {
         after_name.clear();
@@ -244,6 +225,5 @@ pub fn change(
             name: after_name,
             members: after,
         }),
-        users,
     })
 }

@@ -12,6 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+/// Sign-in keys one org may add at run time (each is parsed on every node at each change).
+pub const MAX_KEYS_PER_ORG: i64 = 50;
+/// Live visitor tokens per org (a visitor's sign-in compares against each).
+pub const MAX_VISITOR_TOKENS_PER_ORG: i64 = 50;
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgInfo {
     pub id: String,
@@ -96,11 +101,13 @@ pub fn create(
     audit::record(
         &tx,
         actor,
-        Some(id),
+        // An operator's act: in the operator's log, not the new tenant's.
+        None,
         "org.create",
         Some(id),
         serde_json::json!({ "name": change.name }),
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     get(conn, actor, id, false)
 }
@@ -148,6 +155,7 @@ pub fn configure(
         Some(id),
         serde_json::json!({ "name": change.name, "settings": change.settings }),
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     get(conn, actor, id, false)
 }
@@ -246,6 +254,17 @@ pub fn add_signing_key(
             ))
         }
     };
+    let held: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM signing_keys WHERE org_id = ?1",
+        params![org],
+        |r| r.get(0),
+    )?;
+    if held >= MAX_KEYS_PER_ORG {
+        return Err(ApiError::conflict(
+            "too_many_keys",
+            format!("an org has at most {MAX_KEYS_PER_ORG} sign-in keys added at run time (retired ones count)"),
+        ));
+    }
     // Checked as the server will use it: the algorithm, the PEM, the secret's length.
     key_from_row(org, &key.kid, &key.alg, &material)
         .map_err(|e| ApiError::bad_request("bad_key", e))?;
@@ -269,6 +288,7 @@ pub fn add_signing_key(
         Some(&key.kid),
         serde_json::json!({ "alg": key.alg }),
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     Ok(SigningKey {
         kid: key.kid.clone(),
@@ -334,6 +354,7 @@ pub fn retire_signing_key(
         Some(kid),
         serde_json::Value::Null,
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -362,6 +383,17 @@ pub fn add_visitor_token(
     if let Some(name) = name {
         check_text("name", name, 128)?;
     }
+    let live: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM visitor_tokens WHERE org_id = ?1 AND revoked_at IS NULL",
+        params![org],
+        |r| r.get(0),
+    )?;
+    if live >= MAX_VISITOR_TOKENS_PER_ORG {
+        return Err(ApiError::conflict(
+            "too_many_tokens",
+            format!("an org has at most {MAX_VISITOR_TOKENS_PER_ORG} live visitor tokens"),
+        ));
+    }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
     let token = format!("sotto_vt_{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -385,6 +417,7 @@ pub fn add_visitor_token(
         Some(&made.id),
         serde_json::Value::Null,
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     Ok(made)
 }
@@ -441,6 +474,7 @@ pub fn revoke_visitor_token(
         Some(id),
         serde_json::Value::Null,
     )?;
+    crate::auth::orgs::changed(&tx)?;
     tx.commit()?;
     Ok(())
 }

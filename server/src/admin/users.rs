@@ -1,6 +1,6 @@
 //! Users as the site's backend manages them: created (or updated) by external ID before
-//! they ever sign in, listed and searched, disabled, deleted with everything the server
-//! holds for them, and exported.
+//! they ever sign in, listed and searched, disabled, deleted with what the server holds
+//! for them, and exported.
 //!
 //! A user created here is the same user that a later sign-in names by that external ID,
 //! or by that email (the backend vouches for it). Until their first device registers,
@@ -204,6 +204,14 @@ pub fn upsert(
     let created = existing.is_none();
     let id = match existing {
         Some(user) => {
+            if let Some(tag) = fields.tag.as_ref().filter(|t| **t != user.tag) {
+                // Groups name members by tag: the memberships move with the tag, or the
+                // next user to get the old tag would inherit them.
+                tx.execute(
+                    "UPDATE group_members SET member_tag = ?1 WHERE org_id = ?2 AND member_tag = ?3",
+                    params![tag, org, user.tag],
+                )?;
+            }
             tx.execute(
                 "UPDATE users SET email = COALESCE(?1, email), name = COALESCE(?2, name),
                      tag = COALESCE(?3, tag), attributes = COALESCE(?4, attributes),
@@ -378,7 +386,9 @@ pub fn set_disabled(
     })
 }
 
-/// Deletes a user with their devices, queues, uploads and sessions.
+/// Deletes a user with their devices, queues, uploads, sessions and group memberships. The
+/// audit log keeps that it happened (their IDs and tag); webhook events already queued
+/// about them are still delivered.
 pub fn delete(conn: &Conn, actor: &Actor, org: &str, key: &str, by: By) -> Result<Cut, ApiError> {
     actor.require(org, Scope::Backend)?;
     let tx = conn.transaction()?;

@@ -35,45 +35,11 @@ pub struct NewWebhook {
     pub events: Vec<String>,
 }
 
-/// Checks a webhook URL: https, to a public host — unless the operator allows private
-/// ones (`allow_private_webhook_urls`, for a backend on the same network), so an API key
-/// cannot make the server post into its own network. (A public name that resolves to a
-/// private address is not caught here.)
+/// Checks a webhook URL (see `outbound.rs`): https to a public host, unless the operator
+/// allows private ones (`allow_private_webhook_urls`, for a backend on their network).
 pub fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
-    let bad = |m: &str| ApiError::bad_request("bad_webhook_url", m.to_owned());
-    if url.len() > 2048 {
-        return Err(bad("the URL is too long"));
-    }
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("not a URL: {e}")))?;
-    if allow_private {
-        return match parsed.scheme() {
-            "https" | "http" => Ok(()),
-            _ => Err(bad("a webhook URL is http(s)://")),
-        };
-    }
-    if parsed.scheme() != "https" {
-        return Err(bad("a webhook URL is https://"));
-    }
-    let host = parsed.host_str().unwrap_or_default();
-    let private_ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => {
-                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-            }
-            std::net::IpAddr::V6(v6) => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (v6.segments()[0] & 0xfe00) == 0xfc00
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        });
-    if private_ip || host == "localhost" || host.ends_with(".localhost") {
-        return Err(bad("a webhook URL must name a public host"));
-    }
-    Ok(())
+    crate::outbound::check_url(url, allow_private)
+        .map_err(|e| ApiError::bad_request("bad_webhook_url", e))
 }
 
 pub fn create(

@@ -9,6 +9,10 @@
 //! a rotation still sign in. If the provider cannot be reached, the last good set is
 //! used until its keys run out.
 //!
+//! A URL set through the admin API must be https to a public address, checked again on
+//! every address its name resolves to (`outbound.rs`); one in the configuration file may
+//! name the operator's own network.
+//!
 //! Each published key accepts one algorithm: its `alg`, or the one its type implies (RSA:
 //! RS256, EC P-256: ES256, OKP Ed25519: EdDSA); symmetric (`oct`) keys are never taken
 //! from a URL.
@@ -44,31 +48,17 @@ struct State {
 /// One org's JWKS.
 pub struct Jwks {
     url: String,
+    /// A URL from the operator's own file may name a private address; one set through
+    /// the API may not (see `outbound.rs`).
+    allow_private: bool,
     state: tokio::sync::Mutex<State>,
 }
 
-/// Checks a `jwks_url`: https, or http to a loopback address when `allow_loopback_http`
-/// (the operator's own configuration file, for a provider on the same machine).
-pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("jwks_url: {e}"))?;
-    let host = parsed.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if allow_loopback_http && loopback => Ok(()),
-        _ => Err("jwks_url must be an https:// URL".into()),
-    }
-}
-
 impl Jwks {
-    pub fn new(url: String) -> Jwks {
+    pub fn new(url: String, allow_private: bool) -> Jwks {
         Jwks {
             url,
+            allow_private,
             state: Default::default(),
         }
     }
@@ -104,16 +94,16 @@ impl Jwks {
             }
         }
         state.keys.retain(|c| c.until > now);
+        // The keys listed most recently are the ones tokens are being signed with now.
+        state.keys.sort_by_key(|c| std::cmp::Reverse(c.until));
         state.keys.truncate(MAX_KEYS);
         state.keys.iter().map(|c| c.key.clone()).collect()
     }
 
     async fn fetch(&self) -> Result<(Vec<VerifyingKey>, Duration), String> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        crate::outbound::check_url(&self.url, self.allow_private)?;
+        let client =
+            crate::outbound::client(self.allow_private, TIMEOUT).map_err(|e| e.to_string())?;
         let mut response = client
             .get(&self.url)
             .header("accept", "application/json")
@@ -197,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_control_and_urls() {
+    fn cache_control() {
         assert_eq!(
             max_age("public, max-age=600"),
             Some(Duration::from_secs(600))
@@ -205,14 +195,6 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("private"), None);
         assert_eq!(max_age("max-age=oops"), None);
-        assert!(check_url("https://idp.example/jwks.json", false).is_ok());
-        assert!(check_url("http://idp.example/jwks.json", true).is_err());
-        assert!(check_url("http://127.0.0.1:9/jwks", true).is_ok());
-        assert!(
-            check_url("http://127.0.0.1:9/jwks", false).is_err(),
-            "not from the API"
-        );
-        assert!(check_url("file:///etc/passwd", true).is_err());
     }
 
     /// Symmetric keys, keys without kid, and keys whose alg contradicts their type are

@@ -140,6 +140,11 @@ impl OrgAuth {
         })
     }
 
+    /// Whether this org signs people in with JWTs at all (it has keys or a JWKS).
+    pub fn takes_tokens(&self) -> bool {
+        !self.keys.is_empty() || self.jwks_url.is_some()
+    }
+
     /// Whether `token` is one of this org's visitor tokens. Compared in full against every
     /// one, so timing says nothing about a prefix.
     pub fn accepts_visitor_token(&self, token: &str) -> bool {
@@ -390,18 +395,36 @@ impl Orgs {
         if let Some(id) = claims.get("org").and_then(Value::as_str) {
             return self.get(id);
         }
+        let required = || {
+            ApiError::bad_request(
+                "org_required",
+                "name the org: in the request, or as the token's org claim",
+            )
+        };
         if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
-            if let Some(org) = self.0.values().find(|o| o.issuer.as_deref() == Some(iss)) {
-                return Ok(org);
+            let mut with_issuer = self.0.values().filter(|o| o.issuer.as_deref() == Some(iss));
+            match (with_issuer.next(), with_issuer.next()) {
+                (Some(org), None) => return Ok(org),
+                // Never a guess between orgs: the token must say which.
+                (Some(_), Some(_)) => return Err(required()),
+                _ => {}
             }
         }
-        if self.0.len() == 1 {
-            return Ok(self.0.values().next().expect("one org"));
+        // The only org that takes signed tokens (a server with one tenant), preferring the
+        // configuration file's: an org made later through the API does not change where
+        // the file's org's tokens go.
+        for candidates in [
+            self.0
+                .values()
+                .filter(|o| o.in_file && o.takes_tokens())
+                .collect::<Vec<_>>(),
+            self.0.values().filter(|o| o.takes_tokens()).collect(),
+        ] {
+            if let [only] = candidates[..] {
+                return Ok(only);
+            }
         }
-        Err(ApiError::bad_request(
-            "org_required",
-            "name the org: in the request, or as the token's org claim",
-        ))
+        Err(required())
     }
 }
 
@@ -424,6 +447,31 @@ mod tests {
             jwks_url: None,
             visitor_tags: vec![],
         }
+    }
+
+    /// A token that names only its issuer goes to the one org with that issuer, never to
+    /// a guess between two.
+    #[test]
+    fn an_issuer_two_orgs_share_picks_neither() {
+        let token = format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"iss":"i"}"#)
+        );
+        let mut orgs = Orgs::default();
+        orgs.0.insert("o".into(), org());
+        assert_eq!(orgs.for_jwt(None, &token).unwrap().id, "o");
+        orgs.0.insert(
+            "p".into(),
+            OrgAuth {
+                id: "p".into(),
+                ..org()
+            },
+        );
+        assert_eq!(
+            orgs.for_jwt(None, &token).err().unwrap().code,
+            "org_required"
+        );
     }
 
     /// Three dot-separated parts of base64url-ish text, or anything at all.

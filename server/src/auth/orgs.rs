@@ -2,7 +2,8 @@
 //! (and the demo's), plus what the admin API added at run time — orgs, sign-in keys and
 //! visitor tokens, kept in the database so that every node and the CLI see them.
 //!
-//! Each node holds a snapshot and rebuilds it after its own admin changes, every
+//! Each node holds a snapshot and rebuilds it when a change mark in the database moved
+//! (every change writes it). It looks after its own admin changes, every
 //! [`RELOAD_EVERY`] (for changes made on other nodes or by the CLI), and when a token
 //! names a key it has not heard of (at most once per [`UNKNOWN_KID_RELOAD`]), so a key
 //! added anywhere signs people in everywhere within seconds.
@@ -47,8 +48,8 @@ impl OrgSettings {
             }
             // Set through the API, a URL is https: an API key must not make the server
             // fetch from its own machine or network in the clear.
-            super::jwks::check_url(url, false)
-                .map_err(|e| ApiError::bad_request("bad_setting", e))?;
+            crate::outbound::check_url(url, false)
+                .map_err(|e| ApiError::bad_request("bad_setting", format!("jwks_url: {e}")))?;
         }
         if self.leeway_secs.is_some_and(|l| l > 60) {
             return Err(ApiError::bad_request(
@@ -79,6 +80,8 @@ pub struct OrgDirectory {
     file: Vec<OrgConfig>,
     demo: Option<Vec<u8>>,
     current: RwLock<Arc<Orgs>>,
+    /// The `orgs_changed` mark the snapshot was built at.
+    built_at: Mutex<Option<i64>>,
     last_kid_reload: Mutex<Option<Instant>>,
     /// Each org's published keys, by org and URL.
     jwks: Mutex<std::collections::HashMap<(String, String), Arc<super::jwks::Jwks>>>,
@@ -99,6 +102,7 @@ impl OrgDirectory {
             file,
             demo,
             current: RwLock::new(Arc::new(Orgs::default())),
+            built_at: Mutex::new(None),
             last_kid_reload: Mutex::new(None),
             jwks: Default::default(),
         };
@@ -111,13 +115,23 @@ impl OrgDirectory {
         self.current.read().expect("orgs lock").clone()
     }
 
-    /// Re-reads the database's orgs, keys and tokens.
+    /// Re-reads the database's orgs, keys and tokens, if they changed since the last time.
     pub async fn reload(&self, db: &Db) -> Result<(), ApiError> {
         let (file, demo) = (self.file.clone(), self.demo.clone());
-        let orgs = db
-            .read(move |conn| build(conn, &file, demo.as_deref()))
+        let seen = *self.built_at.lock().expect("orgs lock");
+        let rebuilt = db
+            .read(move |conn| {
+                let now = version(conn)?;
+                if seen == Some(now) {
+                    return Ok::<_, ApiError>(None);
+                }
+                Ok(Some((now, build(conn, &file, demo.as_deref())?)))
+            })
             .await?;
-        *self.current.write().expect("orgs lock") = Arc::new(orgs);
+        if let Some((at, orgs)) = rebuilt {
+            *self.current.write().expect("orgs lock") = Arc::new(orgs);
+            *self.built_at.lock().expect("orgs lock") = Some(at);
+        }
         Ok(())
     }
 
@@ -162,7 +176,7 @@ impl OrgDirectory {
             .lock()
             .expect("jwks lock")
             .entry((org.id.clone(), url.clone()))
-            .or_insert_with(|| Arc::new(super::jwks::Jwks::new(url.clone())))
+            .or_insert_with(|| Arc::new(super::jwks::Jwks::new(url.clone(), org.in_file)))
             .clone();
         jwks.keys(OrgAuth::kid_of(jwt).as_deref()).await
     }
@@ -172,6 +186,26 @@ impl OrgDirectory {
         self.file.iter().any(|o| o.id == org)
             || (self.demo.is_some() && org == crate::routes::demo::DEMO_ORG)
     }
+}
+
+/// Marks, in the caller's transaction, that orgs, keys or tokens changed, so every node
+/// rebuilds its snapshot at its next look (instead of re-parsing every key every time).
+pub fn changed(conn: &Conn) -> crate::db::Result<()> {
+    conn.execute(
+        "INSERT INTO server_marks (name, value) VALUES ('orgs_changed', 1)
+         ON CONFLICT (name) DO UPDATE SET value = server_marks.value + 1",
+        crate::params![],
+    )?;
+    Ok(())
+}
+
+fn version(conn: &Conn) -> crate::db::Result<i64> {
+    Ok(crate::db::OptionalExtension::optional(conn.query_row(
+        "SELECT value FROM server_marks WHERE name = 'orgs_changed'",
+        crate::params![],
+        |r| r.get(0),
+    ))?
+    .unwrap_or(0))
 }
 
 /// A sign-in key from its stored form, checked as the file's keys are.

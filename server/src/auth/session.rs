@@ -59,7 +59,10 @@ pub fn lookup(conn: &Conn, token: &str) -> Result<AuthUser, ApiError> {
     let session_hash = hash(token);
     let row: Option<(String, i64)> = conn
         .query_row(
-            "SELECT user_id, expires_at FROM sessions WHERE token_hash = ?1",
+            // A disabled user's sessions are deleted when they are disabled; checking here
+            // too closes the race with a sign-in that read the user just before.
+            "SELECT s.user_id, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ?1 AND u.disabled = 0",
             params![session_hash],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

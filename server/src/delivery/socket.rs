@@ -296,7 +296,8 @@ async fn still_live(
         .read(move |conn| {
             let live: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
-                 WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3)",
+                 JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = ?1 AND d.id = ?2 AND s.expires_at > ?3 AND u.disabled = 0)",
                 crate::params![token_hash, device, crate::db::now_secs()],
                 |r| r.get(0),
             )?;

@@ -211,6 +211,7 @@ pub async fn create_org(
         name: req.name,
         settings: req.settings,
     };
+    issuer_free(&state, &req.id, &change)?;
     let org = write(&state, move |c| orgs::create(c, &a, &req.id, &change)).await?;
     reload_orgs(&state).await;
     Ok((StatusCode::CREATED, Json(org)))
@@ -235,6 +236,7 @@ pub async fn configure_org(
     Path(org): Path<String>,
     ApiJson(change): ApiJson<orgs::OrgChange>,
 ) -> ApiResult<Json<orgs::OrgInfo>> {
+    issuer_free(&state, &org, &change)?;
     let in_file = state.orgs.in_file(&org);
     let info = write(&state, move |c| {
         orgs::configure(c, &a, &org, in_file, &change)
@@ -242,6 +244,26 @@ pub async fn configure_org(
     .await?;
     reload_orgs(&state).await;
     Ok(Json(info))
+}
+
+/// Refuses an issuer another org has: a token naming only its issuer must lead to one
+/// org, or one tenant could set another's issuer and take its sign-ins.
+fn issuer_free(state: &SharedState, org: &str, change: &orgs::OrgChange) -> ApiResult<()> {
+    let Some(issuer) = change.settings.as_ref().and_then(|s| s.issuer.as_deref()) else {
+        return Ok(());
+    };
+    let orgs = state.orgs.current();
+    if orgs
+        .0
+        .values()
+        .any(|o| o.id != org && o.issuer.as_deref() == Some(issuer))
+    {
+        return Err(ApiError::conflict(
+            "issuer_taken",
+            "another org has this issuer",
+        ));
+    }
+    Ok(())
 }
 
 // ---- users

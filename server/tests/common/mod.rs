@@ -71,6 +71,7 @@ pub fn config(db: &TestDb) -> Config {
         demo: false,
         demo_secret: None,
         metrics_listen: None,
+        admin_cli: false,
         orgs: vec![OrgConfig {
             id: "acme".into(),
             name: Some("Acme".into()),
