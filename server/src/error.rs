@@ -87,6 +87,14 @@ impl ApiError {
 
 impl From<crate::db::Error> for ApiError {
     fn from(e: crate::db::Error) -> Self {
+        if e.is_unique_violation() {
+            // Checks before a write cannot see a concurrent request's write; the unique
+            // key decides, and the loser is told to look again rather than given a 500.
+            return ApiError::conflict(
+                "conflict",
+                "a concurrent change made the same thing; read it again and retry",
+            );
+        }
         ApiError::internal(e)
     }
 }

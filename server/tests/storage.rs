@@ -88,6 +88,29 @@ async fn a_dropped_savepoint_undoes_only_its_own_writes() {
     assert_eq!(names, ["also kept", "kept"]);
 }
 
+/// A write a unique key refuses (two requests making the same thing at once) is told
+/// apart from other failures, and becomes a 409, not a 500, on both backends.
+#[tokio::test]
+async fn a_unique_key_refusal_is_a_conflict() {
+    let (_dir, test_db) = temp_db();
+    let db = Db::connect(&test_db.location).await.unwrap();
+    let err = db
+        .call(|c| {
+            c.execute("INSERT INTO orgs (id) VALUES ('twice')", params![])?;
+            c.execute("INSERT INTO orgs (id) VALUES ('twice')", params![])
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_unique_violation(), "{err}");
+    let api: sotto_server::error::ApiError = err.into();
+    assert_eq!((api.status.as_u16(), api.code), (409, "conflict"));
+    let other = db
+        .call(|c| c.execute("INSERT INTO no_such_table (id) VALUES (1)", params![]))
+        .await
+        .unwrap_err();
+    assert!(!other.is_unique_violation());
+}
+
 /// Nodes that start together against one new database migrate it once, and both run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {

@@ -24,6 +24,20 @@ pub enum Error {
     Stopped,
 }
 
+impl Error {
+    /// Whether a unique key refused the write: two requests raced to make the same thing.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            Error::Postgres(e) => e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+            _ => false,
+        }
+    }
+}
+
 /// What PostgreSQL said, not only "db error".
 fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
