@@ -141,6 +141,10 @@ pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
         "DELETE FROM audit_log WHERE at_ms < ?1",
         params![(now - r.audit_max_age_days * DAY) * 1000],
     )?;
+    tx.execute(
+        "DELETE FROM rate_windows WHERE window_start < ?1",
+        params![now - 120],
+    )?;
     // A repeat guard older than its window guards nothing.
     tx.execute(
         "DELETE FROM offline_notices WHERE at < ?1",

@@ -222,3 +222,26 @@ async fn garbage_on_the_bus_is_dropped_and_the_nodes_carry_on() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Sign-in budgets hold across nodes: an address that spreads its attempts over two nodes
+/// gets one budget, not one per node; so does an account signed in from many addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn sign_in_limits_hold_across_nodes() {
+    let (_dir, db) = temp_db();
+    let mut cfg = node_config(&db, 3600);
+    cfg.auth_rate_per_minute = 4;
+    let a = TestServer::start(cfg.clone()).await;
+    let b = TestServer::start(cfg).await;
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let jwt = hs256(json!({ "user": { "id": format!("spread-{i}") } }));
+        let (status, _) = node.post("/v1/auth/jwt", None, json!({ "jwt": jwt })).await;
+        answers.push(status);
+    }
+    // Each node saw three attempts, under its own limit of four; together they are six.
+    assert_eq!(answers, [200, 200, 200, 200, 429, 429], "{answers:?}");
+    a.stop().await;
+    b.stop().await;
+}

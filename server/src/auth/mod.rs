@@ -7,3 +7,4 @@ pub mod jwt;
 pub mod orgs;
 pub mod rate_limit;
 pub mod session;
+pub mod shared_limit;

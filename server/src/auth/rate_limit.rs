@@ -22,6 +22,7 @@ const SWEEP_EVERY: u64 = 10_000;
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
     what: &'static str,
+    per_minute: u32,
     checks: AtomicU64,
 }
 
@@ -32,8 +33,30 @@ impl RateLimiter {
         RateLimiter {
             limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)),
             what,
+            per_minute: per_minute.max(1),
             checks: AtomicU64::new(0),
         }
+    }
+
+    /// [`RateLimiter::check`] on this node, then, when several nodes share the database
+    /// (`across_nodes`), the same budget counted for all of them (`shared_limit.rs`).
+    pub async fn check_everywhere(
+        &self,
+        key: &str,
+        db: &crate::db::Db,
+        across_nodes: bool,
+    ) -> Result<(), ApiError> {
+        self.check(key)?;
+        if across_nodes {
+            super::shared_limit::check(
+                db,
+                &format!("{} {key}", self.what),
+                self.per_minute,
+                self.what,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Takes one event for `key`, or refuses with `rate_limited` and when to try again.

@@ -98,6 +98,8 @@ CREATE TABLE offline_notices (
 );
 -- Marks that the nodes move together, by conditional update (the offline scan's).
 CREATE TABLE server_marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+-- Rate limits counted across nodes (see `auth/shared_limit.rs`), by hashed key.
+CREATE TABLE rate_windows (key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, count BIGINT NOT NULL);
 "#;
 
 /// Connections beside the writer, for reads.

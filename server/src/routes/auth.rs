@@ -22,16 +22,19 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// IPv6 per /64) and per `kind`: visitors (whose token every embedding page holds) and
 /// signed-in users have budgets of their own, so a flood of visitor sign-ins from a shared
 /// address (an office, a mobile carrier's NAT) does not lock the staff there out.
-fn rate_limit(
+async fn rate_limit(
     state: &SharedState,
     addr: SocketAddr,
     headers: &HeaderMap,
     kind: &str,
 ) -> ApiResult<()> {
     let ip = rate_limit::client_ip(addr.ip(), headers, &state.config.trusted_proxies);
+    let key = format!("{kind} {}", rate_limit::address_key(ip));
+    let across_nodes = state.config.bus.is_some();
     state
         .auth_limiter
-        .check(&format!("{kind} {}", rate_limit::address_key(ip)))
+        .check_everywhere(&key, &state.db, across_nodes)
+        .await
 }
 
 /// Counts a sign-in's outcome for `/metrics`: `ok`, or the error code.
@@ -64,7 +67,7 @@ async fn jwt_session(
     headers: HeaderMap,
     req: JwtSignIn,
 ) -> ApiResult<Session> {
-    rate_limit(&state, addr, &headers, "jwt")?;
+    rate_limit(&state, addr, &headers, "jwt").await?;
     if req.jwt.len() > MAX_TOKEN_LEN {
         return Err(ApiError::bad_request(
             "token_too_long",
@@ -89,7 +92,12 @@ async fn jwt_session(
     // Per account too: many addresses signing in as one user is someone else's token.
     state
         .account_limiter
-        .check(&format!("{}/{}", org.id, identity.key()))?;
+        .check_everywhere(
+            &format!("{}/{}", org.id, identity.key()),
+            &state.db,
+            state.config.bus.is_some(),
+        )
+        .await?;
     let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
     let expires_at = exp.min(now_secs() + state.config.session_max_secs);
     let session = open_session(&state, org.id.clone(), expires_at, move |tx, org_id| {
@@ -117,7 +125,7 @@ async fn visitor_session(
     headers: HeaderMap,
     req: EphemeralSignIn,
 ) -> ApiResult<Session> {
-    rate_limit(&state, addr, &headers, "visitor")?;
+    rate_limit(&state, addr, &headers, "visitor").await?;
     let accepts = |org: &&crate::auth::jwt::OrgAuth| org.accepts_visitor_token(&req.token);
     let orgs = state.orgs.current();
     let org = match &req.org {

@@ -49,7 +49,10 @@ pub async fn create(
     who: AuthUser,
     ApiJson(req): ApiJson<LinkCreate>,
 ) -> ApiResult<Json<LinkRequest>> {
-    state.link_limiter.check(&who.limit_key())?;
+    state
+        .link_limiter
+        .check_everywhere(&who.limit_key(), &state.db, state.config.bus.is_some())
+        .await?;
     if req.commitment.len() != 32 {
         return Err(ApiError::bad_request(
             "bad_payload",
