@@ -15,6 +15,9 @@ fn org() -> &'static OrgAuth {
         issuer: Some("i".into()),
         leeway: 30,
         ephemeral_tokens: vec![],
+        visitor_token_hashes: vec![],
+        in_file: true,
+        jwks_url: None,
         visitor_tags: vec![],
     })
 }
