@@ -216,7 +216,7 @@ pub fn start(db: Db, offline_after: Duration, allow_private: bool) {
                 };
                 let (db, client) = (db.clone(), client.clone());
                 tokio::spawn(async move {
-                    post(&db, &client, delivery).await;
+                    post(&db, &client, delivery, allow_private).await;
                     drop(permit);
                 });
             }
@@ -287,25 +287,35 @@ fn backoff(attempts: i64) -> i64 {
     2i64.saturating_pow(attempts.clamp(1, 20) as u32).min(1200)
 }
 
-async fn post(db: &Db, client: &reqwest::Client, d: Due) {
+async fn post(db: &Db, client: &reqwest::Client, d: Due, allow_private: bool) {
     let timestamp = now_millis() / 1000;
-    let result = client
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .header("user-agent", "sotto-server webhooks")
-        .header("sotto-event-id", event_id(&d.body))
-        .header("sotto-event-type", &d.event)
-        .header("sotto-signature", signature(&d.secret, timestamp, &d.body))
-        .body(d.body.clone())
-        .send()
-        .await;
+    // Checked again: the operator may have stopped allowing private addresses since the
+    // webhook was made (an address in the URL itself is never resolved, so never filtered).
+    let refused = crate::outbound::check_url(&d.url, allow_private).is_err();
+    let result = if refused {
+        None
+    } else {
+        Some(
+            client
+                .post(&d.url)
+                .header("content-type", "application/json")
+                .header("user-agent", "sotto-server webhooks")
+                .header("sotto-event-id", event_id(&d.body))
+                .header("sotto-event-type", &d.event)
+                .header("sotto-signature", signature(&d.secret, timestamp, &d.body))
+                .body(d.body.clone())
+                .send()
+                .await,
+        )
+    };
     let error = match result {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+        None => Some("the URL is not allowed".to_owned()),
+        Some(Ok(r)) if r.status().is_success() => None,
+        Some(Ok(r)) => Some(format!("HTTP {}", r.status().as_u16())),
         // The error names the URL, which may hold a token in its query: say what failed only.
-        Err(e) if e.is_timeout() => Some("timed out".to_owned()),
-        Err(e) if e.is_connect() => Some("could not connect".to_owned()),
-        Err(_) => Some("request failed".to_owned()),
+        Some(Err(e)) if e.is_timeout() => Some("timed out".to_owned()),
+        Some(Err(e)) if e.is_connect() => Some("could not connect".to_owned()),
+        Some(Err(_)) => Some("request failed".to_owned()),
     };
     let outcome = match &error {
         None => "delivered",
