@@ -66,10 +66,11 @@ pub enum Noun {
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCmd {
+    /// Every org (an operator), or the key's own.
     List,
-    Get {
-        org: String,
-    },
+    /// One org, with its settings and user count.
+    Get { org: String },
+    /// A new org beside the file's (an operator).
     Create {
         org: String,
         #[arg(long)]
@@ -78,6 +79,7 @@ pub enum OrgCmd {
         #[arg(long)]
         settings: Option<String>,
     },
+    /// Rename an org made here, or replace its settings.
     Configure {
         org: String,
         #[arg(long)]
@@ -99,6 +101,7 @@ pub struct UserRef {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
+    /// The org's users by tag, a page at a time.
     List {
         org: String,
         /// Part of a tag, name, email or external ID.
@@ -109,6 +112,7 @@ pub enum UserCmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// One user.
     Get(UserRef),
     /// Creates the user with this external ID, or updates them.
     Upsert {
@@ -127,54 +131,56 @@ pub enum UserCmd {
         #[arg(long)]
         email_unverified: bool,
     },
+    /// Refuse their sign-in and end their sessions at once.
     Disable(UserRef),
+    /// Let a disabled user sign in again.
     Enable(UserRef),
+    /// Delete the user with their devices, queues, uploads and sessions.
     Delete(UserRef),
+    /// Everything the server holds about them (no message content: it has none).
     Export(UserRef),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
-    List {
-        org: String,
-    },
-    Get {
-        org: String,
-        name: String,
-    },
+    /// The org's groups with their members.
+    List { org: String },
+    /// One group.
+    Get { org: String, name: String },
     /// Makes the group (if new) with exactly these member tags.
     Set {
         org: String,
         name: String,
         members: Vec<String>,
     },
+    /// Add member tags.
     Add {
         org: String,
         name: String,
         #[arg(required = true)]
         members: Vec<String>,
     },
+    /// Take one member out.
     Remove {
         org: String,
         name: String,
         member: String,
     },
+    /// Give the group another name.
     Rename {
         org: String,
         name: String,
         new_name: String,
     },
-    Delete {
-        org: String,
-        name: String,
-    },
+    /// Delete the group.
+    Delete { org: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeyCmd {
-    List {
-        org: String,
-    },
+    /// Keys added at run time (the file's are in the file).
+    List { org: String },
+    /// A key the org's JWTs may be signed with, by kid.
     Add {
         org: String,
         #[arg(long)]
@@ -189,33 +195,28 @@ pub enum SigningKeyCmd {
         #[arg(long)]
         secret_env: Option<String>,
     },
-    Retire {
-        org: String,
-        kid: String,
-    },
+    /// Tokens signed with it stop signing anyone in.
+    Retire { org: String, kid: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum VisitorTokenCmd {
-    List {
-        org: String,
-    },
+    /// Tokens made here, without their secrets.
+    List { org: String },
+    /// A new token, shown once.
     Add {
         org: String,
         #[arg(long)]
         name: Option<String>,
     },
-    Revoke {
-        org: String,
-        id: String,
-    },
+    /// No new visitor signs in with it.
+    Revoke { org: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCmd {
-    List {
-        org: String,
-    },
+    /// Webhooks, with deliveries waiting and the last error.
+    List { org: String },
     /// A new webhook; its signing secret is shown once.
     Create {
         org: String,
@@ -225,10 +226,8 @@ pub enum WebhookCmd {
         #[arg(long = "event", required = true)]
         events: Vec<String>,
     },
-    Delete {
-        org: String,
-        id: String,
-    },
+    /// Delete it and what it still had to deliver.
+    Delete { org: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,9 +247,8 @@ pub enum ApiKeyCmd {
         #[arg(long)]
         name: Option<String>,
     },
-    Revoke {
-        id: String,
-    },
+    /// It stops working at once, on every node.
+    Revoke { id: String },
 }
 
 /// One admin API request.

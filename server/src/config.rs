@@ -59,8 +59,8 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Manage orgs, users, groups, sign-in keys, visitor tokens and API keys, on the
-    /// configured database or (with --url) through a running server's admin API.
+    /// Manage orgs, users, groups, sign-in keys, visitor tokens, webhooks and API keys, on
+    /// the configured database or (with --url) through a running server's admin API.
     Admin(crate::cli::AdminArgs),
 }
 
