@@ -48,7 +48,8 @@ if ! command -v moto_server >/dev/null && command -v python3 >/dev/null; then
 fi
 
 # schemathesis, which fuzzes the HTTP API from its OpenAPI document (scripts/schemathesis.sh).
-if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: 4.32.5"; then
+# (sed reads all of pip's output: grep -q would stop early and, under pipefail, fail it.)
+if [ "$(python3 -m pip show schemathesis 2>/dev/null | sed -n 's/^Version: //p')" != "4.32.5" ]; then
   echo "setup: installing schemathesis 4.32.5 (pip)"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "schemathesis==4.32.5"
 fi
