@@ -98,7 +98,8 @@ fn unique_tag(conn: &Conn, org: &str, seed: &str) -> crate::db::Result<String> {
     Ok(candidate)
 }
 
-fn tag_taken(conn: &Conn, org: &str, tag: &str) -> crate::db::Result<bool> {
+/// Whether a user or a group of `org` has `tag`.
+pub(crate) fn tag_taken(conn: &Conn, org: &str, tag: &str) -> crate::db::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND tag = ?2)
              OR EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
@@ -148,14 +149,16 @@ pub fn create_user(
         ],
     )?;
     tracing::info!(org, user = %user.id, tag = %user.tag, ephemeral, "user created");
-    if let Some((_, reference)) = crate::webhooks::user_ref(conn, &user.id)? {
-        crate::webhooks::emit(
-            conn,
-            org,
-            crate::webhooks::USER_CREATED,
-            serde_json::json!({ "user": reference, "name": user.name, "email": user.email }),
-        )?;
-    }
+    crate::webhooks::emit(
+        conn,
+        org,
+        crate::webhooks::USER_CREATED,
+        serde_json::json!({
+            "user": { "id": user.id, "external_id": external_id, "tag": user.tag, "ephemeral": ephemeral },
+            "name": user.name,
+            "email": user.email,
+        }),
+    )?;
     Ok(user)
 }
 
@@ -335,12 +338,26 @@ pub fn set_group(conn: &Conn, org: &str, name: &str, members: &[String]) -> Resu
     Ok(before != group_member_tags(conn, org, name)?)
 }
 
-fn group_member_tags(conn: &Conn, org: &str, name: &str) -> crate::db::Result<Vec<String>> {
+/// The member tags of the group `name`, sorted.
+pub(crate) fn group_member_tags(
+    conn: &Conn,
+    org: &str,
+    name: &str,
+) -> crate::db::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT member_tag FROM group_members WHERE org_id = ?1 AND tag = ?2 ORDER BY member_tag",
     )?;
     let tags = stmt.query_map(params![org, name], |r| r.get(0))?;
     tags.collect()
+}
+
+/// Whether `org` has a group named `name`.
+pub(crate) fn is_group(conn: &Conn, org: &str, name: &str) -> crate::db::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
+        params![org, name],
+        |r| r.get(0),
+    )
 }
 
 /// The users a tag stands for: the user with that tag, or the members of that group who
@@ -349,12 +366,7 @@ fn tag_members(conn: &Conn, org: &str, tag: &str) -> crate::db::Result<Option<Ve
     if let Some(user) = find_by(conn, org, "tag", tag)? {
         return Ok(Some(vec![user]));
     }
-    let is_group: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
-        params![org, tag],
-        |r| r.get(0),
-    )?;
-    if !is_group {
+    if !is_group(conn, org, tag)? {
         return Ok(None);
     }
     let mut stmt = conn.prepare(&format!(

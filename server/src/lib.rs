@@ -100,7 +100,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         for (org, g) in &groups {
             let name = g.name.to_ascii_lowercase();
             if directory::set_group(conn, org, &name, &g.members)? {
-                // Clients re-resolve the threads that name a group each time they connect.
+                // Threads made before keep their members: see README, "Operating Sotto".
                 tracing::info!(org, group = %name, "group membership changed");
             }
         }

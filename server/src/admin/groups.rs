@@ -4,6 +4,7 @@
 
 use super::{audit, Actor, Scope};
 use crate::db::Conn;
+use crate::directory::{group_member_tags as members, is_group as exists, tag_taken};
 use crate::error::ApiError;
 use crate::params;
 use serde::Serialize;
@@ -29,22 +30,6 @@ fn check_name(tag: &str) -> Result<String, ApiError> {
     let tag = tag.trim_start_matches('@').to_ascii_lowercase();
     super::users::check_tag(&tag)?;
     Ok(tag)
-}
-
-fn members(conn: &Conn, org: &str, name: &str) -> crate::db::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT member_tag FROM group_members WHERE org_id = ?1 AND tag = ?2 ORDER BY member_tag",
-    )?;
-    let tags = stmt.query_map(params![org, name], |r| r.get(0))?;
-    tags.collect()
-}
-
-fn exists(conn: &Conn, org: &str, name: &str) -> crate::db::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
-        params![org, name],
-        |r| r.get(0),
-    )
 }
 
 fn require(conn: &Conn, org: &str, name: &str) -> Result<(), ApiError> {
@@ -167,13 +152,7 @@ pub fn change(
             }
         }
         Change::Rename(_) => {
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND tag = ?2)
-                     OR EXISTS (SELECT 1 FROM group_tags WHERE org_id = ?1 AND name = ?2)",
-                params![org, after_name],
-                |r| r.get(0),
-            )?;
-            if taken {
+            if tag_taken(&tx, org, &after_name)? {
                 return Err(ApiError::conflict(
                     "tag_taken",
                     format!("@{after_name} is taken by a user or another group"),
