@@ -20,6 +20,25 @@ async fn admin(
     server.call(method, path, Some(key), body).await
 }
 
+/// Asserts that an admin call is refused with `status` and the error `code`.
+#[allow(clippy::too_many_arguments)]
+async fn refused(
+    server: &TestServer,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+    code: &str,
+) {
+    let (got, answer) = admin(server, key, method.clone(), path, body).await;
+    assert_eq!(
+        (got, answer["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{method} {path}: {answer}"
+    );
+}
+
 #[tokio::test]
 async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     let (_dir, db) = temp_db();
@@ -33,11 +52,16 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
         (status, body["error"]["code"].as_str()),
         (401, Some("api_key_missing"))
     );
-    let (status, body) = admin(&server, "sotto_ak_made-up", Method::GET, USERS, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("api_key_invalid"))
-    );
+    refused(
+        &server,
+        "sotto_ak_made-up",
+        Method::GET,
+        USERS,
+        None,
+        401,
+        "api_key_invalid",
+    )
+    .await;
     let (session, _) = server
         .sign_in(&hs256(json!({ "user": { "id": "u1" } })))
         .await;
@@ -49,22 +73,32 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     assert_eq!(status, 200);
     let key = json!({ "kid": "k9", "alg": "HS256", "secret": "x".repeat(40) });
     let path = "/v1/admin/orgs/acme/signing-keys";
-    let (status, body) = admin(&server, &backend, Method::POST, path, Some(key.clone())).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("scope_insufficient"))
-    );
+    refused(
+        &server,
+        &backend,
+        Method::POST,
+        path,
+        Some(key.clone()),
+        403,
+        "scope_insufficient",
+    )
+    .await;
     let (status, body) = admin(&server, &admin_key, Method::POST, path, Some(key.clone())).await;
     assert_eq!(status, 201, "{body}");
     assert!(
         body.get("secret").is_none(),
         "a secret is never given back: {body}"
     );
-    let (status, body) = admin(&server, &admin_key, Method::POST, path, Some(key)).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("kid_exists"))
-    );
+    refused(
+        &server,
+        &admin_key,
+        Method::POST,
+        path,
+        Some(key),
+        409,
+        "kid_exists",
+    )
+    .await;
 
     // An org's key reaches only its org; an operator key reaches every org.
     let operator = api_key(&db.location, None, "admin");
@@ -77,18 +111,38 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = admin(
+    refused(
         &server,
         &admin_key,
         Method::GET,
         "/v1/admin/orgs/beta/users",
         None,
+        403,
+        "wrong_org",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("wrong_org"))
-    );
+    // Sotto's own user IDs do not reach across orgs either.
+    let (_, made) = admin(
+        &server,
+        &operator,
+        Method::PUT,
+        "/v1/admin/orgs/beta/users/b-1",
+        Some(json!({ "name": "Beta user" })),
+    )
+    .await;
+    let beta_user = made["user"]["id"].as_str().unwrap().to_owned();
+    for method in [Method::GET, Method::DELETE] {
+        refused(
+            &server,
+            &admin_key,
+            method,
+            &format!("{USERS}/{beta_user}?by=id"),
+            None,
+            404,
+            "unknown_user",
+        )
+        .await;
+    }
     let (_, body) = admin(&server, &admin_key, Method::GET, "/v1/admin/orgs", None).await;
     let ids: Vec<&str> = body["orgs"]
         .as_array()
@@ -109,18 +163,16 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     .await;
     assert_eq!(status, 403, "only an operator makes orgs");
     // One tenant cannot take another's issuer (tokens naming only it would go astray).
-    let (status, body) = admin(
+    refused(
         &server,
         &operator,
         Method::PATCH,
         "/v1/admin/orgs/beta",
         Some(json!({ "settings": { "issuer": ISS } })),
+        409,
+        "issuer_taken",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("issuer_taken"))
-    );
     // Making an org is the operator's act, in the operator's log.
     let (_, log) = admin(&server, &operator, Method::GET, "/v1/admin/audit", None).await;
     assert!(
@@ -167,11 +219,16 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, body) = admin(&server, &backend, Method::GET, USERS, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("api_key_invalid"))
-    );
+    refused(
+        &server,
+        &backend,
+        Method::GET,
+        USERS,
+        None,
+        401,
+        "api_key_invalid",
+    )
+    .await;
 
     // Bad input: typed errors, nothing changed.
     for (body, code) in [
@@ -202,30 +259,53 @@ async fn callers_need_a_live_key_of_the_right_org_and_scope() {
         ),
         0
     );
-    let (status, body) = admin(
+    refused(
         &server,
         &admin_key,
         Method::GET,
         &format!("{USERS}/nobody"),
         None,
+        404,
+        "unknown_user",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_user"))
-    );
-    let (status, body) = admin(
+    refused(
         &server,
         &admin_key,
         Method::GET,
         &format!("{USERS}?limit=x"),
         None,
+        400,
+        "bad_query",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_query"))
-    );
+    server.stop().await;
+}
+
+/// Guessing API keys: failures count against the address's sign-in budget, and a live
+/// key still works for its holder meanwhile.
+#[tokio::test]
+async fn a_flood_of_wrong_api_keys_is_refused() {
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.auth_rate_per_minute = 3;
+    let server = TestServer::start(cfg).await;
+    let key = api_key(&db.location, Some("acme"), "backend");
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let (status, _) = admin(
+            &server,
+            &format!("sotto_ak_guess{i}"),
+            Method::GET,
+            USERS,
+            None,
+        )
+        .await;
+        answers.push(status);
+    }
+    assert_eq!(answers, [401, 401, 401, 429, 429]);
+    let (status, _) = admin(&server, &key, Method::GET, USERS, None).await;
+    assert_eq!(status, 200, "a valid key is not counted");
     server.stop().await;
 }
 
@@ -317,18 +397,16 @@ async fn users_made_by_the_backend_are_the_ones_who_later_sign_in() {
         body["user"]["email"], "Nia@Acme.test",
         "untouched fields stay"
     );
-    let (status, body) = admin(
+    refused(
         &server,
         &key,
         Method::PUT,
         &format!("{USERS}/emp-43"),
         Some(json!({ "tag": "nia" })),
+        409,
+        "tag_taken",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("tag_taken"))
-    );
     let (status, body) = admin(
         &server,
         &key,
@@ -589,30 +667,26 @@ async fn groups_are_managed_at_run_time_except_the_files() {
         .post("/v1/resolve", Some(&ann.token), json!({ "expr": "@sales" }))
         .await;
     assert_eq!(status, 400, "the old name is gone");
-    let (status, body) = admin(
+    refused(
         &server,
         &key,
         Method::PATCH,
         &format!("{groups}/deals"),
         Some(json!({ "name": "ann" })),
+        409,
+        "tag_taken",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("tag_taken"))
-    );
-    let (status, body) = admin(
+    refused(
         &server,
         &key,
         Method::POST,
         &format!("{groups}/support/members"),
         Some(json!({ "members": ["ann"] })),
+        409,
+        "group_in_config",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("group_in_config"))
-    );
     let (status, _) = admin(
         &server,
         &key,
@@ -622,24 +696,27 @@ async fn groups_are_managed_at_run_time_except_the_files() {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, body) = admin(&server, &key, Method::GET, &format!("{groups}/deals"), None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_group"))
-    );
+    refused(
+        &server,
+        &key,
+        Method::GET,
+        &format!("{groups}/deals"),
+        None,
+        404,
+        "unknown_group",
+    )
+    .await;
     let too_many: Vec<String> = (0..1001).map(|i| format!("m{i}")).collect();
-    let (status, body) = admin(
+    refused(
         &server,
         &key,
         Method::PUT,
         &format!("{groups}/huge"),
         Some(json!({ "members": too_many })),
+        400,
+        "too_many_members",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("too_many_members"))
-    );
     server.stop().await;
 }
 
@@ -705,30 +782,17 @@ async fn sign_in_keys_tokens_and_orgs_change_without_a_restart() {
         (404, Some("unknown_key")),
         "file keys change in the file"
     );
-    let (status, body) = admin(
-        &a,
-        &key,
-        Method::POST,
-        "/v1/admin/orgs/acme/signing-keys",
-        Some(json!({ "kid": "bad", "alg": "RS256", "public_key_pem": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" })),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_key"))
-    );
-    let (status, body) = admin(
+    refused(&a, &key, Method::POST, "/v1/admin/orgs/acme/signing-keys", Some(json!({ "kid": "bad", "alg": "RS256", "public_key_pem": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" })), 400, "bad_key").await;
+    refused(
         &a,
         &key,
         Method::POST,
         "/v1/admin/orgs/acme/signing-keys",
         Some(json!({ "kid": "weak", "alg": "HS256", "secret": "short" })),
+        400,
+        "bad_key",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_key"))
-    );
 
     // A new tenant, set up entirely through the API.
     let operator = api_key(&db.location, None, "admin");
@@ -741,42 +805,36 @@ async fn sign_in_keys_tokens_and_orgs_change_without_a_restart() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = admin(
+    refused(
         &a,
         &operator,
         Method::POST,
         "/v1/admin/orgs",
         Some(json!({ "id": "beta" })),
+        409,
+        "org_exists",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("org_exists"))
-    );
-    let (status, body) = admin(
+    refused(
         &a,
         &operator,
         Method::POST,
         "/v1/admin/orgs",
         Some(json!({ "id": "a b" })),
+        400,
+        "bad_org_id",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_org_id"))
-    );
-    let (status, body) = admin(
+    refused(
         &a,
         &operator,
         Method::PATCH,
         "/v1/admin/orgs/acme",
         Some(json!({ "name": "x" })),
+        409,
+        "org_in_config",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("org_in_config"))
-    );
     admin(
         &a,
         &operator,

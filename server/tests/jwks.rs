@@ -160,6 +160,45 @@ async fn keys_rotate_through_the_providers_jwks_while_users_stay_signed_in() {
     server.stop().await;
 }
 
+/// A provider (or whatever answers at its URL) that sends a document past the size limit
+/// gives no keys, and the server answers on.
+#[tokio::test]
+async fn an_oversized_jwks_gives_no_keys() {
+    let rsa = EncodingKey::from_rsa_pem(&pem("rsa.key")).unwrap();
+    let mut keys = vec![jwk("r1", Algorithm::RS256, &rsa)];
+    // Padding: many copies of one key, past 64 KiB in all.
+    let mut pad = jwk("pad", Algorithm::RS256, &rsa);
+    pad.common.key_id = Some("p".repeat(2000));
+    keys.extend(std::iter::repeat_n(pad, 60));
+    let provider = Arc::new(Provider {
+        keys: Mutex::new(Some(JwkSet { keys })),
+        fetches: AtomicUsize::new(0),
+    });
+    let url = start_provider(provider.clone()).await;
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.orgs[0].keys.clear();
+    cfg.orgs[0].jwks_url = Some(url);
+    let server = TestServer::start(cfg).await;
+    let token = sign(
+        Algorithm::RS256,
+        "r1",
+        &rsa,
+        json!({ "user": { "id": "ann" } }),
+    );
+    let (status, body) = server
+        .post("/v1/auth/jwt", None, json!({ "jwt": token }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_unknown_key"))
+    );
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+    let (status, _) = server.get("/healthz", None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
 /// Through the admin API only https is accepted: an API key cannot make the server fetch
 /// from its own machine or network.
 #[tokio::test]

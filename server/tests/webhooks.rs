@@ -219,6 +219,70 @@ async fn events_are_signed_retried_and_never_carry_content() {
     server.stop().await;
 }
 
+/// A receiver that answers with a redirect (say, to an address inside the server's
+/// network) is not followed: the delivery counts as failed and is retried at its own URL.
+#[tokio::test]
+async fn a_redirecting_receiver_is_not_followed() {
+    let inside = Arc::new(Receiver::default());
+    let inside_url = start_receiver(inside.clone()).await;
+    let hits = Arc::new(Mutex::new(0u32));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            let (counted, to) = (counted.clone(), inside_url.clone());
+            async move {
+                *counted.lock().unwrap() += 1;
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, to)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let key = api_key(&db.location, Some("acme"), "admin");
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/admin/orgs/acme/webhooks",
+            Some(&key),
+            Some(json!({ "url": format!("http://{addr}/hook"), "events": ["user.created"] })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    server
+        .sign_in(&hs256(json!({ "user": { "id": "redirected" } })))
+        .await;
+    for _ in 0..50 {
+        if *hits.lock().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(*hits.lock().unwrap() >= 1, "the receiver was called");
+    assert!(
+        inside.got.lock().unwrap().is_empty(),
+        "its redirect was not followed"
+    );
+    let (_, list) = server
+        .call(
+            Method::GET,
+            "/v1/admin/orgs/acme/webhooks",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(list["webhooks"][0]["pending"], 1, "{list}");
+    assert_eq!(list["webhooks"][0]["last_error"], "HTTP 307");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn an_api_key_cannot_aim_webhooks_into_the_servers_network() {
     let (_dir, db) = temp_db();
