@@ -195,6 +195,29 @@ impl Expr {
     }
 }
 
+/// Prints the expression in its normal form: lower-case tags, single spaces around
+/// operators, parentheses only where a compound term stands on the right. `parse` of the
+/// printed form gives back the same expression, so two devices that print the same thread
+/// expression agree on it byte for byte.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Tag { name, .. } => write!(f, "@{name}"),
+            Expr::Union(a, b) | Expr::Difference(a, b) => {
+                let op = if matches!(self, Expr::Union(..)) {
+                    '+'
+                } else {
+                    '-'
+                };
+                match **b {
+                    Expr::Tag { .. } => write!(f, "{a} {op} {b}"),
+                    _ => write!(f, "{a} {op} ({b})"),
+                }
+            }
+        }
+    }
+}
+
 /// The canonical expression for a set of user tags: `@a + @b`, sorted, each once.
 pub fn canonical<'a>(tags: impl IntoIterator<Item = &'a str>) -> String {
     let set: BTreeSet<&str> = tags.into_iter().collect();
@@ -275,6 +298,29 @@ mod tests {
 
     fn e_msg(s: &str) -> String {
         parse(s).unwrap_err().message
+    }
+
+    #[test]
+    fn printing_gives_a_normal_form_that_parses_back_to_the_same_sets() {
+        for (input, printed) in [
+            ("@Support", "@support"),
+            ("( @support+@Bob )-@gary", "@support + @bob - @gary"),
+            ("@support - (@gary + @bob)", "@support - (@gary + @bob)"),
+            ("((@a))", "@a"),
+            ("@a - (@b - (@c + @d))", "@a - (@b - (@c + @d))"),
+        ] {
+            let expr = parse(input).unwrap();
+            assert_eq!(expr.to_string(), printed, "{input}");
+            let again = parse(printed).unwrap();
+            assert_eq!(again.to_string(), printed);
+        }
+        for input in [
+            "@support - (@gary + @bob)",
+            "(@support - @gary) - @bob + @alice",
+        ] {
+            let printed = parse(input).unwrap().to_string();
+            assert_eq!(resolve(&printed).unwrap(), resolve(input).unwrap());
+        }
     }
 
     #[test]

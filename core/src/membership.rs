@@ -10,6 +10,7 @@
 //! change dated more than [`MAX_CLOCK_SKEW_MS`] ahead of this device's clock is refused, so
 //! nobody can pin a thread's state beyond the reach of later changes.
 
+use crate::expr;
 use crate::CoreError;
 
 /// How far ahead of this device's clock a change may be dated.
@@ -23,9 +24,92 @@ pub fn is_newer(current_at: i64, change_at: i64, now_ms: i64) -> Result<bool, Co
     Ok(change_at > current_at)
 }
 
+/// A thread's distribution as kept and sent: the canonical list of users (`@a + @b`) when
+/// `expr` named no group, so the thread keeps exactly those members; the expression itself
+/// in normal form when it named groups (`@support + @visitor.k3`), so the thread follows
+/// the groups as the site changes them. An expression too long to keep falls back to the
+/// list. Returns the distribution and the groups it follows.
+pub fn distribution(expr: &str, canonical: &str, groups: &[String]) -> (String, Vec<String>) {
+    if !groups.is_empty() {
+        if let Ok(parsed) = expr::parse(expr) {
+            let printed = parsed.to_string();
+            if printed.chars().count() <= expr::MAX_LEN {
+                return (printed, groups.to_vec());
+            }
+        }
+    }
+    (canonical.to_owned(), Vec::new())
+}
+
+/// Which of `known` (user tags, one per user) `distribution` names now, given the current
+/// members of each group it follows (`groups`: a name and indices into `known`). A tag that
+/// is neither a group given nor one of `known` names no one. Plain masks rather than sets:
+/// this runs in the wasm client, where every collection type instantiated costs bytes.
+pub fn members_now(
+    distribution: &str,
+    known: &[&str],
+    groups: &[(&str, Vec<usize>)],
+) -> Result<Vec<bool>, expr::ExprError> {
+    fn mask(e: &expr::Expr, known: &[&str], groups: &[(&str, Vec<usize>)]) -> Vec<bool> {
+        match e {
+            expr::Expr::Tag { name, .. } => match groups.iter().find(|(g, _)| g == name) {
+                Some((_, members)) => (0..known.len()).map(|i| members.contains(&i)).collect(),
+                None => known.iter().map(|t| t == name).collect(),
+            },
+            expr::Expr::Union(a, b) | expr::Expr::Difference(a, b) => {
+                let union = matches!(e, expr::Expr::Union(..));
+                let (a, b) = (mask(a, known, groups), mask(b, known, groups));
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| if union { *x || y } else { *x && !y })
+                    .collect()
+            }
+        }
+    }
+    Ok(mask(&expr::parse(distribution)?, known, groups))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_list_of_users_is_kept_as_such_and_groups_are_followed() {
+        assert_eq!(
+            distribution("(@bob) + @alice", "@alice + @bob", &[]),
+            ("@alice + @bob".into(), vec![])
+        );
+        assert_eq!(
+            distribution(
+                "(@Support) + @visitor.k3",
+                "@gary + @sue + @visitor.k3",
+                &strings(&["support"])
+            ),
+            ("@support + @visitor.k3".into(), strings(&["support"]))
+        );
+        let long = format!("(@support) + ({})", "@abcdefgh + ".repeat(90) + "@x");
+        assert_eq!(
+            distribution(&long, "@gary", &strings(&["support"])),
+            ("@gary".into(), vec![])
+        );
+    }
+
+    #[test]
+    fn members_follow_the_groups_and_keep_what_was_taken_out() {
+        let known = ["gary", "dan", "visitor.k3", "sue"];
+        let groups = [("support", vec![0, 1])];
+        let now = members_now("@support + @visitor.k3 - @dan", &known, &groups).unwrap();
+        assert_eq!(now, [true, false, true, false]);
+        // A user tag no one answers to any more (a deleted user) names no one.
+        let now = members_now("@support + @gone", &known, &groups).unwrap();
+        assert_eq!(now, [true, true, false, false]);
+        let now = members_now("@sue + (@support - (@gary + @dan))", &known, &groups).unwrap();
+        assert_eq!(now, [false, false, false, true]);
+    }
 
     #[test]
     fn newer_changes_count_and_changes_from_the_future_are_refused() {

@@ -110,6 +110,9 @@ pub struct UserKeys {
     /// The devices the server currently holds for the user (a listed device that was
     /// removed is not here).
     pub devices: Vec<String>,
+    /// The site disabled this account: it cannot sign in, and reads nothing until enabled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 /// `POST /v1/devices/{id}/prekeys`: this device's signed prekey (when new) and more
@@ -153,6 +156,10 @@ pub struct ResolveRequest {
 pub struct Resolved {
     pub users: Vec<User>,
     pub canonical: String,
+    /// The groups the expression named, whose members may change later: a thread made from
+    /// it follows them (see `ServerFrame::GroupChanged`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// `POST /v1/envelopes`: one sealed envelope per recipient device.
@@ -398,6 +405,12 @@ pub enum ServerFrame {
     DevicesChanged {
         user_id: String,
     },
+    /// The members of the group `group` changed (the site's backend changed them): threads
+    /// that name it resolve their members again. Sent to the devices of its old and new
+    /// members.
+    GroupChanged {
+        group: String,
+    },
     /// A `send` frame's envelopes are stored.
     Stored {
         id: u64,
@@ -439,6 +452,10 @@ impl ServerFrame {
             remaining: u32,
         }
         #[derive(Deserialize)]
+        struct GroupChanged {
+            group: String,
+        }
+        #[derive(Deserialize)]
         struct DevicesChanged {
             user_id: String,
         }
@@ -476,6 +493,10 @@ impl ServerFrame {
             "devices_changed" => {
                 let DevicesChanged { user_id } = serde_json::from_str(text)?;
                 ServerFrame::DevicesChanged { user_id }
+            }
+            "group_changed" => {
+                let GroupChanged { group } = serde_json::from_str(text)?;
+                ServerFrame::GroupChanged { group }
             }
             "stored" => {
                 let Stored { id, receipt } = serde_json::from_str(text)?;
@@ -558,6 +579,9 @@ mod tests {
             ServerFrame::PrekeysLow { remaining: 4 },
             ServerFrame::DevicesChanged {
                 user_id: "u".into(),
+            },
+            ServerFrame::GroupChanged {
+                group: "support".into(),
             },
             ServerFrame::Stored {
                 id: 2,

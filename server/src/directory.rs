@@ -296,6 +296,7 @@ pub fn delete_user(tx: &Conn, user: &str) -> crate::db::Result<Vec<String>> {
         "DELETE FROM devices WHERE user_id = ?1".into(),
         "DELETE FROM identities WHERE user_id = ?1".into(),
         "DELETE FROM link_requests WHERE user_id = ?1".into(),
+        "DELETE FROM group_followers WHERE user_id = ?1".into(),
         "DELETE FROM sessions WHERE user_id = ?1".into(),
         "DELETE FROM users WHERE id = ?1".into(),
     ] {
@@ -336,6 +337,26 @@ pub fn set_group(conn: &Conn, org: &str, name: &str, members: &[String]) -> Resu
     )?;
     add_group(conn, org, name, members)?;
     Ok(before != group_member_tags(conn, org, name)?)
+}
+
+/// How long a user's following of a group lasts without a new resolve of it: clients
+/// resolve the groups they follow at every connection, so only the long gone lapse.
+pub const FOLLOW_LAPSES_AFTER_SECS: i64 = 90 * 86_400;
+
+/// Records that `user` follows `groups` (it resolved an expression naming them), so that it
+/// hears when one changes. Written at most once an hour per group and user.
+pub fn follow(conn: &Conn, org: &str, user: &str, groups: &[String]) -> crate::db::Result<()> {
+    let now = crate::db::now_secs();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO group_followers (org_id, group_name, user_id, followed_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (org_id, group_name, user_id) DO UPDATE SET followed_at = excluded.followed_at
+         WHERE group_followers.followed_at < excluded.followed_at - 3600",
+    )?;
+    for group in groups {
+        stmt.execute(params![org, group, user, now])?;
+    }
+    Ok(())
 }
 
 /// The member tags of the group `name`, sorted.
@@ -471,5 +492,15 @@ pub fn resolve(conn: &Conn, org: &str, input: &str) -> Result<Resolved, ApiError
     })?;
     let users: Vec<User> = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
     let canonical = expr::canonical(users.iter().map(|u| u.tag.as_str()));
-    Ok(Resolved { users, canonical })
+    let mut groups = Vec::new();
+    for tag in parsed.tags() {
+        if !groups.iter().any(|g| g == tag) && is_group(conn, org, tag)? {
+            groups.push(tag.to_owned());
+        }
+    }
+    Ok(Resolved {
+        users,
+        canonical,
+        groups,
+    })
 }

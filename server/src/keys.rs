@@ -171,11 +171,17 @@ pub fn user_keys(conn: &Conn, org_id: &str, user_id: &str) -> Result<UserKeys, A
         )
         .optional()?;
     let (identity, device_list) = stored.unzip();
+    let disabled = conn.query_row(
+        "SELECT disabled FROM users WHERE id = ?1",
+        params![user_id],
+        |r| r.get(0),
+    )?;
     Ok(UserKeys {
         devices: current_devices(conn, user_id)?,
         user_id: user_id.to_owned(),
         identity,
         device_list,
+        disabled,
     })
 }
 

@@ -145,6 +145,10 @@ pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
         "DELETE FROM rate_windows WHERE window_start < ?1",
         params![now - 120],
     )?;
+    tx.execute(
+        "DELETE FROM group_followers WHERE followed_at < ?1",
+        params![now - crate::directory::FOLLOW_LAPSES_AFTER_SECS],
+    )?;
     // A repeat guard older than its window guards nothing.
     tx.execute(
         "DELETE FROM offline_notices WHERE at < ?1",

@@ -720,6 +720,141 @@ async fn groups_are_managed_at_run_time_except_the_files() {
     server.stop().await;
 }
 
+/// A group's change reaches the devices of everyone it concerns: old members and new, and
+/// whoever resolved an expression naming it (their threads follow it), so that each
+/// resolves it again; no one else hears of it. A resolved expression says which of its
+/// tags are groups.
+#[tokio::test]
+async fn group_changes_are_told_to_the_devices_of_old_and_new_members() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let key = api_key(&db.location, Some("acme"), "backend");
+    let ann = server.user_with_device("ann", [8; 32]).await;
+    let ben = server.user_with_device("ben", [9; 32]).await;
+    let cal = server.user_with_device("cal", [10; 32]).await;
+    let dee = server.user_with_device("dee", [11; 32]).await;
+    let groups = "/v1/admin/orgs/acme/groups";
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::PUT,
+        &format!("{groups}/sales"),
+        Some(json!({ "members": ["ann"] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, resolved) = server
+        .post(
+            "/v1/resolve",
+            Some(&cal.token),
+            json!({ "expr": "(@Sales) + @cal" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["groups"], json!(["sales"]));
+    let (_, plain) = server
+        .post(
+            "/v1/resolve",
+            Some(&dee.token),
+            json!({ "expr": "@ann + @dee" }),
+        )
+        .await;
+    assert!(plain.get("groups").is_none(), "{plain}");
+
+    let (mut ann_ws, mut ben_ws, mut cal_ws, mut dee_ws) = (
+        connect(&server, &ann).await,
+        connect(&server, &ben).await,
+        connect(&server, &cal).await,
+        connect(&server, &dee).await,
+    );
+    // Ben joins and Ann leaves, in one change: both hear of it, and Cal, who follows the
+    // group; Dee, who only named Ann, does not.
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::PUT,
+        &format!("{groups}/sales"),
+        Some(json!({ "members": ["ben"] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for ws in [&mut ann_ws, &mut ben_ws, &mut cal_ws] {
+        let frame = next_of_type(ws, "group_changed").await;
+        assert_eq!(frame["group"], "sales");
+    }
+    assert!(
+        silent_for(&mut dee_ws, 300).await,
+        "Dee follows no such group"
+    );
+    // A refused change tells no one.
+    refused(
+        &server,
+        &key,
+        Method::POST,
+        &format!("{groups}/sales/members"),
+        Some(json!({ "members": ["not a tag"] })),
+        400,
+        "bad_tag",
+    )
+    .await;
+    assert!(silent_for(&mut ben_ws, 300).await);
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::DELETE,
+        &format!("{groups}/sales"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for ws in [&mut ben_ws, &mut cal_ws] {
+        let frame = next_of_type(ws, "group_changed").await;
+        assert_eq!(frame["group"], "sales");
+    }
+    // Made again, the group has no followers: the old name's threads stopped following it.
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::PUT,
+        &format!("{groups}/sales"),
+        Some(json!({ "members": ["dee"] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    next_of_type(&mut dee_ws, "group_changed").await;
+    assert!(
+        silent_for(&mut cal_ws, 300).await,
+        "Cal's following ended with the group"
+    );
+    server.stop().await;
+}
+
+/// Anyone in the org sees that a user is disabled, where they fetch the keys a message
+/// needs, so a sender's client can say why nothing reaches them.
+#[tokio::test]
+async fn a_disabled_user_shows_as_such_to_others() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let key = api_key(&db.location, Some("acme"), "backend");
+    let ann = server.user_with_device("ann", [8; 32]).await;
+    let ben = server.user_with_device("ben", [9; 32]).await;
+    let path = format!("/v1/users/{}/keys", ben.user_id);
+    let (_, keys) = server.get(&path, Some(&ann.token)).await;
+    assert!(keys.get("disabled").is_none(), "{keys}");
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::POST,
+        &format!("{USERS}/ben/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, keys) = server.get(&path, Some(&ann.token)).await;
+    assert_eq!((status, &keys["disabled"]), (200, &json!(true)), "{keys}");
+    server.stop().await;
+}
+
 /// A key added through one node signs people in on another at once; retired, it stops.
 /// An org made at run time, with its own key and visitor token, works like a file's.
 #[tokio::test]

@@ -19,10 +19,44 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-/// A group after a change (`None` once deleted).
+/// A group after a change (`None` once deleted), and the devices to tell of it.
 #[derive(Debug, Default)]
 pub struct Changed {
     pub group: Option<Group>,
+    /// Every device of the group's members before and after the change, and of the users
+    /// who follow it: their threads that name the group resolve it again, and whoever left
+    /// it rotates their sender keys.
+    pub devices: Vec<String>,
+}
+
+/// The devices of the users with these tags in `org`, and of those who follow `group`.
+fn devices_to_tell(
+    conn: &Conn,
+    org: &str,
+    group: &str,
+    tags: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id FROM devices d JOIN users u ON u.id = d.user_id
+         WHERE u.org_id = ?1 AND u.tag = ?2",
+    )?;
+    for tag in tags {
+        let rows = stmt.query_map(params![org, tag], |r| r.get::<String>(0))?;
+        for id in rows {
+            out.push(id?);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id FROM devices d JOIN group_followers f ON f.user_id = d.user_id
+         WHERE f.org_id = ?1 AND f.group_name = ?2",
+    )?;
+    for id in stmt.query_map(params![org, group], |r| r.get::<String>(0))? {
+        out.push(id?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// A group name or member tag as given (`@Support` too), in the form tags are kept.
@@ -195,6 +229,15 @@ pub fn change(
         Some(&name),
         serde_json::json!({ "before": before, "after": after, "name": after_name }),
     )?;
+    let everyone: Vec<String> = before.iter().chain(&after).cloned().collect();
+    let devices = devices_to_tell(&tx, org, &name, &everyone)?;
+    if matches!(change, Change::Rename(_) | Change::Delete) {
+        // Threads that followed the old name keep their members from now on.
+        tx.execute(
+            "DELETE FROM group_followers WHERE org_id = ?1 AND group_name = ?2",
+            params![org, name],
+        )?;
+    }
     tx.commit()?;
     if matches!(change, Change::Delete) {
         after_name.clear();
@@ -204,5 +247,6 @@ pub fn change(
             name: after_name,
             members: after,
         }),
+        devices,
     })
 }

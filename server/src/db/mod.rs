@@ -17,6 +17,19 @@ pub use value::{Column, ToValue, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Who follows which group: a user who resolved an expression naming a group hears when
+/// the group changes, since their threads made from it follow it (`directory::follow`).
+pub(crate) const FOLLOWERS_SCHEMA: &str = r#"
+CREATE TABLE group_followers (
+    org_id TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    followed_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, group_name, user_id)
+);
+CREATE INDEX group_followers_by_user ON group_followers (user_id);
+"#;
+
 /// The operators' tables (API keys, sign-in keys and visitor tokens added at run time, the
 /// audit log, webhooks and their outbox) and disabled users: one schema step that reads the same on both
 /// backends (text and BIGINT columns only), so it is written once.

@@ -125,6 +125,7 @@ CREATE TABLE prekey_claims (
 CREATE INDEX prekey_claims_by_device ON prekey_claims (device_id);
 "#,
     super::OPERATOR_SCHEMA,
+    super::FOLLOWERS_SCHEMA,
 ];
 
 /// Any value of ours that PostgreSQL asks for, converted to the type the statement wants

@@ -182,6 +182,7 @@ DROP INDEX users_by_email;
 CREATE INDEX users_by_email ON users (org_id, lower(email));
 "#,
     super::OPERATOR_SCHEMA,
+    super::FOLLOWERS_SCHEMA,
 ];
 
 /// Opens (creating if needed) and migrates the file at `path`: the writer and `readers`

@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use sotto_core::protocol::ServerFrame;
 use std::net::SocketAddr;
 
 /// The admin routes, to be nested in the app (without the browser CORS layer: nothing
@@ -446,10 +447,15 @@ async fn change_group(
     change: groups::Change,
 ) -> ApiResult<Json<GroupChanged>> {
     let in_file = group_in_file(state, &org, &name);
+    let group = name.trim_start_matches('@').to_ascii_lowercase();
     let changed = write(state, move |c| {
         groups::change(c, &a, &org, &name, in_file, change)
     })
     .await?;
+    let frame = ServerFrame::GroupChanged { group };
+    for d in &changed.devices {
+        state.registry.push(d, &frame);
+    }
     Ok(Json(GroupChanged {
         group: changed.group,
     }))

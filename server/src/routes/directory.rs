@@ -21,6 +21,7 @@ pub async fn resolve(
     } else {
         None
     };
+    let (org, user) = (who.org_id.clone(), who.user.id.clone());
     let resolved = state
         .db
         .read(move |conn| match visitor_tags {
@@ -30,6 +31,14 @@ pub async fn resolve(
             None => directory::resolve(conn, &who.org_id, &req.expr),
         })
         .await?;
+    if !resolved.groups.is_empty() {
+        // The caller's threads made from this follow its groups: it hears of their changes.
+        let groups = resolved.groups.clone();
+        state
+            .db
+            .call(move |conn| directory::follow(conn, &org, &user, &groups))
+            .await?;
+    }
     Ok(Json(resolved))
 }
 
