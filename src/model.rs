@@ -10,9 +10,14 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
     pub id: String,
-    /// Canonical distribution expression, e.g. `@alice + @bob`.
+    /// The distribution: the canonical list of users (`@alice + @bob`), or an expression
+    /// naming groups (`@support + @alice`) that the thread follows as they change.
     pub distribution: String,
     pub members: Vec<User>,
+    /// The groups `distribution` names, whose members the thread follows (see
+    /// `sotto_core::membership::distribution`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     pub messages: Vec<Message>,
     pub unread: u32,
     /// Shared with every member: `title` and any others the page sets.
@@ -115,12 +120,48 @@ impl Thread {
         Some(self.awaiting.remove(at))
     }
 
+    /// A thread for the users `resolved` from `expr`, with no title or attributes yet.
+    pub fn resolved(id: String, expr: &str, resolved: sotto_core::protocol::Resolved) -> Thread {
+        let (distribution, groups) =
+            sotto_core::membership::distribution(expr, &resolved.canonical, &resolved.groups);
+        Thread {
+            groups,
+            ..Thread::new(id, distribution, resolved.users)
+        }
+    }
+
+    /// Adopts what `expr` resolved to as the thread's distribution and members.
+    pub fn set_distribution(&mut self, expr: &str, resolved: sotto_core::protocol::Resolved) {
+        let (distribution, groups) =
+            sotto_core::membership::distribution(expr, &resolved.canonical, &resolved.groups);
+        self.distribution = distribution;
+        self.groups = groups;
+        self.members = resolved.users;
+    }
+
+    /// Takes `user` out: the members, and the distribution (which, following groups, must
+    /// now leave them out even while their group keeps them).
+    pub fn remove_member(&mut self, user: &str) {
+        let tag = self.member(user).map(|u| u.tag.clone());
+        self.members.retain(|m| m.id != user);
+        let canonical = sotto_core::expr::canonical(self.members.iter().map(|m| m.tag.as_str()));
+        let expr = match tag {
+            Some(tag) if !self.groups.is_empty() => format!("({}) - @{tag}", self.distribution),
+            _ => canonical.clone(),
+        };
+        let (distribution, groups) =
+            sotto_core::membership::distribution(&expr, &canonical, &self.groups);
+        self.distribution = distribution;
+        self.groups = groups;
+    }
+
     /// A thread made with no title or attributes yet.
     pub fn new(id: String, distribution: String, members: Vec<User>) -> Thread {
         Thread {
             id,
             distribution,
             members,
+            groups: Vec::new(),
             messages: Vec::new(),
             unread: 0,
             attributes: Map::new(),
@@ -149,6 +190,28 @@ impl Thread {
             .filter(|u| u.id != own_id)
             .map(display_name)
             .collect();
+        if !self.groups.is_empty() {
+            // Named by its groups ("Support") for whoever wrote to them; for those in it
+            // through a group, by the people named besides ("Carol · Support").
+            let groups: Vec<String> = self.groups.iter().map(|g| group_title(g)).collect();
+            let named = sotto_core::expr::parse(&self.distribution)
+                .map(|e| e.tags().into_iter().map(str::to_owned).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let mut direct: Vec<String> = self
+                .members
+                .iter()
+                .filter(|u| {
+                    u.id != own_id && named.contains(&u.tag) && !self.groups.contains(&u.tag)
+                })
+                .map(display_name)
+                .collect();
+            let own_named = self.member(own_id).is_some_and(|u| named.contains(&u.tag));
+            if own_named || direct.is_empty() {
+                return groups.join(", ");
+            }
+            direct.sort_unstable();
+            return format!("{} · {}", direct.join(", "), groups.join(", "));
+        }
         others.sort_unstable();
         if others.is_empty() {
             "Just you".into()
@@ -172,6 +235,16 @@ impl Thread {
     pub fn member(&self, id: &str) -> Option<&User> {
         self.members.iter().find(|u| u.id == id)
     }
+}
+
+/// A group's tag as a title: `@front_desk` is "Front desk".
+fn group_title(tag: &str) -> String {
+    // Tags are ASCII: no Unicode case tables needed (they would cost the wasm ~20 KB).
+    let mut words = tag.replace(['_', '.'], " ");
+    if let Some(first) = words.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    words
 }
 
 /// How a user is named on screen. A visitor chose their own name, so it is marked: "Bob

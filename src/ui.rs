@@ -503,14 +503,15 @@ impl Ui {
     }
 
     /// Draws the open thread. `changed` are users whose identity key changed this session,
-    /// `new_devices` users who added a device: the thread header tells of the members among
-    /// them.
+    /// `new_devices` users who added a device, `unreachable` users nothing can reach for
+    /// now (not joined yet, or disabled): the thread header tells of the members among them.
     pub fn render_thread(
         &self,
         thread: Option<&Thread>,
         own_id: &str,
         changed: &[String],
         new_devices: &[String],
+        unreachable: &[(String, &'static str)],
     ) -> ClientResult<()> {
         self.messages.set_text_content(None);
         let _ = self.warning.set_attribute("hidden", "");
@@ -541,13 +542,34 @@ impl Ui {
         if !added.is_empty() {
             notes.push(format!("New device for {}.", added.join(", ")));
         }
+        let waiting: Vec<String> = t
+            .members
+            .iter()
+            .filter(|m| m.id != own_id && why_unreachable(unreachable, &m.id) == Some("not_joined"))
+            .map(display_name)
+            .collect();
+        if !waiting.is_empty() && !t.left {
+            notes.push(format!(
+                "{} {} not joined yet and will not see messages sent before joining.",
+                waiting.join(", "),
+                if waiting.len() == 1 { "has" } else { "have" }
+            ));
+        }
         if !notes.is_empty() {
             self.warning.set_text_content(Some(&notes.join(" ")));
             let _ = self.warning.remove_attribute("hidden");
         }
         self.title.set_text_content(Some(&t.title(own_id)));
         attr(&self.title, "title", &t.distribution);
-        let mut names: Vec<String> = t.members.iter().map(display_name).collect();
+        let mut names: Vec<String> = t
+            .members
+            .iter()
+            .map(|m| match why_unreachable(unreachable, &m.id) {
+                Some("disabled") => format!("{} (account disabled)", display_name(m)),
+                Some(_) => format!("{} (not joined yet)", display_name(m)),
+                None => display_name(m),
+            })
+            .collect();
         names.sort_unstable();
         let mut about = names.join(", ");
         if let Some(s) = t.expiration {
@@ -646,4 +668,9 @@ impl Ui {
     pub fn unmount(&self) {
         self.root.set_text_content(None);
     }
+}
+
+/// Why nothing reaches `user` for now, if so (see `render_thread`).
+fn why_unreachable(list: &[(String, &'static str)], user: &str) -> Option<&'static str> {
+    list.iter().find(|(u, _)| u == user).map(|(_, why)| *why)
 }

@@ -75,7 +75,8 @@ fn user_text_is_rendered_as_text_never_as_html() {
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();
-    ui.render_thread(Some(&thread), "alice", &[], &[]).unwrap();
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
     let root = el.shadow_root().expect("mounted in a shadow root");
     assert!(
         root.query_selector("img").unwrap().is_none(),
@@ -404,4 +405,46 @@ fn attachment_sizes_read_as_people_write_them() {
     assert_eq!(format_size(3_249_999), "3.2 MB");
     assert_eq!(format_size(3_250_000), "3.3 MB");
     assert_eq!(format_size(20 * 1024 * 1024), "21.0 MB");
+}
+
+#[wasm_bindgen_test]
+fn a_thread_that_follows_a_group_is_named_by_it_and_keeps_the_departed_out() {
+    use sotto_core::protocol::Resolved;
+    let (carol, gary, sue) = (
+        user("carol", "Carol"),
+        user("gary", "Gary"),
+        user("sue", "Sue"),
+    );
+    let mut t = Thread::resolved(
+        "t".into(),
+        "(@Front_Desk) + @carol",
+        Resolved {
+            users: vec![carol.clone(), gary.clone(), sue.clone()],
+            canonical: "@carol + @gary + @sue".into(),
+            groups: vec!["front_desk".into()],
+        },
+    );
+    assert_eq!(t.distribution, "@front_desk + @carol");
+    // Carol wrote to the desk; Gary is in it through the group and sees whom it is with.
+    assert_eq!(t.title("carol"), "Front desk");
+    assert_eq!(t.title("gary"), "Carol · Front desk");
+    // Gary leaves: the thread follows the group still, without him.
+    t.remove_member("gary");
+    assert_eq!(t.distribution, "@front_desk + @carol - @gary");
+    assert_eq!(t.groups, ["front_desk"]);
+    assert_eq!(t.members.len(), 2);
+    // A thread of named users stays a list of them.
+    let mut plain = Thread::resolved(
+        "p".into(),
+        "(@gary) + @carol",
+        Resolved {
+            users: vec![carol, gary],
+            canonical: "@carol + @gary".into(),
+            groups: vec![],
+        },
+    );
+    assert_eq!(plain.title("carol"), "Gary");
+    plain.remove_member("gary");
+    assert_eq!(plain.distribution, "@carol");
+    assert!(plain.groups.is_empty());
 }

@@ -13,6 +13,10 @@ use sotto_core::trust::IdentityCheck;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
+/// How many members a thread's header looks up when it opens: enough for every
+/// conversation between people; a large group's header names no one anyway.
+const CHECKED_MEMBERS: usize = 20;
+
 /// A user's devices as their identity vouches for them.
 #[derive(Clone)]
 pub(super) struct VerifiedDevices {
@@ -30,6 +34,7 @@ impl Inner {
         token: &str,
     ) -> ClientResult<Option<VerifiedDevices>> {
         let keys: UserKeys = self.get_user_keys(token, user_id).await?;
+        self.note_reachability(&keys);
         let (Some(identity), Some(signed)) = (keys.identity, keys.device_list) else {
             return Ok(None);
         };
@@ -174,6 +179,49 @@ impl Inner {
                 "a message came from a device that its user's identity does not list; it was dropped",
             )
         })
+    }
+
+    /// Remembers whether anything can reach this user now (the thread header says so).
+    fn note_reachability(&self, keys: &UserKeys) {
+        let why = if keys.disabled {
+            Some("disabled")
+        } else if keys.identity.is_none() || keys.devices.is_empty() {
+            Some("not_joined")
+        } else {
+            None
+        };
+        let mut state = self.state.borrow_mut();
+        let list = &mut state.unreachable;
+        let at = list.iter().position(|(u, _)| *u == keys.user_id);
+        let before = at.map(|i| list.remove(i).1);
+        if let Some(why) = why {
+            list.push((keys.user_id.clone(), why));
+        }
+        if before != why {
+            drop(state);
+            self.render();
+        }
+    }
+
+    /// Looks up the other members of `thread_id` (at most [`CHECKED_MEMBERS`]) again, so
+    /// its header says who has not joined yet or was disabled, and their device lists are
+    /// fresh for the next send.
+    pub(super) async fn check_members(self: &Rc<Self>, thread_id: &str) -> ClientResult<()> {
+        let (token, own) = self.session()?;
+        let members = self.thread(thread_id)?.members;
+        for m in members
+            .iter()
+            .filter(|m| m.id != own.id)
+            .take(CHECKED_MEMBERS)
+        {
+            if let Some(v) = self.verified_devices(&m.id, &token).await? {
+                self.state
+                    .borrow_mut()
+                    .device_lists
+                    .insert(m.id.clone(), Some(v));
+            }
+        }
+        Ok(())
     }
 
     /// Tells the page (and the UI) that a contact has a new device.

@@ -24,7 +24,10 @@ impl Inner {
                 self.state.borrow_mut().socket_ready = true;
                 // Back online: what was typed meanwhile goes out now.
                 spawn_local(self.clone().flush_outbox());
+                // Groups may have changed while this device was away.
+                self.spawn_follow_groups();
             }
+            ServerFrame::GroupChanged { .. } => self.spawn_follow_groups(),
             ServerFrame::Stored { id, receipt } => self.answer_send(id, Ok(receipt)),
             ServerFrame::Refused { id, error } => {
                 self.answer_send(id, Err(ClientError::new(&error.code, error.message)))
@@ -126,6 +129,38 @@ impl Inner {
         true
     }
 
+    /// Opens `env` with the account, as its threads' members stand now.
+    fn open_envelope(
+        &self,
+        env: &DeliveredEnvelope,
+        device_id: &str,
+        identity: &sotto_core::identity::IdentityPublic,
+    ) -> ClientResult<Result<sotto_core::inbox::Opened, sotto_core::CoreError>> {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        let account = state
+            .account
+            .as_mut()
+            .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))?;
+        let threads = &state.threads;
+        let standing =
+            |thread_id: &str, user_id: &str| match threads.iter().find(|t| t.id == thread_id) {
+                None => Standing::Unknown,
+                Some(t) if t.member(user_id).is_some() => Standing::Member,
+                Some(_) => Standing::NotMember,
+            };
+        Ok(account.open(
+            &Inbound {
+                payload: &env.payload,
+                sender_user: &env.sender_user,
+                sender_device: &env.sender_device,
+            },
+            device_id,
+            identity,
+            &standing,
+        ))
+    }
+
     pub(super) async fn receive(self: &Rc<Self>, env: DeliveredEnvelope) -> ClientResult<()> {
         if let Some(seq) = parse_retry_request(&env.payload) {
             return self.on_retry_request(&env, seq).await;
@@ -141,32 +176,7 @@ impl Inner {
         let identity = self
             .verified_sender(&env.sender_user, &env.sender_device, &token)
             .await?;
-        let opened = {
-            let mut state = self.state.borrow_mut();
-            let state = &mut *state;
-            let account = state
-                .account
-                .as_mut()
-                .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))?;
-            let threads = &state.threads;
-            let standing =
-                |thread_id: &str, user_id: &str| match threads.iter().find(|t| t.id == thread_id) {
-                    None => Standing::Unknown,
-                    Some(t) if t.member(user_id).is_some() => Standing::Member,
-                    Some(_) => Standing::NotMember,
-                };
-            account.open(
-                &Inbound {
-                    payload: &env.payload,
-                    sender_user: &env.sender_user,
-                    sender_device: &env.sender_device,
-                },
-                &device_id,
-                &identity,
-                &standing,
-            )
-        };
-        let opened = match opened {
+        let opened = match self.open_envelope(&env, &device_id, &identity)? {
             Ok(o) => o,
             // Already read once (an envelope delivered again): nothing to do.
             Err(sotto_core::CoreError::Replay) => return Ok(()),
@@ -213,8 +223,7 @@ impl Inner {
             if !resolved.users.iter().any(|u| u.id == body.sender_user) {
                 return Err(sotto_core::CoreError::NotMember.into());
             }
-            let mut thread =
-                Thread::new(body.thread_id.clone(), resolved.canonical, resolved.users);
+            let mut thread = Thread::resolved(body.thread_id.clone(), &body.distribution, resolved);
             thread.left = !thread.members.iter().any(|m| m.id == own.id);
             self.add_thread(thread);
         }
@@ -299,8 +308,7 @@ impl Inner {
                         .members
                         .iter()
                         .any(|m| !r.users.iter().any(|u| u.id == m.id));
-                    t.distribution = r.canonical;
-                    t.members = r.users;
+                    t.set_distribution(&body.distribution, r);
                     t.left = !t.members.iter().any(|m| m.id == own.id);
                 }
             }
@@ -319,8 +327,7 @@ impl Inner {
             let Some(t) = state.threads.iter_mut().find(|t| t.id == thread_id) else {
                 return;
             };
-            t.members.retain(|m| m.id != user_id);
-            t.distribution = sotto_core::expr::canonical(t.members.iter().map(|m| m.tag.as_str()));
+            t.remove_member(user_id);
         }
         self.rotate_sender_key(thread_id);
         self.persist(thread_id);

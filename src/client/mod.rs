@@ -10,6 +10,7 @@ mod attachments;
 mod backup;
 mod devices;
 mod expiry;
+mod groups;
 mod inbox;
 mod keys;
 mod lifecycle;
@@ -85,6 +86,11 @@ struct State {
     link_requests: Vec<linking::Answering>,
     /// Link requests already answered here: a replayed request is not answered again.
     answered_links: HashSet<String>,
+    /// Refreshes of followed groups running or due (0, 1 or 2; see `groups.rs`).
+    following_groups: u8,
+    /// Members whom nothing can reach for now, by user ID: `"not_joined"` (no device yet)
+    /// or `"disabled"` (by the site). The thread header says so.
+    unreachable: Vec<(String, &'static str)>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
     /// know to stand down.
     epoch: u32,
@@ -835,7 +841,7 @@ impl Inner {
         // a view shows what the holder's account says (`tab_view.rs`).
         let (changed, new_devices) =
             tab_view::own_marks(&state).unwrap_or_else(|| state.view_marks.clone());
-        let _ = ui.render_thread(open, own_id, &changed, &new_devices);
+        let _ = ui.render_thread(open, own_id, &changed, &new_devices, &state.unreachable);
         // Saved history shown offline can be read, not written to; a view writes through
         // the tab that holds the account.
         ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());

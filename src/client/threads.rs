@@ -43,13 +43,15 @@ impl Inner {
         self.post_resolve(&token, expr).await
     }
 
-    /// The users of `expr` plus this user.
-    async fn resolve_with_self(self: &Rc<Self>, expr: &str) -> ClientResult<Resolved> {
+    /// The users of `expr` plus this user, and that expression.
+    async fn resolve_with_self(self: &Rc<Self>, expr: &str) -> ClientResult<(String, Resolved)> {
         let (_, own) = self.session()?;
         sotto_core::expr::parse(expr)
             .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
         // The maker is always a member of their own thread.
-        self.resolve(&format!("({expr}) + @{}", own.tag)).await
+        let full = format!("({expr}) + @{}", own.tag);
+        let resolved = self.resolve(&full).await?;
+        Ok((full, resolved))
     }
 
     pub(super) async fn thread_make(
@@ -62,9 +64,9 @@ impl Inner {
             return made.map(|id| id.as_string().unwrap_or_default());
         }
         check_attributes(&attributes)?;
-        let resolved = self.resolve_with_self(expr).await?;
+        let (full, resolved) = self.resolve_with_self(expr).await?;
         let id = random_id()?;
-        let mut thread = Thread::new(id.clone(), resolved.canonical, resolved.users);
+        let mut thread = Thread::resolved(id.clone(), &full, resolved);
         if !attributes.is_empty() {
             thread.attributes = attributes;
             thread.meta_at = now_millis();
@@ -81,13 +83,15 @@ impl Inner {
         expr: &str,
         attributes: Map<String, Value>,
     ) -> ClientResult<String> {
-        let resolved = self.resolve_with_self(expr).await?;
+        let (full, resolved) = self.resolve_with_self(expr).await?;
+        let (distribution, _) =
+            sotto_core::membership::distribution(&full, &resolved.canonical, &resolved.groups);
         let found = self
             .state
             .borrow()
             .threads
             .iter()
-            .find(|t| !t.left && t.distribution == resolved.canonical)
+            .find(|t| !t.left && t.distribution == distribution)
             .map(|t| t.id.clone());
         match found {
             Some(id) => Ok(id),
@@ -180,11 +184,11 @@ impl Inner {
             .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
         let current = self.thread(thread_id)?.distribution;
         let op = if amend { '+' } else { '-' };
-        let resolved = self.resolve(&format!("({current}) {op} ({expr})")).await?;
+        let full = format!("({current}) {op} ({expr})");
+        let resolved = self.resolve(&full).await?;
         let (_, own) = self.session()?;
         self.change_thread(thread_id, move |t| {
-            t.distribution = resolved.canonical;
-            t.members = resolved.users;
+            t.set_distribution(&full, resolved);
             t.left = !t.members.iter().any(|m| m.id == own.id);
         })
         .await?;
@@ -219,7 +223,7 @@ impl Inner {
         let (_, own) = self.session()?;
         if let Ok(t) = self.state.borrow_mut().thread_mut(thread_id) {
             t.left = true;
-            t.members.retain(|m| m.id != own.id);
+            t.remove_member(&own.id);
         }
         self.persist(thread_id);
         self.render();
@@ -369,6 +373,13 @@ impl Inner {
         self.render();
         self.with_ui(|ui| ui.focus_composer());
         self.mark_read(id);
+        if !reading {
+            let (inner, id) = (self.clone(), id.to_owned());
+            spawn_local(async move {
+                // Best effort: the header is only more precise for it.
+                let _ = inner.check_members(&id).await;
+            });
+        }
         Ok(())
     }
 

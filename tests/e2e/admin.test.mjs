@@ -68,6 +68,9 @@ test('the backend makes a user the others can write to before they ever sign in'
     return id;
   });
   await alice.locator('.thread-title', { hasText: 'Nia New' }).waitFor();
+  // The header says why nothing will reach her yet.
+  await alice.locator('.thread-header .members', { hasText: 'Nia New (not joined yet)' }).waitFor();
+  await alice.locator('.thread-header .warn', { hasText: 'Nia New has not joined yet' }).waitFor();
   // Nothing can be encrypted to Nia before she has a device: the send says so, and
   // nothing is stored for her.
   const early = await alice.evaluate((id) => window.client.threadSendMessage(id, 'before you joined').then(() => 'sent', (e) => e.code), threadId);
@@ -91,4 +94,107 @@ test('the backend makes a user the others can write to before they ever sign in'
   const joined = await after.json();
   assert.equal(joined.id, nia.id, 'the same user');
   assert.equal(joined.joined, true);
+  await alice.evaluate((id) => window.client.threadOpen(id), threadId);
+  await alice.locator('.thread-header .members', { hasNotText: 'not joined' }).waitFor();
+  await alice.locator('.thread-header .warn').waitFor({ state: 'hidden' });
+
+  // The backend disables Nia: Alice's header says so when she looks again.
+  const disabled = await fetch(`${server.base}/v1/admin/orgs/acme/users/emp-7/disable`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+  assert.equal(disabled.status, 200);
+  await alice.evaluate((id) => window.client.threadOpen(id), threadId);
+  await alice.locator('.thread-header .members', { hasText: 'Nia New (account disabled)' }).waitFor();
+});
+
+/** Calls the admin API with the backend's key. */
+async function admin(base, key, method, path, body) {
+  const res = await fetch(`${base}/v1/admin/orgs/acme${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+  return res.json();
+}
+
+/** Collects the texts of the messages a page's client hears of. */
+async function listen(page) {
+  await page.evaluate(() => {
+    window.heard = [];
+    window.client.addEventListener('thread-message', (e) => window.heard.push(e.detail.text));
+  });
+}
+
+const heard = (page) => page.evaluate(() => window.heard);
+
+test('a thread made with a group loses whoever the backend takes out of it, and only threads made later gain newcomers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sotto-groups-e2e-'));
+  const config = join(dir, 'sotto.toml');
+  writeFileSync(config, `[[orgs]]\nid = "acme"\nname = "Acme"\n[[orgs.keys]]\nkid = "acme"\nalg = "HS256"\nsecret = "${SECRET}"\n`);
+  const db = join(dir, 'sotto.db');
+  const server = await startServer({ database: db, args: ['--config', config, '--metrics-listen', 'off'] });
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop();
+  });
+  const cli = spawnSync(serverBinary, ['--config', config, '--database', db, 'admin', '--json', 'api-keys', 'create', '--org', 'acme', '--scope', 'backend'], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  const { key } = JSON.parse(cli.stdout);
+
+  const ann = await mount(browser, server.base, { user: { id: 'ann', name: 'Ann Agent' } });
+  const dan = await mount(browser, server.base, { user: { id: 'dan', name: 'Dan Desk' } });
+  const carol = await mount(browser, server.base, { user: { id: 'carol', name: 'Carol Customer' } });
+  const pages = { ann, dan, carol };
+  t.after(() => {
+    if (t.error) for (const [name, p] of Object.entries(pages)) console.log(`${name}:`, p.log.join('\n'));
+  });
+  for (const p of [ann, dan]) await listen(p);
+  await admin(server.base, key, 'PUT', '/groups/desk', { members: ['ann'] });
+
+  const threadId = await carol.evaluate(async () => {
+    const id = await window.client.threadMake('@desk');
+    await window.client.threadOpen(id);
+    return id;
+  });
+  const list = await carol.evaluate(() => window.client.threadList());
+  assert.equal(list[0].distribution, '@desk + @carol', 'the thread keeps the group');
+  assert.equal(list[0].title, 'Desk', 'named by the group Carol wrote to');
+  await carol.evaluate((id) => window.client.threadSendMessage(id, 'one: for Ann'), threadId);
+  await until(ann, () => window.heard.includes('one: for Ann'), null, { what: 'Ann to hear the first message' });
+
+  // Dan joins the desk: he is in the threads made with it from now on, not in the one under
+  // way (the server, which defines groups, must not be able to add a reader to it).
+  await admin(server.base, key, 'POST', '/groups/desk/members', { members: ['dan'] });
+  await carol.evaluate((id) => window.client.threadSendMessage(id, 'two: still for Ann alone'), threadId);
+  await until(ann, () => window.heard.includes('two: still for Ann alone'), null, { what: 'Ann to hear the second message' });
+  const second = await carol.evaluate(async () => {
+    const id = await window.client.threadMake('@desk');
+    await window.client.threadSendMessage(id, 'three: a new topic');
+    return id;
+  });
+  await until(dan, () => window.heard.includes('three: a new topic'), null, { what: 'Dan to hear a message of a thread made after he joined' });
+  await until(ann, () => window.heard.includes('three: a new topic'), null, { what: 'Ann to hear the new thread' });
+  assert.ok(!(await heard(dan)).includes('two: still for Ann alone'), 'a newcomer is not added to a thread under way');
+  const seenByDan = await dan.evaluate((id) => window.client.threadList().then((l) => l.find((t) => t.id === id).title), second);
+  assert.equal(seenByDan, 'Carol Customer · Desk', 'an agent sees whom the thread is with');
+  // Dan writes in it, and Ann and Carol take it.
+  await dan.evaluate((id) => window.client.threadSendMessage(id, 'four: Dan here'), second);
+  await until(ann, () => window.heard.includes('four: Dan here'), null, { what: 'Ann to take a message from Dan' });
+
+  // Ann leaves the desk: she is out of both threads at once, and what follows never
+  // reaches her.
+  await admin(server.base, key, 'DELETE', '/groups/desk/members/ann');
+  for (const id of [threadId, second]) {
+    await until(ann, (id) => window.client.threadList().then((l) => l.find((t) => t.id === id)?.left === true), id, { what: "Ann's thread to say she is out" });
+    await until(carol, (id) => window.client.threadList().then((l) => !l.find((t) => t.id === id).members.some((m) => m.name === 'Ann Agent')), id, { what: "Carol's thread to drop Ann" });
+  }
+  await carol.evaluate((id) => window.client.threadSendMessage(id, 'five: not for Ann'), second);
+  await until(dan, () => window.heard.includes('five: not for Ann'), null, { what: 'Dan to hear the fifth message' });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(!(await heard(ann)).includes('five: not for Ann'), 'a removed member reads nothing new');
+  await carol.evaluate((id) => window.client.threadOpen(id), second);
+  await carol.locator('.msg.in .text', { hasText: 'four: Dan here' }).waitFor({ timeout: 15000 });
+  await ann.evaluate((id) => window.client.threadOpen(id), second);
+  await ann.locator('.thread-header .members', { hasText: 'no longer a member' }).waitFor();
+  await carol.screenshot({ path: join(artifacts, 'group-follow.png') });
 });

@@ -1,0 +1,131 @@
+//! Threads that follow their groups' removals. A thread made from an expression naming a
+//! group (`@support`) keeps that expression as its distribution. When the site's backend
+//! takes someone out of the group, the server tells the devices of its old and new members
+//! and of those who follow it (`group_changed`); each resolves the groups it follows again,
+//! here, and takes out of the threads that follow them whoever the distribution no longer
+//! names, then rotates its sender keys away from them, exactly as after a removal by a
+//! member. Every device reads the same groups, so no member needs to send an update.
+//!
+//! Someone *added* to a group is in the threads made with it from then on, never in the
+//! existing ones: the server defines the groups, and it must not be able to add a reader to
+//! a conversation that is under way (PROTOCOL.md, "Who may change a thread"). A member can
+//! add them, with an update as for any other member change.
+
+use super::Inner;
+use crate::error::ClientResult;
+use sotto_core::membership::members_now;
+use sotto_core::protocol::User;
+use std::rc::Rc;
+use wasm_bindgen_futures::spawn_local;
+
+impl Inner {
+    /// Brings the threads that follow groups up to date, in the background. Calls while a
+    /// refresh runs make it run once more after, not once each: a burst of changes (a
+    /// backend's script, or a hostile server) costs two rounds, not one per change.
+    pub(super) fn spawn_follow_groups(self: &Rc<Self>) {
+        {
+            let mut state = self.state.borrow_mut();
+            state.following_groups += 1;
+            if state.following_groups > 1 {
+                state.following_groups = 2;
+                return;
+            }
+        }
+        let inner = self.clone();
+        spawn_local(async move {
+            loop {
+                if let Err(e) = inner.follow_groups().await {
+                    inner.emit_error(&e);
+                }
+                let mut state = inner.state.borrow_mut();
+                state.following_groups -= 1;
+                if state.following_groups == 0 {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Resolves every followed group once and takes out of the threads that follow them
+    /// whoever they no longer name.
+    async fn follow_groups(self: &Rc<Self>) -> ClientResult<()> {
+        let mut wanted: Vec<String> = Vec::new();
+        for t in self.state.borrow().threads.iter().filter(|t| !t.left) {
+            for g in &t.groups {
+                if !wanted.contains(g) {
+                    wanted.push(g.clone());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (token, own) = self.session()?;
+        // Each group's users now; `None`: the group is gone (deleted or renamed).
+        let mut groups: Vec<(String, Option<Vec<User>>)> = Vec::new();
+        for group in wanted {
+            let users = match self.post_resolve(&token, &format!("@{group}")).await {
+                Ok(r) => Some(r.users),
+                Err(e) if e.code == "expr_unknown_tag" => None,
+                Err(e) => return Err(e),
+            };
+            groups.push((group, users));
+        }
+        let users_of = |g: &str| groups.iter().find(|(name, _)| name == g).map(|(_, u)| u);
+        let mut removed_from = Vec::new();
+        let mut changed = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for t in state.threads.iter_mut().filter(|t| !t.left) {
+                if t.groups.is_empty() {
+                    continue;
+                }
+                if t.groups.iter().any(|g| matches!(users_of(g), Some(None))) {
+                    // A group it followed is gone: it keeps the members it has, as a list.
+                    t.distribution =
+                        sotto_core::expr::canonical(t.members.iter().map(|m| m.tag.as_str()));
+                    t.groups.clear();
+                    changed.push(t.id.clone());
+                    continue;
+                }
+                // Which of the members the distribution still names: a group's change
+                // takes people out of the threads that follow it, never anyone in.
+                let known = &t.members;
+                let sets: Vec<(&str, Vec<usize>)> = t
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let users = users_of(g).and_then(Option::as_ref);
+                        let at = |u: &User| known.iter().position(|k| k.id == u.id);
+                        (
+                            g.as_str(),
+                            users.into_iter().flatten().filter_map(at).collect(),
+                        )
+                    })
+                    .collect();
+                let tags: Vec<&str> = known.iter().map(|u| u.tag.as_str()).collect();
+                let Ok(now) = members_now(&t.distribution, &tags, &sets) else {
+                    continue;
+                };
+                if now.iter().all(|named| *named) {
+                    continue;
+                }
+                let mut named = now.into_iter();
+                t.members.retain(|_| named.next().unwrap_or(true));
+                t.left = t.member(&own.id).is_none();
+                removed_from.push(t.id.clone());
+                changed.push(t.id.clone());
+            }
+        }
+        for id in &removed_from {
+            self.rotate_sender_key(id);
+        }
+        for id in &changed {
+            self.persist(id);
+        }
+        if !changed.is_empty() {
+            self.render();
+        }
+        Ok(())
+    }
+}
