@@ -223,15 +223,19 @@ pub fn app(state: SharedState) -> Router {
     } else {
         app = app.fallback(not_found);
     }
-    // Spans name the path only: query strings can carry sign-in tokens and are never logged.
-    app.layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-        let id = req
-            .headers()
-            .get(request_id::HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-    }))
+    // Spans name the path only: query strings can carry sign-in tokens and are never logged,
+    // nor are the site's own user IDs (often emails) in admin paths.
+    app.layer(
+        TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let path = request_id::loggable_path(req.uri().path());
+            tracing::info_span!("http", method = %req.method(), path = %path, request_id = %id)
+        }),
+    )
     .layer(axum::middleware::from_fn(request_id::assign))
     .with_state(state)
 }

@@ -18,6 +18,20 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// `path` as logged: the admin API's user paths name users by the site's own IDs, which
+/// are often emails, so that segment is replaced (`/v1/admin/orgs/acme/users/…/disable`).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = path.strip_prefix("/v1/admin/orgs/") else {
+        return path.into();
+    };
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    if parts.get(1) == Some(&"users") && parts.len() > 2 {
+        parts[2] = "…";
+        return format!("/v1/admin/orgs/{}", parts.join("/")).into();
+    }
+    path.into()
+}
+
 pub async fn assign(mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
@@ -35,6 +49,25 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_sites_user_ids_stay_out_of_logged_paths() {
+        use super::loggable_path as p;
+        assert_eq!(
+            p("/v1/admin/orgs/acme/users/nia%40acme.test/disable"),
+            "/v1/admin/orgs/acme/users/…/disable"
+        );
+        assert_eq!(
+            p("/v1/admin/orgs/acme/users/emp-7"),
+            "/v1/admin/orgs/acme/users/…"
+        );
+        assert_eq!(p("/v1/admin/orgs/acme/users"), "/v1/admin/orgs/acme/users");
+        assert_eq!(
+            p("/v1/admin/orgs/acme/groups/desk"),
+            "/v1/admin/orgs/acme/groups/desk"
+        );
+        assert_eq!(p("/v1/users/u_1/keys"), "/v1/users/u_1/keys");
+    }
+
     #[test]
     fn only_plain_short_ids_are_kept() {
         assert!(super::acceptable("lb-1234.abc:9"));

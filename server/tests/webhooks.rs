@@ -373,3 +373,82 @@ async fn an_api_key_cannot_aim_webhooks_into_the_servers_network() {
     assert_eq!(status, 403, "webhooks need the admin scope");
     server.stop().await;
 }
+
+/// A receiver that takes the connection and never answers: the post gives up after its
+/// timeout and is kept for a retry, and meanwhile messages flow as fast as ever.
+#[tokio::test]
+async fn a_receiver_that_never_answers_slows_nothing_and_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(0u32));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            *counted.lock().unwrap() += 1;
+            held.push(socket);
+        }
+    });
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let key = api_key(&db.location, Some("acme"), "admin");
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/admin/orgs/acme/webhooks",
+            Some(&key),
+            Some(json!({ "url": format!("http://{addr}/hook"), "events": ["user.created", "device.added"] })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let ann = server.user_with_device("ann", [1; 32]).await;
+    let ben = server.user_with_device("ben", [2; 32]).await;
+    for _ in 0..50 {
+        if *accepted.lock().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(*accepted.lock().unwrap() > 0, "the receiver was called");
+    // While the posts hang, a message goes from Ann to Ben at once.
+    let mut ws = connect(&server, &ben).await;
+    let (status, _) = send(&server, &ann, &[&ben], "hello").await;
+    assert_eq!(status, 200);
+    next_of_type(&mut ws, "envelope").await;
+    let (_, list) = server
+        .call(
+            Method::GET,
+            "/v1/admin/orgs/acme/webhooks",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["webhooks"][0]["last_error"],
+        Value::Null,
+        "the message arrived while the post still hung: {list}"
+    );
+    // After the post's 10 s timeout, the delivery is kept, with the reason, for a retry.
+    let mut last_error = Value::Null;
+    for _ in 0..150 {
+        let (_, list) = server
+            .call(
+                Method::GET,
+                "/v1/admin/orgs/acme/webhooks",
+                Some(&key),
+                None,
+            )
+            .await;
+        last_error = list["webhooks"][0]["last_error"].clone();
+        if last_error == "timed out" {
+            assert!(
+                list["webhooks"][0]["pending"].as_i64().unwrap() >= 1,
+                "{list}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last_error, "timed out");
+    server.stop().await;
+}
