@@ -197,6 +197,9 @@ pub enum SigningKeyCmd {
     },
     /// Tokens signed with it stop signing anyone in.
     Retire { org: String, kid: String },
+    /// Fetch the org's JWKS now and honour only the keys it lists (after the identity
+    /// provider dropped a compromised key), on every node.
+    ReloadJwks { org: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,6 +453,11 @@ impl Noun {
                     format!("/v1/admin/orgs/{}/signing-keys/{}", seg(org), seg(kid)),
                     None,
                 ),
+                SigningKeyCmd::ReloadJwks { org } => c(
+                    M::POST,
+                    format!("/v1/admin/orgs/{}/jwks/reload", seg(org)),
+                    None,
+                ),
             },
             Noun::VisitorTokens(cmd) => match cmd {
                 VisitorTokenCmd::List { org } => c(
@@ -622,7 +630,6 @@ async fn local(mut config: Config, call: &Call) -> Result<(u16, Value), String> 
     config.admin_cli = true;
     for org in &mut config.orgs {
         org.keys.clear();
-        org.jwks_url = None;
     }
     let state = crate::build_state(config).await?;
     let app = crate::app(state.clone());
@@ -750,6 +757,11 @@ mod tests {
                 Method::DELETE,
                 "/v1/admin/orgs/acme/groups/support/members/bob"
             )
+        );
+        let c = call(&["signing-keys", "reload-jwks", "acme"]);
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::POST, "/v1/admin/orgs/acme/jwks/reload")
         );
         let c = call(&["api-keys", "create", "--scope", "admin"]);
         assert_eq!(c.path, "/v1/admin/api-keys");

@@ -116,6 +116,12 @@ pub struct SigningKeyList {
     pub keys: Vec<admin::orgs::SigningKey>,
 }
 
+/// The kids an org's JWKS lists now, after a reload.
+#[derive(Serialize, ToSchema)]
+pub struct JwksReloaded {
+    pub kids: Vec<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct VisitorTokenList {
     pub tokens: Vec<admin::orgs::VisitorToken>,
@@ -200,6 +206,7 @@ pub struct Done {
         routes::admin::list_signing_keys,
         routes::admin::add_signing_key,
         routes::admin::retire_signing_key,
+        routes::admin::reload_jwks,
         routes::admin::list_visitor_tokens,
         routes::admin::add_visitor_token,
         routes::admin::revoke_visitor_token,

@@ -268,3 +268,125 @@ async fn an_api_key_cannot_point_jwks_at_the_servers_network() {
     );
     server.stop().await;
 }
+
+/// The provider drops a compromised key; without a word, its tokens would still be taken
+/// until the cached set goes stale (here ten minutes). The operator reloads the JWKS: on
+/// every node the key stops at once, while the provider's other keys go on working. A
+/// provider that cannot be reached changes nothing.
+#[tokio::test]
+async fn an_operator_drops_a_compromised_key_on_every_node_at_once() {
+    let rsa = EncodingKey::from_rsa_pem(&pem("rsa.key")).unwrap();
+    let ec = EncodingKey::from_ec_pem(&pem("ec.key")).unwrap();
+    let provider = Arc::new(Provider {
+        keys: Mutex::new(Some(JwkSet {
+            keys: vec![
+                jwk("r1", Algorithm::RS256, &rsa),
+                jwk("e1", Algorithm::ES256, &ec),
+            ],
+        })),
+        fetches: AtomicUsize::new(0),
+    });
+    let url = start_provider(provider.clone()).await;
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.orgs[0].keys.clear();
+    cfg.orgs[0].jwks_url = Some(url);
+    let a = TestServer::start(cfg.clone()).await;
+    let b = TestServer::start(cfg).await;
+    let key = api_key(&db.location, Some("acme"), "admin");
+    let stolen = sign(
+        Algorithm::RS256,
+        "r1",
+        &rsa,
+        json!({ "user": { "id": "ann" } }),
+    );
+    let good = sign(
+        Algorithm::ES256,
+        "e1",
+        &ec,
+        json!({ "user": { "id": "ann" } }),
+    );
+    for node in [&a, &b] {
+        node.sign_in(&stolen).await;
+    }
+    *provider.keys.lock().unwrap() = Some(JwkSet {
+        keys: vec![jwk("e1", Algorithm::ES256, &ec)],
+    });
+    for node in [&a, &b] {
+        node.sign_in(&stolen).await;
+    }
+
+    // Down, the provider: the reload says so and the nodes keep what they hold.
+    let listed = provider.keys.lock().unwrap().take();
+    let (status, body) = a
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/orgs/acme/jwks/reload",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("jwks_unavailable")),
+        "{body}"
+    );
+    b.sign_in(&good).await;
+    *provider.keys.lock().unwrap() = listed;
+
+    let (status, body) = a
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/orgs/acme/jwks/reload",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!((status, &body["kids"]), (200, &json!(["e1"])), "{body}");
+    let refused = |node: &TestServer| {
+        let stolen = stolen.clone();
+        let node_url = node.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{node_url}/v1/auth/jwt"))
+                .json(&json!({ "jwt": stolen }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(refused(&a).await, 401, "the node that reloaded");
+    // The other node learns of the reload when it next reads the orgs (every 5 s).
+    let mut status = 200;
+    for _ in 0..100 {
+        status = refused(&b).await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "the other node");
+    for node in [&a, &b] {
+        node.sign_in(&good).await;
+    }
+    let (_, log) = a
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/orgs/acme/audit",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "org.jwks_reload"),
+        "{log}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -100,6 +100,29 @@ impl Jwks {
         state.keys.iter().map(|c| c.key.clone()).collect()
     }
 
+    /// Fetches the set now and keeps exactly what it lists, dropping every key it no
+    /// longer does (an operator's answer to a compromised key, which would otherwise be
+    /// honoured until the copy that listed it went stale). On failure nothing changes.
+    /// Returns the kids now held.
+    pub async fn reload(&self) -> Result<Vec<String>, String> {
+        let mut state = self.state.lock().await;
+        let (keys, fresh) = self.fetch().await?;
+        let now = Instant::now();
+        let until = now + fresh;
+        state.keys = keys
+            .into_iter()
+            .take(MAX_KEYS)
+            .map(|key| Cached { key, until })
+            .collect();
+        state.fresh_until = Some(until);
+        state.last_fetch = Some(now);
+        Ok(state
+            .keys
+            .iter()
+            .map(|c| c.key.kid.clone().unwrap_or_default())
+            .collect())
+    }
+
     async fn fetch(&self) -> Result<(Vec<VerifyingKey>, Duration), String> {
         crate::outbound::check_url(&self.url, self.allow_private)?;
         let client =

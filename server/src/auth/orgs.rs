@@ -85,6 +85,11 @@ pub struct OrgDirectory {
     last_kid_reload: Mutex<Option<Instant>>,
     /// Each org's published keys, by org and URL.
     jwks: Mutex<std::collections::HashMap<(String, String), Arc<super::jwks::Jwks>>>,
+    /// Per org, how many times an operator had its JWKS reloaded (`jwks_reload:<org>` in
+    /// `server_marks`): a node whose copy is from an older round drops it and fetches anew.
+    jwks_rounds: Mutex<std::collections::HashMap<String, i64>>,
+    /// The round each cached JWKS was fetched in.
+    jwks_held: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl OrgDirectory {
@@ -105,6 +110,8 @@ impl OrgDirectory {
             built_at: Mutex::new(None),
             last_kid_reload: Mutex::new(None),
             jwks: Default::default(),
+            jwks_rounds: Default::default(),
+            jwks_held: Default::default(),
         };
         dir.reload(db).await.map_err(|e| e.message)?;
         Ok(dir)
@@ -125,10 +132,15 @@ impl OrgDirectory {
                 if seen == Some(now) {
                     return Ok::<_, ApiError>(None);
                 }
-                Ok(Some((now, build(conn, &file, demo.as_deref())?)))
+                Ok(Some((
+                    now,
+                    build(conn, &file, demo.as_deref())?,
+                    jwks_rounds(conn)?,
+                )))
             })
             .await?;
-        if let Some((at, orgs)) = rebuilt {
+        if let Some((at, orgs, rounds)) = rebuilt {
+            *self.jwks_rounds.lock().expect("orgs lock") = rounds;
             *self.current.write().expect("orgs lock") = Arc::new(orgs);
             *self.built_at.lock().expect("orgs lock") = Some(at);
         }
@@ -171,14 +183,99 @@ impl OrgDirectory {
         let Some(url) = &org.jwks_url else {
             return vec![];
         };
-        let jwks = self
-            .jwks
+        let jwks = self.jwks_of(org, url);
+        jwks.keys(OrgAuth::kid_of(jwt).as_deref()).await
+    }
+
+    /// The cached JWKS of `org` at `url`: a new one when an operator reloaded the org's set
+    /// since this one was fetched (on any node).
+    fn jwks_of(&self, org: &OrgAuth, url: &str) -> Arc<super::jwks::Jwks> {
+        let round = self
+            .jwks_rounds
             .lock()
             .expect("jwks lock")
-            .entry((org.id.clone(), url.clone()))
-            .or_insert_with(|| Arc::new(super::jwks::Jwks::new(url.clone(), org.in_file)))
-            .clone();
-        jwks.keys(OrgAuth::kid_of(jwt).as_deref()).await
+            .get(&org.id)
+            .copied()
+            .unwrap_or(0);
+        let mut held = self.jwks_held.lock().expect("jwks lock");
+        let mut cache = self.jwks.lock().expect("jwks lock");
+        let key = (org.id.clone(), url.to_owned());
+        if held.get(&org.id).is_some_and(|r| *r != round) {
+            cache.remove(&key);
+        }
+        held.insert(org.id.clone(), round);
+        cache
+            .entry(key)
+            .or_insert_with(|| Arc::new(super::jwks::Jwks::new(url.to_owned(), org.in_file)))
+            .clone()
+    }
+
+    /// Fetches `org`'s JWKS now and keeps only what it lists (see `Jwks::reload`); the
+    /// caller has recorded the new round, so other nodes drop their copies at their next
+    /// reload of the orgs.
+    pub async fn reload_jwks(
+        &self,
+        db: &Db,
+        actor: &crate::admin::Actor,
+        org: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let current = self.current();
+        let auth = current.get(org)?;
+        let Some(url) = auth.jwks_url.clone() else {
+            return Err(ApiError::conflict(
+                "no_jwks_url",
+                format!("org {org} has no jwks_url"),
+            ));
+        };
+        let fresh = super::jwks::Jwks::new(url.clone(), auth.in_file);
+        let kids = fresh.reload().await.map_err(|e| ApiError {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            ..ApiError::bad_request(
+                "jwks_unavailable",
+                format!("the JWKS could not be fetched ({e}); the keys held are unchanged"),
+            )
+        })?;
+        let (org_id, actor, listed) = (org.to_owned(), actor.clone(), kids.clone());
+        let round = db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "INSERT INTO server_marks (name, value) VALUES (?1, 1)
+                     ON CONFLICT (name) DO UPDATE SET value = server_marks.value + 1",
+                    crate::params![format!("jwks_reload:{org_id}")],
+                )?;
+                let round: i64 = tx.query_row(
+                    "SELECT value FROM server_marks WHERE name = ?1",
+                    crate::params![format!("jwks_reload:{org_id}")],
+                    |r| r.get(0),
+                )?;
+                changed(&tx)?;
+                crate::admin::audit::record(
+                    &tx,
+                    &actor,
+                    Some(&org_id),
+                    "org.jwks_reload",
+                    None,
+                    serde_json::json!({ "kids": listed }),
+                )?;
+                tx.commit()?;
+                Ok::<_, ApiError>(round)
+            })
+            .await?;
+        // This node holds the set just fetched, as of the new round.
+        self.jwks_rounds
+            .lock()
+            .expect("jwks lock")
+            .insert(org.to_owned(), round);
+        self.jwks_held
+            .lock()
+            .expect("jwks lock")
+            .insert(org.to_owned(), round);
+        self.jwks
+            .lock()
+            .expect("jwks lock")
+            .insert((org.to_owned(), url), Arc::new(fresh));
+        Ok(kids)
     }
 
     /// Whether the configuration file defines `org` (its settings are then the file's).
@@ -197,6 +294,17 @@ pub fn changed(conn: &Conn) -> crate::db::Result<()> {
         crate::params![],
     )?;
     Ok(())
+}
+
+/// How many times each org's JWKS was reloaded by an operator.
+fn jwks_rounds(conn: &Conn) -> crate::db::Result<std::collections::HashMap<String, i64>> {
+    let mut stmt =
+        conn.prepare("SELECT name, value FROM server_marks WHERE name LIKE 'jwks_reload:%'")?;
+    let rows = stmt.query_map(crate::params![], |r| {
+        Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+    })?;
+    rows.map(|r| r.map(|(name, n)| (name["jwks_reload:".len()..].to_owned(), n)))
+        .collect()
 }
 
 fn version(conn: &Conn) -> crate::db::Result<i64> {

@@ -68,6 +68,7 @@ pub fn routes() -> Router<SharedState> {
             "/v1/admin/orgs/{org}/signing-keys/{kid}",
             axum::routing::delete(retire_signing_key),
         )
+        .route("/v1/admin/orgs/{org}/jwks/reload", post(reload_jwks))
         .route(
             "/v1/admin/orgs/{org}/visitor-tokens",
             get(list_visitor_tokens).post(add_visitor_token),
@@ -560,6 +561,17 @@ pub async fn retire_signing_key(
     write(&state, move |c| orgs::retire_signing_key(c, &a, &org, &kid)).await?;
     reload_orgs(&state).await;
     Ok(Json(Done { done: true }))
+}
+
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/jwks/reload", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The JWKS as fetched now; keys it no longer lists stop signing anyone in, on every node", body = crate::openapi::JwksReloaded), (status = 409, description = "The org has no jwks_url"), (status = 502, description = "The JWKS could not be fetched; nothing changed")))]
+pub async fn reload_jwks(
+    State(state): State<SharedState>,
+    Admin(a): Admin,
+    Path(org): Path<String>,
+) -> ApiResult<Json<crate::openapi::JwksReloaded>> {
+    a.require(&org, Scope::Admin)?;
+    let kids = state.orgs.reload_jwks(&state.db, &a, &org).await?;
+    Ok(Json(crate::openapi::JwksReloaded { kids }))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
