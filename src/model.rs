@@ -122,37 +122,61 @@ impl Thread {
 
     /// A thread for the users `resolved` from `expr`, with no title or attributes yet.
     pub fn resolved(id: String, expr: &str, resolved: sotto_core::protocol::Resolved) -> Thread {
-        let (distribution, groups) =
-            sotto_core::membership::distribution(expr, &resolved.canonical, &resolved.groups);
+        let (distribution, groups) = sotto_core::membership::distribution(expr, &resolved);
         Thread {
             groups,
             ..Thread::new(id, distribution, resolved.users)
         }
     }
 
-    /// Adopts what `expr` resolved to as the thread's distribution and members.
-    pub fn set_distribution(&mut self, expr: &str, resolved: sotto_core::protocol::Resolved) {
-        let (distribution, groups) =
-            sotto_core::membership::distribution(expr, &resolved.canonical, &resolved.groups);
+    /// Adopts what a member's change `expr` resolved to as the distribution and members.
+    /// A thread that follows groups gains only the people named by their own tag, never
+    /// anyone through a group (see `membership::admissible`). Returns whether someone is
+    /// no longer a member.
+    pub fn set_distribution(
+        &mut self,
+        expr: &str,
+        mut resolved: sotto_core::protocol::Resolved,
+    ) -> bool {
+        let (distribution, groups) = sotto_core::membership::distribution(expr, &resolved);
+        let follows: Vec<String> = self.groups.iter().chain(&groups).cloned().collect();
+        if !follows.is_empty() {
+            let current: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
+            resolved.users =
+                sotto_core::membership::admissible(expr, &follows, &current, &resolved);
+        }
+        let removed = self
+            .members
+            .iter()
+            .any(|m| !resolved.users.iter().any(|u| u.id == m.id));
         self.distribution = distribution;
         self.groups = groups;
         self.members = resolved.users;
+        removed
     }
 
     /// Takes `user` out: the members, and the distribution (which, following groups, must
     /// now leave them out even while their group keeps them).
     pub fn remove_member(&mut self, user: &str) {
-        let tag = self.member(user).map(|u| u.tag.clone());
+        let Some(tag) = self.member(user).map(|u| u.tag.clone()) else {
+            return;
+        };
         self.members.retain(|m| m.id != user);
         let canonical = sotto_core::expr::canonical(self.members.iter().map(|m| m.tag.as_str()));
-        let expr = match tag {
-            Some(tag) if !self.groups.is_empty() => format!("({}) - @{tag}", self.distribution),
-            _ => canonical.clone(),
-        };
-        let (distribution, groups) =
-            sotto_core::membership::distribution(&expr, &canonical, &self.groups);
-        self.distribution = distribution;
-        self.groups = groups;
+        if self.groups.is_empty() {
+            self.distribution = canonical;
+            return;
+        }
+        let expr = format!("({}) - @{tag}", self.distribution);
+        let printed = sotto_core::expr::parse(&expr).map(|e| e.to_string());
+        match printed {
+            Ok(p) if p.chars().count() <= sotto_core::expr::MAX_LEN => self.distribution = p,
+            // Too long to keep: the thread keeps its members as a list from now on.
+            _ => {
+                self.distribution = canonical;
+                self.groups.clear();
+            }
+        }
     }
 
     /// A thread made with no title or attributes yet.
@@ -191,8 +215,8 @@ impl Thread {
             .map(display_name)
             .collect();
         if !self.groups.is_empty() {
-            // Named by its groups ("Support") for whoever wrote to them; for those in it
-            // through a group, by the people named besides ("Carol · Support").
+            // Named by its groups ("Support"), after the people named besides, if any
+            // ("Carol · Support"), so an agent tells one customer's thread from another's.
             let groups: Vec<String> = self.groups.iter().map(|g| group_title(g)).collect();
             let named = sotto_core::expr::parse(&self.distribution)
                 .map(|e| e.tags().into_iter().map(str::to_owned).collect::<Vec<_>>())
@@ -205,8 +229,7 @@ impl Thread {
                 })
                 .map(display_name)
                 .collect();
-            let own_named = self.member(own_id).is_some_and(|u| named.contains(&u.tag));
-            if own_named || direct.is_empty() {
+            if direct.is_empty() {
                 return groups.join(", ");
             }
             direct.sort_unstable();

@@ -171,6 +171,20 @@ impl Expr {
         }
     }
 
+    /// The tags that add people: every tag except those only ever taken away (`@b` in
+    /// `@a - @b`). A tag only taken away may name no one any more (a user deleted since).
+    pub fn added_tags(&self) -> Vec<&str> {
+        match self {
+            Expr::Tag { name, .. } => vec![name.as_str()],
+            Expr::Union(a, b) => {
+                let mut tags = a.added_tags();
+                tags.extend(b.added_tags());
+                tags
+            }
+            Expr::Difference(a, _) => a.added_tags(),
+        }
+    }
+
     /// Evaluates the expression to a set, asking `lookup` for each tag's members (it may
     /// refuse a tag, e.g. an unknown one, and gets the tag's position to report).
     pub fn evaluate<T: Ord + Clone, E>(
@@ -236,6 +250,9 @@ mod tests {
     fn tags_lists_every_tag_named() {
         let e = parse("(@support + @bob) - @gary").unwrap();
         assert_eq!(e.tags(), ["support", "bob", "gary"]);
+        assert_eq!(e.added_tags(), ["support", "bob"]);
+        let e = parse("@a - (@b - @c) + @d").unwrap();
+        assert_eq!(e.added_tags(), ["a", "d"]);
     }
 
     fn resolve(input: &str) -> Result<Vec<&'static str>, ExprError> {

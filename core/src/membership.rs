@@ -11,6 +11,7 @@
 //! nobody can pin a thread's state beyond the reach of later changes.
 
 use crate::expr;
+use crate::protocol::{Resolved, User};
 use crate::CoreError;
 
 /// How far ahead of this device's clock a change may be dated.
@@ -26,19 +27,48 @@ pub fn is_newer(current_at: i64, change_at: i64, now_ms: i64) -> Result<bool, Co
 
 /// A thread's distribution as kept and sent: the canonical list of users (`@a + @b`) when
 /// `expr` named no group, so the thread keeps exactly those members; the expression itself
-/// in normal form when it named groups (`@support + @visitor.k3`), so the thread follows
-/// the groups as the site changes them. An expression too long to keep falls back to the
-/// list. Returns the distribution and the groups it follows.
-pub fn distribution(expr: &str, canonical: &str, groups: &[String]) -> (String, Vec<String>) {
-    if !groups.is_empty() {
-        if let Ok(parsed) = expr::parse(expr) {
-            let printed = parsed.to_string();
-            if printed.chars().count() <= expr::MAX_LEN {
-                return (printed, groups.to_vec());
-            }
+/// in normal form when it named groups (`@support + @visitor.k3`), so the thread can follow
+/// their removals. The server's word on which tags are groups is checked: a group must be
+/// a tag of `expr` and no resolved user's tag. An expression too long to keep falls back
+/// to the list. Returns the distribution and the groups it follows.
+pub fn distribution(expr: &str, resolved: &Resolved) -> (String, Vec<String>) {
+    if let Ok(parsed) = expr::parse(expr) {
+        let tags = parsed.tags();
+        let groups: Vec<String> = resolved
+            .groups
+            .iter()
+            .filter(|g| tags.contains(&g.as_str()) && !resolved.users.iter().any(|u| u.tag == **g))
+            .cloned()
+            .collect();
+        let printed = parsed.to_string();
+        if !groups.is_empty() && printed.chars().count() <= expr::MAX_LEN {
+            return (printed, groups);
         }
     }
-    (canonical.to_owned(), Vec::new())
+    (resolved.canonical.clone(), Vec::new())
+}
+
+/// Who a thread that follows `groups` may have as members after a member re-resolved its
+/// distribution `expr` (`resolved`): those it had (`current`, user IDs), and anyone named
+/// by their own tag. Never someone who is in only through a group: the server defines the
+/// groups, and must not add a reader to a conversation under way that way.
+pub fn admissible(
+    expr: &str,
+    groups: &[String],
+    current: &[&str],
+    resolved: &Resolved,
+) -> Vec<User> {
+    let named: Vec<String> = expr::parse(expr)
+        .map(|e| e.added_tags().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    resolved
+        .users
+        .iter()
+        .filter(|u| {
+            current.contains(&u.id.as_str()) || (named.contains(&u.tag) && !groups.contains(&u.tag))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Which of `known` (user tags, one per user) `distribution` names now, given the current
@@ -77,25 +107,62 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn user(tag: &str) -> User {
+        User {
+            id: format!("u-{tag}"),
+            tag: tag.into(),
+            name: None,
+            email: None,
+            ephemeral: false,
+        }
+    }
+
+    fn resolved(tags: &[&str], groups: &[&str]) -> Resolved {
+        Resolved {
+            users: tags.iter().map(|t| user(t)).collect(),
+            canonical: crate::expr::canonical(tags.iter().copied()),
+            groups: strings(groups),
+        }
+    }
+
     #[test]
     fn a_list_of_users_is_kept_as_such_and_groups_are_followed() {
         assert_eq!(
-            distribution("(@bob) + @alice", "@alice + @bob", &[]),
+            distribution("(@bob) + @alice", &resolved(&["alice", "bob"], &[])),
             ("@alice + @bob".into(), vec![])
         );
+        let support = resolved(&["gary", "sue", "visitor.k3"], &["support"]);
         assert_eq!(
-            distribution(
-                "(@Support) + @visitor.k3",
-                "@gary + @sue + @visitor.k3",
-                &strings(&["support"])
-            ),
+            distribution("(@Support) + @visitor.k3", &support),
             ("@support + @visitor.k3".into(), strings(&["support"]))
         );
         let long = format!("(@support) + ({})", "@abcdefgh + ".repeat(90) + "@x");
+        assert_eq!(distribution(&long, &support).1, Vec::<String>::new());
+        // The server cannot make a person into a group, nor a group the thread never named.
+        let lie = resolved(&["alice", "carol"], &["carol", "support"]);
         assert_eq!(
-            distribution(&long, "@gary", &strings(&["support"])),
-            ("@gary".into(), vec![])
+            distribution("@carol + @alice", &lie),
+            ("@alice + @carol".into(), vec![])
         );
+    }
+
+    #[test]
+    fn a_re_resolved_group_brings_no_one_new_but_a_named_user_does() {
+        let groups = strings(&["desk"]);
+        // Dan joined @desk since; Xavier is named by a member's amend.
+        let now = resolved(&["ann", "carol", "dan", "xavier"], &["desk"]);
+        let kept = admissible(
+            "@desk + @carol + @xavier",
+            &groups,
+            &["u-ann", "u-carol"],
+            &now,
+        );
+        let tags: Vec<&str> = kept.iter().map(|u| u.tag.as_str()).collect();
+        assert_eq!(tags, ["ann", "carol", "xavier"]);
+        // A tag only taken away adds no one, even if it now names a newcomer.
+        let kept = admissible("@desk + @carol - @dan", &groups, &["u-carol"], &now);
+        let tags: Vec<&str> = kept.iter().map(|u| u.tag.as_str()).collect();
+        assert_eq!(tags, ["carol"]);
     }
 
     #[test]

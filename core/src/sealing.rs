@@ -57,7 +57,9 @@ pub struct MessageBody {
     pub v: u16,
     pub message_id: String,
     pub thread_id: String,
-    /// The thread's distribution, as a canonical expression (`@alice + @bob`).
+    /// The thread's distribution: the canonical list of its users (`@alice + @bob`), or, for
+    /// a thread made with a group, that expression in normal form (`@support + @carol`; see
+    /// `membership::distribution`).
     pub distribution: String,
     pub sender_user: String,
     pub sender_device: String,

@@ -466,10 +466,13 @@ pub fn resolve(conn: &Conn, org: &str, input: &str) -> Result<Resolved, ApiError
         ..ApiError::bad_request(code, e.to_string())
     };
     let parsed = expr::parse(input).map_err(|e| expr_error(e, "expr_syntax"))?;
+    let added = parsed.added_tags();
     let mut found: std::collections::BTreeMap<String, User> = Default::default();
     let ids: BTreeSet<String> = parsed.evaluate(&mut |tag, position| {
         let members = tag_members(conn, org, tag)
             .map_err(ApiError::from)?
+            // Taking away someone who is gone (a deleted user) takes away no one.
+            .or_else(|| (!added.contains(&tag)).then(Vec::new))
             .ok_or_else(|| {
                 expr_error(
                     expr::ExprError {

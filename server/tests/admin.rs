@@ -720,9 +720,9 @@ async fn groups_are_managed_at_run_time_except_the_files() {
     server.stop().await;
 }
 
-/// A group's change reaches the devices of everyone it concerns: old members and new, and
-/// whoever resolved an expression naming it (their threads follow it), so that each
-/// resolves it again; no one else hears of it. A resolved expression says which of its
+/// A group's loss of a member reaches the devices of everyone it concerns: old members and
+/// new, and whoever resolved an expression naming it (their threads follow it), so that each
+/// resolves it again; no one else hears of it, and an addition is told to no one. A resolved expression says which of its
 /// tags are groups.
 #[tokio::test]
 async fn group_changes_are_told_to_the_devices_of_old_and_new_members() {
@@ -752,6 +752,24 @@ async fn group_changes_are_told_to_the_devices_of_old_and_new_members() {
         .await;
     assert_eq!(status, 200, "{resolved}");
     assert_eq!(resolved["groups"], json!(["sales"]));
+    // Taking away someone who is gone (deleted since) takes away no one; naming them is
+    // still an error.
+    let (status, _) = server
+        .post(
+            "/v1/resolve",
+            Some(&cal.token),
+            json!({ "expr": "@sales + @cal - @gone" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .post(
+            "/v1/resolve",
+            Some(&cal.token),
+            json!({ "expr": "@sales + @gone" }),
+        )
+        .await;
+    assert_eq!(status, 400);
     let (_, plain) = server
         .post(
             "/v1/resolve",
@@ -811,13 +829,28 @@ async fn group_changes_are_told_to_the_devices_of_old_and_new_members() {
         let frame = next_of_type(ws, "group_changed").await;
         assert_eq!(frame["group"], "sales");
     }
-    // Made again, the group has no followers: the old name's threads stopped following it.
+    // Made again, with Dee: a change that only adds tells no one (no existing thread gains
+    // anyone through a group).
     let (status, _) = admin(
         &server,
         &key,
         Method::PUT,
         &format!("{groups}/sales"),
         Some(json!({ "members": ["dee"] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        silent_for(&mut dee_ws, 300).await,
+        "an addition is not told"
+    );
+    // Dee leaves it: she hears; Cal's following ended with the old group.
+    let (status, _) = admin(
+        &server,
+        &key,
+        Method::DELETE,
+        &format!("{groups}/sales/members/dee"),
+        None,
     )
     .await;
     assert_eq!(status, 200);

@@ -185,7 +185,9 @@ impl Inner {
     fn note_reachability(&self, keys: &UserKeys) {
         let why = if keys.disabled {
             Some("disabled")
-        } else if keys.identity.is_none() || keys.devices.is_empty() {
+        } else if keys.identity.is_none() {
+            // Never set up a browser. (Someone signed out everywhere has an identity: what
+            // is sent waits for them, so the header says nothing.)
             Some("not_joined")
         } else {
             None

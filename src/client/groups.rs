@@ -32,13 +32,18 @@ impl Inner {
             }
         }
         let inner = self.clone();
+        let epoch = self.state.borrow().epoch;
         spawn_local(async move {
             loop {
-                if let Err(e) = inner.follow_groups().await {
+                if let Err(e) = inner.follow_groups(epoch).await {
                     inner.emit_error(&e);
                 }
                 let mut state = inner.state.borrow_mut();
-                state.following_groups -= 1;
+                // Signed out meanwhile: that state (and its count) is gone.
+                if state.epoch != epoch {
+                    return;
+                }
+                state.following_groups = state.following_groups.saturating_sub(1);
                 if state.following_groups == 0 {
                     return;
                 }
@@ -48,7 +53,7 @@ impl Inner {
 
     /// Resolves every followed group once and takes out of the threads that follow them
     /// whoever they no longer name.
-    async fn follow_groups(self: &Rc<Self>) -> ClientResult<()> {
+    async fn follow_groups(self: &Rc<Self>, epoch: u32) -> ClientResult<()> {
         let mut wanted: Vec<String> = Vec::new();
         for t in self.state.borrow().threads.iter().filter(|t| !t.left) {
             for g in &t.groups {
@@ -61,15 +66,25 @@ impl Inner {
             return Ok(());
         }
         let (token, own) = self.session()?;
-        // Each group's users now; `None`: the group is gone (deleted or renamed).
+        // Each group's users now; `None`: the group is gone (deleted or renamed, or its name
+        // now a user's). A group that could not be read now is left out, and so are the
+        // threads that follow it, until the next round.
         let mut groups: Vec<(String, Option<Vec<User>>)> = Vec::new();
+        let mut failed = None;
         for group in wanted {
             let users = match self.post_resolve(&token, &format!("@{group}")).await {
-                Ok(r) => Some(r.users),
+                Ok(r) if r.groups.contains(&group) => Some(r.users),
+                Ok(_) => None,
                 Err(e) if e.code == "expr_unknown_tag" => None,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    failed = Some(e);
+                    continue;
+                }
             };
             groups.push((group, users));
+        }
+        if self.state.borrow().epoch != epoch {
+            return Ok(());
         }
         let users_of = |g: &str| groups.iter().find(|(name, _)| name == g).map(|(_, u)| u);
         let mut removed_from = Vec::new();
@@ -77,7 +92,9 @@ impl Inner {
         {
             let mut state = self.state.borrow_mut();
             for t in state.threads.iter_mut().filter(|t| !t.left) {
-                if t.groups.is_empty() {
+                // No groups, or one this round did not read (failed, or the thread is
+                // newer than the round).
+                if t.groups.is_empty() || t.groups.iter().any(|g| users_of(g).is_none()) {
                     continue;
                 }
                 if t.groups.iter().any(|g| matches!(users_of(g), Some(None))) {
@@ -126,6 +143,6 @@ impl Inner {
         if !changed.is_empty() {
             self.render();
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }

@@ -304,11 +304,7 @@ impl Inner {
                 t.expiration = body.expiration;
                 t.meta_at = body.meta_at;
                 if let Some(r) = members {
-                    someone_removed = t
-                        .members
-                        .iter()
-                        .any(|m| !r.users.iter().any(|u| u.id == m.id));
-                    t.set_distribution(&body.distribution, r);
+                    someone_removed = t.set_distribution(&body.distribution, r);
                     t.left = !t.members.iter().any(|m| m.id == own.id);
                 }
             }

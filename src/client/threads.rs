@@ -46,12 +46,23 @@ impl Inner {
     /// The users of `expr` plus this user, and that expression.
     async fn resolve_with_self(self: &Rc<Self>, expr: &str) -> ClientResult<(String, Resolved)> {
         let (_, own) = self.session()?;
-        sotto_core::expr::parse(expr)
-            .map_err(|e| ClientError::new("expr_syntax", e.to_string()))?;
-        // The maker is always a member of their own thread.
-        let full = format!("({expr}) + @{}", own.tag);
-        let resolved = self.resolve(&full).await?;
-        Ok((full, resolved))
+        // The maker is always a member of their own thread: named, unless the expression
+        // has them already (an agent writing to their own team is in it through the team,
+        // so leaving the team takes them out).
+        let mut resolved = self.resolve(expr).await?;
+        if resolved.users.iter().any(|u| u.id == own.id) {
+            return Ok((expr.to_owned(), resolved));
+        }
+        resolved.users.push(own);
+        resolved.canonical =
+            sotto_core::expr::canonical(resolved.users.iter().map(|u| u.tag.as_str()));
+        Ok((
+            format!(
+                "({expr}) + @{}",
+                resolved.users.last().map_or("", |u| &u.tag)
+            ),
+            resolved,
+        ))
     }
 
     pub(super) async fn thread_make(
@@ -77,21 +88,27 @@ impl Inner {
         Ok(id)
     }
 
-    /// The thread with exactly these members (the newest, not left), or a new one.
+    /// The thread with this distribution and everyone it names (the newest, not left), or a
+    /// new one.
     pub(super) async fn thread_ensure(
         self: &Rc<Self>,
         expr: &str,
         attributes: Map<String, Value>,
     ) -> ClientResult<String> {
         let (full, resolved) = self.resolve_with_self(expr).await?;
-        let (distribution, _) =
-            sotto_core::membership::distribution(&full, &resolved.canonical, &resolved.groups);
+        let (distribution, _) = sotto_core::membership::distribution(&full, &resolved);
+        // The same distribution, and everyone it names now a member (a thread that follows
+        // a group does not gain its newcomers: then it is time for a new one).
         let found = self
             .state
             .borrow()
             .threads
             .iter()
-            .find(|t| !t.left && t.distribution == distribution)
+            .find(|t| {
+                !t.left
+                    && t.distribution == distribution
+                    && resolved.users.iter().all(|u| t.member(&u.id).is_some())
+            })
             .map(|t| t.id.clone());
         match found {
             Some(id) => Ok(id),

@@ -165,6 +165,12 @@ test('a thread made with a group loses whoever the backend takes out of it, and 
   // Dan joins the desk: he is in the threads made with it from now on, not in the one under
   // way (the server, which defines groups, must not be able to add a reader to it).
   await admin(server.base, key, 'POST', '/groups/desk/members', { members: ['dan'] });
+  // A member's change re-resolves the distribution, which names the desk: still no Dan.
+  await carol.evaluate((id) => window.client.threadAmendDistribution(id, '@carol'), threadId);
+  const members = (p) => p.evaluate((id) => window.client.threadList().then((l) => l.find((t) => t.id === id).members.map((m) => m.name).sort()), threadId);
+  assert.deepEqual(await members(carol), ['Ann Agent', 'Carol Customer']);
+  await until(ann, (id) => window.client.threadList().then((l) => l.find((t) => t.id === id).distribution.includes('@carol + @carol')), threadId, { what: "Ann to take Carol's change" });
+  assert.deepEqual(await members(ann), ['Ann Agent', 'Carol Customer']);
   await carol.evaluate((id) => window.client.threadSendMessage(id, 'two: still for Ann alone'), threadId);
   await until(ann, () => window.heard.includes('two: still for Ann alone'), null, { what: 'Ann to hear the second message' });
   const second = await carol.evaluate(async () => {

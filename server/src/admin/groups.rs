@@ -23,9 +23,9 @@ pub struct Group {
 #[derive(Debug, Default)]
 pub struct Changed {
     pub group: Option<Group>,
-    /// Every device of the group's members before and after the change, and of the users
-    /// who follow it: their threads that name the group resolve it again, and whoever left
-    /// it rotates their sender keys.
+    /// When the group lost someone, or was renamed or deleted: every device of its members
+    /// before and after, and of the users who follow it. Their threads that name the group
+    /// resolve it again and drop whoever it lost, rotating their sender keys.
     pub devices: Vec<String>,
 }
 
@@ -229,8 +229,16 @@ pub fn change(
         Some(&name),
         serde_json::json!({ "before": before, "after": after, "name": after_name }),
     )?;
-    let everyone: Vec<String> = before.iter().chain(&after).cloned().collect();
-    let devices = devices_to_tell(&tx, org, &name, &everyone)?;
+    // Only a loss concerns existing threads (no one joins one through a group), so only a
+    // loss, a rename or a deletion is told.
+    let lost = before.iter().any(|t| !after.contains(t))
+        || matches!(change, Change::Rename(_) | Change::Delete);
+    let devices = if lost {
+        let everyone: Vec<String> = before.iter().chain(&after).cloned().collect();
+        devices_to_tell(&tx, org, &name, &everyone)?
+    } else {
+        vec![]
+    };
     if matches!(change, Change::Rename(_) | Change::Delete) {
         // Threads that followed the old name keep their members from now on.
         tx.execute(

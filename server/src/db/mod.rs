@@ -28,6 +28,7 @@ CREATE TABLE group_followers (
     PRIMARY KEY (org_id, group_name, user_id)
 );
 CREATE INDEX group_followers_by_user ON group_followers (user_id);
+CREATE INDEX group_followers_by_age ON group_followers (followed_at);
 "#;
 
 /// The operators' tables (API keys, sign-in keys and visitor tokens added at run time, the

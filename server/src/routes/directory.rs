@@ -33,11 +33,15 @@ pub async fn resolve(
         .await?;
     if !resolved.groups.is_empty() {
         // The caller's threads made from this follow its groups: it hears of their changes.
+        // Best effort: a missed record costs a missed notice, never the answer.
         let groups = resolved.groups.clone();
-        state
+        let recorded = state
             .db
             .call(move |conn| directory::follow(conn, &org, &user, &groups))
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "who follows a group was not recorded");
+        }
     }
     Ok(Json(resolved))
 }
