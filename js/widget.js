@@ -3,7 +3,8 @@
 //   <script defer src="https://sotto.example.com/pkg/sotto.global.js"
 //           data-external-auth-code="JWT" data-thread="@support"></script>
 // data-server sets the server URL (default: where the script came from), data-org the org,
-// data-thread an expression whose thread opens once signed in. Without a code on the tag,
+// data-thread an expression whose thread opens once signed in (the same one at every page
+// load: `threadEnsure`). Without a code on the tag,
 // a `?externalAuthCode=` in the page's address signs in.
 (function mountWidget(script) {
   if (!script || !('externalAuthCode' in script.dataset || 'widget' in script.dataset)) return;
@@ -25,7 +26,8 @@
       onLoaded: async (c) => {
         if (!data.thread) return;
         try {
-          await c.threadOpen(await c.threadMake(data.thread));
+          // The same conversation on every page load, not a new thread each time.
+          await c.threadOpen(await c.threadEnsure(data.thread));
         } catch (err) {
           console.warn('sotto widget:', err.code, err.message);
         }

@@ -25,8 +25,16 @@ test('the widget script tag mounts a signed-in chat with @support open', async (
   await page.goto(`${env.server.base}/examples/external-auth/widget.html?user=alice`);
   const widget = page.locator('#sotto-widget');
   await widget.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
-  await widget.locator('.thread-title', { hasText: 'Bob Brown, Carol Chen' }).waitFor();
+  await widget.locator('.thread-title', { hasText: 'Support' }).waitFor();
   const box = await widget.boundingBox();
   assert.ok(box.x + box.width <= 900 && box.y + box.height <= 700 && box.width === 360, JSON.stringify(box));
   await page.screenshot({ path: join(artifacts, 'widget.png') });
+  // The next page load reopens that conversation rather than starting another.
+  const first = await page.evaluate(() => window.sotto.widget.threadList().then((l) => l.map((t) => t.id)));
+  assert.equal(first.length, 1);
+  await page.reload();
+  await widget.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  await widget.locator('.thread-title', { hasText: 'Support' }).waitFor();
+  const again = await page.evaluate(() => window.sotto.widget.threadList().then((l) => l.map((t) => t.id)));
+  assert.deepEqual(again, first);
 });
