@@ -143,6 +143,8 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
 });
 
 test('the ES-module build loads in <script type="module"> and fits 320 px', async () => {
+  // Alice has a browser, so Carol's messages have somewhere to go.
+  await openDemoAs(await newPage(env.browser), env.server.base, 'alice');
   const page = await newPage(env.browser, { width: 360, height: 640 });
   await page.goto(`${env.server.base}/module.html?as=carol`);
   // The module awaits its token first, so the promise appears a little after load.
@@ -154,6 +156,33 @@ test('the ES-module build loads in <script type="module"> and fits 320 px', asyn
   await page.screenshot({ path: join(artifacts, 'module-320px.png') });
   const width = await page.evaluate(() => document.getElementById('messenger').shadowRoot.querySelector('.sotto').scrollWidth);
   assert.ok(width <= 320, `the UI overflows 320 px (${width})`);
+  // A conversation longer than the screen: the messages scroll inside the thread, and
+  // typing keeps the header and the title in view.
+  await page.evaluate(async (id) => {
+    for (let i = 0; i < 30; i++) await window.client.threadSendMessage(id, `line ${i} of a long conversation`);
+  }, threadId);
+  await page.locator('.msg.out .text', { hasText: 'line 29 of' }).waitFor();
+  await page.getByLabel('Message', { exact: true }).click();
+  await page.getByLabel('Message', { exact: true }).fill('still typing');
+  const layout = await page.evaluate(() => {
+    const root = document.getElementById('messenger').shadowRoot;
+    const box = (sel) => root.querySelector(sel).getBoundingClientRect();
+    const messages = root.querySelector('.messages');
+    return {
+      scrolled: root.querySelector('.sotto').scrollTop,
+      title: box('.thread-title').top,
+      header: box('.header').top,
+      host: document.getElementById('messenger').getBoundingClientRect().top,
+      messagesScroll: messages.scrollHeight > messages.clientHeight,
+      composerBottom: box('.composer').bottom,
+      hostBottom: document.getElementById('messenger').getBoundingClientRect().bottom,
+    };
+  });
+  await page.screenshot({ path: join(artifacts, 'module-320px-long.png') });
+  assert.equal(layout.scrolled, 0, `the client scrolled inside itself: ${JSON.stringify(layout)}`);
+  assert.ok(layout.header >= layout.host && layout.title >= layout.host, JSON.stringify(layout));
+  assert.ok(layout.messagesScroll, 'the messages scroll in their own pane');
+  assert.ok(layout.composerBottom <= layout.hostBottom + 1, JSON.stringify(layout));
 });
 
 test('a file travels encrypted: attached by one, downloaded by the other', async () => {
