@@ -187,12 +187,20 @@ test('a thread made with a group loses whoever the backend takes out of it, and 
   await dan.evaluate((id) => window.client.threadSendMessage(id, 'four: Dan here'), second);
   await until(ann, () => window.heard.includes('four: Dan here'), null, { what: 'Ann to take a message from Dan' });
 
-  // Ann leaves the desk: she is out of both threads at once, and what follows never
-  // reaches her.
+  // Ann leaves the desk while Carol's browser is closed: Ann is out of both threads at
+  // once, Carol's browser catches up when it is back, and what follows never reaches Ann.
+  await carol.evaluate(() => window.client.destroy());
   await admin(server.base, key, 'DELETE', '/groups/desk/members/ann');
   for (const id of [threadId, second]) {
     await until(ann, (id) => window.client.threadList().then((l) => l.find((t) => t.id === id)?.left === true), id, { what: "Ann's thread to say she is out" });
-    await until(carol, (id) => window.client.threadList().then((l) => !l.find((t) => t.id === id).members.some((m) => m.name === 'Ann Agent')), id, { what: "Carol's thread to drop Ann" });
+  }
+  // Carol's browser comes back (the same device and history).
+  await carol.evaluate((token) => {
+    window.client = new sotto.Client(document.getElementById('chat'), { jwt: token }, {});
+  }, jwt({ user: { id: 'carol', name: 'Carol Customer' } }));
+  await waitConnected(carol);
+  for (const id of [threadId, second]) {
+    await until(carol, (id) => window.client.threadList().then((l) => !l.find((t) => t.id === id).members.some((m) => m.name === 'Ann Agent')), id, { what: "Carol's thread to drop Ann once back" });
   }
   await carol.evaluate((id) => window.client.threadSendMessage(id, 'five: not for Ann'), second);
   await until(dan, () => window.heard.includes('five: not for Ann'), null, { what: 'Dan to hear the fifth message' });
