@@ -69,7 +69,8 @@ pub struct Ui {
     root: ShadowRoot,
     status: Element,
     who: Element,
-    threads: Option<Element>,
+    /// The thread list, and the field where a new thread's members are typed.
+    threads: Option<(Element, HtmlInputElement)>,
     title: Element,
     members: Element,
     verify: Element,
@@ -239,11 +240,13 @@ impl Ui {
 
             let new_thread = actions.new_thread.clone();
             let input2 = input.clone();
+            // The field keeps what was typed until the thread is made (`new_thread_done`).
+            attr(&form, "novalidate", "");
             let on_submit = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 e.prevent_default();
+                input2.set_custom_validity("");
                 let expr = input2.value().trim().to_owned();
                 if !expr.is_empty() {
-                    input2.set_value("");
                     new_thread(expr);
                 }
             });
@@ -263,7 +266,7 @@ impl Ui {
             list.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())
                 .map_err(|e| js_failure("ui", e))?;
             listeners.push(on_click);
-            Some(list)
+            Some((list, input))
         } else {
             None
         };
@@ -453,6 +456,20 @@ impl Ui {
     }
 
     /// Shows a problem to the user (as text), or clears it with `None`.
+    /// A new thread was made (the field empties) or not: the reason shows by the field,
+    /// which keeps what was typed.
+    pub fn new_thread_done(&self, error: Option<&str>) {
+        if let Some((_, input)) = &self.threads {
+            input.set_custom_validity(error.unwrap_or_default());
+            match error {
+                Some(_) => {
+                    input.report_validity();
+                }
+                None => input.set_value(""),
+            }
+        }
+    }
+
     pub fn notice(&self, message: Option<&str>) {
         self.notice.set_text_content(message);
     }
@@ -463,7 +480,7 @@ impl Ui {
         open: Option<&str>,
         own_id: &str,
     ) -> ClientResult<()> {
-        let Some(list) = &self.threads else {
+        let Some((list, _)) = &self.threads else {
             return Ok(());
         };
         list.set_text_content(None);
@@ -513,15 +530,23 @@ impl Ui {
         new_devices: &[String],
         unreachable: &[(String, &'static str)],
     ) -> ClientResult<()> {
-        self.messages.set_text_content(None);
+        // A reader who scrolled up to older messages stays where they are when something
+        // arrives; one at the bottom (or opening another thread) follows the conversation.
+        let m = &self.messages;
+        let same = thread.map(|t| t.id.as_str()) == m.get_attribute("data-thread").as_deref();
+        let at_bottom = m.scroll_top() + m.client_height() + 40 >= m.scroll_height();
+        let kept = (same && !at_bottom).then(|| m.scroll_top());
+        m.set_text_content(None);
         let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
             self.title.set_text_content(Some("No thread open"));
             self.members.set_text_content(None);
             let _ = self.verify.set_attribute("hidden", "");
-            self.composer.set_disabled(false);
+            // Nothing to write to yet: start or open a thread first.
+            self.composer.set_disabled(true);
             return Ok(());
         };
+        attr(m, "data-thread", &t.id);
         let _ = self.verify.remove_attribute("hidden");
         let names = |users: &[String]| -> Vec<String> {
             t.members
@@ -642,7 +667,7 @@ impl Ui {
             }
             append(&self.messages, &item);
         }
-        self.messages.set_scroll_top(self.messages.scroll_height());
+        m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
         Ok(())
     }
 

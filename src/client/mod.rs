@@ -720,11 +720,22 @@ impl Inner {
                 spawn_local(async move {
                     match inner.thread_make(&expr, Default::default()).await {
                         Ok(id) => {
+                            inner.with_ui(|ui| ui.new_thread_done(None));
                             // A view reads the thread the holder has just saved.
                             inner.reload_view().await;
                             let _ = inner.thread_open(&id);
                         }
-                        Err(e) => inner.show_notice(Some(&e.message)),
+                        Err(e) => {
+                            // In people's words: "No one called @nobody", not a position.
+                            let plain = match e.message.strip_prefix("unknown tag ") {
+                                Some(rest) => {
+                                    let tag = rest.split(" at ").next().unwrap_or(rest);
+                                    ["No one called ", tag].concat()
+                                }
+                                None => e.message,
+                            };
+                            inner.with_ui(|ui| ui.new_thread_done(Some(&plain)));
+                        }
                     }
                 })
             }),

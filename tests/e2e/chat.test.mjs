@@ -136,15 +136,28 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
     syntax: [true, 'expr_syntax'],
     unknownThread: [true, 'unknown_thread'],
   });
-  // The same failure through the UI shows a readable notice.
-  await alice.getByLabel('New thread: who to talk to').fill('@nobody');
+  // The same failure through the UI: said plainly, by the field, which keeps the input.
+  const field = alice.getByLabel('New thread: who to talk to');
+  await field.fill('@nobody');
   await alice.getByRole('button', { name: 'Start' }).click();
-  await alice.locator('.notice', { hasText: 'unknown tag @nobody' }).waitFor();
+  const said = async () => field.evaluate((el) => el.validationMessage);
+  for (let i = 0; i < 50 && !(await said()); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await said(), 'No one called @nobody');
+  assert.equal(await field.inputValue(), '@nobody', 'what was typed stays');
+  assert.equal(await alice.locator('.notice').textContent(), '', 'nothing above the composer');
+  // Corrected, it starts the thread and the field empties.
+  await field.fill('@bob');
+  await alice.getByRole('button', { name: 'Start' }).click();
+  for (let i = 0; i < 50 && (await field.inputValue()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await field.inputValue(), '', 'the field empties once the thread is made');
+  assert.equal(await said(), '');
+  await alice.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor();
 });
 
 test('the ES-module build loads in <script type="module"> and fits 320 px', async () => {
   // Alice has a browser, so Carol's messages have somewhere to go.
-  await openDemoAs(await newPage(env.browser), env.server.base, 'alice');
+  const alice = await newPage(env.browser);
+  await openDemoAs(alice, env.server.base, 'alice');
   const page = await newPage(env.browser, { width: 360, height: 640 });
   await page.goto(`${env.server.base}/module.html?as=carol`);
   // The module awaits its token first, so the promise appears a little after load.
@@ -183,6 +196,27 @@ test('the ES-module build loads in <script type="module"> and fits 320 px', asyn
   assert.ok(layout.header >= layout.host && layout.title >= layout.host, JSON.stringify(layout));
   assert.ok(layout.messagesScroll, 'the messages scroll in their own pane');
   assert.ok(layout.composerBottom <= layout.hostBottom + 1, JSON.stringify(layout));
+  // Carol scrolls up to read; Alice's answer arrives and Carol stays where she was.
+  const messages = () => page.evaluate(() => {
+    const m = document.getElementById('messenger').shadowRoot.querySelector('.messages');
+    return { top: m.scrollTop, max: m.scrollHeight - m.clientHeight };
+  });
+  await page.evaluate(() => { document.getElementById('messenger').shadowRoot.querySelector('.messages').scrollTop = 0; });
+  await alice.evaluate(async () => {
+    const [t] = await window.client.threadList();
+    await window.client.threadSendMessage(t.id, 'an answer while Carol reads');
+  });
+  await page.locator('.msg.in .text', { hasText: 'an answer while Carol reads' }).waitFor();
+  assert.equal((await messages()).top, 0, 'a reader who scrolled up is not moved');
+  // At the bottom, the conversation follows what arrives.
+  await page.evaluate(() => { const m = document.getElementById('messenger').shadowRoot.querySelector('.messages'); m.scrollTop = m.scrollHeight; });
+  await alice.evaluate(async () => {
+    const [t] = await window.client.threadList();
+    await window.client.threadSendMessage(t.id, 'and one more');
+  });
+  await page.locator('.msg.in .text', { hasText: 'and one more' }).waitFor();
+  const end = await messages();
+  assert.ok(end.max - end.top <= 1, `the newest message is in view: ${JSON.stringify(end)}`);
 });
 
 test('a file travels encrypted: attached by one, downloaded by the other', async () => {
