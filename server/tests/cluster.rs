@@ -245,3 +245,48 @@ async fn sign_in_limits_hold_across_nodes() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A group's loss, made through node A, reaches a follower's socket on node B (one bus
+/// notice for many devices).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_group_change_reaches_followers_on_the_other_node() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    let key = api_key(&db.location, Some("acme"), "backend");
+    let ann = a.user_with_device("ann", [1; 32]).await;
+    let cal = b.user_with_device("cal", [3; 32]).await;
+    let (status, _) = a
+        .call(
+            reqwest::Method::PUT,
+            "/v1/admin/orgs/acme/groups/desk",
+            Some(&key),
+            Some(json!({ "members": ["ann"] })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b
+        .post(
+            "/v1/resolve",
+            Some(&cal.token),
+            json!({ "expr": "@desk + @cal" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut cal_ws = connect(&b, &cal).await;
+    let mut ann_ws = connect(&b, &ann).await;
+    let (status, _) = a
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/orgs/acme/groups/desk/members/ann",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for ws in [&mut cal_ws, &mut ann_ws] {
+        let frame = next_of_type(ws, "group_changed").await;
+        assert_eq!(frame["group"], "desk");
+    }
+}

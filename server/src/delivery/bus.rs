@@ -36,6 +36,11 @@ pub enum Notice {
     Wake { device: String },
     /// A frame for every socket of `device`.
     Push { device: String, frame: ServerFrame },
+    /// One frame for every socket of each of `devices` (a group's change, told to many).
+    PushMany {
+        devices: Vec<String>,
+        frame: ServerFrame,
+    },
     /// `device` was removed: its sockets say `code` and close.
     EndDevice {
         device: String,

@@ -24,6 +24,9 @@ type Connections = HashMap<String, Vec<Connection>>;
 
 /// Open delivery sockets one user may have (a person's browsers and tabs, with room).
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
+/// Devices named per bus notice of [`Registry::push_many`] (a notice of 500 IDs is ~15 KB,
+/// well under NATS's default 1 MiB payload limit).
+const PUSH_CHUNK: usize = 500;
 /// Open delivery sockets from one client address by default (many people may share one
 /// behind NAT): `max_connections_per_address` in the configuration.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 500;
@@ -167,6 +170,20 @@ impl Registry {
         });
     }
 
+    /// Sends `frame` to every open connection of each of `devices`, on every node, in a
+    /// few bus notices rather than one per device (a group may have many followers).
+    pub fn push_many(&self, devices: &[String], frame: &ServerFrame) {
+        for d in devices {
+            self.push_here(d, frame);
+        }
+        for chunk in devices.chunks(PUSH_CHUNK) {
+            self.publish(|| Notice::PushMany {
+                devices: chunk.to_vec(),
+                frame: frame.clone(),
+            });
+        }
+    }
+
     fn push_here(&self, device_id: &str, frame: &ServerFrame) {
         if let Some(conns) = self.lock().get(device_id) {
             for c in conns {
@@ -212,6 +229,11 @@ impl Registry {
         match notice {
             Notice::Wake { device } => self.wake_here(&device),
             Notice::Push { device, frame } => self.push_here(&device, &frame),
+            Notice::PushMany { devices, frame } => {
+                for d in &devices {
+                    self.push_here(d, &frame);
+                }
+            }
             Notice::EndDevice {
                 device,
                 code,

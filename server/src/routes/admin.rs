@@ -454,9 +454,7 @@ async fn change_group(
     })
     .await?;
     let frame = ServerFrame::GroupChanged { group };
-    for d in &changed.devices {
-        state.registry.push(d, &frame);
-    }
+    state.registry.push_many(&changed.devices, &frame);
     Ok(Json(GroupChanged {
         group: changed.group,
     }))
