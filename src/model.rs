@@ -129,26 +129,25 @@ impl Thread {
         }
     }
 
-    /// Adopts what a member's change `expr` resolved to as the distribution and members.
-    /// A thread that follows groups gains only the people named by their own tag, never
-    /// anyone through a group (see `membership::admissible`). Returns whether someone is
-    /// no longer a member.
+    /// Adopts what a member's change `expr` resolved to as the distribution and members:
+    /// the members it had, people named by their own tag, and the users of groups the
+    /// change newly names (`chosen`) — never anyone else the answer holds (see
+    /// `membership::admissible`). Returns whether someone is no longer a member.
     pub fn set_distribution(
         &mut self,
         expr: &str,
         mut resolved: sotto_core::protocol::Resolved,
+        chosen: &[String],
     ) -> bool {
-        let (distribution, groups) = sotto_core::membership::distribution(expr, &resolved);
-        let follows: Vec<String> = self.groups.iter().chain(&groups).cloned().collect();
-        if !follows.is_empty() {
-            let current: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
-            resolved.users =
-                sotto_core::membership::admissible(expr, &follows, &current, &resolved);
-        }
+        let (_, named_groups) = sotto_core::membership::distribution(expr, &resolved);
+        let groups: Vec<String> = self.groups.iter().chain(&named_groups).cloned().collect();
+        resolved.users =
+            sotto_core::membership::admissible(expr, &groups, &self.members, chosen, &resolved);
         let removed = self
             .members
             .iter()
             .any(|m| !resolved.users.iter().any(|u| u.id == m.id));
+        let (distribution, groups) = sotto_core::membership::distribution(expr, &resolved);
         self.distribution = distribution;
         self.groups = groups;
         self.members = resolved.users;

@@ -246,7 +246,9 @@ impl Ui {
                 e.prevent_default();
                 input2.set_custom_validity("");
                 let expr = input2.value().trim().to_owned();
-                if !expr.is_empty() {
+                // Read-only while the thread is made: a second Enter makes no second thread.
+                if !expr.is_empty() && !input2.read_only() {
+                    input2.set_read_only(true);
                     new_thread(expr);
                 }
             });
@@ -460,6 +462,7 @@ impl Ui {
     /// which keeps what was typed.
     pub fn new_thread_done(&self, error: Option<&str>) {
         if let Some((_, input)) = &self.threads {
+            input.set_read_only(false);
             input.set_custom_validity(error.unwrap_or_default());
             match error {
                 Some(_) => {

@@ -45,17 +45,25 @@ pub fn distribution(expr: &str, resolved: &Resolved) -> (String, Vec<String>) {
             return (printed, groups);
         }
     }
-    (resolved.canonical.clone(), Vec::new())
+    // The list of the users kept, made here: never the server's word for it.
+    (
+        expr::canonical(resolved.users.iter().map(|u| u.tag.as_str())),
+        Vec::new(),
+    )
 }
 
-/// Who a thread that follows `groups` may have as members after a member re-resolved its
-/// distribution `expr` (`resolved`): those it had (`current`, user IDs), and anyone named
-/// by their own tag. Never someone who is in only through a group: the server defines the
-/// groups, and must not add a reader to a conversation under way that way.
+/// Who a thread may have as members after a member changed its distribution to `expr`
+/// and it was resolved again (`resolved`): those it had (`current`), the users of groups
+/// the change newly names (`chosen`, user IDs, each such group resolved on its own), and
+/// anyone named by their own tag — unless a member already answers to that tag (a tag
+/// given to someone else since). Never someone who is in only through a group the thread
+/// already named (`groups`), nor anyone the server slipped in: the server defines the
+/// groups and resolves the tags, and must not add a reader to a conversation under way.
 pub fn admissible(
     expr: &str,
     groups: &[String],
-    current: &[&str],
+    current: &[User],
+    chosen: &[String],
     resolved: &Resolved,
 ) -> Vec<User> {
     let named: Vec<String> = expr::parse(expr)
@@ -65,7 +73,11 @@ pub fn admissible(
         .users
         .iter()
         .filter(|u| {
-            current.contains(&u.id.as_str()) || (named.contains(&u.tag) && !groups.contains(&u.tag))
+            current.iter().any(|c| c.id == u.id)
+                || chosen.contains(&u.id)
+                || (named.contains(&u.tag)
+                    && !groups.contains(&u.tag)
+                    && !current.iter().any(|c| c.tag == u.tag))
         })
         .cloned()
         .collect()
@@ -149,20 +161,44 @@ mod tests {
     #[test]
     fn a_re_resolved_group_brings_no_one_new_but_a_named_user_does() {
         let groups = strings(&["desk"]);
+        let current = [user("ann"), user("carol")];
+        let tags = |kept: Vec<User>| kept.into_iter().map(|u| u.tag).collect::<Vec<_>>();
         // Dan joined @desk since; Xavier is named by a member's amend.
         let now = resolved(&["ann", "carol", "dan", "xavier"], &["desk"]);
-        let kept = admissible(
-            "@desk + @carol + @xavier",
-            &groups,
-            &["u-ann", "u-carol"],
-            &now,
-        );
-        let tags: Vec<&str> = kept.iter().map(|u| u.tag.as_str()).collect();
-        assert_eq!(tags, ["ann", "carol", "xavier"]);
+        let kept = admissible("@desk + @carol + @xavier", &groups, &current, &[], &now);
+        assert_eq!(tags(kept), ["ann", "carol", "xavier"]);
         // A tag only taken away adds no one, even if it now names a newcomer.
-        let kept = admissible("@desk + @carol - @dan", &groups, &["u-carol"], &now);
-        let tags: Vec<&str> = kept.iter().map(|u| u.tag.as_str()).collect();
-        assert_eq!(tags, ["carol"]);
+        let kept = admissible("@desk + @carol - @dan", &groups, &current, &[], &now);
+        assert_eq!(tags(kept), ["ann", "carol"]);
+        // A plain thread: the server slips Mallory into the answer to an amend.
+        let plain = resolved(&["ann", "carol", "mallory", "xavier"], &[]);
+        let kept = admissible("@ann + @carol + @xavier", &[], &current, &[], &plain);
+        assert_eq!(tags(kept), ["ann", "carol", "xavier"]);
+        // The server answers @carol with someone else: Carol's tag is already taken here.
+        let mut swapped = resolved(&["ann", "xavier"], &[]);
+        swapped.users.push(User {
+            id: "u-mallory".into(),
+            ..user("carol")
+        });
+        let kept = admissible("@ann + @carol + @xavier", &[], &current, &[], &swapped);
+        assert_eq!(tags(kept), ["ann", "xavier"]);
+        // A group the change newly names brings the users it resolved to alone.
+        let with_sales = resolved(&["ann", "carol", "dan", "sam"], &["desk", "sales"]);
+        let kept = admissible(
+            "@desk + @carol + @sales",
+            &strings(&["desk", "sales"]),
+            &current,
+            &["u-sam".to_string()],
+            &with_sales,
+        );
+        assert_eq!(tags(kept), ["ann", "carol", "sam"]);
+    }
+
+    #[test]
+    fn the_list_kept_is_made_here_not_taken_from_the_server() {
+        let mut lie = resolved(&["alice", "bob"], &[]);
+        lie.canonical = "@alice + @bob + @mallory".into();
+        assert_eq!(distribution("@alice + @bob", &lie).0, "@alice + @bob");
     }
 
     #[test]

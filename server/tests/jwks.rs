@@ -316,32 +316,20 @@ async fn an_operator_drops_a_compromised_key_on_every_node_at_once() {
         node.sign_in(&stolen).await;
     }
 
-    // Down, the provider: the reload says so and the nodes keep what they hold.
-    let listed = provider.keys.lock().unwrap().take();
-    let (status, body) = a
-        .call(
-            reqwest::Method::POST,
-            "/v1/admin/orgs/acme/jwks/reload",
-            Some(&key),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (502, Some("jwks_unavailable")),
-        "{body}"
-    );
-    b.sign_in(&good).await;
-    *provider.keys.lock().unwrap() = listed;
-
-    let (status, body) = a
-        .call(
-            reqwest::Method::POST,
-            "/v1/admin/orgs/acme/jwks/reload",
-            Some(&key),
-            None,
-        )
-        .await;
+    let reload = |node: &TestServer| {
+        let (node, key) = (node.base.clone(), key.clone());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{node}/v1/admin/orgs/acme/jwks/reload"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = reload(&a).await;
     assert_eq!((status, &body["kids"]), (200, &json!(["e1"])), "{body}");
     let refused = |node: &TestServer| {
         let stolen = stolen.clone();
@@ -371,6 +359,21 @@ async fn an_operator_drops_a_compromised_key_on_every_node_at_once() {
     for node in [&a, &b] {
         node.sign_in(&good).await;
     }
+    // Again at once: refused, since each reload costs every node a rebuild.
+    let (status, body) = reload(&a).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    // Down, the provider: a reload says so, and the node keeps what it holds.
+    provider.keys.lock().unwrap().take();
+    let (status, body) = reload(&b).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("jwks_unavailable")),
+        "{body}"
+    );
+    b.sign_in(&good).await;
     let (_, log) = a
         .call(
             reqwest::Method::GET,

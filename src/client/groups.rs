@@ -14,11 +14,35 @@
 use super::Inner;
 use crate::error::ClientResult;
 use sotto_core::membership::members_now;
-use sotto_core::protocol::User;
+use sotto_core::protocol::{Resolved, User};
 use std::rc::Rc;
 use wasm_bindgen_futures::spawn_local;
 
 impl Inner {
+    /// The users of the groups a member's change newly names (`expr` against the
+    /// distribution `before`), each group resolved on its own: those, and only those, a
+    /// change may bring in through a group.
+    pub(super) async fn newly_chosen(
+        self: &Rc<Self>,
+        token: &str,
+        before: &str,
+        expr: &str,
+        resolved: &Resolved,
+    ) -> ClientResult<Vec<String>> {
+        let old: Vec<String> = sotto_core::expr::parse(before)
+            .map(|e| e.tags().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let (_, groups) = sotto_core::membership::distribution(expr, resolved);
+        let mut ids = Vec::new();
+        for g in groups.iter().filter(|g| !old.contains(g)) {
+            let r = self.post_resolve(token, &format!("@{g}")).await?;
+            if r.groups.contains(g) {
+                ids.extend(r.users.into_iter().map(|u| u.id));
+            }
+        }
+        Ok(ids)
+    }
+
     /// Brings the threads that follow groups up to date, in the background. Calls while a
     /// refresh runs make it run once more after, not once each: a burst of changes (a
     /// backend's script, or a hostile server) costs two rounds, not one per change.

@@ -275,7 +275,7 @@ impl Inner {
         own: &User,
         body: &MessageBody,
     ) -> ClientResult<()> {
-        let (newer, distribution_changed) = {
+        let (newer, before) = {
             let state = self.state.borrow();
             let t = state
                 .threads
@@ -284,15 +284,25 @@ impl Inner {
                 .ok_or_else(|| unknown_thread(&body.thread_id))?;
             (
                 sotto_core::membership::is_newer(t.meta_at, body.meta_at, now_millis())?,
-                body.distribution != t.distribution,
+                t.distribution.clone(),
             )
         };
         if !newer {
             return Ok(());
         }
-        let members = if distribution_changed {
-            let r = self.post_resolve(token, &body.distribution).await?;
-            Some(r)
+        let members = if body.distribution != before {
+            match self.post_resolve(token, &body.distribution).await {
+                Ok(r) => {
+                    let chosen = self
+                        .newly_chosen(token, &before, &body.distribution, &r)
+                        .await?;
+                    Some((r, chosen))
+                }
+                // A distribution that no longer resolves (someone named in it was deleted):
+                // the members stay as they are, and the message is still read.
+                Err(e) if e.code.starts_with("expr_") => None,
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -303,8 +313,8 @@ impl Inner {
                 t.attributes = body.attributes.clone();
                 t.expiration = body.expiration;
                 t.meta_at = body.meta_at;
-                if let Some(r) = members {
-                    someone_removed = t.set_distribution(&body.distribution, r);
+                if let Some((r, chosen)) = members {
+                    someone_removed = t.set_distribution(&body.distribution, r, &chosen);
                     t.left = !t.members.iter().any(|m| m.id == own.id);
                 }
             }

@@ -726,7 +726,14 @@ impl Inner {
                             let _ = inner.thread_open(&id);
                         }
                         Err(e) => {
-                            // In people's words: "No one called @nobody", not a position.
+                            // About what was typed: by the field, in people's words ("No
+                            // one called @nobody", not a position). Anything else (offline,
+                            // a limit): the notice, and the field keeps its text.
+                            if !e.code.starts_with("expr_") && e.code != "tag_not_available" {
+                                inner.with_ui(|ui| ui.new_thread_done(Some("")));
+                                inner.show_notice(Some(&e.message));
+                                return;
+                            }
                             let plain = match e.message.strip_prefix("unknown tag ") {
                                 Some(rest) => {
                                     let tag = rest.split(" at ").next().unwrap_or(rest);

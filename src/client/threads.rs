@@ -203,9 +203,12 @@ impl Inner {
         let op = if amend { '+' } else { '-' };
         let full = format!("({current}) {op} ({expr})");
         let resolved = self.resolve(&full).await?;
-        let (_, own) = self.session()?;
+        let (token, own) = self.session()?;
+        let chosen = self
+            .newly_chosen(&token, &current, &full, &resolved)
+            .await?;
         self.change_thread(thread_id, move |t| {
-            t.set_distribution(&full, resolved);
+            t.set_distribution(&full, resolved, &chosen);
             t.left = !t.members.iter().any(|m| m.id == own.id);
         })
         .await?;

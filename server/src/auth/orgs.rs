@@ -90,7 +90,12 @@ pub struct OrgDirectory {
     jwks_rounds: Mutex<std::collections::HashMap<String, i64>>,
     /// The round each cached JWKS was fetched in.
     jwks_held: Mutex<std::collections::HashMap<String, i64>>,
+    /// When this node last reloaded each org's JWKS for an operator.
+    jwks_reloaded: Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// How often an operator may have one org's JWKS reloaded (per node).
+const JWKS_RELOAD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl OrgDirectory {
     /// Reads the database once; fails on a broken file org (a bad key), as start-up should.
@@ -112,6 +117,7 @@ impl OrgDirectory {
             jwks: Default::default(),
             jwks_rounds: Default::default(),
             jwks_held: Default::default(),
+            jwks_reloaded: Default::default(),
         };
         dir.reload(db).await.map_err(|e| e.message)?;
         Ok(dir)
@@ -219,6 +225,24 @@ impl OrgDirectory {
         actor: &crate::admin::Actor,
         org: &str,
     ) -> Result<Vec<String>, ApiError> {
+        {
+            // Each reload fetches, writes and makes every node rebuild: one per 10 s per org.
+            let mut last = self.jwks_reloaded.lock().expect("jwks lock");
+            if let Some(at) = last.get(org) {
+                let wait = JWKS_RELOAD_AT_MOST.saturating_sub(at.elapsed());
+                if !wait.is_zero() {
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        "this org's JWKS was reloaded a moment ago",
+                    )
+                    .retry_after(wait.as_secs().max(1)));
+                }
+            }
+            last.insert(org.to_owned(), Instant::now());
+        }
+        // The org as the database says now (its jwks_url may have changed on another node).
+        self.reload(db).await?;
         let current = self.current();
         let auth = current.get(org)?;
         let Some(url) = auth.jwks_url.clone() else {

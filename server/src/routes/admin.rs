@@ -561,7 +561,7 @@ pub async fn retire_signing_key(
     Ok(Json(Done { done: true }))
 }
 
-#[utoipa::path(post, path = "/v1/admin/orgs/{org}/jwks/reload", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The JWKS as fetched now; keys it no longer lists stop signing anyone in, on every node", body = crate::openapi::JwksReloaded), (status = 409, description = "The org has no jwks_url"), (status = 502, description = "The JWKS could not be fetched; nothing changed")))]
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/jwks/reload", tag = "admin: sign-in keys", params(("org" = String, Path, description = "An org ID")), responses((status = 200, description = "The JWKS as fetched now; keys it no longer lists stop signing anyone in, on every node", body = crate::openapi::JwksReloaded), (status = 409, description = "The org has no jwks_url"), (status = 429, description = "Reloaded a moment ago (at most once per 10 s per org)"), (status = 502, description = "The JWKS could not be fetched; nothing changed")))]
 pub async fn reload_jwks(
     State(state): State<SharedState>,
     Admin(a): Admin,
