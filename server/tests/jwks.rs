@@ -49,6 +49,14 @@ async fn start_provider(provider: Arc<Provider>) -> String {
     format!("http://{addr}/jwks")
 }
 
+/// The test org with no keys of its own: it signs in only with what `url` publishes.
+fn jwks_only(db: &TestDb, url: String) -> sotto_server::config::Config {
+    let mut cfg = config(db);
+    cfg.orgs[0].keys.clear();
+    cfg.orgs[0].jwks_url = Some(url);
+    cfg
+}
+
 #[tokio::test]
 async fn keys_rotate_through_the_providers_jwks_while_users_stay_signed_in() {
     let rsa = EncodingKey::from_rsa_pem(&pem("rsa.key")).unwrap();
@@ -61,9 +69,7 @@ async fn keys_rotate_through_the_providers_jwks_while_users_stay_signed_in() {
     });
     let url = start_provider(provider.clone()).await;
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.orgs[0].keys.clear();
-    cfg.orgs[0].jwks_url = Some(url);
+    let cfg = jwks_only(&db, url);
     let server = TestServer::start(cfg).await;
     let token = |alg, kid: &str, key: &EncodingKey, user: &str| {
         sign(alg, kid, key, json!({ "user": { "id": user } }))
@@ -176,9 +182,7 @@ async fn an_oversized_jwks_gives_no_keys() {
     });
     let url = start_provider(provider.clone()).await;
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.orgs[0].keys.clear();
-    cfg.orgs[0].jwks_url = Some(url);
+    let cfg = jwks_only(&db, url);
     let server = TestServer::start(cfg).await;
     let token = sign(
         Algorithm::RS256,
@@ -288,9 +292,7 @@ async fn an_operator_drops_a_compromised_key_on_every_node_at_once() {
     });
     let url = start_provider(provider.clone()).await;
     let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.orgs[0].keys.clear();
-    cfg.orgs[0].jwks_url = Some(url);
+    let cfg = jwks_only(&db, url);
     let a = TestServer::start(cfg.clone()).await;
     let b = TestServer::start(cfg).await;
     let key = api_key(&db.location, Some("acme"), "admin");

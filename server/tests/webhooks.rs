@@ -10,6 +10,7 @@ use common::*;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
+use sotto_server::config::Config;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,13 +92,14 @@ async fn wait_for(
     panic!("no {kind} event within {secs} s");
 }
 
-#[tokio::test]
-async fn events_are_signed_retried_and_never_carry_content() {
-    let receiver = Arc::new(Receiver::default());
-    let url = start_receiver(receiver.clone()).await;
-    let (_dir, db) = temp_db();
-    let mut cfg = config(&db);
-    cfg.webhook_offline_after = Duration::from_secs(1);
+/// Starts a server with `cfg` and gives its org acme a webhook to `url` for `events`;
+/// returns the server, the admin key that made it, and the webhook (with its secret).
+async fn with_webhook(
+    db: &TestDb,
+    cfg: Config,
+    url: &str,
+    events: &[&str],
+) -> (TestServer, String, Value) {
     let server = TestServer::start(cfg).await;
     let key = api_key(&db.location, Some("acme"), "admin");
     let (status, hook) = server
@@ -105,19 +107,37 @@ async fn events_are_signed_retried_and_never_carry_content() {
             Method::POST,
             "/v1/admin/orgs/acme/webhooks",
             Some(&key),
-            Some(json!({ "url": url, "events": ["user.created", "device.added", "message.queued_for_offline_user", "device.removed"] })),
+            Some(json!({ "url": url, "events": events })),
         )
         .await;
     assert_eq!(status, 201, "{hook}");
-    let secret = hook["secret"].as_str().unwrap().to_owned();
+    (server, key, hook)
+}
+
+/// The org's webhooks as the admin API lists them.
+async fn webhook_list(server: &TestServer, key: &str) -> Value {
     let (_, list) = server
-        .call(
-            Method::GET,
-            "/v1/admin/orgs/acme/webhooks",
-            Some(&key),
-            None,
-        )
+        .call(Method::GET, "/v1/admin/orgs/acme/webhooks", Some(key), None)
         .await;
+    list
+}
+
+#[tokio::test]
+async fn events_are_signed_retried_and_never_carry_content() {
+    let receiver = Arc::new(Receiver::default());
+    let url = start_receiver(receiver.clone()).await;
+    let (_dir, db) = temp_db();
+    let mut cfg = config(&db);
+    cfg.webhook_offline_after = Duration::from_secs(1);
+    let events = [
+        "user.created",
+        "device.added",
+        "message.queued_for_offline_user",
+        "device.removed",
+    ];
+    let (server, key, hook) = with_webhook(&db, cfg, &url, &events).await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let list = webhook_list(&server, &key).await;
     assert!(
         !list.to_string().contains(&secret),
         "the secret is shown once"
@@ -244,17 +264,8 @@ async fn a_redirecting_receiver_is_not_followed() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (_dir, db) = temp_db();
-    let server = TestServer::start(config(&db)).await;
-    let key = api_key(&db.location, Some("acme"), "admin");
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/admin/orgs/acme/webhooks",
-            Some(&key),
-            Some(json!({ "url": format!("http://{addr}/hook"), "events": ["user.created"] })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let url = format!("http://{addr}/hook");
+    let (server, key, _) = with_webhook(&db, config(&db), &url, &["user.created"]).await;
     server
         .sign_in(&hs256(json!({ "user": { "id": "redirected" } })))
         .await;
@@ -270,14 +281,7 @@ async fn a_redirecting_receiver_is_not_followed() {
         inside.got.lock().unwrap().is_empty(),
         "its redirect was not followed"
     );
-    let (_, list) = server
-        .call(
-            Method::GET,
-            "/v1/admin/orgs/acme/webhooks",
-            Some(&key),
-            None,
-        )
-        .await;
+    let list = webhook_list(&server, &key).await;
     assert_eq!(list["webhooks"][0]["pending"], 1, "{list}");
     assert_eq!(list["webhooks"][0]["last_error"], "HTTP 307");
     server.stop().await;
@@ -390,17 +394,9 @@ async fn a_receiver_that_never_answers_slows_nothing_and_is_retried() {
         }
     });
     let (_dir, db) = temp_db();
-    let server = TestServer::start(config(&db)).await;
-    let key = api_key(&db.location, Some("acme"), "admin");
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/admin/orgs/acme/webhooks",
-            Some(&key),
-            Some(json!({ "url": format!("http://{addr}/hook"), "events": ["user.created", "device.added"] })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let url = format!("http://{addr}/hook");
+    let events = ["user.created", "device.added"];
+    let (server, key, _) = with_webhook(&db, config(&db), &url, &events).await;
     let ann = server.user_with_device("ann", [1; 32]).await;
     let ben = server.user_with_device("ben", [2; 32]).await;
     for _ in 0..50 {
@@ -415,14 +411,7 @@ async fn a_receiver_that_never_answers_slows_nothing_and_is_retried() {
     let (status, _) = send(&server, &ann, &[&ben], "hello").await;
     assert_eq!(status, 200);
     next_of_type(&mut ws, "envelope").await;
-    let (_, list) = server
-        .call(
-            Method::GET,
-            "/v1/admin/orgs/acme/webhooks",
-            Some(&key),
-            None,
-        )
-        .await;
+    let list = webhook_list(&server, &key).await;
     assert_eq!(
         list["webhooks"][0]["last_error"],
         Value::Null,
@@ -431,14 +420,7 @@ async fn a_receiver_that_never_answers_slows_nothing_and_is_retried() {
     // After the post's 10 s timeout, the delivery is kept, with the reason, for a retry.
     let mut last_error = Value::Null;
     for _ in 0..150 {
-        let (_, list) = server
-            .call(
-                Method::GET,
-                "/v1/admin/orgs/acme/webhooks",
-                Some(&key),
-                None,
-            )
-            .await;
+        let list = webhook_list(&server, &key).await;
         last_error = list["webhooks"][0]["last_error"].clone();
         if last_error == "timed out" {
             assert!(

@@ -34,7 +34,11 @@ async function mount(browser, base, claims) {
   return page;
 }
 
-test('the backend makes a user the others can write to before they ever sign in', async (t) => {
+/**
+ * A server whose configuration has the org acme (HS256 sign-in), a browser, and a backend
+ * API key the operator made with the CLI; both are stopped after the test `t`.
+ */
+async function acme(t) {
   const dir = mkdtempSync(join(tmpdir(), 'sotto-admin-e2e-'));
   const config = join(dir, 'sotto.toml');
   writeFileSync(config, `[[orgs]]\nid = "acme"\nname = "Acme"\n[[orgs.keys]]\nkid = "acme"\nalg = "HS256"\nsecret = "${SECRET}"\n`);
@@ -45,11 +49,14 @@ test('the backend makes a user the others can write to before they ever sign in'
     await browser.close();
     await server.stop();
   });
-
-  // The operator makes the backend's key with the CLI; the backend creates Nia.
   const cli = spawnSync(serverBinary, ['--config', config, '--database', db, 'admin', '--json', 'api-keys', 'create', '--org', 'acme', '--scope', 'backend'], { encoding: 'utf8' });
   assert.equal(cli.status, 0, cli.stderr);
-  const { key } = JSON.parse(cli.stdout);
+  return { server, browser, key: JSON.parse(cli.stdout).key };
+}
+
+test('the backend makes a user the others can write to before they ever sign in', async (t) => {
+  // The operator makes the backend's key with the CLI; the backend creates Nia.
+  const { server, browser, key } = await acme(t);
   const made = await fetch(`${server.base}/v1/admin/orgs/acme/users/emp-7`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -127,19 +134,7 @@ async function listen(page) {
 const heard = (page) => page.evaluate(() => window.heard);
 
 test('a thread made with a group loses whoever the backend takes out of it, and only threads made later gain newcomers', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'sotto-groups-e2e-'));
-  const config = join(dir, 'sotto.toml');
-  writeFileSync(config, `[[orgs]]\nid = "acme"\nname = "Acme"\n[[orgs.keys]]\nkid = "acme"\nalg = "HS256"\nsecret = "${SECRET}"\n`);
-  const db = join(dir, 'sotto.db');
-  const server = await startServer({ database: db, args: ['--config', config, '--metrics-listen', 'off'] });
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop();
-  });
-  const cli = spawnSync(serverBinary, ['--config', config, '--database', db, 'admin', '--json', 'api-keys', 'create', '--org', 'acme', '--scope', 'backend'], { encoding: 'utf8' });
-  assert.equal(cli.status, 0, cli.stderr);
-  const { key } = JSON.parse(cli.stdout);
+  const { server, browser, key } = await acme(t);
 
   const ann = await mount(browser, server.base, { user: { id: 'ann', name: 'Ann Agent' } });
   const dan = await mount(browser, server.base, { user: { id: 'dan', name: 'Dan Desk' } });
