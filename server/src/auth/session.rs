@@ -54,18 +54,19 @@ pub fn revoke(conn: &Conn, token: &str) -> crate::db::Result<()> {
     Ok(())
 }
 
+/// A session's user and expiry. A disabled user's sessions are deleted when they are
+/// disabled; checking here too closes the race with a sign-in that read the user just before.
+pub(crate) const LOOKUP_SQL: &str =
+    "SELECT s.user_id, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+     WHERE s.token_hash = ?1 AND u.disabled = 0";
+
 /// The live session that `token` belongs to.
 pub fn lookup(conn: &Conn, token: &str) -> Result<AuthUser, ApiError> {
     let session_hash = hash(token);
     let row: Option<(String, i64)> = conn
-        .query_row(
-            // A disabled user's sessions are deleted when they are disabled; checking here
-            // too closes the race with a sign-in that read the user just before.
-            "SELECT s.user_id, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ?1 AND u.disabled = 0",
-            params![session_hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(LOOKUP_SQL, params![session_hash], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let (user_id, expires_at) = row.ok_or_else(|| {
         ApiError::unauthorized("session_invalid", "sign in again: the session is unknown")

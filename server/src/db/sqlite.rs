@@ -243,6 +243,48 @@ mod tests {
     use super::*;
     use crate::db::Db;
 
+    /// The hottest reads (a session's lookup, a socket's queue) are compiled once and reused
+    /// while the writer commits: SQLite 3.54 compiled a cached join again at every use, and
+    /// a bound LIMIT does so at every new value, which once cost a quarter of the CPU.
+    #[test]
+    fn hot_reads_are_not_compiled_again_while_the_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sotto.db");
+        let (writer, readers) = open(&path, 1).unwrap();
+        let (Backend::Sqlite(w), Backend::Sqlite(r)) = (&writer.backend, &readers[0].backend)
+        else {
+            unreachable!("SQLite connections")
+        };
+        let hot = [
+            crate::auth::session::LOOKUP_SQL,
+            crate::delivery::queue::PENDING_SQL,
+        ];
+        for i in 0..20i64 {
+            w.execute("INSERT INTO orgs (id) VALUES (?1)", [format!("org{i}")])
+                .unwrap();
+            for sql in hot {
+                let mut stmt = r.prepare_cached(sql).unwrap();
+                let n = stmt.parameter_count();
+                let values: Vec<Box<dyn rusqlite::ToSql>> = (1..=n)
+                    .map(|k| -> Box<dyn rusqlite::ToSql> {
+                        if k == 1 {
+                            Box::new(format!("key{i}"))
+                        } else {
+                            Box::new(i)
+                        }
+                    })
+                    .collect();
+                let mut rows = stmt.query(rusqlite::params_from_iter(values)).unwrap();
+                while rows.next().unwrap().is_some() {}
+            }
+        }
+        for sql in hot {
+            let stmt = r.prepare_cached(sql).unwrap();
+            let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(again, 0, "compiled again {again} times: {sql}");
+        }
+    }
+
     #[test]
     fn a_database_from_a_newer_server_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();

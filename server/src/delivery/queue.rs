@@ -132,18 +132,23 @@ pub fn sender_of(conn: &Conn, device_id: &str, seq: i64) -> crate::db::Result<Op
     .optional()
 }
 
-/// Up to `limit` envelopes for `device_id` after `after_seq`, oldest first.
+/// Envelopes a socket reads at a time.
+pub const PENDING_BATCH: usize = 100;
+
+/// The limit is written into the statement: SQLite compiles a statement again whenever the
+/// value bound to its LIMIT changes, and this is the hottest read there is.
+pub(crate) const PENDING_SQL: &str =
+    "SELECT seq, sender_user, sender_device, accepted_at, payload FROM envelopes
+     WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 100";
+
+/// Up to [`PENDING_BATCH`] envelopes for `device_id` after `after_seq`, oldest first.
 pub fn pending(
     conn: &Conn,
     device_id: &str,
     after_seq: i64,
-    limit: i64,
 ) -> crate::db::Result<Vec<DeliveredEnvelope>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, sender_user, sender_device, accepted_at, payload FROM envelopes
-         WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![device_id, after_seq, limit], |r| {
+    let mut stmt = conn.prepare_cached(PENDING_SQL)?;
+    let rows = stmt.query_map(params![device_id, after_seq], |r| {
         Ok(DeliveredEnvelope {
             seq: r.get(0)?,
             sender_user: r.get(1)?,

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 const READ_BUFFER: usize = 4 * 1024;
 /// Largest frame: a `send` carries a whole send's envelopes, as `POST /v1/envelopes`.
 const MAX_SEND_FRAME: usize = crate::routes::envelopes::MAX_BODY;
-const BATCH: i64 = 100;
 const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENT_LIMIT: Duration = Duration::from_secs(75);
 /// The protocol the server speaks, picked from what the client offers.
@@ -318,10 +317,10 @@ async fn flush(
         let (device, after) = (device_id.to_owned(), *last_sent);
         let batch = state
             .db
-            .read(move |conn| queue::pending(conn, &device, after, BATCH))
+            .read(move |conn| queue::pending(conn, &device, after))
             .await
             .map_err(|e| e.to_string())?;
-        let full = batch.len() as i64 == BATCH;
+        let full = batch.len() == queue::PENDING_BATCH;
         let metrics = crate::metrics::metrics();
         for env in batch {
             *last_sent = env.seq;
