@@ -17,9 +17,9 @@ use crate::prekeys::{self, PreKeyBundle, PreKeyPublic, PreKeySecret, SignedPreKe
 use crate::ratchet::Session;
 use crate::sealing::{self, MessageBody, Pairwise, PartKind, Route};
 use crate::sender_key::{GroupRoute, OwnSenderKey, ReceivedSenderKey};
+use crate::vec_map::VecMap;
 use crate::CoreError;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A signed prekey is replaced after a week; the previous one is kept for messages in flight.
 pub const SIGNED_PREKEY_MAX_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -61,33 +61,34 @@ pub struct Account {
     pub(crate) one_time_prekeys: Vec<PreKeySecret>,
     next_prekey_id: u32,
     #[serde(default)]
-    pub(crate) sessions: BTreeMap<String, Session>,
+    pub(crate) sessions: VecMap<String, Session>,
     /// Sessions a newer one replaced, newest first: when two devices start sessions with
     /// each other at once, messages keep arriving on both for a while.
     #[serde(default)]
-    pub(crate) previous_sessions: BTreeMap<String, Vec<Session>>,
+    pub(crate) previous_sessions: VecMap<String, Vec<Session>>,
     #[serde(default)]
-    pub(crate) own_sender_keys: BTreeMap<String, OwnSenderKey>,
+    pub(crate) own_sender_keys: VecMap<String, OwnSenderKey>,
     /// By sender device: (thread, key) pairs.
     #[serde(default)]
-    pub(crate) received_sender_keys: BTreeMap<String, Vec<(String, ReceivedSenderKey)>>,
+    pub(crate) received_sender_keys: VecMap<String, Vec<(String, ReceivedSenderKey)>>,
     #[serde(default)]
-    pub(crate) known_identities: BTreeMap<String, IdentityPublic>,
+    pub(crate) known_identities: VecMap<String, IdentityPublic>,
     /// Each user's devices as last seen (this user's too), to notice a new or removed one.
     #[serde(default)]
-    pub(crate) known_devices: BTreeMap<String, Vec<String>>,
+    pub(crate) known_devices: VecMap<String, Vec<String>>,
     /// The highest device-list version seen per user: an older list is a replay.
     #[serde(default)]
-    pub(crate) device_list_versions: BTreeMap<String, i64>,
+    pub(crate) device_list_versions: VecMap<String, i64>,
     /// Users whose identity changed and the person has not yet acknowledged it.
     #[serde(default)]
-    pub(crate) identity_warnings: std::collections::BTreeSet<String>,
+    /// Kept sorted and without repeats; stored as the set it once was.
+    pub(crate) identity_warnings: Vec<String>,
     /// Identities the person verified by comparing safety numbers.
     #[serde(default)]
-    pub(crate) verified_identities: BTreeMap<String, IdentityPublic>,
+    pub(crate) verified_identities: VecMap<String, IdentityPublic>,
     /// By signed prekey ID: base keys of first messages that used no one-time prekey.
     #[serde(default)]
-    seen_base_keys: BTreeMap<u32, Vec<String>>,
+    seen_base_keys: VecMap<u32, Vec<String>>,
 }
 
 impl Drop for Account {
@@ -190,16 +191,16 @@ impl Account {
             previous_signed_prekey: None,
             one_time_prekeys: Vec::new(),
             next_prekey_id: 2,
-            sessions: BTreeMap::new(),
-            previous_sessions: BTreeMap::new(),
-            own_sender_keys: BTreeMap::new(),
-            received_sender_keys: BTreeMap::new(),
-            known_identities: BTreeMap::new(),
-            known_devices: BTreeMap::new(),
-            device_list_versions: BTreeMap::new(),
+            sessions: VecMap::default(),
+            previous_sessions: VecMap::default(),
+            own_sender_keys: VecMap::default(),
+            received_sender_keys: VecMap::default(),
+            known_identities: VecMap::default(),
+            known_devices: VecMap::default(),
+            device_list_versions: VecMap::default(),
             identity_warnings: Default::default(),
-            verified_identities: BTreeMap::new(),
-            seen_base_keys: BTreeMap::new(),
+            verified_identities: VecMap::default(),
+            seen_base_keys: VecMap::default(),
         })
     }
 
@@ -318,8 +319,7 @@ impl Account {
     fn keep_previous(&mut self, device_id: &str, old: Session) {
         let previous = self
             .previous_sessions
-            .entry(device_id.to_owned())
-            .or_default();
+            .entry_or_default(device_id.to_owned());
         previous.insert(0, old);
         previous.truncate(PREVIOUS_SESSIONS);
     }
@@ -494,7 +494,7 @@ impl Account {
     }
 
     pub(crate) fn note_base_key(&mut self, signed_prekey: u32, base_key: [u8; 32]) {
-        let keys = self.seen_base_keys.entry(signed_prekey).or_default();
+        let keys = self.seen_base_keys.entry_or_default(signed_prekey);
         keys.push(crate::b64::encode(&base_key));
         let excess = keys.len().saturating_sub(MAX_SEEN_BASE_KEYS);
         keys.drain(..excess);
@@ -505,8 +505,7 @@ impl Account {
     pub(crate) fn store_sender_key(&mut self, device: &str, key: ReceivedSenderKey, thread: &str) {
         let keys = self
             .received_sender_keys
-            .entry(device.to_owned())
-            .or_default();
+            .entry_or_default(device.to_owned());
         keys.retain(|(t, k)| !(t == thread && k.key_id == key.key_id));
         keys.push((thread.to_owned(), key));
         let same_thread = keys.iter().filter(|(t, _)| t == thread).count();

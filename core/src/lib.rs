@@ -38,5 +38,6 @@ pub mod safety;
 pub mod sealing;
 pub mod sender_key;
 pub mod trust;
+pub mod vec_map;
 
 pub use error::CoreError;

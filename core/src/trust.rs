@@ -130,7 +130,12 @@ impl Account {
             self.forget_device(&d);
         }
         self.device_list_versions.remove(user_id);
-        self.identity_warnings.insert(user_id.to_owned());
+        if let Err(at) = self
+            .identity_warnings
+            .binary_search_by(|u| u.as_str().cmp(user_id))
+        {
+            self.identity_warnings.insert(at, user_id.to_owned());
+        }
     }
 
     /// The identity pinned for a user, if any.
@@ -149,7 +154,7 @@ impl Account {
     /// The person saw the warning about `user_id`'s new identity. A contact they had
     /// verified stays unsendable until verified again ([`Account::mark_verified`]).
     pub fn acknowledge_identity_change(&mut self, user_id: &str) {
-        self.identity_warnings.remove(user_id);
+        self.identity_warnings.retain(|u| u != user_id);
     }
 
     /// The person compared the safety number `shown` with `user_id` and they matched: the
@@ -167,7 +172,7 @@ impl Account {
         }
         self.verified_identities
             .insert(user_id.to_owned(), identity);
-        self.identity_warnings.remove(user_id);
+        self.identity_warnings.retain(|u| u != user_id);
         Ok(())
     }
 
