@@ -144,7 +144,7 @@ async fn on_store(
 }
 
 /// Keys from `prefix|` up to the end of that prefix.
-fn prefix_range(prefix: &str) -> ClientResult<IdbKeyRange> {
+pub fn prefix_range(prefix: &str) -> ClientResult<IdbKeyRange> {
     IdbKeyRange::bound(
         &format!("{prefix}|").into(),
         &format!("{prefix}|\u{10FFFF}").into(),
@@ -170,6 +170,31 @@ pub async fn delete(store: &str, key: &str) -> ClientResult<()> {
     })
     .await?;
     Ok(())
+}
+
+/// Puts `puts` and deletes `deletes` (keys or key ranges) in one transaction: all or none.
+pub async fn write_all(
+    store: &str,
+    puts: &[(String, JsValue)],
+    deletes: &[JsValue],
+) -> ClientResult<()> {
+    let db = open().await?;
+    let tx = db
+        .transaction_with_str_and_mode(store, IdbTransactionMode::Readwrite)
+        .map_err(|e| js_failure("storage", e))?;
+    let os = tx
+        .object_store(store)
+        .map_err(|e| js_failure("storage", e))?;
+    let queued = puts
+        .iter()
+        .try_for_each(|(key, value)| os.put_with_key(value, &key.into()).map(drop))
+        .and_then(|()| deletes.iter().try_for_each(|key| os.delete(key).map(drop)));
+    if let Err(e) = queued {
+        // Nothing of a write that could not be queued whole is kept.
+        let _ = tx.abort();
+        return Err(js_failure("storage", e));
+    }
+    committed(&tx).await
 }
 
 /// Every value whose key starts with `prefix|`.

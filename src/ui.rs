@@ -3,7 +3,7 @@
 
 use crate::dialog::Dialog;
 use crate::error::{js_failure, ClientResult};
-use crate::model::{display_name, Status, Thread};
+use crate::model::{display_name, Message, Status, Thread};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -76,6 +76,10 @@ pub struct Ui {
     verify: Element,
     warning: Element,
     messages: Element,
+    /// What the message list shows, one entry per message in order: redrawing starts at
+    /// the first that changed, so a new message is one append, not a rebuilt list (and the
+    /// live region announces only it).
+    drawn: std::cell::RefCell<Vec<Drawn>>,
     composer: HtmlTextAreaElement,
     notice: Element,
     pub dialog: Dialog,
@@ -420,6 +424,7 @@ impl Ui {
             verify,
             warning,
             messages,
+            drawn: Default::default(),
             composer,
             notice,
             _listeners: listeners,
@@ -539,7 +544,10 @@ impl Ui {
         let same = thread.map(|t| t.id.as_str()) == m.get_attribute("data-thread").as_deref();
         let at_bottom = m.scroll_top() + m.client_height() + 40 >= m.scroll_height();
         let kept = (same && !at_bottom).then(|| m.scroll_top());
-        m.set_text_content(None);
+        if !same {
+            m.set_text_content(None);
+            self.drawn.borrow_mut().clear();
+        }
         let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
             self.title.set_text_content(Some("No thread open"));
@@ -611,8 +619,36 @@ impl Ui {
         }
         self.members.set_text_content(Some(&about));
         self.composer.set_disabled(t.left);
-        let mut last_day = String::new();
-        for m in &t.messages {
+        // Keep what is drawn up to the first message that changed (or the read line moved
+        // past); draw from there on.
+        let mut drawn = self.drawn.borrow_mut();
+        let keep = drawn
+            .iter()
+            .zip(&t.messages)
+            .take_while(|(((message, state, sender), _), m)| {
+                message == *m && *state == state_of(t, own_id, m) && *sender == sender_of(t, m)
+            })
+            .count();
+        if let Some(first) = drawn.get(keep) {
+            // Its day separator goes with it; the next message draws one again if need be.
+            if let Some(sep) = first
+                .1
+                .previous_element_sibling()
+                .filter(|e| e.class_name() == "day")
+            {
+                sep.remove();
+            }
+            while let Some(next) = first.1.next_element_sibling() {
+                next.remove();
+            }
+            first.1.remove();
+        }
+        drawn.truncate(keep);
+        let mut last_day = match keep {
+            0 => String::new(),
+            n => format_day(t.messages[n - 1].sent_at),
+        };
+        for m in &t.messages[keep..] {
             let day = format_day(m.sent_at);
             if day != last_day {
                 let sep = text_el(&self.doc, "li", "day", &day)?;
@@ -626,22 +662,8 @@ impl Ui {
                 if m.outgoing { "msg out" } else { "msg in" },
             )?;
             attr(&item, "data-message", &m.id);
-            let status = match m.status {
-                Status::Pending => Some(("pending", "Sending when online…")),
-                Status::Failed => Some(("failed", "Not sent")),
-                Status::Expired => Some(("failed", "Not delivered (expired)")),
-                Status::Sent | Status::Delivered if t.read_by_others(own_id, m.sent_at) => {
-                    Some(("read", "Read"))
-                }
-                Status::Delivered => Some(("delivered", "Delivered")),
-                Status::Sent => Some(("sent", "Sent")),
-                Status::Received => None,
-            };
+            let (status, sender) = (state_of(t, own_id, m), sender_of(t, m));
             let meta = el(&self.doc, "div", "meta")?;
-            let sender = t
-                .member(&m.sender_id)
-                .map(display_name)
-                .unwrap_or_else(|| m.sender_name.clone());
             append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
             append(
                 &meta,
@@ -669,6 +691,7 @@ impl Ui {
                 append(&item, &b);
             }
             append(&self.messages, &item);
+            drawn.push(((m.clone(), status, sender), item));
         }
         m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
         Ok(())
@@ -696,6 +719,35 @@ impl Ui {
     pub fn unmount(&self) {
         self.root.set_text_content(None);
     }
+}
+
+/// A drawn message: what it showed (the message, its delivery state, the sender's name as
+/// shown) and its element.
+type Drawn = (
+    (Message, Option<(&'static str, &'static str)>, String),
+    Element,
+);
+
+/// The delivery state shown on `m`: its `data-status` and words.
+fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, &'static str)> {
+    match m.status {
+        Status::Pending => Some(("pending", "Sending when online…")),
+        Status::Failed => Some(("failed", "Not sent")),
+        Status::Expired => Some(("failed", "Not delivered (expired)")),
+        Status::Sent | Status::Delivered if t.read_by_others(own_id, m.sent_at) => {
+            Some(("read", "Read"))
+        }
+        Status::Delivered => Some(("delivered", "Delivered")),
+        Status::Sent => Some(("sent", "Sent")),
+        Status::Received => None,
+    }
+}
+
+/// The name shown on `m`: the member's as the thread knows them now.
+fn sender_of(t: &Thread, m: &Message) -> String {
+    t.member(&m.sender_id)
+        .map(display_name)
+        .unwrap_or_else(|| m.sender_name.clone())
 }
 
 /// Why nothing reaches `user` for now, if so (see `render_thread`).

@@ -167,7 +167,7 @@ async fn history_is_stored_encrypted_and_reads_back() {
         attrs: Default::default(),
         attachments: Vec::new(),
     });
-    sotto::history::save(&key, &thread).await.unwrap();
+    sotto::history::save(&key, &mut thread).await.unwrap();
     let back = sotto::history::load(&key).await.unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].messages[0].text, "the secret word is swordfish");
@@ -180,6 +180,191 @@ async fn history_is_stored_encrypted_and_reads_back() {
         .unwrap();
     let stored = String::from_utf8_lossy(&data.to_vec()).to_string();
     assert!(!stored.contains("swordfish") && !stored.contains("Bob"));
+    let page = sotto::idb::get(sotto::idb::THREADS, &format!("{key}|t1|000000"))
+        .await
+        .unwrap();
+    let data: js_sys::Uint8Array = js_sys::Reflect::get(&page, &"data".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&data.to_vec()).to_string();
+    assert!(!stored.contains("swordfish"), "pages are encrypted too");
+}
+
+fn message(thread: &str, n: usize) -> Message {
+    Message {
+        id: format!("m{n}"),
+        thread_id: thread.into(),
+        sender_id: "bob".into(),
+        sender_name: "Bob".into(),
+        sent_at: n as i64,
+        text: format!("message {n}"),
+        outgoing: false,
+        status: Status::Received,
+        expires_at: None,
+        html: None,
+        attrs: Default::default(),
+        attachments: Vec::new(),
+    }
+}
+
+/// The stored records of a user's history: (key, iv) in key order.
+async fn records(key: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for n in 0..20 {
+        for k in [format!("{key}|t1"), format!("{key}|t1|{n:06}")] {
+            let v = sotto::idb::get(sotto::idb::THREADS, &k).await.unwrap();
+            if v.is_undefined() || out.iter().any(|(o, _)| *o == k) {
+                continue;
+            }
+            let iv: js_sys::Uint8Array = js_sys::Reflect::get(&v, &"iv".into())
+                .unwrap()
+                .dyn_into()
+                .unwrap();
+            out.push((k, iv.to_vec()));
+        }
+    }
+    out
+}
+
+#[wasm_bindgen_test]
+async fn a_new_message_rewrites_one_page_not_the_thread() {
+    let key = format!("test|org|{}", js_sys::Math::random());
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("bob", "Bob")],
+    );
+    thread.messages = (0..100).map(|n| message("t1", n)).collect();
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    let before = records(&key).await;
+    assert_eq!(before.len(), 1 + 4, "the thread and four pages of 32");
+
+    thread.messages.push(message("t1", 100));
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    let after = records(&key).await;
+    let rewritten: Vec<&str> = after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .map(|(k, _)| k.rsplit('|').next().unwrap())
+        .collect();
+    assert_eq!(
+        rewritten,
+        ["t1", "000003"],
+        "the thread record and the last page only"
+    );
+
+    // A status change far back rewrites that page.
+    thread.messages[5].status = Status::Failed;
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    let back = sotto::history::load(&key).await.unwrap();
+    let ids: Vec<String> = back[0].messages.iter().map(|m| m.id.clone()).collect();
+    let expected: Vec<String> = (0..=100).map(|n| format!("m{n}")).collect();
+    assert_eq!(ids, expected, "every message once, in order");
+    assert_eq!(back[0].messages[5].status, Status::Failed);
+
+    // Deleting messages leaves no stale page behind.
+    thread.messages.drain(10..80);
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    assert_eq!(records(&key).await.len(), 1 + 1, "31 messages: one page");
+    let back = sotto::history::load(&key).await.unwrap();
+    assert_eq!(back[0].messages.len(), 31);
+    assert_eq!(back[0].messages[10].id, "m80");
+
+    sotto::history::remove(&key, "t1").await.unwrap();
+    assert!(records(&key).await.is_empty());
+    assert!(sotto::history::load(&key).await.unwrap().is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn a_thread_stored_whole_by_an_older_version_reads_and_moves_to_pages() {
+    let key = format!("test|org|{}", js_sys::Math::random());
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("bob", "Bob")],
+    );
+    thread.messages = (0..40).map(|n| message("t1", n)).collect();
+    // What earlier versions wrote: the whole thread, messages included, in one record.
+    let json = serde_json::to_string(&thread).unwrap();
+    sotto::idb::put(sotto::idb::THREADS, &format!("{key}|t1"), &json.into())
+        .await
+        .unwrap();
+    let mut back = sotto::history::load(&key).await.unwrap();
+    assert_eq!(back[0].messages.len(), 40);
+    back[0].messages.push(message("t1", 40));
+    sotto::history::save(&key, &mut back[0]).await.unwrap();
+    assert_eq!(records(&key).await.len(), 1 + 2, "moved to two pages");
+    let again = sotto::history::load(&key).await.unwrap();
+    assert_eq!(again[0].messages.len(), 41);
+}
+
+#[wasm_bindgen_test]
+fn a_new_message_is_appended_without_redrawing_the_others() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("bob", "Bob")],
+    );
+    thread.messages = (0..3).map(|n| message("t1", n)).collect();
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    let root = el.shadow_root().unwrap();
+    let item = |id: &str| {
+        root.query_selector(&format!("[data-message=\"{id}\"]"))
+            .unwrap()
+            .unwrap()
+    };
+    let (first, second) = (item("m0"), item("m1"));
+    thread.messages.push(message("t1", 3));
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!(root.query_selector_all(".msg").unwrap().length(), 4);
+    assert!(
+        first.is_connected() && second.is_connected(),
+        "kept, not redrawn"
+    );
+    assert_eq!(
+        item("m3")
+            .query_selector(".text")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap(),
+        "message 3"
+    );
+    // A change to one message redraws it (and those after it), not those before.
+    thread.messages[1].text = "edited".into();
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert!(first.is_connected());
+    assert!(!second.is_connected());
+    assert_eq!(
+        item("m1")
+            .query_selector(".text")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap(),
+        "edited"
+    );
+    assert_eq!(root.query_selector_all(".msg").unwrap().length(), 4);
+    assert_eq!(
+        root.query_selector_all(".day").unwrap().length(),
+        1,
+        "one day, one separator"
+    );
+    // Another thread starts afresh.
+    let other = Thread::new(
+        "t2".into(),
+        "@alice + @carol".into(),
+        vec![user("carol", "Carol")],
+    );
+    ui.render_thread(Some(&other), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!(root.query_selector_all(".msg").unwrap().length(), 0);
 }
 
 fn bundle_of(account: &mut Account, device_id: &str) -> PreKeyBundle {

@@ -346,15 +346,14 @@ impl Inner {
         let turn = js_sys::Promise::new(&mut |resolve, _| done = Some(resolve));
         let previous = self.write_chain.replace(turn);
         let _ = wasm_bindgen_futures::JsFuture::from(previous).await;
-        let snapshot = {
-            let state = self.state.borrow();
-            state
-                .store_key
-                .clone()
-                .zip(state.threads.iter().find(|t| t.id == thread_id).cloned())
+        let pending = {
+            let mut state = self.state.borrow_mut();
+            let key = state.store_key.clone();
+            key.zip(state.threads.iter_mut().find(|t| t.id == thread_id))
+                .map(|(key, t)| (history::prepare(&key, t), key))
         };
-        if let Some((key, t)) = snapshot {
-            match history::save(&key, &t).await {
+        if let Some((pending, key)) = pending {
+            match async { pending?.write().await }.await {
                 Ok(()) => self.tell_views(&key),
                 Err(e) => web_sys::console::warn_1(
                     &format!("sotto: history not saved: {}", e.message).into(),
