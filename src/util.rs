@@ -14,6 +14,14 @@ pub fn now_millis() -> i64 {
     js_sys::Date::now() as i64
 }
 
+/// Whether the page is on screen (not a background tab or a minimised window): only then
+/// has the person seen what the open thread shows.
+pub fn page_visible() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_none_or(|d| !d.hidden())
+}
+
 pub fn window() -> ClientResult<web_sys::Window> {
     web_sys::window().ok_or_else(|| ClientError::new("no_window", "Sotto runs in a browser window"))
 }

@@ -345,10 +345,12 @@ impl Inner {
         if !self.remember(&message.id) {
             return;
         }
+        // Read only if its thread is open on a page that is on screen.
         let is_open = {
             let mut state = self.state.borrow_mut();
             let open = state.open_thread.clone();
-            let is_open = open.as_deref() == Some(message.thread_id.as_str());
+            let is_open =
+                open.as_deref() == Some(message.thread_id.as_str()) && crate::util::page_visible();
             if let Some(pos) = state.threads.iter().position(|t| t.id == message.thread_id) {
                 let mut t = state.threads.remove(pos);
                 if !message.outgoing && !is_open {

@@ -119,6 +119,14 @@ impl Inner {
         self.mount_ui()?;
         self.listen_for_other_tabs();
         self.listen_for_online();
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            // Back on screen: the open thread is read now, not while it was hidden.
+            self.listen(doc.into(), "visibilitychange", |inner| {
+                if crate::util::page_visible() {
+                    inner.read_open_thread();
+                }
+            });
+        }
         self.emit("ready", JsValue::UNDEFINED);
         let auth = self.auth.borrow().clone();
         match auth {
@@ -371,7 +379,7 @@ impl Inner {
         self.schedule_expiry();
         self.schedule_sweep();
         if let Some(id) = self.options.open_thread_id.clone() {
-            if let Err(e) = self.thread_open(&id) {
+            if let Err(e) = self.thread_open(&id, false) {
                 self.emit_error(&e);
             }
         }

@@ -106,6 +106,9 @@ impl State {
     }
 }
 
+/// A listener on the page: where, for which event, and the closure to remove at destroy.
+type PageListener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut()>);
+
 struct Inner {
     host: Element,
     auth: RefCell<Auth>,
@@ -115,8 +118,9 @@ struct Inner {
     state: RefCell<State>,
     destroyed: std::cell::Cell<bool>,
     channel: RefCell<Option<lifecycle::Channel>>,
-    /// The window's `online` listener, which sends what was typed offline.
-    online: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// The page's listeners (`online` on the window, which sends what was typed offline;
+    /// `visibilitychange` on the document, which reads the open thread), removed at destroy.
+    page_listeners: RefCell<Vec<PageListener>>,
     /// Resolves the waiting provisioning question with "generate" or "import".
     provisioning_choice: RefCell<Option<js_sys::Function>>,
     /// A one-time prekey top-up is running (one at a time).
@@ -209,7 +213,7 @@ impl ClientCore {
                 state: RefCell::new(State::default()),
                 destroyed: std::cell::Cell::new(false),
                 channel: RefCell::new(None),
-                online: RefCell::new(None),
+                page_listeners: RefCell::new(Vec::new()),
                 provisioning_choice: RefCell::new(None),
                 own_link: RefCell::default(),
                 replenishing: std::cell::Cell::new(false),
@@ -376,7 +380,7 @@ impl ClientCore {
         let inner = self.inner.clone();
         promise(async move {
             let id = inner.thread_make(&expr, js_map(&attributes)?).await?;
-            inner.thread_open(&id)?;
+            inner.thread_open(&id, false)?;
             Ok(id.into())
         })
     }
@@ -388,7 +392,7 @@ impl ClientCore {
         promise(async move {
             // A view first reads what the holder saved (a thread it has just made).
             inner.reload_view().await;
-            inner.thread_open(&id)?;
+            inner.thread_open(&id, false)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -637,11 +641,9 @@ impl ClientCore {
         self.inner.destroyed.set(true);
         self.inner.end_session();
         *self.inner.channel.borrow_mut() = None;
-        if let (Some(listener), Some(w)) =
-            (self.inner.online.borrow_mut().take(), web_sys::window())
-        {
-            let _ =
-                w.remove_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        for (target, event, listener) in self.inner.page_listeners.borrow_mut().drain(..) {
+            let _ = target
+                .remove_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
         }
         if let Some(ui) = self.inner.ui.borrow_mut().take() {
             ui.unmount();
@@ -712,7 +714,7 @@ impl Inner {
                 })
             }),
             open: act(|inner, id| {
-                if let Err(e) = inner.thread_open(&id) {
+                if let Err(e) = inner.thread_open(&id, true) {
                     inner.show_notice(Some(&e.message));
                 }
             }),
@@ -723,7 +725,7 @@ impl Inner {
                             inner.with_ui(|ui| ui.new_thread_done(None));
                             // A view reads the thread the holder has just saved.
                             inner.reload_view().await;
-                            let _ = inner.thread_open(&id);
+                            let _ = inner.thread_open(&id, true);
                         }
                         Err(e) => {
                             // About what was typed: by the field, in people's words ("No

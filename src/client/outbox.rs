@@ -345,16 +345,30 @@ impl Inner {
     /// Sends what was typed offline as soon as the browser says it is online again (the
     /// socket's `ready` does the same when it reconnects).
     pub(super) fn listen_for_online(self: &Rc<Self>) {
+        if let Some(w) = web_sys::window() {
+            self.listen(w.into(), "online", |inner| {
+                spawn_local(inner.flush_outbox())
+            });
+        }
+    }
+
+    /// Calls `f` on every `event` of `target` while this client lives.
+    pub(super) fn listen(
+        self: &Rc<Self>,
+        target: web_sys::EventTarget,
+        event: &'static str,
+        f: fn(Rc<Self>),
+    ) {
         let weak = Rc::downgrade(self);
         let listener = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = weak.upgrade() {
-                spawn_local(inner.flush_outbox());
+                f(inner);
             }
         });
-        if let Some(w) = web_sys::window() {
-            let _ = w.add_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
-        }
-        *self.online.borrow_mut() = Some(listener);
+        let _ = target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+        self.page_listeners
+            .borrow_mut()
+            .push((target, event, listener));
     }
 
     pub(super) async fn flush_outbox(self: Rc<Self>) {

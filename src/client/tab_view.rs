@@ -62,20 +62,10 @@ impl Inner {
             }
             state.view_shown = turn;
             state.threads = threads;
-            // The thread open here stays open and read (the holder keeps its own count),
-            // also one the holder has made but not saved yet.
-            if let Some(id) = state.open_thread.clone() {
-                if let Ok(t) = state.thread_mut(&id) {
-                    t.unread = 0;
-                }
-            }
         }
-        self.render();
-        // What came into the thread open here is read: the holder tells the members.
-        let open = self.state.borrow().open_thread.clone();
-        if let Some(id) = open {
-            self.mark_read(&id);
-        }
+        // The thread open here stays open, and what came into it is read if this tab is on
+        // screen (the holder keeps its own count and tells the members).
+        self.read_open_thread();
     }
 
     /// The holder tells its views which contacts' keys changed and who added a device

@@ -372,7 +372,9 @@ impl Inner {
         self.render();
     }
 
-    pub(super) fn thread_open(self: &Rc<Self>, id: &str) -> ClientResult<()> {
+    /// Opens a thread; `focus` moves the keyboard to its composer (a click in Sotto's UI,
+    /// never a call from the page, whose focus stays where it is).
+    pub(super) fn thread_open(self: &Rc<Self>, id: &str, focus: bool) -> ClientResult<()> {
         let reading = matches!(
             self.state.borrow().life,
             Lifecycle::SavedHistory(_) | Lifecycle::Viewing { .. } | Lifecycle::Loading { .. }
@@ -383,15 +385,14 @@ impl Inner {
         }
         {
             let mut state = self.state.borrow_mut();
-            let t = state.thread_mut(id)?;
-            t.unread = 0;
+            state.thread_mut(id)?;
             state.open_thread = Some(id.to_owned());
         }
-        self.persist(id);
         self.show_notice(None);
-        self.render();
-        self.with_ui(|ui| ui.focus_composer());
-        self.mark_read(id);
+        self.read_open_thread();
+        if focus {
+            self.with_ui(|ui| ui.focus_composer());
+        }
         if !reading {
             let (inner, id) = (self.clone(), id.to_owned());
             spawn_local(async move {
@@ -400,6 +401,25 @@ impl Inner {
             });
         }
         Ok(())
+    }
+
+    /// The open thread is read, if the page is on screen (a widget in a background tab
+    /// claims nothing): its unread count goes to zero and the members are told. Redraws.
+    pub(super) fn read_open_thread(self: &Rc<Self>) {
+        let open = self.state.borrow().open_thread.clone();
+        if let Some(id) = open.filter(|_| crate::util::page_visible()) {
+            let cleared = self
+                .state
+                .borrow_mut()
+                .thread_mut(&id)
+                .is_ok_and(|t| std::mem::take(&mut t.unread) > 0);
+            // A view does not write; the holder keeps its own count.
+            if cleared && self.viewing().is_none() {
+                self.persist(&id);
+            }
+            self.mark_read(&id);
+        }
+        self.render();
     }
 
     pub(super) fn thread(&self, id: &str) -> ClientResult<Thread> {

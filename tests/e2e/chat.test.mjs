@@ -256,3 +256,67 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   assert.ok(!databaseBytes(env.server.db).includes(secret), 'the server holds only ciphertext');
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
+
+test('a widget in a background tab claims nothing read, and threadOpen leaves the page its focus', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const alice = await newPage(env.browser);
+  const carol = await newPage(env.browser);
+  // Headless Chromium reports every page as visible (bringing another tab to the front
+  // or minimising the window changes nothing), so Carol's page is given a switch for
+  // `document.hidden`, and `visibilitychange` is fired as a browser would.
+  await carol.addInitScript(() => {
+    window.__hidden = false;
+    Object.defineProperty(Document.prototype, 'hidden', { get: () => window.__hidden });
+    Object.defineProperty(Document.prototype, 'visibilityState', {
+      get: () => (window.__hidden ? 'hidden' : 'visible'),
+    });
+    window.setHidden = (hidden) => {
+      window.__hidden = hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  });
+  await openDemoAs(carol, server.base, 'carol');
+  await openDemoAs(alice, server.base, 'alice');
+  await alice.getByLabel('New thread: who to talk to').fill('@carol');
+  await alice.getByRole('button', { name: 'Start' }).click();
+  await alice.getByLabel('Message', { exact: true }).fill('first');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+
+  // Carol's page opens the thread from code while she types in the page's own field.
+  await carol.evaluate(() => {
+    const field = document.createElement('input');
+    field.id = 'site-field';
+    document.body.append(field);
+    field.focus();
+  });
+  const item = carol.locator('.thread-item', { hasText: 'Alice Adams' });
+  await item.waitFor({ timeout: 10000 });
+  await carol.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    await window.client.threadOpen(thread.id);
+  });
+  assert.equal(await carol.evaluate(() => document.activeElement.id), 'site-field');
+  await alice.locator('.msg.out .state', { hasText: 'Read' }).waitFor({ timeout: 10000 });
+
+  // Carol's tab goes to the background; Alice's next message arrives in the open thread.
+  await carol.evaluate(() => window.setHidden(true));
+  await alice.getByLabel('Message', { exact: true }).fill('second');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  await carol.locator('.msg.in .text', { hasText: 'second' }).waitFor({ timeout: 10000 });
+  await alice.locator('.msg.out', { hasText: 'second' }).locator('.state', { hasText: 'Delivered' })
+    .waitFor({ timeout: 10000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(
+    await alice.locator('.msg.out', { hasText: 'second' }).locator('.state').textContent(),
+    'Delivered',
+    'not read while the tab is hidden',
+  );
+  assert.equal(await item.locator('.unread').textContent(), '1');
+
+  // Back on screen: read at once, and the count goes.
+  await carol.evaluate(() => window.setHidden(false));
+  await alice.locator('.msg.out', { hasText: 'second' }).locator('.state', { hasText: 'Read' })
+    .waitFor({ timeout: 10000 });
+  await item.locator('.unread').waitFor({ state: 'detached' });
+});
