@@ -208,7 +208,7 @@ pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
 }
 
 /// Refuses a body whose sender is not the route's (the relay relabelled it, or a sender
-/// wrote someone else's name into it).
+/// wrote someone else's name into it), or whose thread ID is not one a client makes.
 pub fn check_sender(
     body: &MessageBody,
     sender_user: &str,
@@ -220,7 +220,22 @@ pub fn check_sender(
             detail: "sender does not match the envelope".into(),
         });
     }
+    if !valid_thread_id(&body.thread_id) {
+        return Err(CoreError::Malformed {
+            what: "message",
+            detail: "thread ID is not 1 to 64 letters, digits, - or _".into(),
+        });
+    }
     Ok(())
+}
+
+/// Thread IDs name a thread's records in the browser's storage (`…|thread`, and its pages
+/// `…|thread|000000`): one holding `|` could be made to name another thread's page.
+pub fn valid_thread_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Parses a decrypted body and checks it against the route the server reported.
@@ -247,6 +262,20 @@ pub fn parse_body(
 mod tests {
     use super::*;
     use crate::protocol::PROTOCOL_VERSION;
+
+    #[test]
+    fn a_thread_id_that_could_name_another_threads_storage_is_refused() {
+        let minimal = |thread: &str| {
+            format!(
+                r#"{{"v":1,"message_id":"m","thread_id":"{thread}","distribution":"@a","sender_user":"u","sender_device":"d","sent_at":1,"text":"hi"}}"#
+            )
+        };
+        assert!(parse_body(minimal("0123abcdef_-").as_bytes(), "u", "d").is_ok());
+        for bad in ["t|000000", "", "a b", "é", &"x".repeat(65)] {
+            let e = parse_body(minimal(bad).as_bytes(), "u", "d").unwrap_err();
+            assert!(e.to_string().contains("thread ID"), "{bad:?}: {e}");
+        }
+    }
 
     pub(crate) fn body() -> MessageBody {
         MessageBody {
