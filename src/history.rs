@@ -41,8 +41,9 @@ fn written_pages<'a>(written: &'a mut Written, thread_key: &str) -> &'a mut Vec<
     &mut written[at].1
 }
 
-/// Forgets what was written for keys starting with `prefix`.
-fn forget(prefix: &str) {
+/// Forgets what was written for keys starting with `prefix` (`""`: everything, when a
+/// client is destroyed: the copy is plaintext).
+pub fn forget(prefix: &str) {
     WRITTEN.with(|w| w.borrow_mut().retain(|(k, _)| !k.starts_with(prefix)));
 }
 
@@ -84,8 +85,12 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
                 }
             }
             _ => {
+                // An ID holding `|` (accepted before IDs were checked) could name another
+                // thread's page: such a thread is left out.
                 if let Ok(thread) = serde_json::from_slice::<Thread>(&json) {
-                    threads.push(thread);
+                    if sotto_core::sealing::valid_thread_id(&thread.id) {
+                        threads.push(thread);
+                    }
                 }
             }
         }
@@ -103,7 +108,20 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
                 .enumerate()
                 .map_while(|(n, (_, page, messages))| (*page == n).then(|| messages.clone()))
                 .collect();
-            t.messages.extend(read.iter().flatten().cloned());
+            if t.messages.is_empty() {
+                t.messages = read.iter().flatten().cloned().collect();
+            } else if !read.is_empty() {
+                // Both a whole record (an older version's tab wrote it after this one wrote
+                // pages) and pages: one copy of each message, in sending order.
+                t.messages.extend(read.iter().flatten().cloned());
+                t.messages.sort_by_key(|m| m.sent_at);
+                let mut seen = Vec::new();
+                t.messages.retain(|m| {
+                    let new = !seen.contains(&m.id);
+                    seen.push(m.id.clone());
+                    new
+                });
+            }
             *written_pages(&mut written, &key(user_key, &t.id)) = read;
         }
     });
@@ -119,9 +137,9 @@ pub struct Pending {
     thread: Zeroizing<Vec<u8>>,
     /// Changed pages: their number, JSON and contents (remembered once written).
     pages: Vec<(usize, Zeroizing<Vec<u8>>, Vec<Message>)>,
-    /// Pages the thread has now; any stored beyond are deleted.
+    /// Pages the thread has now; any stored beyond are deleted (always: what is stored may
+    /// be more than this tab wrote, e.g. after linking saved a shortened copy).
     count: usize,
-    shrinks: bool,
 }
 
 /// Prepares the save of `thread`: the thread record and the pages that changed.
@@ -132,7 +150,7 @@ pub fn prepare(user_key: &str, thread: &mut Thread) -> ClientResult<Pending> {
     thread.messages = messages;
     let record = record?;
     let mut pages = Vec::new();
-    let written = WRITTEN.with(|w| {
+    WRITTEN.with(|w| {
         let mut w = w.borrow_mut();
         let old = written_pages(&mut w, &thread_key);
         for (n, page) in thread.messages.chunks(PAGE).enumerate() {
@@ -140,7 +158,7 @@ pub fn prepare(user_key: &str, thread: &mut Thread) -> ClientResult<Pending> {
                 pages.push((n, json(page)?, page.to_vec()));
             }
         }
-        Ok::<_, crate::error::ClientError>(old.len())
+        Ok::<_, crate::error::ClientError>(())
     })?;
     let count = thread.messages.len().div_ceil(PAGE);
     Ok(Pending {
@@ -149,7 +167,6 @@ pub fn prepare(user_key: &str, thread: &mut Thread) -> ClientResult<Pending> {
         thread: record,
         pages,
         count,
-        shrinks: count < written,
     })
 }
 
@@ -161,21 +178,18 @@ impl Pending {
             let record = sealed(json, Some((&self.thread_id, *n))).await?;
             puts.push((page_key(&self.thread_key, *n), record));
         }
-        let mut deletes = Vec::new();
-        if self.shrinks {
-            deletes.push(
-                web_sys::IdbKeyRange::bound(
-                    &page_key(&self.thread_key, self.count).into(),
-                    &format!("{}|\u{10FFFF}", self.thread_key).into(),
-                )
-                .map_err(|e| js_failure("storage", e))?
-                .into(),
-            );
-        }
-        idb::write_all(THREADS, &puts, &deletes).await?;
+        let beyond = web_sys::IdbKeyRange::bound(
+            &page_key(&self.thread_key, self.count).into(),
+            &format!("{}|\u{10FFFF}", self.thread_key).into(),
+        )
+        .map_err(|e| js_failure("storage", e))?;
+        idb::write_all(THREADS, &puts, &[beyond.into()]).await?;
         WRITTEN.with(|w| {
             let mut written = w.borrow_mut();
-            let stored = written_pages(&mut written, &self.thread_key);
+            // Forgotten meanwhile (the thread or the user was removed): nothing to remember.
+            let Some((_, stored)) = written.iter_mut().find(|(k, _)| *k == self.thread_key) else {
+                return;
+            };
             stored.truncate(self.count);
             for (n, _, page) in self.pages {
                 if n < stored.len() {

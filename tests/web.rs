@@ -277,6 +277,45 @@ async fn a_new_message_rewrites_one_page_not_the_thread() {
 }
 
 #[wasm_bindgen_test]
+async fn a_save_from_a_tab_that_never_read_the_history_leaves_no_old_pages() {
+    let key = format!("test|org|{}", js_sys::Math::random());
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob".into(),
+        vec![user("bob", "Bob")],
+    );
+    thread.messages = (0..100).map(|n| message("t1", n)).collect();
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    // As after linking, which saves a shortened copy before anything was read here.
+    sotto::history::forget("");
+    thread.messages.drain(..90);
+    sotto::history::save(&key, &mut thread).await.unwrap();
+    let back = sotto::history::load(&key).await.unwrap();
+    let ids: Vec<&str> = back[0].messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, (90..100).map(|n| format!("m{n}")).collect::<Vec<_>>());
+    assert_eq!(records(&key).await.len(), 1 + 1);
+
+    // A thread whose ID could name another thread's page is not read back.
+    let mut intruder = Thread::new("t1|000001".into(), "@alice + @eve".into(), vec![]);
+    let json = serde_json::to_string(&{
+        intruder.messages.push(message("t1|000001", 1));
+        intruder
+    })
+    .unwrap();
+    sotto::idb::put(
+        sotto::idb::THREADS,
+        &format!("{key}|t1|000001"),
+        &json.into(),
+    )
+    .await
+    .unwrap();
+    let back = sotto::history::load(&key).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].id, "t1");
+    assert_eq!(back[0].messages.len(), 10);
+}
+
+#[wasm_bindgen_test]
 async fn a_thread_stored_whole_by_an_older_version_reads_and_moves_to_pages() {
     let key = format!("test|org|{}", js_sys::Math::random());
     let mut thread = Thread::new(

@@ -120,6 +120,8 @@ impl Inner {
         *self.own_link.borrow_mut() = OwnLink::default();
         match result {
             Ok((identity, mut threads)) => {
+                // An ID holding `|` could name another thread's stored page.
+                threads.retain(|t| sotto_core::sealing::valid_thread_id(&t.id));
                 for thread in &mut threads {
                     // What the other browser sent, it follows itself.
                     thread.awaiting.clear();

@@ -641,6 +641,7 @@ impl ClientCore {
         self.inner.destroyed.set(true);
         self.inner.end_session();
         *self.inner.channel.borrow_mut() = None;
+        crate::history::forget("");
         for (target, event, listener) in self.inner.page_listeners.borrow_mut().drain(..) {
             let _ = target
                 .remove_event_listener_with_callback(event, listener.as_ref().unchecked_ref());

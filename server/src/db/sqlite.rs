@@ -278,6 +278,8 @@ mod tests {
                 while rows.next().unwrap().is_some() {}
             }
         }
+        let batch = crate::delivery::queue::PENDING_BATCH;
+        assert!(crate::delivery::queue::PENDING_SQL.ends_with(&format!("LIMIT {batch}")));
         for sql in hot {
             let stmt = r.prepare_cached(sql).unwrap();
             let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
