@@ -227,16 +227,22 @@ async fn records(key: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-#[wasm_bindgen_test]
-async fn a_new_message_rewrites_one_page_not_the_thread() {
+/// A new user's history with thread `t1` of `n` messages from Bob, saved.
+async fn saved_thread(n: usize) -> (String, Thread) {
     let key = format!("test|org|{}", js_sys::Math::random());
     let mut thread = Thread::new(
         "t1".into(),
         "@alice + @bob".into(),
         vec![user("bob", "Bob")],
     );
-    thread.messages = (0..100).map(|n| message("t1", n)).collect();
+    thread.messages = (0..n).map(|n| message("t1", n)).collect();
     sotto::history::save(&key, &mut thread).await.unwrap();
+    (key, thread)
+}
+
+#[wasm_bindgen_test]
+async fn a_new_message_rewrites_one_page_not_the_thread() {
+    let (key, mut thread) = saved_thread(100).await;
     let before = records(&key).await;
     assert_eq!(before.len(), 1 + 4, "the thread and four pages of 32");
 
@@ -278,14 +284,7 @@ async fn a_new_message_rewrites_one_page_not_the_thread() {
 
 #[wasm_bindgen_test]
 async fn a_save_from_a_tab_that_never_read_the_history_leaves_no_old_pages() {
-    let key = format!("test|org|{}", js_sys::Math::random());
-    let mut thread = Thread::new(
-        "t1".into(),
-        "@alice + @bob".into(),
-        vec![user("bob", "Bob")],
-    );
-    thread.messages = (0..100).map(|n| message("t1", n)).collect();
-    sotto::history::save(&key, &mut thread).await.unwrap();
+    let (key, mut thread) = saved_thread(100).await;
     // As after linking, which saves a shortened copy before anything was read here.
     sotto::history::forget("");
     thread.messages.drain(..90);
