@@ -43,7 +43,7 @@ async fn fetch(
         return Ok(response);
     }
     let text = text_of(&response).await.unwrap_or_default();
-    Err(match serde_json::from_str::<ErrorBody>(&text) {
+    Err(match serde_json::from_slice::<ErrorBody>(text.as_bytes()) {
         Ok(b) => ClientError::new(&b.error.code, b.error.message),
         Err(_) => ClientError::new(
             "http_error",
@@ -80,7 +80,8 @@ pub fn to_json<B: Serialize>(body: &B) -> ClientResult<String> {
 }
 
 pub fn parse<R: DeserializeOwned>(text: &str) -> ClientResult<R> {
-    serde_json::from_str(text).map_err(|e| ClientError::new("bad_response", e.to_string()))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| ClientError::new("bad_response", e.to_string()))
 }
 
 /// Posts raw bytes (an encrypted attachment); the answer is JSON.

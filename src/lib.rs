@@ -25,3 +25,9 @@ pub mod ui;
 pub mod util;
 
 pub use client::ClientCore;
+
+/// Talc instead of the standard library's dlmalloc: a few kilobytes less wasm. The client
+/// is single-threaded (no `atomics`), which this allocator's cell relies on.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

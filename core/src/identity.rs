@@ -120,7 +120,7 @@ impl IdentityPublic {
             &signed.signature,
         )?;
         let list: DeviceList =
-            serde_json::from_str(&signed.list).map_err(|e| CoreError::Malformed {
+            serde_json::from_slice(signed.list.as_bytes()).map_err(|e| CoreError::Malformed {
                 what: "device list",
                 detail: e.to_string(),
             })?;

@@ -439,9 +439,12 @@ impl ServerFrame {
             #[serde(rename = "type", borrow)]
             kind: std::borrow::Cow<'a, str>,
         }
+        /// The one field of `ready`, `group_changed` or `devices_changed`: one type, so the
+        /// client carries one parser for the three.
         #[derive(Deserialize)]
-        struct Ready {
-            device_id: String,
+        struct Named {
+            #[serde(alias = "device_id", alias = "group", alias = "user_id")]
+            name: String,
         }
         #[derive(Deserialize)]
         struct Delivered {
@@ -450,14 +453,6 @@ impl ServerFrame {
         #[derive(Deserialize)]
         struct PrekeysLow {
             remaining: u32,
-        }
-        #[derive(Deserialize)]
-        struct GroupChanged {
-            group: String,
-        }
-        #[derive(Deserialize)]
-        struct DevicesChanged {
-            user_id: String,
         }
         #[derive(Deserialize)]
         struct Stored {
@@ -474,40 +469,40 @@ impl ServerFrame {
             code: String,
             message: String,
         }
-        let tag: Tag<'_> = serde_json::from_str(text)?;
+        let tag: Tag<'_> = serde_json::from_slice(text.as_bytes())?;
         Ok(match tag.kind.as_ref() {
             "ready" => {
-                let Ready { device_id } = serde_json::from_str(text)?;
-                ServerFrame::Ready { device_id }
+                let Named { name } = serde_json::from_slice(text.as_bytes())?;
+                ServerFrame::Ready { device_id: name }
             }
-            "envelope" => ServerFrame::Envelope(serde_json::from_str(text)?),
+            "envelope" => ServerFrame::Envelope(serde_json::from_slice(text.as_bytes())?),
             "delivered" => {
-                let Delivered { seq } = serde_json::from_str(text)?;
+                let Delivered { seq } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Delivered { seq }
             }
-            "link_request" => ServerFrame::LinkRequest(serde_json::from_str(text)?),
+            "link_request" => ServerFrame::LinkRequest(serde_json::from_slice(text.as_bytes())?),
             "prekeys_low" => {
-                let PrekeysLow { remaining } = serde_json::from_str(text)?;
+                let PrekeysLow { remaining } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::PrekeysLow { remaining }
             }
             "devices_changed" => {
-                let DevicesChanged { user_id } = serde_json::from_str(text)?;
-                ServerFrame::DevicesChanged { user_id }
+                let Named { name } = serde_json::from_slice(text.as_bytes())?;
+                ServerFrame::DevicesChanged { user_id: name }
             }
             "group_changed" => {
-                let GroupChanged { group } = serde_json::from_str(text)?;
-                ServerFrame::GroupChanged { group }
+                let Named { name } = serde_json::from_slice(text.as_bytes())?;
+                ServerFrame::GroupChanged { group: name }
             }
             "stored" => {
-                let Stored { id, receipt } = serde_json::from_str(text)?;
+                let Stored { id, receipt } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Stored { id, receipt }
             }
             "refused" => {
-                let Refused { id, error } = serde_json::from_str(text)?;
+                let Refused { id, error } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Refused { id, error }
             }
             "error" => {
-                let Closing { code, message } = serde_json::from_str(text)?;
+                let Closing { code, message } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Error { code, message }
             }
             other => return Err(serde_json::Error::custom(format!("unknown frame {other}"))),

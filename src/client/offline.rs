@@ -82,7 +82,7 @@ impl Inner {
         };
         let Some(remembered) = value
             .as_string()
-            .and_then(|j| serde_json::from_str::<Remembered>(&j).ok())
+            .and_then(|j| serde_json::from_slice::<Remembered>(j.as_bytes()).ok())
         else {
             return false;
         };

@@ -100,7 +100,7 @@ impl Inner {
             if self.viewing().as_deref() != Some(key) {
                 return;
             }
-            if let Ok(marks) = serde_json::from_str(marks) {
+            if let Ok(marks) = serde_json::from_slice(marks.as_bytes()) {
                 self.state.borrow_mut().view_marks = marks;
                 self.render();
             }
