@@ -236,9 +236,10 @@ class Client extends EventTarget {
    * Encrypts and sends a message to every member's devices; resolves to its ID. `html`
    * travels with it for the receiving page (Sotto's UI shows only the text);
    * `attachments` are Files or Blobs (each encrypted under its own key before upload);
-   * `attrs` are the message's own attributes.
+   * `attrs` are the message's own attributes; `options.replyTo` is the ID of the message
+   * it answers.
    */
-  async threadSendMessage(threadId, text, html, attachments, attrs) {
+  async threadSendMessage(threadId, text, html, attachments, attrs, options) {
     let files;
     if (attachments != null) {
       if (!Array.isArray(attachments)) throw codedError('bad_attachment', 'attachments must be an array of Files or Blobs');
@@ -247,7 +248,23 @@ class Client extends EventTarget {
         return { name: f.name || 'file', type: f.type, bytes: new Uint8Array(await f.arrayBuffer()) };
       }));
     }
-    return this.#call('threadSendMessage', String(threadId), String(text ?? ''), html == null ? undefined : String(html), attrs, files);
+    const replyTo = options?.replyTo == null ? undefined : String(options.replyTo);
+    return this.#call('threadSendMessage', String(threadId), String(text ?? ''), html == null ? undefined : String(html), attrs, files, replyTo);
+  }
+
+  /** Replaces the text of one of your messages on every member's device; resolves to it as edited. */
+  threadMessageEdit(threadId, messageId, text, html) {
+    return this.#call('threadMessageChange', 'edit', String(threadId), String(messageId), String(text ?? ''), html == null ? undefined : String(html));
+  }
+
+  /** Deletes one of your messages for everyone; resolves to it as deleted. */
+  threadMessageDelete(threadId, messageId) {
+    return this.#call('threadMessageChange', 'delete', String(threadId), String(messageId), '');
+  }
+
+  /** Reacts with an emoji (one per person; the same one again takes it back); resolves to the message. */
+  threadMessageReact(threadId, messageId, emoji) {
+    return this.#call('threadMessageChange', 'react', String(threadId), String(messageId), String(emoji ?? ''));
   }
 
   /** Fetches and decrypts attachment `index` of a message, as a File. */

@@ -88,6 +88,18 @@ export interface ThreadMessage {
   status: 'pending' | 'sent' | 'delivered' | 'received' | 'failed' | 'expired';
   /** When every device deletes it (disappearing messages). */
   expiresAt?: number;
+  /** The ID of the message it replies to. */
+  replyTo?: string;
+  /** The members it mentions by @tag (user IDs). */
+  mentions?: string[];
+  /** It mentions you (present only when true). */
+  mentioned?: boolean;
+  /** When its sender last edited it; `text` is the newest (older texts are not kept). */
+  editedAt?: number;
+  /** Its sender deleted it for everyone: text, html, attrs, attachments and reactions are gone. */
+  deleted?: boolean;
+  /** At most one per member; `at` is when it was given (sender's clock). */
+  reactions?: { userId: string; emoji: string; at: number }[];
 }
 
 /** Every rejection and `error` event carries one of these. */
@@ -115,6 +127,8 @@ export interface ClientEventMap {
   /** This tab is signed out (clearSession here or in another tab, or the grace window ran out). */
   sessioncleared: CustomEvent<undefined>;
   'thread-message': CustomEvent<ThreadMessage>;
+  /** A message was edited, deleted or reacted to (here or on another member's device): it as it now is. */
+  'thread-message-update': CustomEvent<ThreadMessage>;
   /** A member (or you, on another device) has read a thread up to readUntil. */
   'thread-message-readmark': CustomEvent<{ threadId: string; userId: string; readUntil: number }>;
   connectionchange: CustomEvent<{ connected: boolean }>;
@@ -163,7 +177,15 @@ export class Client extends EventTarget {
   threadStartWithExpression(expr: string, attributes?: Record<string, unknown>): Promise<string>;
   threadOpen(threadId: string): Promise<void>;
   /** Each attachment (File or Blob, up to 10 MB, 10 per message) is encrypted under its own key before upload. */
-  threadSendMessage(threadId: string, text: string, html?: string | null, attachments?: Blob[] | null, attrs?: Record<string, unknown>): Promise<string>;
+  threadSendMessage(threadId: string, text: string, html?: string | null, attachments?: Blob[] | null, attrs?: Record<string, unknown> | null, options?: { replyTo?: string }): Promise<string>;
+  /** Replaces the text of one of your messages on every member's device. Rejects with
+   * "not_sender", "unknown_message", "message_deleted", "empty_message", "message_too_long". */
+  threadMessageEdit(threadId: string, messageId: string, text: string, html?: string | null): Promise<ThreadMessage>;
+  /** Deletes one of your messages for everyone (its text and attachment keys leave every member's device). */
+  threadMessageDelete(threadId: string, messageId: string): Promise<ThreadMessage>;
+  /** Your reaction to a message: one per person, replacing yours; the same emoji again takes it
+   * back. Rejects with "bad_reaction" for anything but a short emoji (at most 32 bytes, no spaces). */
+  threadMessageReact(threadId: string, messageId: string, emoji: string): Promise<ThreadMessage>;
   /** Fetches and decrypts attachment `index` of a message. */
   attachmentGet(messageId: string, index?: number): Promise<File>;
   threadList(): Promise<ThreadSummary[]>;

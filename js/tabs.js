@@ -19,7 +19,10 @@
 const FORWARDED = new Set([
   'keyBackupExport', 'safetyNumber', 'markVerified', 'acknowledgeIdentityChange',
   'linkApprove', 'linkDecline', 'clearSession', 'threadMake', 'threadEnsure',
-  'threadSendMessage', 'threadMarkRead', 'attachmentGet', 'threadList',
+  'threadSendMessage', 'threadMessageEdit', 'threadMessageDelete', 'threadMessageReact',
+  // What those three call in the holder's wasm.
+  'threadMessageChange',
+  'threadMarkRead', 'attachmentGet', 'threadList',
   'threadMessages', 'threadListAttributes', 'threadGetAttribute', 'threadSetAttribute',
   'threadSetExpiration', 'threadAmendDistribution', 'threadRepealDistribution',
   'threadAddMember', 'threadRemoveMember', 'threadLeave', 'threadArchive', 'threadRestore',
@@ -28,7 +31,8 @@ const FORWARDED = new Set([
 
 // Events about the account (not about one tab), which every view hears too.
 const SHARED_EVENTS = new Set([
-  'thread-message', 'thread-message-readmark', 'identitychange', 'devicechange',
+  'thread-message', 'thread-message-update', 'thread-message-readmark', 'identitychange',
+  'devicechange',
   'linkrequest', 'linkcode',
 ]);
 

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sotto_core::amend::{self, Change, Reaction};
 use sotto_core::protocol::User;
+use sotto_core::sealing::MessageBody;
+use sotto_core::CoreError;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,7 +68,7 @@ pub struct Awaiting {
 pub const MAX_AWAITING_PER_THREAD: usize = 5_000;
 
 /// Where a message stands, from this device's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Typed here, not yet accepted by the server (offline): sent when the connection returns.
@@ -75,6 +78,7 @@ pub enum Status {
     /// At least one other member's device has it.
     Delivered,
     /// Came from another device.
+    #[default]
     Received,
     /// Could never be sent (e.g. no recipient has a device); kept so the text is not lost.
     Failed,
@@ -83,7 +87,7 @@ pub enum Status {
     Expired,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
@@ -106,6 +110,77 @@ pub struct Message {
     /// When every device deletes it (disappearing messages), Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The message it replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// The members it mentions by tag (user IDs), and whether this user is one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentioned: bool,
+    /// When its sender last edited it (`text` is the newest; older texts are not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// Its sender deleted it for everyone: its text, HTML, attributes and attachments (with
+    /// their keys) are gone from this device.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// One per member at most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+impl Message {
+    /// Sets whom `text` mentions among `members`, and whether `own_id` is one of them.
+    pub fn set_mentions(&mut self, members: &[User], own_id: &str) {
+        self.mentions = amend::mentions(
+            &self.text,
+            members.iter().map(|u| (u.id.as_str(), u.tag.as_str())),
+        );
+        self.mentioned = self.mentions.iter().any(|m| m == own_id);
+    }
+
+    /// Applies a member's edit, deletion or reaction, as `sotto_core::amend` allows it;
+    /// returns whether the message changed. `members` are the thread's, for mentions.
+    pub fn amend(
+        &mut self,
+        body: &MessageBody,
+        members: &[User],
+        own_id: &str,
+    ) -> Result<bool, CoreError> {
+        let target = amend::Target {
+            sender_user: &self.sender_id,
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+        };
+        match amend::check(body, target)? {
+            Change::Edit => {
+                self.text = body.text.clone();
+                self.html = body.html.clone();
+                self.edited_at = Some(body.sent_at);
+                self.set_mentions(members, own_id);
+            }
+            Change::Delete => {
+                self.deleted = true;
+                self.text.clear();
+                self.html = None;
+                self.attachments.clear();
+                self.attrs.clear();
+                self.reactions.clear();
+                self.mentions.clear();
+                self.mentioned = false;
+            }
+            Change::React(emoji) => {
+                return Ok(amend::react(
+                    &mut self.reactions,
+                    &body.sender_user,
+                    emoji,
+                    body.sent_at,
+                ))
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl Thread {

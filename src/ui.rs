@@ -4,6 +4,7 @@
 use crate::dialog::Dialog;
 use crate::error::{js_failure, ClientResult};
 use crate::model::{display_name, Message, Status, Thread};
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -14,9 +15,15 @@ use web_sys::{
 
 const STYLE: &str = include_str!("ui.css");
 
+/// The reactions offered on a message's toolbar (any emoji can come from the page API).
+const QUICK_REACTIONS: [&str; 4] = ["👍", "❤️", "😂", "😮"];
+
 /// What the UI asks the client to do.
 pub struct UiActions {
-    pub send: Rc<dyn Fn(String)>,
+    /// A message typed in the composer, and the message it replies to.
+    pub send: Rc<dyn Fn(String, Option<String>)>,
+    /// A change to a message: (`edit`, `delete` or `react`, message ID, new text or emoji).
+    pub change: Rc<dyn Fn(String, String, String)>,
     pub open: Rc<dyn Fn(String)>,
     pub new_thread: Rc<dyn Fn(String)>,
     /// Files picked with the attach button, for the open thread.
@@ -81,6 +88,10 @@ pub struct Ui {
     /// live region announces only it).
     drawn: std::cell::RefCell<Vec<Drawn>>,
     composer: HtmlTextAreaElement,
+    /// What the composer is doing besides writing a new message: editing (`true`) or
+    /// replying to (`false`) a message, shown in the bar above it.
+    mode: Rc<RefCell<Option<(bool, String)>>>,
+    context: Element,
     notice: Element,
     pub dialog: Dialog,
     app: Element,
@@ -305,27 +316,6 @@ impl Ui {
         let messages = el(&doc, "ol", "messages")?;
         attr(&messages, "aria-live", "polite");
         attr(&messages, "aria-label", "Messages");
-        let download = actions.download.clone();
-        let on_download = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-            let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
-            let Some(button) = target.and_then(|t| t.closest("[data-attachment]").ok().flatten())
-            else {
-                return;
-            };
-            let (Some(message), Some(index)) = (
-                button.get_attribute("data-message-id"),
-                button
-                    .get_attribute("data-attachment")
-                    .and_then(|i| i.parse().ok()),
-            ) else {
-                return;
-            };
-            download(message, index);
-        });
-        messages
-            .add_event_listener_with_callback("click", on_download.as_ref().unchecked_ref())
-            .map_err(|e| js_failure("ui", e))?;
-        listeners.push(on_download);
         let notice = el(&doc, "p", "notice")?;
         attr(&notice, "role", "alert");
         let composer_form = el(&doc, "form", "composer")?;
@@ -368,20 +358,175 @@ impl Ui {
         append(&composer_form, &picker);
         append(&composer_form, &composer);
         append(&composer_form, &send);
+        // Above the composer while it edits or replies: what, and a way out.
+        let context = el(&doc, "div", "context")?;
+        attr(&context, "hidden", "");
+        append(&context, &el(&doc, "span", "")?);
+        let cancel = text_el(&doc, "button", "", "✕")?;
+        attr(&cancel, "type", "button");
+        attr(&cancel, "aria-label", "Cancel");
+        append(&context, &cancel);
+        let mode: Rc<RefCell<Option<(bool, String)>>> = Rc::default();
+        let end_mode = {
+            let (mode, context, composer) = (mode.clone(), context.clone(), composer.clone());
+            Rc::new(move || {
+                if let Some((editing, _)) = mode.borrow_mut().take() {
+                    if editing {
+                        composer.set_value("");
+                    }
+                }
+                attr(&context, "hidden", "");
+            })
+        };
+        listeners.push(on(&cancel, "click", end_mode.clone())?);
         append(&main, &thread_header);
         append(&main, &messages);
         append(&main, &notice);
+        append(&main, &context);
         append(&main, &composer_form);
         append(&body, &main);
 
+        // One toolbar for the message under the pointer or the focus: reactions, reply, and
+        // for one's own messages edit and delete.
+        let tools = el(&doc, "div", "tools")?;
+        attr(&tools, "role", "toolbar");
+        attr(&tools, "aria-label", "Message actions");
+        for emoji in QUICK_REACTIONS {
+            let b = text_el(&doc, "button", "", emoji)?;
+            attr(&b, "data-act", "react");
+            attr(&b, "data-emoji", emoji);
+            attr(&b, "aria-label", &format!("React {emoji}"));
+            append(&tools, &b);
+        }
+        let mut own_only = Vec::new();
+        for (act, label) in [("reply", "Reply"), ("edit", "Edit"), ("delete", "Delete")] {
+            let b = text_el(&doc, "button", "", label)?;
+            attr(&b, "data-act", act);
+            append(&tools, &b);
+            if act != "reply" {
+                own_only.push(b);
+            }
+        }
+        let on_hover = {
+            let tools = tools.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+                let Some(item) = target.and_then(|t| t.closest("li.msg").ok().flatten()) else {
+                    return;
+                };
+                if item.class_list().contains("gone")
+                    || tools.parent_element() == Some(item.clone())
+                {
+                    return;
+                }
+                let own = item.class_list().contains("out");
+                for b in &own_only {
+                    let _ = b.toggle_attribute_with_force("hidden", !own);
+                }
+                append(&item, &tools);
+            })
+        };
+        for event in ["mouseover", "focusin"] {
+            messages
+                .add_event_listener_with_callback(event, on_hover.as_ref().unchecked_ref())
+                .map_err(|e| js_failure("ui", e))?;
+        }
+        listeners.push(on_hover);
+
+        let on_message_click = {
+            let (download, change) = (actions.download.clone(), actions.change.clone());
+            let (mode, context, composer, list) = (
+                mode.clone(),
+                context.clone(),
+                composer.clone(),
+                messages.clone(),
+            );
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
+                    return;
+                };
+                let data = |e: &Element, name: &str| e.get_attribute(name).unwrap_or_default();
+                if let Some(b) = target.closest("[data-attachment]").ok().flatten() {
+                    if let Ok(index) = data(&b, "data-attachment").parse() {
+                        download(data(&b, "data-message-id"), index);
+                    }
+                    return;
+                }
+                let Some(b) = target.closest("[data-act]").ok().flatten() else {
+                    return;
+                };
+                let Some(item) = b.closest("[data-message]").ok().flatten() else {
+                    return;
+                };
+                let id = data(&item, "data-message");
+                let act = data(&b, "data-act");
+                let text_of = |item: &Element, class: &str| {
+                    item.query_selector(class)
+                        .ok()
+                        .flatten()
+                        .and_then(|t| t.text_content())
+                        .unwrap_or_default()
+                };
+                match act.as_str() {
+                    "goto" => {
+                        // The replied-to message, if it is on screen.
+                        let goal = data(&b, "data-goto");
+                        let mut next = list.first_element_child();
+                        while let Some(m) = next {
+                            if m.get_attribute("data-message").as_deref() == Some(goal.as_str()) {
+                                m.scroll_into_view();
+                                if let Some(m) = m.dyn_ref::<web_sys::HtmlElement>() {
+                                    let _ = m.focus();
+                                }
+                                return;
+                            }
+                            next = m.next_element_sibling();
+                        }
+                    }
+                    "reply" | "edit" => {
+                        let editing = act == "edit";
+                        let text = text_of(&item, ".text");
+                        let about = match editing {
+                            true => "Editing your message".to_owned(),
+                            false => {
+                                let quote: String = text.chars().take(80).collect();
+                                format!("Replying to {}: {quote}", text_of(&item, ".sender"))
+                            }
+                        };
+                        if let Some(label) = context.first_element_child() {
+                            label.set_text_content(Some(&about));
+                        }
+                        let _ = context.remove_attribute("hidden");
+                        if editing {
+                            composer.set_value(&text);
+                        }
+                        *mode.borrow_mut() = Some((editing, id));
+                        let _ = composer.focus();
+                    }
+                    _ => change(act, id, data(&b, "data-emoji")),
+                }
+            })
+        };
+        messages
+            .add_event_listener_with_callback("click", on_message_click.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_message_click);
+
         let submit = {
-            let composer = composer.clone();
-            let send = actions.send.clone();
+            let (composer, mode, end_mode) = (composer.clone(), mode.clone(), end_mode.clone());
+            let (send, change) = (actions.send.clone(), actions.change.clone());
             Rc::new(move || {
                 let text = composer.value();
-                if !text.trim().is_empty() {
-                    composer.set_value("");
-                    send(text);
+                if text.trim().is_empty() {
+                    return;
+                }
+                composer.set_value("");
+                let doing = mode.borrow_mut().take();
+                end_mode();
+                match doing {
+                    Some((true, id)) => change("edit".into(), id, text),
+                    Some((false, id)) => send(text, Some(id)),
+                    None => send(text, None),
                 }
             })
         };
@@ -396,12 +541,14 @@ impl Ui {
             .add_event_listener_with_callback("submit", on_send.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_send);
-        // Enter sends; Shift+Enter makes a new line.
+        // Enter sends; Shift+Enter makes a new line; Escape stops editing or replying.
         let on_key = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
                 if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
                     e.prevent_default();
                     submit();
+                } else if k.key() == "Escape" {
+                    end_mode();
                 }
             }
         });
@@ -426,6 +573,8 @@ impl Ui {
             messages,
             drawn: Default::default(),
             composer,
+            mode,
+            context,
             notice,
             _listeners: listeners,
         })
@@ -510,11 +659,10 @@ impl Ui {
             append(&button, &top);
             if let Some(last) = t.messages.last() {
                 let row = el(&self.doc, "span", "row last")?;
-                let preview = match (last.text.is_empty(), last.attachments.first()) {
-                    (true, Some(a)) => format!("Attachment: {}", a.name),
-                    _ => last.text.clone(),
-                };
-                append(&row, &text_el(&self.doc, "span", "preview", &preview)?);
+                append(
+                    &row,
+                    &text_el(&self.doc, "span", "preview", &preview(last))?,
+                );
                 append(
                     &row,
                     &text_el(&self.doc, "time", "", &format_time(last.sent_at))?,
@@ -547,6 +695,15 @@ impl Ui {
         if !same {
             m.set_text_content(None);
             self.drawn.borrow_mut().clear();
+            if self
+                .mode
+                .borrow_mut()
+                .take()
+                .is_some_and(|(editing, _)| editing)
+            {
+                self.composer.set_value("");
+            }
+            attr(&self.context, "hidden", "");
         }
         let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
@@ -625,8 +782,11 @@ impl Ui {
         let keep = drawn
             .iter()
             .zip(&t.messages)
-            .take_while(|(((message, state, sender), _), m)| {
-                message == *m && *state == state_of(t, own_id, m) && *sender == sender_of(t, m)
+            .take_while(|(((message, state, sender, quote), _), m)| {
+                message == *m
+                    && *state == state_of(t, own_id, m)
+                    && *sender == sender_of(t, m)
+                    && *quote == quote_of(t, m)
             })
             .count();
         if let Some(first) = drawn.get(keep) {
@@ -656,12 +816,15 @@ impl Ui {
                 append(&self.messages, &sep);
                 last_day = day;
             }
-            let item = el(
-                &self.doc,
-                "li",
+            let class = [
                 if m.outgoing { "msg out" } else { "msg in" },
-            )?;
+                if m.deleted { " gone" } else { "" },
+                if m.mentioned { " mention" } else { "" },
+            ];
+            let item = el(&self.doc, "li", &class.concat())?;
             attr(&item, "data-message", &m.id);
+            // Focusable, so the keyboard reaches its toolbar.
+            attr(&item, "tabindex", "0");
             let (status, sender) = (state_of(t, own_id, m), sender_of(t, m));
             let meta = el(&self.doc, "div", "meta")?;
             append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
@@ -669,12 +832,28 @@ impl Ui {
                 &meta,
                 &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
             );
+            if m.edited_at.is_some() && !m.deleted {
+                append(&meta, &text_el(&self.doc, "span", "edited", "edited")?);
+            }
             if let Some((state, words)) = status {
                 append(&meta, &text_el(&self.doc, "span", "state", words)?);
                 attr(&item, "data-status", state);
             }
             append(&item, &meta);
-            if !m.text.is_empty() {
+            let quote = quote_of(t, m);
+            if let (Some(r), Some(words)) = (&m.reply_to, &quote) {
+                let b = text_el(&self.doc, "button", "quote", words)?;
+                attr(&b, "data-act", "goto");
+                attr(&b, "data-goto", r);
+                attr(&b, "aria-label", &format!("Reply to {words}"));
+                append(&item, &b);
+            }
+            if m.deleted {
+                append(
+                    &item,
+                    &text_el(&self.doc, "div", "text", "Message deleted")?,
+                );
+            } else if !m.text.is_empty() {
                 append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
             }
             for (i, a) in m.attachments.iter().enumerate() {
@@ -690,8 +869,41 @@ impl Ui {
                 attr(&b, "aria-label", &format!("Download {}", a.name));
                 append(&item, &b);
             }
+            if !m.reactions.is_empty() {
+                let row = el(&self.doc, "div", "reactions")?;
+                // Each emoji once, in the order first given, with who gave it.
+                let mut shown: Vec<&str> = Vec::new();
+                for r in &m.reactions {
+                    if shown.contains(&r.emoji.as_str()) {
+                        continue;
+                    }
+                    shown.push(&r.emoji);
+                    let by: Vec<&sotto_core::amend::Reaction> =
+                        m.reactions.iter().filter(|x| x.emoji == r.emoji).collect();
+                    let names: Vec<String> = by
+                        .iter()
+                        .map(|x| match t.member(&x.user_id) {
+                            Some(u) => display_name(u),
+                            None => "someone".into(),
+                        })
+                        .collect();
+                    let b = text_el(
+                        &self.doc,
+                        "button",
+                        "reaction",
+                        &format!("{} {}", r.emoji, by.len()),
+                    )?;
+                    attr(&b, "data-act", "react");
+                    attr(&b, "data-emoji", &r.emoji);
+                    let mine = by.iter().any(|x| x.user_id == own_id);
+                    attr(&b, "aria-pressed", if mine { "true" } else { "false" });
+                    attr(&b, "title", &names.join(", "));
+                    append(&row, &b);
+                }
+                append(&item, &row);
+            }
             append(&self.messages, &item);
-            drawn.push(((m.clone(), status, sender), item));
+            drawn.push(((m.clone(), status, sender, quote), item));
         }
         m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
         Ok(())
@@ -721,12 +933,27 @@ impl Ui {
     }
 }
 
-/// A drawn message: what it showed (the message, its delivery state, the sender's name as
-/// shown) and its element.
+/// A drawn message: what it showed (the message, its delivery state, the sender's name and
+/// the quote of what it replies to, as shown) and its element.
 type Drawn = (
-    (Message, Option<(&'static str, &'static str)>, String),
+    (
+        Message,
+        Option<(&'static str, &'static str)>,
+        String,
+        Option<String>,
+    ),
     Element,
 );
+
+/// What a reply shows of the message it answers ("Bob Brown: the plan"), as that message is
+/// now: edited or deleted there, the quote follows.
+fn quote_of(t: &Thread, m: &Message) -> Option<String> {
+    let r = m.reply_to.as_ref()?;
+    Some(match t.messages.iter().find(|q| &q.id == r) {
+        Some(q) => format!("{}: {}", sender_of(t, q), preview(q)),
+        None => "An earlier message".into(),
+    })
+}
 
 /// The delivery state shown on `m`: its `data-status` and words.
 fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, &'static str)> {
@@ -740,6 +967,15 @@ fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, &'st
         Status::Delivered => Some(("delivered", "Delivered")),
         Status::Sent => Some(("sent", "Sent")),
         Status::Received => None,
+    }
+}
+
+/// A message in a line: its text, its first attachment's name, or that it was deleted.
+fn preview(m: &Message) -> String {
+    match (m.deleted, m.text.is_empty(), m.attachments.first()) {
+        (true, _, _) => "Message deleted".into(),
+        (_, true, Some(a)) => format!("Attachment: {}", a.name),
+        _ => m.text.chars().take(120).collect(),
     }
 }
 

@@ -38,7 +38,8 @@ fn user(id: &str, name: &str) -> User {
 
 fn noop() -> UiActions {
     UiActions {
-        send: Rc::new(|_| {}),
+        send: Rc::new(|_, _| {}),
+        change: Rc::new(|_, _, _| {}),
         open: Rc::new(|_| {}),
         new_thread: Rc::new(|_| {}),
         attach: Rc::new(|_| {}),
@@ -72,6 +73,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
         html: Some("<b>never shown</b>".into()),
         attrs: Default::default(),
         attachments: Vec::new(),
+        ..Default::default()
     }];
     ui.render_threads(std::slice::from_ref(&thread), None, "alice")
         .unwrap();
@@ -166,6 +168,7 @@ async fn history_is_stored_encrypted_and_reads_back() {
         html: None,
         attrs: Default::default(),
         attachments: Vec::new(),
+        ..Default::default()
     });
     sotto::history::save(&key, &mut thread).await.unwrap();
     let back = sotto::history::load(&key).await.unwrap();
@@ -205,6 +208,7 @@ fn message(thread: &str, n: usize) -> Message {
         html: None,
         attrs: Default::default(),
         attachments: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -670,4 +674,111 @@ fn a_thread_that_follows_a_group_is_named_by_it_and_keeps_the_departed_out() {
     plain.remove_member("gary");
     assert_eq!(plain.distribution, "@carol");
     assert!(plain.groups.is_empty());
+}
+
+/// A member's change as it arrives: `kind` on Bob's message `m1`, from `sender`.
+fn change(kind: sotto_core::sealing::Kind, sender: &str, at: i64, text: &str) -> MessageBody {
+    MessageBody {
+        kind,
+        sender_user: sender.into(),
+        sent_at: at,
+        text: text.into(),
+        target: Some("m1".into()),
+        ..Default::default()
+    }
+}
+
+#[wasm_bindgen_test]
+fn changes_apply_only_as_their_rules_allow_and_show_as_text() {
+    use sotto_core::sealing::Kind;
+    let members = vec![user("alice", "Alice"), user("bob", "Bob")];
+    let mut m = Message {
+        text: "hello @alice".into(),
+        ..message("t1", 1)
+    };
+    m.attachments.push(sotto_core::attachment::AttachmentRef {
+        id: "b1".into(),
+        name: "plan.pdf".into(),
+        mime: "application/pdf".into(),
+        size: 3,
+        key: vec![7; 32],
+    });
+    // Alice, a member, cannot put words in Bob's mouth or take his message back.
+    assert!(m
+        .amend(&change(Kind::Edit, "alice", 5, "I quit"), &members, "alice")
+        .is_err());
+    assert!(m
+        .amend(&change(Kind::Delete, "alice", 5, ""), &members, "alice")
+        .is_err());
+    assert_eq!(m.text, "hello @alice");
+    // Bob's edit finds the new mention; his older edit arriving late changes nothing.
+    assert_eq!(
+        m.amend(
+            &change(Kind::Edit, "bob", 9, "hi @alice <b>!</b>"),
+            &members,
+            "alice"
+        ),
+        Ok(true)
+    );
+    assert!(m
+        .amend(&change(Kind::Edit, "bob", 8, "stale"), &members, "alice")
+        .is_err());
+    assert_eq!(
+        (m.text.as_str(), m.edited_at, m.mentioned),
+        ("hi @alice <b>!</b>", Some(9), true)
+    );
+    assert_eq!(
+        m.amend(&change(Kind::React, "alice", 10, "👍"), &members, "alice"),
+        Ok(true)
+    );
+
+    let mut thread = Thread::new("t1".into(), "@alice + @bob".into(), members.clone());
+    let reply = Message {
+        id: "m2".into(),
+        reply_to: Some("m1".into()),
+        outgoing: true,
+        sender_id: "alice".into(),
+        ..message("t1", 2)
+    };
+    thread.messages = vec![m.clone(), reply];
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    let root = el.shadow_root().unwrap();
+    let q = |sel: &str| {
+        root.query_selector(sel)
+            .unwrap()
+            .map(|e| e.text_content().unwrap())
+    };
+    assert!(
+        root.query_selector(".msg b").unwrap().is_none(),
+        "edited text is text"
+    );
+    assert_eq!(q(".msg .edited").as_deref(), Some("edited"));
+    assert_eq!(q(".reaction").as_deref(), Some("👍 1"));
+    assert_eq!(q(".quote").as_deref(), Some("Bob: hi @alice <b>!</b>"));
+
+    // Deleted for everyone: text, attachments (their keys) and reactions go; the reply's
+    // quote follows.
+    assert_eq!(
+        thread.messages[0].amend(&change(Kind::Delete, "bob", 11, ""), &members, "alice"),
+        Ok(true)
+    );
+    let gone = &thread.messages[0];
+    assert!(
+        gone.deleted
+            && gone.text.is_empty()
+            && gone.attachments.is_empty()
+            && gone.reactions.is_empty()
+    );
+    assert!(thread.messages[0]
+        .clone()
+        .amend(&change(Kind::React, "alice", 12, "👍"), &members, "alice")
+        .is_err());
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!(q(".msg.gone .text").as_deref(), Some("Message deleted"));
+    assert_eq!(q(".quote").as_deref(), Some("Bob: Message deleted"));
+    assert!(q(".reaction").is_none() && q(".attachment").is_none());
 }

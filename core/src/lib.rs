@@ -13,12 +13,14 @@
 //! - [`sealing`]: how one message body becomes one envelope per recipient device;
 //! - [`inbox`]: opening an envelope — every check on what the relay delivered, then one commit;
 //! - [`trust`]: which identities and device lists to believe (pins, versions, warnings);
-//! - [`membership`]: who may change a thread, and when a change counts.
+//! - [`membership`]: who may change a thread, and when a change counts;
+//! - [`amend`]: who may edit, delete or react to a message, and which change wins.
 //!
 //! Nothing here does I/O: randomness comes from `getrandom`, which works natively and in the
 //! browser alike.
 
 pub mod account;
+pub mod amend;
 pub mod attachment;
 pub mod b64;
 pub mod backup;

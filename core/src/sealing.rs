@@ -41,6 +41,12 @@ pub enum Kind {
     Leave,
     /// The sender has read everything up to `read_until`.
     Readmark,
+    /// The sender replaces the text (and HTML) of their message `target` with this body's.
+    Edit,
+    /// The sender takes back their message `target` on every member's device.
+    Delete,
+    /// The sender reacts to message `target` with the emoji in `text` (`""` takes it back).
+    React,
 }
 
 impl Kind {
@@ -93,6 +99,10 @@ pub struct MessageBody {
     /// For `Readmark`: Unix milliseconds up to which the sender has read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_until: Option<i64>,
+    /// For `Edit`, `Delete` and `React`: the message changed. For a `Message`: the one it
+    /// replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// Who an envelope claims to come from and go to, as the server reports it.
@@ -208,7 +218,8 @@ pub fn body_bytes(body: &MessageBody) -> Result<Vec<u8>, CoreError> {
 }
 
 /// Refuses a body whose sender is not the route's (the relay relabelled it, or a sender
-/// wrote someone else's name into it), or whose thread ID is not one a client makes.
+/// wrote someone else's name into it), or whose thread ID (or target) is not one a client
+/// makes.
 pub fn check_sender(
     body: &MessageBody,
     sender_user: &str,
@@ -226,11 +237,23 @@ pub fn check_sender(
             detail: "thread ID is not 1 to 64 letters, digits, - or _".into(),
         });
     }
+    let changes = matches!(body.kind, Kind::Edit | Kind::Delete | Kind::React);
+    let target_ok = match &body.target {
+        Some(t) => valid_thread_id(t),
+        None => !changes,
+    };
+    if !target_ok {
+        return Err(CoreError::Malformed {
+            what: "message",
+            detail: "the message it names is not a message ID".into(),
+        });
+    }
     Ok(())
 }
 
 /// Thread IDs name a thread's records in the browser's storage (`…|thread`, and its pages
-/// `…|thread|000000`): one holding `|` could be made to name another thread's page.
+/// `…|thread|000000`): one holding `|` could be made to name another thread's page. The
+/// message a body names in `target` is held to the same rule.
 pub fn valid_thread_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
@@ -275,6 +298,24 @@ mod tests {
             let e = parse_body(minimal(bad).as_bytes(), "u", "d").unwrap_err();
             assert!(e.to_string().contains("thread ID"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_change_must_name_the_message_it_changes() {
+        let with = |kind: &str, target: &str| {
+            format!(
+                r#"{{"v":1,"message_id":"m","thread_id":"t","distribution":"@a","sender_user":"u","sender_device":"d","sent_at":1,"text":"x","kind":"{kind}"{target}}}"#
+            )
+        };
+        for kind in ["edit", "delete", "react"] {
+            assert!(parse_body(with(kind, "").as_bytes(), "u", "d").is_err());
+            assert!(parse_body(with(kind, r#","target":"m|0""#).as_bytes(), "u", "d").is_err());
+            let ok = parse_body(with(kind, r#","target":"m0""#).as_bytes(), "u", "d").unwrap();
+            assert_eq!(ok.target.as_deref(), Some("m0"));
+        }
+        // A reply names its message the same way; a message need not reply.
+        assert!(parse_body(with("message", "").as_bytes(), "u", "d").is_ok());
+        assert!(parse_body(with("message", r#","target":"""#).as_bytes(), "u", "d").is_err());
     }
 
     pub(crate) fn body() -> MessageBody {

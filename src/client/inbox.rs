@@ -215,6 +215,14 @@ impl Inner {
                 self.apply_leave(&body.thread_id, &body.sender_user);
                 return Ok(());
             }
+            // An edit, deletion or reaction changes a message this device has, or nothing.
+            Kind::Edit | Kind::Delete | Kind::React => {
+                self.remember(&body.message_id);
+                if known {
+                    self.apply_change(&body, &own.id).await;
+                }
+                return Ok(());
+            }
             Kind::Message | Kind::Update => {}
         }
         if !known {
@@ -246,7 +254,7 @@ impl Inner {
             },
         };
         let outgoing = body.sender_user == own.id;
-        self.record(Message {
+        let mut message = Message {
             id: body.message_id.clone(),
             thread_id: body.thread_id.clone(),
             sender_id: body.sender_user.clone(),
@@ -263,8 +271,19 @@ impl Inner {
             } else {
                 Status::Received
             },
-        })
-        .await;
+            reply_to: body.target,
+            ..Default::default()
+        };
+        if let Some(t) = self
+            .state
+            .borrow()
+            .threads
+            .iter()
+            .find(|t| t.id == body.thread_id)
+        {
+            message.set_mentions(&t.members, &own.id);
+        }
+        self.record(message).await;
         Ok(())
     }
 

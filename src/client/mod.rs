@@ -8,6 +8,7 @@
 mod api;
 mod attachments;
 mod backup;
+mod changes;
 mod devices;
 mod expiry;
 mod groups;
@@ -31,6 +32,7 @@ use crate::socket::Delivery;
 use crate::ui::{Ui, UiActions};
 use sotto_core::account::Account;
 use sotto_core::protocol::{DeliveredEnvelope, User};
+use sotto_core::sealing::Kind;
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
@@ -172,7 +174,8 @@ fn js_value(value: &JsValue) -> ClientResult<serde_json::Value> {
     let text: String = js_sys::JSON::stringify(value)
         .map_err(|_| ClientError::new("bad_attributes", "attributes must be JSON values"))?
         .into();
-    serde_json::from_str(&text).map_err(|e| ClientError::new("bad_attributes", e.to_string()))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| ClientError::new("bad_attributes", e.to_string()))
 }
 
 /// An optional attributes object from JavaScript.
@@ -407,14 +410,40 @@ impl ClientCore {
         html: Option<String>,
         attrs: JsValue,
         files: JsValue,
+        reply_to: Option<String>,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
             let files = attachments::files_from_js(&files)?;
             Ok(inner
-                .send_message(&id, text, html, js_map(&attrs)?, files)
+                .send_message(&id, text, html, js_map(&attrs)?, files, reply_to)
                 .await?
                 .into())
+        })
+    }
+
+    /// `threadMessageEdit` (`kind` "edit", with the new text and HTML),
+    /// `threadMessageDelete` ("delete") and `threadMessageReact` ("react", with the emoji)
+    /// of the JS shell, in one export: resolves to the message as it now is.
+    #[wasm_bindgen(js_name = threadMessageChange)]
+    pub fn thread_message_change(
+        &self,
+        kind: String,
+        id: String,
+        message_id: String,
+        text: String,
+        html: Option<String>,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let kind = match kind.as_str() {
+                "edit" => Kind::Edit,
+                "delete" => Kind::Delete,
+                _ => Kind::React,
+            };
+            inner
+                .change_message(&id, &message_id, kind, text, html)
+                .await
         })
     }
 
@@ -697,23 +726,43 @@ impl Inner {
             })
         };
         let actions = UiActions {
-            send: act(|inner, text| {
-                spawn_local(async move {
-                    let Some(id) = inner.state.borrow().open_thread.clone() else {
-                        inner.show_notice(Some("Open or start a thread first."));
-                        inner.with_ui(|ui| ui.set_draft(&text));
-                        return;
-                    };
-                    if let Err(e) = inner
-                        .send_message(&id, text.clone(), None, Default::default(), Vec::new())
-                        .await
-                    {
-                        inner.with_ui(|ui| ui.set_draft(&text));
-                        inner.show_notice(Some(&e.message));
-                        inner.emit_error(&e);
+            send: {
+                let weak = weak.clone();
+                Rc::new(move |text: String, reply_to: Option<String>| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    spawn_local(async move {
+                        let Some(id) = inner.state.borrow().open_thread.clone() else {
+                            inner.show_notice(Some("Open or start a thread first."));
+                            inner.with_ui(|ui| ui.set_draft(&text));
+                            return;
+                        };
+                        let sent = inner.send_message(
+                            &id,
+                            text.clone(),
+                            None,
+                            Default::default(),
+                            Vec::new(),
+                            reply_to,
+                        );
+                        if let Err(e) = sent.await {
+                            inner.with_ui(|ui| ui.set_draft(&text));
+                            inner.show_notice(Some(&e.message));
+                            inner.emit_error(&e);
+                        }
+                    })
+                })
+            },
+            change: {
+                let weak = weak.clone();
+                Rc::new(move |act: String, message: String, text: String| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if act == "delete" {
+                        inner.confirm_delete(message);
+                    } else {
+                        inner.spawn_change(&act, message, text);
                     }
                 })
-            }),
+            },
             open: act(|inner, id| {
                 if let Err(e) = inner.thread_open(&id, true) {
                     inner.show_notice(Some(&e.message));
@@ -772,7 +821,14 @@ impl Inner {
                             }
                             let files = attachments::read_picked(files).await?;
                             inner
-                                .send_message(&id, String::new(), None, Default::default(), files)
+                                .send_message(
+                                    &id,
+                                    String::new(),
+                                    None,
+                                    Default::default(),
+                                    files,
+                                    None,
+                                )
                                 .await
                         };
                         if let Err(e) = sent.await {

@@ -68,9 +68,22 @@ impl Inner {
         html: Option<String>,
         attrs: serde_json::Map<String, serde_json::Value>,
         files: Vec<OutgoingFile>,
+        reply_to: Option<String>,
     ) -> ClientResult<String> {
         // A view's composer: the tab that holds the account sends.
-        let args = [thread_id.into(), text.as_str().into()];
+        let options = js_sys::Object::new();
+        if let Some(r) = &reply_to {
+            let _ = js_sys::Reflect::set(&options, &"replyTo".into(), &r.into());
+        }
+        let none = JsValue::UNDEFINED;
+        let args = [
+            thread_id.into(),
+            text.as_str().into(),
+            none.clone(),
+            none.clone(),
+            none,
+            options.into(),
+        ];
         if let Some(sent) = self.forwarded("threadSendMessage", &args).await {
             return sent.map(|id| id.as_string().unwrap_or_default());
         }
@@ -94,6 +107,14 @@ impl Inner {
                 "you are no longer a member of this thread",
             ));
         }
+        if let Some(r) = &reply_to {
+            if !thread.messages.iter().any(|m| &m.id == r) {
+                return Err(ClientError::new(
+                    "unknown_message",
+                    format!("no message {r:?} to reply to in this thread on this device"),
+                ));
+            }
+        }
         if serde_json::to_string(&attrs).map_or(true, |j| j.len() > 16 * 1024) {
             return Err(ClientError::new(
                 "attributes_too_large",
@@ -106,9 +127,10 @@ impl Inner {
             html,
             attrs,
             attachments,
+            target: reply_to,
             ..self.body_for(thread_id, text)?
         };
-        let message = Message {
+        let mut message = Message {
             id: body.message_id.clone(),
             thread_id: thread_id.to_owned(),
             sender_id: own.id.clone(),
@@ -121,7 +143,10 @@ impl Inner {
             attachments: body.attachments.clone(),
             outgoing: true,
             status: Status::Sent,
+            reply_to: body.target.clone(),
+            ..Default::default()
         };
+        message.set_mentions(&thread.members, &own.id);
         match self.deliver(&body, &thread.members).await {
             Ok(()) => {}
             // Offline: keep it, marked pending; it goes out when the connection returns.
@@ -406,6 +431,7 @@ impl Inner {
                     html: message.html.clone(),
                     attrs: message.attrs.clone(),
                     attachments: message.attachments.clone(),
+                    target: message.reply_to.clone(),
                     ..self.body_for(&message.thread_id, message.text.clone())?
                 };
                 self.deliver(&body, &thread.members).await
