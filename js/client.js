@@ -332,6 +332,11 @@ class Client extends EventTarget {
     return this.#call('threadMarkRead', String(threadId));
   }
 
+  /** The same as threadMarkRead. */
+  markRead(threadId) {
+    return this.threadMarkRead(threadId);
+  }
+
   /** Hides the thread on this device until a message arrives or it is restored. */
   threadArchive(threadId) {
     return this.#call('threadArchive', String(threadId));

@@ -129,6 +129,8 @@ export interface ClientEventMap {
   'thread-message': CustomEvent<ThreadMessage>;
   /** A message was edited, deleted or reacted to (here or on another member's device): it as it now is. */
   'thread-message-update': CustomEvent<ThreadMessage>;
+  /** A thread's unread count changed (a message came, or it was read here or on another device). */
+  unreadchange: CustomEvent<{ total: number; threads: Record<string, number> }>;
   /** A member (or you, on another device) has read a thread up to readUntil. */
   'thread-message-readmark': CustomEvent<{ threadId: string; userId: string; readUntil: number }>;
   connectionchange: CustomEvent<{ connected: boolean }>;
@@ -202,6 +204,8 @@ export class Client extends EventTarget {
   /** Marks the thread read up to its newest message and tells its members (Sotto's UI
    * does it whenever a thread is open; a page with its own UI calls this). */
   threadMarkRead(threadId: string): Promise<void>;
+  /** The same as threadMarkRead. */
+  markRead(threadId: string): Promise<void>;
   threadArchive(threadId: string): Promise<void>;
   threadRestore(threadId: string): Promise<void>;
   threadExpunge(threadId: string): Promise<void>;

@@ -59,6 +59,8 @@ struct State {
     /// History reads a view has started, and the newest one shown (see `reload_view`).
     view_reloads: u32,
     view_shown: u32,
+    /// The unread counts the page was last told of (`unreadchange`).
+    unread_told: Vec<(String, u32)>,
     /// Contacts who added a device while this session ran (noted in the UI).
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
@@ -875,6 +877,34 @@ impl Inner {
         Ok(())
     }
 
+    /// Tells the page when a thread's unread count changed: `unreadchange` with `{total,
+    /// threads: {id: count}}` (threads with nothing unread left out).
+    fn tell_unread(&self) {
+        let counts: Vec<(String, u32)> = {
+            let mut state = self.state.borrow_mut();
+            let counts: Vec<(String, u32)> = state
+                .threads
+                .iter()
+                .filter(|t| t.unread > 0)
+                .map(|t| (t.id.clone(), t.unread))
+                .collect();
+            if counts == state.unread_told {
+                return;
+            }
+            state.unread_told = counts.clone();
+            counts
+        };
+        let threads = js_sys::Object::new();
+        for (id, n) in &counts {
+            let _ = js_sys::Reflect::set(&threads, &id.into(), &(*n).into());
+        }
+        let detail = js_sys::Object::new();
+        let total: u32 = counts.iter().map(|(_, n)| n).sum();
+        let _ = js_sys::Reflect::set(&detail, &"total".into(), &total.into());
+        let _ = js_sys::Reflect::set(&detail, &"threads".into(), &threads);
+        self.emit("unreadchange", detail.into());
+    }
+
     fn with_ui(&self, f: impl FnOnce(&Ui)) {
         if let Some(ui) = self.ui.borrow().as_ref() {
             f(ui);
@@ -903,6 +933,7 @@ impl Inner {
     }
 
     fn render(&self) {
+        self.tell_unread();
         let ui = self.ui.borrow();
         let Some(ui) = ui.as_ref() else { return };
         let state = self.state.borrow();

@@ -188,3 +188,31 @@ test('the page API: changes, replies and mentions, and what a non-sender may not
   assert.equal(after[0].deleted, true);
   assert.equal(after[1].replyTo, first);
 });
+
+test('unread counts: unreadchange per thread and in total, and markRead', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  await bob.evaluate(() => {
+    window.unread = [];
+    window.client.addEventListener('unreadchange', (e) => window.unread.push(e.detail));
+  });
+  const threadId = await alice.evaluate(() => window.client.threadMake('@bob'));
+  for (const text of ['one', 'two']) {
+    await alice.evaluate(([id, text]) => window.client.threadSendMessage(id, text), [threadId, text]);
+  }
+  // Bob has no thread open: both count, in the thread and in total.
+  await until(bob, () => window.unread.at(-1)?.total === 2, null, { what: 'two unread' });
+  assert.deepEqual(await bob.evaluate(() => window.unread.at(-1)), { total: 2, threads: { [threadId]: 2 } });
+  assert.equal(await bob.locator('.thread-item .unread').textContent(), '2');
+  await bob.evaluate((id) => window.client.markRead(id), threadId);
+  await until(bob, () => window.unread.at(-1)?.total === 0, null, { what: 'nothing unread' });
+  assert.deepEqual(await bob.evaluate(() => window.unread.at(-1)), { total: 0, threads: {} });
+  assert.equal(await bob.locator('.thread-item .unread').count(), 0);
+  const marks = await alice.evaluate((id) => window.client.threadList().then((ts) => ts.find((t) => t.id === id).unread), threadId);
+  assert.equal(marks, 0, 'her own messages are never unread for her');
+});
