@@ -13,10 +13,31 @@ use web_sys::{
     ShadowRootInit, ShadowRootMode,
 };
 
-const STYLE: &str = include_str!("ui.css");
+/// `src/ui.css`, minified by `build.rs`.
+const STYLE: &str = include_str!(concat!(env!("OUT_DIR"), "/ui.css"));
 
-/// The reactions offered on a message's toolbar (any emoji can come from the page API).
-const QUICK_REACTIONS: [&str; 4] = ["👍", "❤️", "😂", "😮"];
+/// The UI's frame, filled in by `Ui::mount`. Static markup only: user text never goes
+/// through HTML. The toolbar's reactions are the ones offered (any emoji can come from
+/// the page API).
+const TEMPLATE: &str = concat!(
+    r#"<header class="header" role="banner"><button class="nav-toggle" type="button" aria-label="Show or hide the threads" aria-expanded="true">☰</button>"#,
+    r#"<span class="brand">Sotto</span><span class="who"></span><span class="status" role="status">Connecting…</span>"#,
+    r#"<button class="header-action" type="button" aria-label="Back up your key with a passphrase">Key backup</button></header>"#,
+    r#"<div class="body"><nav class="nav" aria-label="Threads"><form class="new-thread" novalidate>"#,
+    r#"<input placeholder="@someone + @group" aria-label="New thread: who to talk to" autocomplete="off"><button>Start</button></form>"#,
+    r#"<ul class="threads" role="list"></ul></nav><main class="thread"><div class="thread-header"><div class="title-row">"#,
+    r#"<h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
+    r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
+    r#"<ol class="messages" aria-live="polite" aria-label="Messages"></ol><p class="notice" role="alert"></p>"#,
+    r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
+    r#"<form class="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
+    r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
+    r#"<button type="submit">Send</button></form></main></div>"#,
+    r#"<div class="tools" role="toolbar" aria-label="Message actions">"#,
+    r#"<button data-act="react" data-emoji="👍" aria-label="React 👍">👍</button><button data-act="react" data-emoji="❤️" aria-label="React ❤️">❤️</button>"#,
+    r#"<button data-act="react" data-emoji="😂" aria-label="React 😂">😂</button><button data-act="react" data-emoji="😮" aria-label="React 😮">😮</button>"#,
+    r#"<button data-act="reply">Reply</button><button data-act="edit">Edit</button><button data-act="delete">Delete</button></div>"#,
+);
 
 /// What the UI asks the client to do.
 pub struct UiActions {
@@ -198,65 +219,46 @@ impl Ui {
         append(&root, &app);
         let mut listeners = Vec::new();
 
-        let header = el(&doc, "header", "header")?;
-        attr(&header, "role", "banner");
+        // The static frame is one template (no user text in it, ever); what varies is
+        // filled in through `textContent` and attributes. One string costs the wasm far less
+        // than building each element call by call.
+        app.set_inner_html(TEMPLATE);
+        let find = |selector: &str| -> ClientResult<Element> {
+            app.query_selector(selector).ok().flatten().ok_or_else(|| {
+                crate::error::ClientError::new("ui", "the UI's template lacks an element")
+            })
+        };
+        let header = find("header")?;
+        let toggle = find(".nav-toggle")?;
         if show_nav {
             // Collapses the thread list (navPanelToggle does the same from the page).
-            let toggle = text_el(&doc, "button", "nav-toggle", "☰")?;
-            attr(&toggle, "type", "button");
-            attr(&toggle, "aria-label", "Show or hide the threads");
-            attr(&toggle, "aria-expanded", "true");
             let (app2, toggle2) = (app.clone(), toggle.clone());
-            let on_toggle = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            let collapse = Rc::new(move || {
                 toggle_nav(&app2, &toggle2, None);
             });
-            toggle
-                .add_event_listener_with_callback("click", on_toggle.as_ref().unchecked_ref())
-                .map_err(|e| js_failure("ui", e))?;
-            listeners.push(on_toggle);
-            append(&header, &toggle);
+            listeners.push(on(&toggle, "click", collapse)?);
+        } else {
+            toggle.remove();
+            find("nav")?.remove();
         }
-        let brand = text_el(&doc, "span", "brand", "Sotto")?;
-        let who = el(&doc, "span", "who")?;
-        let status = text_el(&doc, "span", "status", "Connecting…")?;
-        attr(&status, "role", "status");
-        append(&header, &brand);
-        append(&header, &who);
-        append(&header, &status);
-        let backup = text_el(&doc, "button", "header-action", "Key backup")?;
-        attr(&backup, "type", "button");
-        attr(&backup, "aria-label", "Back up your key with a passphrase");
-        listeners.push(on(&backup, "click", actions.backup.clone())?);
-        append(&header, &backup);
+        let who = find(".who")?;
+        let status = find(".status")?;
+        listeners.push(on(
+            &find("header .header-action")?,
+            "click",
+            actions.backup.clone(),
+        )?);
         if !show_header {
             attr(&header, "hidden", "");
         }
-        append(&app, &header);
-
-        let body = el(&doc, "div", "body")?;
-        append(&app, &body);
 
         let threads = if show_nav {
-            let nav = el(&doc, "nav", "nav")?;
-            attr(&nav, "aria-label", "Threads");
-            let form = el(&doc, "form", "new-thread")?;
-            let input: HtmlInputElement = el(&doc, "input", "")?.unchecked_into();
-            input.set_placeholder("@someone + @group");
-            attr(&input, "aria-label", "New thread: who to talk to");
-            attr(&input, "autocomplete", "off");
-            let start = text_el(&doc, "button", "", "Start")?;
-            append(&form, &input);
-            append(&form, &start);
-            let list = el(&doc, "ul", "threads")?;
-            attr(&list, "role", "list");
-            append(&nav, &form);
-            append(&nav, &list);
-            append(&body, &nav);
-
+            let form = find(".new-thread")?;
+            let input: HtmlInputElement = find(".new-thread input")?.unchecked_into();
+            let list = find(".threads")?;
             let new_thread = actions.new_thread.clone();
             let input2 = input.clone();
             // The field keeps what was typed until the thread is made (`new_thread_done`).
-            attr(&form, "novalidate", "");
             let on_submit = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 e.prevent_default();
                 input2.set_custom_validity("");
@@ -288,58 +290,26 @@ impl Ui {
             None
         };
 
-        let main = el(&doc, "main", "thread")?;
-        let thread_header = el(&doc, "div", "thread-header")?;
-        let title = text_el(&doc, "h2", "thread-title", "No thread open")?;
-        let members = el(&doc, "p", "members")?;
-        let title_row = el(&doc, "div", "title-row")?;
-        let verify = text_el(&doc, "button", "header-action", "Verify")?;
-        attr(&verify, "type", "button");
-        attr(
-            &verify,
-            "aria-label",
-            "Compare safety numbers with the members",
-        );
-        attr(&verify, "hidden", "");
-        listeners.push(on(&verify, "click", actions.verify.clone())?);
-        append(&title_row, &title);
-        append(&title_row, &verify);
-        let warning = el(&doc, "p", "warn")?;
-        attr(&warning, "role", "alert");
-        attr(&warning, "hidden", "");
-        append(&thread_header, &title_row);
-        append(&thread_header, &members);
-        append(&thread_header, &warning);
         if !config.show_thread_header {
-            attr(&thread_header, "hidden", "");
+            attr(&find(".thread-header")?, "hidden", "");
         }
-        let messages = el(&doc, "ol", "messages")?;
-        attr(&messages, "aria-live", "polite");
-        attr(&messages, "aria-label", "Messages");
-        let notice = el(&doc, "p", "notice")?;
-        attr(&notice, "role", "alert");
-        let composer_form = el(&doc, "form", "composer")?;
-        let composer: HtmlTextAreaElement = el(&doc, "textarea", "")?.unchecked_into();
-        composer.set_placeholder("Write a message");
-        composer.set_rows(1);
-        attr(&composer, "aria-label", "Message");
-        let send = text_el(&doc, "button", "", "Send")?;
-        attr(&send, "type", "submit");
+        let title = find(".thread-title")?;
+        let members = find(".members")?;
+        let verify = find(".title-row button")?;
+        listeners.push(on(&verify, "click", actions.verify.clone())?);
+        let warning = find(".warn")?;
+        let messages = find(".messages")?;
+        let notice = find(".notice")?;
+        let composer_form = find(".composer")?;
+        let composer: HtmlTextAreaElement = find("textarea")?.unchecked_into();
         // The attach button opens a hidden file picker.
-        let picker: HtmlInputElement = el(&doc, "input", "")?.unchecked_into();
-        picker.set_type("file");
-        picker.set_multiple(true);
-        attr(&picker, "hidden", "");
-        attr(&picker, "aria-label", "Files to attach");
-        let attach = text_el(&doc, "button", "attach", "Attach")?;
-        attr(&attach, "type", "button");
-        attr(&attach, "aria-label", "Attach files");
+        let picker: HtmlInputElement = find("[type=file]")?.unchecked_into();
         let picker2 = picker.clone();
-        let on_attach = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| picker2.click());
-        attach
-            .add_event_listener_with_callback("click", on_attach.as_ref().unchecked_ref())
-            .map_err(|e| js_failure("ui", e))?;
-        listeners.push(on_attach);
+        listeners.push(on(
+            &find(".attach")?,
+            "click",
+            Rc::new(move || picker2.click()),
+        )?);
         let (picker3, attach_action) = (picker.clone(), actions.attach.clone());
         let on_pick = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             let Some(list) = picker3.files() else { return };
@@ -354,18 +324,8 @@ impl Ui {
             .add_event_listener_with_callback("change", on_pick.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_pick);
-        append(&composer_form, &attach);
-        append(&composer_form, &picker);
-        append(&composer_form, &composer);
-        append(&composer_form, &send);
         // Above the composer while it edits or replies: what, and a way out.
-        let context = el(&doc, "div", "context")?;
-        attr(&context, "hidden", "");
-        append(&context, &el(&doc, "span", "")?);
-        let cancel = text_el(&doc, "button", "", "✕")?;
-        attr(&cancel, "type", "button");
-        attr(&cancel, "aria-label", "Cancel");
-        append(&context, &cancel);
+        let context = find(".context")?;
         let mode: Rc<RefCell<Option<(bool, String)>>> = Rc::default();
         let end_mode = {
             let (mode, context, composer) = (mode.clone(), context.clone(), composer.clone());
@@ -378,35 +338,13 @@ impl Ui {
                 attr(&context, "hidden", "");
             })
         };
-        listeners.push(on(&cancel, "click", end_mode.clone())?);
-        append(&main, &thread_header);
-        append(&main, &messages);
-        append(&main, &notice);
-        append(&main, &context);
-        append(&main, &composer_form);
-        append(&body, &main);
+        listeners.push(on(&find(".context button")?, "click", end_mode.clone())?);
 
         // One toolbar for the message under the pointer or the focus: reactions, reply, and
-        // for one's own messages edit and delete.
-        let tools = el(&doc, "div", "tools")?;
-        attr(&tools, "role", "toolbar");
-        attr(&tools, "aria-label", "Message actions");
-        for emoji in QUICK_REACTIONS {
-            let b = text_el(&doc, "button", "", emoji)?;
-            attr(&b, "data-act", "react");
-            attr(&b, "data-emoji", emoji);
-            attr(&b, "aria-label", &format!("React {emoji}"));
-            append(&tools, &b);
-        }
-        let mut own_only = Vec::new();
-        for (act, label) in [("reply", "Reply"), ("edit", "Edit"), ("delete", "Delete")] {
-            let b = text_el(&doc, "button", "", label)?;
-            attr(&b, "data-act", act);
-            append(&tools, &b);
-            if act != "reply" {
-                own_only.push(b);
-            }
-        }
+        // for one's own messages edit and delete. It waits outside the document until then.
+        let tools = find(".tools")?;
+        let own_only = [find("[data-act=edit]")?, find("[data-act=delete]")?];
+        tools.remove();
         let on_hover = {
             let tools = tools.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
@@ -921,6 +859,15 @@ impl Ui {
         if self.composer.value().is_empty() {
             self.composer.set_value(text);
         }
+    }
+
+    /// Puts a failed edit or reply back in the composer as it was: still editing or
+    /// replying to `id` (the bar above shows what it showed), so Enter does not post it as
+    /// a new message.
+    pub fn resume(&self, editing: bool, id: String, text: &str) {
+        self.set_draft(text);
+        *self.mode.borrow_mut() = Some((editing, id));
+        let _ = self.context.remove_attribute("hidden");
     }
 
     pub fn focus_composer(&self) {
