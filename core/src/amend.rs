@@ -50,10 +50,17 @@ fn refused(detail: &str) -> CoreError {
     }
 }
 
-/// Whether a reaction is one: short, and no line breaks or other control characters (the
-/// UI shows it as text whatever it holds). `""` takes a reaction back.
+/// Whether a reaction is one: short, and no spaces of any kind, control characters,
+/// invisible or direction-changing marks (which could make a chip pass for another, or
+/// its count for a bigger one). The zero-width joiner and variation selectors of emoji
+/// sequences are kept. `""` takes a reaction back.
 pub fn valid_reaction(emoji: &str) -> bool {
-    emoji.len() <= MAX_REACTION_BYTES && !emoji.chars().any(|c| c.is_control() || c == ' ')
+    emoji.len() <= MAX_REACTION_BYTES
+        && !emoji.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '\u{200B}'..='\u{200C}' | '\u{200E}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+        })
 }
 
 /// Decides what `body` does to `target`: an edit or a deletion only from the message's own
@@ -195,7 +202,15 @@ mod tests {
     #[test]
     fn bad_edits_and_reactions_are_refused() {
         assert!(check(&body(Kind::Edit, "bob", 10, "  "), BOBS).is_err());
-        for bad in ["a\nb", "two words", &"😀".repeat(9), "\u{7}"] {
+        for bad in [
+            "a\nb",
+            "two words",
+            &"😀".repeat(9),
+            "\u{7}",
+            "👍\u{A0}12",
+            "👍\u{202E}21",
+            "\u{200B}",
+        ] {
             assert!(
                 check(&body(Kind::React, "bob", 10, bad), BOBS).is_err(),
                 "{bad:?}"

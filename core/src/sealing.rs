@@ -47,6 +47,10 @@ pub enum Kind {
     Delete,
     /// The sender reacts to message `target` with the emoji in `text` (`""` takes it back).
     React,
+    /// A kind a later version made: read, and ignored, so that new kinds never make older
+    /// clients ask for the envelope again or report it broken.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Kind {
@@ -315,6 +319,8 @@ mod tests {
         }
         // A reply names its message the same way; a message need not reply.
         assert!(parse_body(with("message", "").as_bytes(), "u", "d").is_ok());
+        let later = parse_body(with("poll", "").as_bytes(), "u", "d").unwrap();
+        assert_eq!(later.kind, Kind::Unknown);
         assert!(parse_body(with("message", r#","target":"""#).as_bytes(), "u", "d").is_err());
     }
 

@@ -6,6 +6,7 @@
 use super::{to_js, unknown_thread, Inner};
 use crate::dialog::DialogContent;
 use crate::error::{ClientError, ClientResult};
+use crate::model::Status;
 use sotto_core::amend::valid_reaction;
 use sotto_core::sealing::{Kind, MessageBody, MAX_TEXT_BYTES};
 use std::rc::Rc;
@@ -35,7 +36,7 @@ impl Inner {
             return done;
         }
         let (_, own) = self.session()?;
-        let (members, mut text) = {
+        let (members, mut text, after) = {
             let state = self.state.borrow();
             let t = state
                 .threads
@@ -55,13 +56,20 @@ impl Inner {
                 .ok_or_else(|| {
                     ClientError::new(
                         "unknown_message",
-                        format!("no message {message_id:?} in this thread on this device"),
+                        "no such message in this thread on this device",
                     )
                 })?;
             if m.deleted {
                 return Err(ClientError::new(
                     "message_deleted",
                     "this message was deleted",
+                ));
+            }
+            // Nobody else has it yet: a change would reach them before the message.
+            if m.status == Status::Pending {
+                return Err(ClientError::new(
+                    "message_pending",
+                    "this message is not sent yet; change it once it is",
                 ));
             }
             if kind != Kind::React && m.sender_id != own.id {
@@ -76,7 +84,17 @@ impl Inner {
                 Kind::React if mine.is_some_and(|r| r.emoji == text) => String::new(),
                 _ => text,
             };
-            (t.members.clone(), text)
+            // Taking back a reaction there is not: nothing to tell anyone.
+            if kind == Kind::React && text.is_empty() && mine.is_none() {
+                return Ok(to_js(m));
+            }
+            // After this user's last change of it, even if a device that made that one
+            // runs ahead of this one's clock: receivers keep only the newest.
+            let after = match kind {
+                Kind::Edit => m.edited_at,
+                _ => mine.map(|r| r.at),
+            };
+            (t.members.clone(), text, after.map_or(0, |at| at + 1))
         };
         match kind {
             Kind::Edit if text.trim().is_empty() => {
@@ -103,12 +121,13 @@ impl Inner {
             Kind::Delete => text.clear(),
             _ => {}
         }
-        let body = MessageBody {
+        let mut body = MessageBody {
             kind,
             target: Some(message_id.to_owned()),
             html: html.filter(|_| kind == Kind::Edit),
             ..self.body_for(thread_id, text)?
         };
+        body.sent_at = body.sent_at.max(after);
         self.deliver(&body, &members).await?;
         self.remember(&body.message_id);
         self.apply_change(&body, &own.id).await;
@@ -165,7 +184,7 @@ impl Inner {
             let done = inner.change_message(&thread, &message_id, kind, text.clone(), None);
             if let Err(e) = done.await {
                 if kind == Kind::Edit {
-                    inner.with_ui(|ui| ui.set_draft(&text));
+                    inner.with_ui(|ui| ui.resume(true, message_id, &text));
                 }
                 inner.show_notice(Some(&e.message));
                 inner.emit_error(&e);

@@ -197,7 +197,7 @@ impl Inner {
             .iter()
             .any(|t| t.id == body.thread_id);
         match body.kind {
-            Kind::Readmark | Kind::Leave if !known => {
+            Kind::Readmark | Kind::Leave | Kind::Unknown if !known => {
                 self.remember(&body.message_id);
                 return Ok(());
             }
@@ -213,6 +213,10 @@ impl Inner {
             Kind::Leave => {
                 self.remember(&body.message_id);
                 self.apply_leave(&body.thread_id, &body.sender_user);
+                return Ok(());
+            }
+            Kind::Unknown => {
+                self.remember(&body.message_id);
                 return Ok(());
             }
             // An edit, deletion or reaction changes a message this device has, or nothing.

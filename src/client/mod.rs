@@ -441,7 +441,8 @@ impl ClientCore {
             let kind = match kind.as_str() {
                 "edit" => Kind::Edit,
                 "delete" => Kind::Delete,
-                _ => Kind::React,
+                "react" => Kind::React,
+                _ => return Err(ClientError::new("bad_argument", "no such change")),
             };
             inner
                 .change_message(&id, &message_id, kind, text, html)
@@ -744,10 +745,13 @@ impl Inner {
                             None,
                             Default::default(),
                             Vec::new(),
-                            reply_to,
+                            reply_to.clone(),
                         );
                         if let Err(e) = sent.await {
-                            inner.with_ui(|ui| ui.set_draft(&text));
+                            inner.with_ui(|ui| match reply_to {
+                                Some(r) => ui.resume(false, r, &text),
+                                None => ui.set_draft(&text),
+                            });
                             inner.show_notice(Some(&e.message));
                             inner.emit_error(&e);
                         }

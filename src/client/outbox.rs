@@ -111,7 +111,7 @@ impl Inner {
             if !thread.messages.iter().any(|m| &m.id == r) {
                 return Err(ClientError::new(
                     "unknown_message",
-                    format!("no message {r:?} to reply to in this thread on this device"),
+                    "no such message to reply to in this thread on this device",
                 ));
             }
         }

@@ -13,10 +13,15 @@ impl Inner {
     /// A recipient device has one of this device's messages: show it as delivered.
     pub(super) fn on_delivered(self: &Rc<Self>, seq: i64) {
         if !self.settle(&[seq], None, Status::Delivered) {
+            // Kept for a send whose receipt is still to come. Envelopes that nothing waits
+            // for (read marks, reactions) land here too: when full, it starts again, so
+            // they never crowd out the ones to come.
             let mut state = self.state.borrow_mut();
-            if state.early_deliveries.len() < 1_000 {
-                state.early_deliveries.insert(seq);
+            let early = &mut state.early_deliveries;
+            if early.len() >= 1_000 {
+                early.clear();
             }
+            early.insert(seq);
         }
     }
 

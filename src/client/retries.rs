@@ -88,7 +88,12 @@ impl Inner {
             {
                 return Ok(None);
             }
-            let Some(m) = thread.messages.iter().find(|m| m.id == awaiting.message_id) else {
+            // A message deleted for everyone is not sent again, not even blank.
+            let Some(m) = thread
+                .messages
+                .iter()
+                .find(|m| m.id == awaiting.message_id && !m.deleted)
+            else {
                 return Ok(None);
             };
             (m.clone(), thread.members.clone())
@@ -99,6 +104,7 @@ impl Inner {
             html: message.html,
             attrs: message.attrs,
             attachments: message.attachments,
+            target: message.reply_to,
             ..self.body_for(thread_id, message.text)?
         };
         Ok(Some((body, members)))
