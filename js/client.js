@@ -373,3 +373,51 @@ class Client extends EventTarget {
     }
   }
 }
+
+// `<sotto-chat server="https://chat.example.com" thread="@support"></sotto-chat>`: Sotto in
+// plain HTML. Sign-in comes from a `jwt`, `external-auth-code` or `org-ephemeral-token`
+// attribute, or later from `element.client.setIdentityToken(jwt)`; `org`, `theme` and
+// `show-nav="false"` are the options of the same names; `thread` is an expression whose
+// thread opens once signed in (the same one at every page load). Removing the element
+// ends its client.
+const ElementBase = typeof HTMLElement === 'undefined' ? class {} : HTMLElement;
+class SottoChat extends ElementBase {
+  client = null;
+
+  connectedCallback() {
+    if (this.client) return;
+    const attr = (name) => this.getAttribute(name) || undefined;
+    const jwt = attr('jwt');
+    const code = attr('external-auth-code');
+    const visitor = attr('org-ephemeral-token');
+    const auth = jwt ? { jwt } : code ? { externalAuthCode: code } : visitor ? { orgEphemeralToken: visitor } : undefined;
+    if (!this.style.display) this.style.display = 'block';
+    this.client = new Client(this, auth, {
+      url: attr('server'),
+      org: attr('org'),
+      theme: attr('theme'),
+      showNav: attr('show-nav') !== 'false',
+      onLoaded: async (c) => {
+        const thread = attr('thread');
+        if (!thread) return;
+        try {
+          await c.threadOpen(await c.threadEnsure(thread));
+        } catch (err) {
+          console.warn('sotto-chat:', err.code, err.message);
+        }
+      },
+    });
+  }
+
+  disconnectedCallback() {
+    // Moved within the page, it is connected again before this runs: keep the client.
+    queueMicrotask(() => {
+      if (this.isConnected || !this.client) return;
+      this.client.destroy();
+      this.client = null;
+    });
+  }
+}
+if (typeof customElements !== 'undefined' && !customElements.get('sotto-chat')) {
+  customElements.define('sotto-chat', SottoChat);
+}

@@ -37,6 +37,10 @@ export interface ClientOptions {
    * device elsewhere to import from, "prompt" always asks, "generate" never asks.
    */
   provisioning?: 'auto' | 'prompt' | 'generate';
+  /** `false`: no UI at all (headless), for a page that draws its own from the API and
+   * events. The element is only an anchor then; answer `provisioningrequired` and
+   * `linkrequest` from code. */
+  ui?: boolean;
   /** Visitor details for `{orgEphemeralToken}` sign-in. */
   ephemeralUserInfo?: { name?: string; firstName?: string; lastName?: string; email?: string };
 }
@@ -216,6 +220,21 @@ export class Client extends EventTarget {
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
   removeEventListener<K extends keyof ClientEventMap>(type: K, listener: (ev: ClientEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+/**
+ * `<sotto-chat server thread jwt|external-auth-code|org-ephemeral-token org theme show-nav>`:
+ * Sotto in plain HTML (defined when the package loads). Removing it destroys its client.
+ */
+export class SottoChat extends HTMLElement {
+  /** The element's client, once connected (null after removal). */
+  readonly client: Client | null;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'sotto-chat': SottoChat;
+  }
 }
 
 export const version: string;

@@ -27,8 +27,8 @@ let __loading;
 const __load = () => (__loading ??= __init({ module_or_path: new URL('./sotto_wasm_bg.wasm', import.meta.url) }));
 ${body}
 export const version = ${JSON.stringify(version)};
-export { Client };
-export default { Client, version };
+export { Client, SottoChat };
+export default { Client, SottoChat, version };
 `,
 );
 
@@ -45,7 +45,7 @@ const __wasm = wasm_bindgen;
 let __loading;
 const __load = () => (__loading ??= wasm_bindgen({ module_or_path: new URL('sotto_wasm_bg.wasm', __base) }));
 ${body}
-window.sotto = { Client, version: ${JSON.stringify(version)} };
+window.sotto = { Client, SottoChat, version: ${JSON.stringify(version)} };
 ${widget}
 })();
 `,

@@ -27,10 +27,11 @@ scripts/schemathesis.sh 50
 echo "== fuzzing: every parser of network and file input, 10 seconds each (scripts/fuzz.sh)"
 scripts/fuzz.sh 10
 
-echo "== client package, server binary, and the Vite example app that installs the package"
+echo "== client package, server binary, and the Vite and React example apps that install the package"
 scripts/build.sh
 cargo build -p sotto-server
 (cd examples/vite-app && npm install --no-audit --no-fund && npm run build)
+(cd examples/react-app && npm install --no-audit --no-fund && npm run build)
 
 echo "== the wasm's size budget"
 node --test tests/size.test.mjs

@@ -42,6 +42,8 @@ pub struct Options {
     pub url: String,
     pub org: Option<String>,
     pub ui: crate::ui::UiConfig,
+    /// `ui: false`: no UI at all, for a page that draws its own from the API and events.
+    pub headless: bool,
     /// A thread to open once loaded.
     pub open_thread_id: Option<String>,
     pub grace_ms: f64,
@@ -159,6 +161,7 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
                 }
             },
         },
+        headless: !boolean(options, "ui", true),
         open_thread_id: string(options, "openThreadId")?,
         grace_ms: match get(options, "identityTokenGraceMs").as_f64() {
             Some(ms) if ms >= 0.0 => ms,

@@ -116,7 +116,9 @@ fn is_auth_failure(e: &ClientError) -> bool {
 
 impl Inner {
     pub(super) async fn start(self: &Rc<Self>) -> ClientResult<()> {
-        self.mount_ui()?;
+        if !self.options.headless {
+            self.mount_ui()?;
+        }
         self.listen_for_other_tabs();
         self.listen_for_online();
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {

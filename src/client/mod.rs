@@ -661,9 +661,10 @@ impl ClientCore {
         let inner = self.inner.clone();
         promise(async move {
             let ui = inner.ui.borrow();
-            let ui = ui
-                .as_ref()
-                .ok_or_else(|| ClientError::new("destroyed", "this client has been destroyed"))?;
+            let ui = ui.as_ref().ok_or_else(|| match inner.options.headless {
+                true => ClientError::new("no_ui", "this client has no UI (ui: false)"),
+                false => ClientError::new("destroyed", "this client has been destroyed"),
+            })?;
             Ok(ui.toggle_nav(collapse).into())
         })
     }
