@@ -59,9 +59,40 @@ class Client extends EventTarget {
       this.#emit('init');
     });
     this.#started = this.#ready.then(() => this.#core.start());
+    this.#notifyWhenHidden(options);
     // A failed start is reported as an `error` event; method calls then reject with their
     // own error (`not_signed_in`, or whatever they meet).
     this.#started.catch((err) => this.#emit('error', err));
+  }
+
+  // Notifications for messages that arrive while the page is hidden (with `notifications`
+  // and the site's permission; Sotto never asks for it itself), and the unread count in
+  // the document's title (with `titleUnread`).
+  #notifyWhenHidden({ notifications, titleUnread }) {
+    if (notifications && typeof Notification !== 'undefined') {
+      this.addEventListener('thread-message', ({ detail: m }) => {
+        if (m.outgoing || document.visibilityState !== 'hidden' || Notification.permission !== 'granted') return;
+        const preview = notifications.preview !== false;
+        const text = m.text || (m.attachments?.length ? 'Attachment' : '');
+        const shown = new Notification(m.senderName, {
+          body: preview ? text.slice(0, 140) : 'New message',
+          // Every tab of the account hears the message: one tag makes them one notification.
+          tag: `sotto-${m.id}`,
+          silent: !notifications.sound,
+        });
+        shown.onclick = () => {
+          window.focus();
+          this.threadOpen(m.threadId).catch(() => {});
+          shown.close();
+        };
+      });
+    }
+    if (titleUnread) {
+      this.addEventListener('unreadchange', ({ detail }) => {
+        const title = document.title.replace(/^\(\d+\) /, '');
+        document.title = detail.total > 0 ? `(${detail.total}) ${title}` : title;
+      });
+    }
   }
 
   #emit(type, detail) {

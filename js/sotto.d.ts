@@ -37,6 +37,12 @@ export interface ClientOptions {
    * device elsewhere to import from, "prompt" always asks, "generate" never asks.
    */
   provisioning?: 'auto' | 'prompt' | 'generate';
+  /** Notify of messages that arrive while the page is hidden (sender and a preview), once
+   * the site has the Notification permission (Sotto never asks for it). `preview: false`
+   * shows "New message" instead of the text; `sound: true` lets the system play its sound. */
+  notifications?: boolean | { preview?: boolean; sound?: boolean };
+  /** Show the unread count in the document's title: "(3) Page title". */
+  titleUnread?: boolean;
   /** `false`: no UI at all (headless), for a page that draws its own from the API and
    * events. The element is only an anchor then; answer `provisioningrequired` and
    * `linkrequest` from code. */

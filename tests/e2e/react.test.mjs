@@ -57,27 +57,19 @@ test('ui: false has no UI to toggle, and <sotto-chat> mounts Sotto from plain HT
   });
   assert.equal(code, 'no_ui');
 
-  // The custom element: a JWT attribute, a thread to open; removing it ends its client.
-  const jwt = await page.evaluate(async () => {
-    const res = await fetch('/demo/jwt', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice' }) });
-    return (await res.json()).jwt;
-  });
+  // The custom element (examples/custom-element): its token set by script, a thread to
+  // open; removing it ends its client.
   const element = await newPage(env.browser, { width: 420, height: 600 });
   t.after(() => {
     if (t.error) console.log(element.log.join('\n'));
   });
-  const url = `${env.server.base}/plain.html`;
-  await element.route(url, (route) => route.fulfill({
-    contentType: 'text/html',
-    body: `<!doctype html><script src="/pkg/sotto.global.js"></script>
-      <sotto-chat style="height:480px" thread="@carol" jwt="${jwt}"></sotto-chat>`,
-  }));
-  await element.goto(url);
+  await element.goto(`${env.server.base}/examples/custom-element/index.html?user=alice`);
   const chat = element.locator('sotto-chat');
   const generate = element.getByRole('button', { name: 'Generate a new key' });
   await chat.locator('.status[data-connected="true"]').or(generate).first().waitFor({ timeout: 20000 });
   if (await generate.isVisible()) await generate.click();
   await chat.locator('.thread-title', { hasText: 'Carol' }).waitFor({ timeout: 15000 });
+  await chat.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
   await element.screenshot({ path: join(artifacts, 'sotto-chat-element.png') });
   const after = await element.evaluate(async () => {
     const el = document.querySelector('sotto-chat');
