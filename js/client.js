@@ -255,7 +255,8 @@ class Client extends EventTarget {
     return id;
   }
 
-  /** Shows a thread in the UI (this tab's own, also in a view). */
+  /** Shows a thread in the UI (this tab's own, also in a view). `''` reads the thread open
+   * now again: for a page that hid Sotto's element and shows it again. */
   async threadOpen(threadId) {
     await this.#settled();
     if (!this.#viewing) return this.#local('threadOpen', [String(threadId)]);

@@ -373,7 +373,7 @@ impl Inner {
             let mut state = self.state.borrow_mut();
             let open = state.open_thread.clone();
             let is_open =
-                open.as_deref() == Some(message.thread_id.as_str()) && crate::util::page_visible();
+                open.as_deref() == Some(message.thread_id.as_str()) && self.on_screen();
             if let Some(pos) = state.threads.iter().position(|t| t.id == message.thread_id) {
                 let mut t = state.threads.remove(pos);
                 if !message.outgoing && !is_open {

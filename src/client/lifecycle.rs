@@ -124,7 +124,7 @@ impl Inner {
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
             // Back on screen: the open thread is read now, not while it was hidden.
             self.listen(doc.into(), "visibilitychange", |inner| {
-                if crate::util::page_visible() {
+                if inner.on_screen() {
                     inner.read_open_thread();
                 }
             });

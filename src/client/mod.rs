@@ -395,6 +395,11 @@ impl ClientCore {
     pub fn thread_open(&self, id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
+            // "": the thread open now, read again (the page has shown Sotto again).
+            if id.is_empty() {
+                inner.read_open_thread();
+                return Ok(JsValue::UNDEFINED);
+            }
             // A view first reads what the holder saved (a thread it has just made).
             inner.reload_view().await;
             inner.thread_open(&id, false)?;

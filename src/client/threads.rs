@@ -403,11 +403,18 @@ impl Inner {
         Ok(())
     }
 
-    /// The open thread is read, if the page is on screen (a widget in a background tab
-    /// claims nothing): its unread count goes to zero and the members are told. Redraws.
+    /// Whether what Sotto shows can be seen: the page is on screen and Sotto's element is
+    /// displayed (a minimised widget is not). Without a UI, the page says so by opening.
+    pub(super) fn on_screen(&self) -> bool {
+        crate::util::page_visible() && (self.options.headless || self.host.client_width() > 0)
+    }
+
+    /// The open thread is read, if it is on screen (a widget in a background tab or
+    /// minimised claims nothing): its unread count goes to zero and the members are told.
+    /// Redraws.
     pub(super) fn read_open_thread(self: &Rc<Self>) {
         let open = self.state.borrow().open_thread.clone();
-        if let Some(id) = open.filter(|_| crate::util::page_visible()) {
+        if let Some(id) = open.filter(|_| self.on_screen()) {
             let cleared = self
                 .state
                 .borrow_mut()
