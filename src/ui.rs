@@ -26,7 +26,7 @@ const TEMPLATE: &str = concat!(
     r#"<div class="body"><nav class="nav" aria-label="Threads"><form class="new-thread" novalidate>"#,
     r#"<input placeholder="@someone + @group" aria-label="New thread: who to talk to" autocomplete="off"><button>Start</button></form>"#,
     r#"<ul class="threads" role="list"></ul></nav><main class="thread"><div class="thread-header"><div class="title-row">"#,
-    r#"<h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
+    r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
     r#"<ol class="messages" aria-live="polite" aria-label="Messages"></ol><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
@@ -273,11 +273,13 @@ impl Ui {
                 .map_err(|e| js_failure("ui", e))?;
             listeners.push(on_submit);
 
-            let open = actions.open.clone();
+            let (open, app2) = (actions.open.clone(), app.clone());
             let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
                 if let Some(item) = target.and_then(|t| t.closest("[data-thread]").ok().flatten()) {
                     if let Some(id) = item.get_attribute("data-thread") {
+                        // On a phone the thread takes the place of the list.
+                        let _ = app2.class_list().add_1("show-thread");
                         open(id);
                     }
                 }
@@ -293,9 +295,15 @@ impl Ui {
         if !config.show_thread_header {
             attr(&find(".thread-header")?, "hidden", "");
         }
+        // On a phone, Back shows the list again (the thread stays open behind it).
+        let app2 = app.clone();
+        let back = Rc::new(move || {
+            let _ = app2.class_list().remove_1("show-thread");
+        });
+        listeners.push(on(&find(".back")?, "click", back)?);
         let title = find(".thread-title")?;
         let members = find(".members")?;
-        let verify = find(".title-row button")?;
+        let verify = find(".title-row .header-action")?;
         listeners.push(on(&verify, "click", actions.verify.clone())?);
         let warning = find(".warn")?;
         let messages = find(".messages")?;
@@ -631,6 +639,11 @@ impl Ui {
         let at_bottom = m.scroll_top() + m.client_height() + 40 >= m.scroll_height();
         let kept = (same && !at_bottom).then(|| m.scroll_top());
         if !same {
+            // A thread opened (by the list, the page or a new thread) is what a phone shows.
+            let _ = self
+                .app
+                .class_list()
+                .toggle_with_force("show-thread", thread.is_some());
             m.set_text_content(None);
             self.drawn.borrow_mut().clear();
             if self

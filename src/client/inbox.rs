@@ -372,8 +372,7 @@ impl Inner {
         let is_open = {
             let mut state = self.state.borrow_mut();
             let open = state.open_thread.clone();
-            let is_open =
-                open.as_deref() == Some(message.thread_id.as_str()) && self.on_screen();
+            let is_open = open.as_deref() == Some(message.thread_id.as_str()) && self.on_screen();
             if let Some(pos) = state.threads.iter().position(|t| t.id == message.thread_id) {
                 let mut t = state.threads.remove(pos);
                 if !message.outgoing && !is_open {

@@ -222,6 +222,17 @@ test('the ES-module build loads in <script type="module"> and fits 320 px', asyn
   await page.locator('.msg.in .text', { hasText: 'and one more' }).waitFor();
   const end = await messages();
   assert.ok(end.max - end.top <= 1, `the newest message is in view: ${JSON.stringify(end)}`);
+  // One pane at a time on a phone: Back shows the list in the thread's place, and a
+  // thread picked there takes it again.
+  const list = page.locator('.thread-item', { hasText: 'Alice Adams' });
+  assert.equal(await list.isVisible(), false, 'the list is behind the open thread');
+  await page.getByRole('button', { name: 'Back to the threads' }).click();
+  await list.waitFor();
+  assert.equal(await page.getByLabel('Message', { exact: true }).isVisible(), false);
+  await page.screenshot({ path: join(artifacts, 'module-320px-list.png') });
+  await list.click();
+  await page.getByLabel('Message', { exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), 'still typing', 'the draft is kept');
 });
 
 test('a file travels encrypted: attached by one, downloaded by the other', async () => {
