@@ -20,17 +20,17 @@ const STYLE: &str = include_str!(concat!(env!("OUT_DIR"), "/ui.css"));
 /// through HTML. The toolbar's reactions are the ones offered (any emoji can come from
 /// the page API).
 const TEMPLATE: &str = concat!(
-    r#"<header class="header" role="banner"><button class="nav-toggle" type="button" aria-label="Show or hide the threads" aria-expanded="true">☰</button>"#,
+    r#"<header class="header" part="header" role="banner"><button class="nav-toggle" type="button" aria-label="Show or hide the threads" aria-expanded="true">☰</button>"#,
     r#"<span class="brand">Sotto</span><span class="who"></span><span class="status" role="status">Connecting…</span>"#,
     r#"<button class="header-action" type="button" aria-label="Back up your key with a passphrase">Key backup</button></header>"#,
-    r#"<div class="body"><nav class="nav" aria-label="Threads"><form class="new-thread" novalidate>"#,
+    r#"<div class="body"><nav class="nav" part="nav" aria-label="Threads"><form class="new-thread" novalidate>"#,
     r#"<input placeholder="@someone + @group" aria-label="New thread: who to talk to" autocomplete="off"><button>Start</button></form>"#,
-    r#"<ul class="threads" role="list"></ul></nav><main class="thread"><div class="thread-header"><div class="title-row">"#,
+    r#"<ul class="threads" role="list"></ul></nav><main class="thread" part="thread"><div class="thread-header"><div class="title-row">"#,
     r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
-    r#"<ol class="messages" aria-live="polite" aria-label="Messages"></ol><p class="notice" role="alert"></p>"#,
+    r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
-    r#"<form class="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
+    r#"<form class="composer" part="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
     r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
     r#"<button type="submit">Send</button></form></main></div>"#,
     r#"<div class="tools" role="toolbar" aria-label="Message actions">"#,

@@ -782,3 +782,31 @@ fn changes_apply_only_as_their_rules_allow_and_show_as_text() {
     assert_eq!(q(".quote").as_deref(), Some("Bob: Message deleted"));
     assert!(q(".reaction").is_none() && q(".attachment").is_none());
 }
+
+#[wasm_bindgen_test]
+fn the_page_styles_the_main_regions_through_their_parts() {
+    let el = host();
+    el.set_class_name("parts-test");
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let style = doc.create_element("style").unwrap();
+    style.set_text_content(Some(
+        ".parts-test::part(composer) { background-color: rgb(1, 2, 3); }",
+    ));
+    doc.body().unwrap().append_child(&style).unwrap();
+    let _ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let root = el.shadow_root().unwrap();
+    for part in ["header", "nav", "thread", "messages", "composer"] {
+        let found = root.query_selector(&format!("[part~={part}]")).unwrap();
+        assert!(found.is_some(), "no part {part}");
+    }
+    let composer = root.query_selector("[part~=composer]").unwrap().unwrap();
+    let computed = web_sys::window()
+        .unwrap()
+        .get_computed_style(&composer)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        computed.get_property_value("background-color").unwrap(),
+        "rgb(1, 2, 3)"
+    );
+}
