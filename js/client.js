@@ -40,6 +40,8 @@ class Client extends EventTarget {
   // While this tab loads an account it has just taken: calls wait for `loaded`.
   #loading = null;
   #loaded = null;
+  // Takes the unread count out of the document's title (with `titleUnread`).
+  #untitle = null;
 
   constructor(el, auth, options = {}) {
     super();
@@ -74,12 +76,18 @@ class Client extends EventTarget {
         if (m.outgoing || document.visibilityState !== 'hidden' || Notification.permission !== 'granted') return;
         const preview = notifications.preview !== false;
         const text = m.text || (m.attachments?.length ? 'Attachment' : '');
-        const shown = new Notification(m.senderName, {
-          body: preview ? text.slice(0, 140) : 'New message',
-          // Every tab of the account hears the message: one tag makes them one notification.
-          tag: `sotto-${m.id}`,
-          silent: !notifications.sound,
-        });
+        let shown;
+        try {
+          shown = new Notification(m.senderName, {
+            body: preview ? text.slice(0, 140) : 'New message',
+            // Every tab of the account hears the message: one tag makes them one notification.
+            tag: `sotto-${m.id}`,
+            silent: !notifications.sound,
+          });
+        } catch {
+          // Browsers that only notify from a service worker (Chrome on Android).
+          return;
+        }
         shown.onclick = () => {
           window.focus();
           this.threadOpen(m.threadId).catch(() => {});
@@ -88,10 +96,14 @@ class Client extends EventTarget {
       });
     }
     if (titleUnread) {
-      this.addEventListener('unreadchange', ({ detail }) => {
+      const count = (total) => {
         const title = document.title.replace(/^\(\d+\) /, '');
-        document.title = detail.total > 0 ? `(${detail.total}) ${title}` : title;
-      });
+        document.title = total > 0 ? `(${total}) ${title}` : title;
+      };
+      this.addEventListener('unreadchange', ({ detail }) => count(detail.total));
+      // Signed out or gone: no count is left behind in the title.
+      this.addEventListener('sessioncleared', () => count(0));
+      this.#untitle = () => count(0);
     }
   }
 
@@ -396,6 +408,7 @@ class Client extends EventTarget {
 
   /** Unmounts the UI and closes the connection. */
   destroy() {
+    this.#untitle?.();
     this.#destroyed = true;
     this.#leaveTabs('destroyed', 'this client has been destroyed');
     if (this.#core) {
@@ -408,23 +421,41 @@ class Client extends EventTarget {
 
 // `<sotto-chat server="https://chat.example.com" thread="@support"></sotto-chat>`: Sotto in
 // plain HTML. Sign-in comes from a `jwt`, `external-auth-code` or `org-ephemeral-token`
-// attribute, or later from `element.client.setIdentityToken(jwt)`; `org`, `theme` and
-// `show-nav="false"` are the options of the same names; `thread` is an expression whose
+// attribute (taken out of the markup at once; a later `jwt` signs in or renews), or from
+// `element.client.setIdentityToken(jwt)`; `org`, `theme` and `show-nav="false"` are the
+// options of the same names, read when it is inserted; `thread` is an expression whose
 // thread opens once signed in (the same one at every page load). Removing the element
 // ends its client.
 const ElementBase = typeof HTMLElement === 'undefined' ? class {} : HTMLElement;
 class SottoChat extends ElementBase {
+  static observedAttributes = ['jwt'];
+
   client = null;
+  // Tokens are taken out of the attributes (where any script or page dump would read
+  // them) and kept here, for a client made again when the element is inserted again.
+  #auth;
+
+  #take(name) {
+    const value = this.getAttribute(name);
+    if (value) this.removeAttribute(name);
+    return value || undefined;
+  }
+
+  attributeChangedCallback(name, old, jwt) {
+    if (!jwt) return;
+    this.#take('jwt');
+    this.#auth = { jwt };
+    this.client?.setIdentityToken(jwt).catch((err) => console.warn('sotto-chat:', err.code, err.message));
+  }
 
   connectedCallback() {
     if (this.client) return;
     const attr = (name) => this.getAttribute(name) || undefined;
-    const jwt = attr('jwt');
-    const code = attr('external-auth-code');
-    const visitor = attr('org-ephemeral-token');
-    const auth = jwt ? { jwt } : code ? { externalAuthCode: code } : visitor ? { orgEphemeralToken: visitor } : undefined;
-    if (!this.style.display) this.style.display = 'block';
-    this.client = new Client(this, auth, {
+    const code = this.#take('external-auth-code');
+    const visitor = this.#take('org-ephemeral-token');
+    if (code) this.#auth = { externalAuthCode: code };
+    if (visitor) this.#auth = { orgEphemeralToken: visitor };
+    this.client = new Client(this, this.#auth, {
       url: attr('server'),
       org: attr('org'),
       theme: attr('theme'),

@@ -17,6 +17,8 @@
   const side = data.position === 'left' ? 'left' : 'right';
   const remembered = 'sotto-widget-open';
   const mount = () => {
+    // One launcher per page, whatever the number of tags.
+    if (document.getElementById('sotto-launcher')) return;
     const style = document.createElement('style');
     style.textContent = `
 #sotto-launcher { position: fixed; ${side}: 16px; bottom: 16px; width: 56px; height: 56px; border-radius: 50%;
@@ -52,7 +54,8 @@
     const badge = launcher.querySelector('.sotto-badge');
     let unread = 0;
     let client = null;
-    const show = (open) => {
+    const show = (open, remember = true) => {
+      open = Boolean(open);
       const opening = open && el.hidden;
       el.hidden = !open;
       // Shown again: what came into the open thread meanwhile is read now (not before).
@@ -60,7 +63,7 @@
       launcher.setAttribute('aria-expanded', String(open));
       launcher.setAttribute('aria-label', (open ? 'Minimise the chat' : 'Open the chat') + (unread ? ` (${unread} unread)` : ''));
       try {
-        localStorage.setItem(remembered, open ? '1' : '0');
+        if (remember) localStorage.setItem(remembered, open ? '1' : '0');
       } catch {
         // Storage may be off; the panel then starts as data-open says.
       }
@@ -99,10 +102,10 @@
       unread = e.detail.total;
       badge.textContent = unread > 99 ? '99+' : String(unread);
       badge.hidden = unread === 0;
-      show(!el.hidden);
+      show(!el.hidden, false);
     });
     window.sotto.widget = client;
-    window.sotto.widgetOpen = show;
+    window.sotto.widgetOpen = (open) => show(open);
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mount);
   else mount();

@@ -71,7 +71,8 @@ writeFileSync(
         './package.json': './package.json',
       },
       files: ['sotto.js', 'sotto_wasm.js', 'sotto_wasm_bg.wasm', 'sotto.global.js', 'sotto.d.ts'],
-      sideEffects: false,
+      // Loading the module defines <sotto-chat>: a bare `import 'sotto'` must stay.
+      sideEffects: ['./sotto.js', './sotto.global.js'],
     },
     null,
     2,

@@ -273,13 +273,11 @@ impl Ui {
                 .map_err(|e| js_failure("ui", e))?;
             listeners.push(on_submit);
 
-            let (open, app2) = (actions.open.clone(), app.clone());
+            let open = actions.open.clone();
             let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
                 if let Some(item) = target.and_then(|t| t.closest("[data-thread]").ok().flatten()) {
                     if let Some(id) = item.get_attribute("data-thread") {
-                        // On a phone the thread takes the place of the list.
-                        let _ = app2.class_list().add_1("show-thread");
                         open(id);
                     }
                 }
@@ -488,12 +486,15 @@ impl Ui {
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_send);
         // Enter sends; Shift+Enter makes a new line; Escape stops editing or replying.
+        let key_mode = mode.clone();
         let on_key = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
                 if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
                     e.prevent_default();
                     submit();
-                } else if k.key() == "Escape" {
+                } else if k.key() == "Escape" && key_mode.borrow().is_some() {
+                    // Handled: a widget around Sotto does not also close on it.
+                    e.prevent_default();
                     end_mode();
                 }
             }
@@ -639,11 +640,6 @@ impl Ui {
         let at_bottom = m.scroll_top() + m.client_height() + 40 >= m.scroll_height();
         let kept = (same && !at_bottom).then(|| m.scroll_top());
         if !same {
-            // A thread opened (by the list, the page or a new thread) is what a phone shows.
-            let _ = self
-                .app
-                .class_list()
-                .toggle_with_force("show-thread", thread.is_some());
             m.set_text_content(None);
             self.drawn.borrow_mut().clear();
             if self
@@ -881,6 +877,17 @@ impl Ui {
         self.set_draft(text);
         *self.mode.borrow_mut() = Some((editing, id));
         let _ = self.context.remove_attribute("hidden");
+    }
+
+    /// Whether the open thread's messages are displayed (not hidden by the page, a
+    /// minimised widget, or the list on a phone).
+    pub fn thread_shown(&self) -> bool {
+        self.messages.client_width() > 0
+    }
+
+    /// On a phone: the open thread in the list's place.
+    pub fn show_thread_pane(&self) {
+        let _ = self.app.class_list().add_1("show-thread");
     }
 
     pub fn focus_composer(&self) {

@@ -68,21 +68,21 @@ pub fn valid_reaction(emoji: &str) -> bool {
 /// deleted message, and an edit older than the one shown is dropped.
 pub fn check<'a>(body: &'a MessageBody, target: Target<'_>) -> Result<Change<'a>, CoreError> {
     if target.deleted {
-        return Err(refused("the message was deleted"));
+        return Err(refused("deleted"));
     }
     match body.kind {
         Kind::Edit | Kind::Delete if body.sender_user != target.sender_user => {
-            Err(refused("only its sender may edit or delete a message"))
+            Err(refused("not its sender"))
         }
         Kind::Edit if target.edited_at.is_some_and(|at| at >= body.sent_at) => {
-            Err(refused("a newer edit is already shown"))
+            Err(refused("older than its edit"))
         }
-        Kind::Edit if body.text.trim().is_empty() => Err(refused("an edit needs some text")),
+        Kind::Edit if body.text.trim().is_empty() => Err(refused("empty edit")),
         Kind::Edit => Ok(Change::Edit),
         Kind::Delete => Ok(Change::Delete),
         Kind::React if valid_reaction(&body.text) => Ok(Change::React(&body.text)),
         Kind::React => Err(refused("not a reaction")),
-        _ => Err(refused("not a change to a message")),
+        _ => Err(refused("not a change")),
     }
 }
 
@@ -169,7 +169,7 @@ mod tests {
         // Mallory, a member, tries to put words in Bob's mouth or take his back.
         for kind in [Kind::Edit, Kind::Delete] {
             let e = check(&body(kind, "mallory", 10, "I quit"), BOBS).unwrap_err();
-            assert!(e.to_string().contains("only its sender"), "{e}");
+            assert!(e.to_string().contains("not its sender"), "{e}");
         }
         assert_eq!(
             check(&body(Kind::React, "mallory", 10, "👍"), BOBS),

@@ -446,28 +446,18 @@ impl ServerFrame {
             #[serde(alias = "device_id", alias = "group", alias = "user_id")]
             name: String,
         }
+        /// The one number of `delivered` or `prekeys_low`, likewise.
         #[derive(Deserialize)]
-        struct Delivered {
-            seq: i64,
+        struct Counted {
+            #[serde(alias = "seq", alias = "remaining")]
+            n: i64,
         }
+        /// The answer to a send, `stored` (with its receipt) or `refused` (with its error).
         #[derive(Deserialize)]
-        struct PrekeysLow {
-            remaining: u32,
-        }
-        #[derive(Deserialize)]
-        struct Stored {
+        struct Answer {
             id: u64,
-            receipt: SendReceipt,
-        }
-        #[derive(Deserialize)]
-        struct Refused {
-            id: u64,
-            error: ErrorDetail,
-        }
-        #[derive(Deserialize)]
-        struct Closing {
-            code: String,
-            message: String,
+            receipt: Option<SendReceipt>,
+            error: Option<ErrorDetail>,
         }
         let tag: Tag<'_> = serde_json::from_slice(text.as_bytes())?;
         Ok(match tag.kind.as_ref() {
@@ -477,12 +467,13 @@ impl ServerFrame {
             }
             "envelope" => ServerFrame::Envelope(serde_json::from_slice(text.as_bytes())?),
             "delivered" => {
-                let Delivered { seq } = serde_json::from_slice(text.as_bytes())?;
-                ServerFrame::Delivered { seq }
+                let Counted { n } = serde_json::from_slice(text.as_bytes())?;
+                ServerFrame::Delivered { seq: n }
             }
             "link_request" => ServerFrame::LinkRequest(serde_json::from_slice(text.as_bytes())?),
             "prekeys_low" => {
-                let PrekeysLow { remaining } = serde_json::from_slice(text.as_bytes())?;
+                let Counted { n } = serde_json::from_slice(text.as_bytes())?;
+                let remaining = u32::try_from(n).map_err(Error::custom)?;
                 ServerFrame::PrekeysLow { remaining }
             }
             "devices_changed" => {
@@ -494,15 +485,18 @@ impl ServerFrame {
                 ServerFrame::GroupChanged { group: name }
             }
             "stored" => {
-                let Stored { id, receipt } = serde_json::from_slice(text.as_bytes())?;
+                let Answer { id, receipt, .. } = serde_json::from_slice(text.as_bytes())?;
+                let receipt = receipt.ok_or_else(|| Error::missing_field("receipt"))?;
                 ServerFrame::Stored { id, receipt }
             }
             "refused" => {
-                let Refused { id, error } = serde_json::from_slice(text.as_bytes())?;
+                let Answer { id, error, .. } = serde_json::from_slice(text.as_bytes())?;
+                let error = error.ok_or_else(|| Error::missing_field("error"))?;
                 ServerFrame::Refused { id, error }
             }
             "error" => {
-                let Closing { code, message } = serde_json::from_slice(text.as_bytes())?;
+                // The fields of an error answer, so one parser serves both.
+                let ErrorDetail { code, message, .. } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Error { code, message }
             }
             other => return Err(serde_json::Error::custom(format!("unknown frame {other}"))),

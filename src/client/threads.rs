@@ -389,6 +389,8 @@ impl Inner {
             state.open_thread = Some(id.to_owned());
         }
         self.show_notice(None);
+        // On a phone the thread takes the list's place before it is read.
+        self.with_ui(|ui| ui.show_thread_pane());
         self.read_open_thread();
         if focus {
             self.with_ui(|ui| ui.focus_composer());
@@ -403,10 +405,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Whether what Sotto shows can be seen: the page is on screen and Sotto's element is
-    /// displayed (a minimised widget is not). Without a UI, the page says so by opening.
+    /// Whether the open thread can be seen: the page is on screen and the thread's messages
+    /// are displayed (not in a minimised widget, nor behind the list on a phone). Without a
+    /// UI, the page says so by opening it.
     pub(super) fn on_screen(&self) -> bool {
-        crate::util::page_visible() && (self.options.headless || self.host.client_width() > 0)
+        let shown = || {
+            self.ui
+                .borrow()
+                .as_ref()
+                .is_some_and(|ui| ui.thread_shown())
+        };
+        crate::util::page_visible() && (self.options.headless || shown())
     }
 
     /// The open thread is read, if it is on screen (a widget in a background tab or

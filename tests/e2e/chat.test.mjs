@@ -230,7 +230,14 @@ test('the ES-module build loads in <script type="module"> and fits 320 px', asyn
   await list.waitFor();
   assert.equal(await page.getByLabel('Message', { exact: true }).isVisible(), false);
   await page.screenshot({ path: join(artifacts, 'module-320px-list.png') });
+  // Behind the list, the thread is not being read: what arrives counts as unread.
+  await alice.evaluate(async () => {
+    const [t] = await window.client.threadList();
+    await window.client.threadSendMessage(t.id, 'while Carol looks at the list');
+  });
+  await list.locator('.unread', { hasText: '1' }).waitFor({ timeout: 10000 });
   await list.click();
+  await list.locator('.unread').waitFor({ state: 'detached', timeout: 10000 });
   await page.getByLabel('Message', { exact: true }).waitFor();
   assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), 'still typing', 'the draft is kept');
 });

@@ -80,4 +80,11 @@ test('ui: false has no UI to toggle, and <sotto-chat> mounts Sotto from plain HT
     return [kept, el.client, await client.threadList().then(() => 'still running', (e) => e.code)];
   });
   assert.deepEqual(after, [true, null, 'destroyed']);
+  // A token given as an attribute does not stay in the page's markup.
+  const kept = await element.evaluate(() => {
+    const el = document.createElement('sotto-chat');
+    el.setAttribute('jwt', 'header.payload.signature');
+    return el.hasAttribute('jwt');
+  });
+  assert.equal(kept, false);
 });

@@ -21,13 +21,17 @@ function Thread({ client, thread }) {
   const [draft, setDraft] = useState('');
   // Shown: what arrives here is read (and its sender told) while the page is on screen.
   useEffect(() => {
-    client.threadOpen(thread.id);
+    client.threadOpen(thread.id).catch(() => {});
   }, [client, thread.id]);
   const send = async (e) => {
     e.preventDefault();
     if (!draft.trim()) return;
-    await client.threadSendMessage(thread.id, draft);
-    setDraft('');
+    try {
+      await client.threadSendMessage(thread.id, draft);
+      setDraft('');
+    } catch (err) {
+      alert(`Not sent: ${err.message}`);
+    }
   };
   return (
     <section className="thread" aria-label={thread.title}>
@@ -48,14 +52,27 @@ function Thread({ client, thread }) {
   );
 }
 
+/** This browser has no key for the user: link it to a browser where they are signed in,
+ * or make a new key (a new identity: their contacts are told it changed). */
+function Setup({ setup }) {
+  return (
+    <p className="status">
+      This browser is new for {user}.{' '}
+      <button onClick={() => setup.importKeyFromRunningClient().catch(() => {})}>Link to my other browser</button>{' '}
+      <button onClick={() => setup.generateKey().catch(() => {})}>Make a new key</button>
+    </p>
+  );
+}
+
 function App() {
-  const client = useSotto(demoToken);
+  const { client, setup, error } = useSotto(demoToken);
   const [open, setOpen] = useState(null);
   // Read again when a thread is opened too: one just made has no message to announce it.
   const loadThreads = useCallback((c) => c.threadList(), [open]);
   const threads = useSottoValue(client, EVENTS, loadThreads, []);
-  const start = async () => setOpen(await client.threadEnsure('@bob', { title: 'React app' }));
-  if (!client) return <p className="status">Connecting…</p>;
+  const start = () => client.threadEnsure('@bob', { title: 'React app' }).then(setOpen, () => {});
+  if (!client && setup) return <Setup setup={setup} />;
+  if (!client) return <p className="status">{error ? `Not connected: ${error.message}` : 'Connecting…'}</p>;
   const current = threads.find((t) => t.id === open);
   return (
     <main>
