@@ -4,22 +4,13 @@
 // encrypted like a message; the server's database never holds its text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { useServerAndBrowser, newPage, openDemoAs, until, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, until, artifacts, databaseText } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
-function databaseText(db) {
-  return ['', '-wal', '-shm']
-    .map((suffix) => db + suffix)
-    .filter(existsSync)
-    .map((f) => readFileSync(f).toString('latin1'))
-    .join('');
-}
-
-/** Alice and Bob, each with the thread open and a listener recording the page events. */
-async function aliceAndBob(t) {
+/** Alice and Bob signed in (Bob first, so Alice has his device to send to). */
+async function signedIn(t) {
   const alice = await newPage(env.browser);
   const bob = await newPage(env.browser);
   t.after(() => {
@@ -27,6 +18,12 @@ async function aliceAndBob(t) {
   });
   await openDemoAs(bob, env.server.base, 'bob');
   await openDemoAs(alice, env.server.base, 'alice');
+  return { alice, bob };
+}
+
+/** Alice and Bob, each with the thread open and a listener recording the page events. */
+async function aliceAndBob(t) {
+  const { alice, bob } = await signedIn(t);
   const threadId = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
   for (const page of [alice, bob]) {
     await page.evaluate(() => {
@@ -190,13 +187,7 @@ test('the page API: changes, replies and mentions, and what a non-sender may not
 });
 
 test('unread counts: unreadchange per thread and in total, and markRead', async (t) => {
-  const alice = await newPage(env.browser);
-  const bob = await newPage(env.browser);
-  t.after(() => {
-    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
-  });
-  await openDemoAs(bob, env.server.base, 'bob');
-  await openDemoAs(alice, env.server.base, 'alice');
+  const { alice, bob } = await signedIn(t);
   await bob.evaluate(() => {
     window.unread = [];
     window.client.addEventListener('unreadchange', (e) => window.unread.push(e.detail));

@@ -3,19 +3,11 @@
 // answer. The server's database never holds either text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useServerAndBrowser, startServer, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, startServer, newPage, openDemoAs, artifacts, databaseText } from './harness.mjs';
 
 const env = useServerAndBrowser();
-
-function databaseBytes(db) {
-  return ['', '-wal', '-shm']
-    .map((suffix) => db + suffix)
-    .filter(existsSync)
-    .map((f) => readFileSync(f).toString('latin1'))
-    .join('');
-}
 
 test('alice and bob exchange an end-to-end encrypted message', async (t) => {
   const alice = await newPage(env.browser);
@@ -62,7 +54,7 @@ test('alice and bob exchange an end-to-end encrypted message', async (t) => {
   await alice.screenshot({ path: join(artifacts, 'chat-alice.png') });
   await bob.screenshot({ path: join(artifacts, 'chat-bob.png') });
 
-  const stored = databaseBytes(env.server.db);
+  const stored = databaseText(env.server.db);
   assert.ok(stored.length > 0);
   for (const text of [hello, reply, 'secret word', 'Shift+Enter']) {
     assert.ok(!stored.includes(text), `the database holds plaintext: ${text}`);
@@ -271,7 +263,7 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
     return [f.name, f.type, await f.text()];
   });
   assert.deepEqual(viaApi, ['plan.txt', 'text/plain', secret]);
-  assert.ok(!databaseBytes(env.server.db).includes(secret), 'the server holds only ciphertext');
+  assert.ok(!databaseText(env.server.db).includes(secret), 'the server holds only ciphertext');
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
 

@@ -1,7 +1,7 @@
 // Shared by the end-to-end tests: the real sotto-server binary on a loopback port with its
 // own SQLite file, and headless Chromium driven by playwright-core.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,4 +134,14 @@ export async function until(page, fn, arg, { timeout = 15000, what = 'condition'
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Everything the server's SQLite database holds on disk (with its WAL), as text, for
+ * tests that check it never holds a plaintext. */
+export function databaseText(db) {
+  return ['', '-wal', '-shm']
+    .map((suffix) => db + suffix)
+    .filter(existsSync)
+    .map((f) => readFileSync(f).toString('latin1'))
+    .join('');
 }
