@@ -603,6 +603,21 @@ mod tests {
         assert!(ServerFrame::from_json(r#"{"type":"nope"}"#).is_err());
         assert!(ServerFrame::from_json(r#"{"type":"delivered"}"#).is_err());
         assert!(ServerFrame::from_json("[]").is_err());
+        // The frames that share a parser take only their own shape from a relay.
+        for forged in [
+            r#"{"type":"stored","id":1,"error":{"code":"x","message":"y"}}"#,
+            r#"{"type":"refused","id":1,"receipt":{"stored":1,"accepted_at":1,"seqs":[1]}}"#,
+            r#"{"type":"prekeys_low","remaining":-1}"#,
+            r#"{"type":"prekeys_low","remaining":4294967296}"#,
+            r#"{"type":"ready"}"#,
+        ] {
+            assert!(ServerFrame::from_json(forged).is_err(), "{forged}");
+        }
+        let closing =
+            ServerFrame::from_json(r#"{"type":"error","code":"c","message":"m","position":3}"#);
+        assert!(
+            matches!(closing, Ok(ServerFrame::Error { code, message }) if code == "c" && message == "m")
+        );
     }
 
     #[test]

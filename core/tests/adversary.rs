@@ -320,6 +320,29 @@ fn non_members_can_neither_post_nor_hand_out_keys() {
     refused(&mut bob, |b| {
         open_as(b, &out[0].1, "alice", "a1", &alice, &not_in_g)
     });
+    // Nor can she, removed, take back her old messages there or react to anyone's.
+    for kind in [Kind::Delete, Kind::Edit, Kind::React] {
+        let change = MessageBody {
+            target: Some("m1".into()),
+            ..body("alice", "a1", "g", "👍", kind)
+        };
+        let out = alice
+            .account
+            .seal(
+                &change,
+                "a1",
+                &[Recipient {
+                    user_id: "bob".into(),
+                    device_id: "b1".into(),
+                }],
+                false,
+            )
+            .unwrap();
+        let err = refused(&mut bob, |b| {
+            open_as(b, &out[0].1, "alice", "a1", &alice, &not_in_g)
+        });
+        assert_eq!(err, CoreError::NotMember, "{kind:?}");
+    }
     // Read marks and posts to threads she is in still work.
     let fine = seal(&mut alice, &mut bob, "t", "fine", false, true);
     assert!(open_as(&mut bob, &fine, "alice", "a1", &alice, &not_in_g).is_ok());
