@@ -197,7 +197,7 @@ impl Inner {
             .iter()
             .any(|t| t.id == body.thread_id);
         match body.kind {
-            Kind::Readmark | Kind::Leave | Kind::Unknown if !known => {
+            Kind::Readmark | Kind::Leave if !known => {
                 self.remember(&body.message_id);
                 return Ok(());
             }
@@ -215,6 +215,7 @@ impl Inner {
                 self.apply_leave(&body.thread_id, &body.sender_user);
                 return Ok(());
             }
+            // A kind a later version made: nothing this version can do with it.
             Kind::Unknown => {
                 self.remember(&body.message_id);
                 return Ok(());
