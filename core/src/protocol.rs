@@ -179,6 +179,12 @@ pub struct SendRequest {
     /// "Retry receipts"). The server accepts it only while that request is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend_of: Option<i64>,
+    /// Only for the recipient devices connected now, never stored or queued (a typing
+    /// notice): the server hands each envelope to the sockets open at this moment, as a
+    /// [`ServerFrame::Live`], and answers with a receipt of no seqs. The devices named
+    /// may be any of the recipients' current ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -391,6 +397,9 @@ pub enum ServerFrame {
         device_id: String,
     },
     Envelope(DeliveredEnvelope),
+    /// An envelope sent live (`SendRequest::live`) while this device was connected: it has
+    /// no seq (0) and is neither acknowledged nor delivered again.
+    Live(DeliveredEnvelope),
     /// The envelope `seq` that this device sent has been acknowledged by its recipient.
     Delivered {
         seq: i64,
@@ -466,6 +475,7 @@ impl ServerFrame {
                 ServerFrame::Ready { device_id: name }
             }
             "envelope" => ServerFrame::Envelope(serde_json::from_slice(text.as_bytes())?),
+            "live" => ServerFrame::Live(serde_json::from_slice(text.as_bytes())?),
             "delivered" => {
                 let Counted { n } = serde_json::from_slice(text.as_bytes())?;
                 ServerFrame::Delivered { seq: n }

@@ -47,6 +47,9 @@ pub enum Kind {
     Delete,
     /// The sender reacts to message `target` with the emoji in `text` (`""` takes it back).
     React,
+    /// The sender is typing in the thread (`text` non-empty) or stopped (`""`). Sent only
+    /// live (`SendRequest::live`): never stored, so a receiver takes it from nowhere else.
+    Typing,
     /// A kind a later version made: read, and ignored, so that new kinds never make older
     /// clients ask for the envelope again or report it broken.
     #[serde(other)]

@@ -130,6 +130,7 @@ pub async fn build_state(config: Config) -> Result<SharedState, String> {
         account_limiter: RateLimiter::new(config.auth_rate_per_minute, "sign-ins to this account"),
         send_limiter: RateLimiter::new(config.session_rate_per_minute, "sends"),
         claim_limiter: RateLimiter::new(config.session_rate_per_minute, "bundle claims"),
+        live_limiter: RateLimiter::new(delivery::live::LIVE_SENDS_PER_MINUTE, "typing notices"),
         upload_limiter: RateLimiter::new(config.session_rate_per_minute, "uploads"),
         link_limiter: RateLimiter::new(LINK_REQUESTS_PER_MINUTE, "link requests"),
         config,

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Per session: sends, bundle claims, uploads and link requests.
     pub send_limiter: RateLimiter,
     pub claim_limiter: RateLimiter,
+    /// Per session: live sends (typing notices), apart from the sends of messages.
+    pub live_limiter: RateLimiter,
     pub upload_limiter: RateLimiter,
     pub link_limiter: RateLimiter,
     /// Present only in `--demo` mode: the secret that /demo/jwt signs with.

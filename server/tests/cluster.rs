@@ -290,3 +290,29 @@ async fn a_group_change_reaches_followers_on_the_other_node() {
         assert_eq!(frame["group"], "desk");
     }
 }
+
+/// A live send (a typing notice) through node B reaches Bob's socket on node A at once,
+/// through the bus alone, and stays stored nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_live_send_crosses_nodes() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let alice = b.user_with_device("alice", [1; 32]).await;
+    let mut bob_ws = connect(&a, &bob).await;
+    let request = json!({
+        "sender_device": alice.device_id,
+        "recipients": [bob.user_id],
+        "envelopes": [{"device_id": bob.device_id, "payload": sotto_core::b64::encode(b"typing")}],
+        "live": true,
+    });
+    let (status, body) = b.post("/v1/envelopes", Some(&alice.token), request).await;
+    assert_eq!(status, 200, "{body}");
+    let frame = next_of_type(&mut bob_ws, "live").await;
+    assert_eq!(payload_text(&frame), "typing");
+    assert_eq!(a.queued(), 0);
+    a.stop().await;
+    b.stop().await;
+}

@@ -37,60 +37,11 @@ pub async fn store(
     who: &AuthUser,
     req: SendRequest,
 ) -> ApiResult<SendReceipt> {
+    if req.live {
+        return crate::delivery::live::relay(state, who, req).await;
+    }
     state.send_limiter.check(&who.limit_key())?;
-    if req.envelopes.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_envelopes",
-            "a send needs at least one envelope",
-        ));
-    }
-    if req.envelopes.len() > MAX_ENVELOPES {
-        return Err(ApiError::bad_request(
-            "too_many_envelopes",
-            format!("at most {MAX_ENVELOPES} envelopes per send"),
-        ));
-    }
-    if req.recipients.is_empty() || req.recipients.len() > MAX_ENVELOPES {
-        return Err(ApiError::bad_request(
-            "no_recipients",
-            "a send names the users it is for (1 to 1000)",
-        ));
-    }
-    if let Some(e) = req
-        .envelopes
-        .iter()
-        .find(|e| e.payload.len() > MAX_PAYLOAD || e.payload.is_empty())
-    {
-        return Err(ApiError::bad_request(
-            "bad_payload",
-            format!(
-                "the envelope for {:?} is empty or over {MAX_PAYLOAD} bytes",
-                e.device_id
-            ),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(e) = req
-        .envelopes
-        .iter()
-        .find(|e| !seen.insert(e.device_id.as_str()))
-    {
-        return Err(ApiError::bad_request(
-            "duplicate_device",
-            format!("two envelopes for device {:?} in one send", e.device_id),
-        ));
-    }
-    // Retry requests and expiry notices come from the server alone, never a client.
-    if req
-        .envelopes
-        .iter()
-        .any(|e| e.payload.starts_with(SERVER_MADE_PREFIX))
-    {
-        return Err(ApiError::bad_request(
-            "bad_payload",
-            "an envelope may not look like a retry request or an expiry notice",
-        ));
-    }
+    check_envelopes(&req, MAX_PAYLOAD)?;
     let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
     let stored = req.envelopes.len();
     // The checks only read; the writing joins others in one commit (see delivery::writer).
@@ -130,6 +81,66 @@ pub async fn store(
         accepted_at,
         seqs,
     })
+}
+
+/// What every send must be, stored or live: 1 to [`MAX_ENVELOPES`] envelopes for distinct
+/// devices, each 1 to `max_payload` bytes and none posing as one the server makes, for
+/// 1 to [`MAX_ENVELOPES`] named users.
+pub fn check_envelopes(req: &SendRequest, max_payload: usize) -> Result<(), ApiError> {
+    if req.envelopes.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_envelopes",
+            "a send needs at least one envelope",
+        ));
+    }
+    if req.envelopes.len() > MAX_ENVELOPES {
+        return Err(ApiError::bad_request(
+            "too_many_envelopes",
+            format!("at most {MAX_ENVELOPES} envelopes per send"),
+        ));
+    }
+    if req.recipients.is_empty() || req.recipients.len() > MAX_ENVELOPES {
+        return Err(ApiError::bad_request(
+            "no_recipients",
+            "a send names the users it is for (1 to 1000)",
+        ));
+    }
+    if let Some(e) = req
+        .envelopes
+        .iter()
+        .find(|e| e.payload.len() > max_payload || e.payload.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "bad_payload",
+            format!(
+                "the envelope for {:?} is empty or over {max_payload} bytes",
+                e.device_id
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(e) = req
+        .envelopes
+        .iter()
+        .find(|e| !seen.insert(e.device_id.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "duplicate_device",
+            format!("two envelopes for device {:?} in one send", e.device_id),
+        ));
+    }
+    // Retry requests and expiry notices come from the server alone, never a client.
+    if req
+        .envelopes
+        .iter()
+        .any(|e| e.payload.starts_with(SERVER_MADE_PREFIX))
+    {
+        return Err(ApiError::bad_request(
+            "bad_payload",
+            "an envelope may not look like a retry request or an expiry notice",
+        ));
+    }
+    Ok(())
 }
 
 /// A resend answers a retry request that is still queued for the sending device, from the
