@@ -311,6 +311,12 @@ class Client extends EventTarget {
     return this.#call('threadMessageChange', 'react', String(threadId), String(messageId), String(emoji ?? ''));
   }
 
+  /** Tells the thread's members that you are typing (or, with `false`, that you stopped). Call
+   * it on every keystroke if you like: a start goes at most every 3 s. */
+  threadTyping(threadId, typing = true) {
+    return this.#call('threadTyping', String(threadId), typing !== false);
+  }
+
   /** Fetches and decrypts attachment `index` of a message, as a File. */
   async attachmentGet(messageId, index = 0) {
     const a = await this.#call('attachmentGet', String(messageId), Number(index));

@@ -41,6 +41,8 @@ export interface ClientOptions {
    * the site has the Notification permission (Sotto never asks for it). `preview: false`
    * shows "New message" instead of the text; `sound: true` lets the system play its sound. */
   notifications?: boolean | { preview?: boolean; sound?: boolean };
+  /** `false`: neither tell others when this user types nor show when they do (default true). */
+  typing?: boolean;
   /** Show the unread count in the document's title: "(3) Page title". */
   titleUnread?: boolean;
   /** `false`: no UI at all (headless), for a page that draws its own from the API and
@@ -139,6 +141,9 @@ export interface ClientEventMap {
   'thread-message': CustomEvent<ThreadMessage>;
   /** A message was edited, deleted or reacted to (here or on another member's device): it as it now is. */
   'thread-message-update': CustomEvent<ThreadMessage>;
+  /** A member started (`typing: true`) or stopped typing in a thread. A start with no newer one
+   *  lapses after 6 s (a `typing: false` event says so), and their message ends it. */
+  typing: CustomEvent<{ threadId: string; userId: string; name: string; typing: boolean }>;
   /** A thread's unread count changed (a message came, or it was read here or on another device). */
   unreadchange: CustomEvent<{ total: number; threads: Record<string, number> }>;
   /** A member (or you, on another device) has read a thread up to readUntil. */
@@ -198,6 +203,9 @@ export class Client extends EventTarget {
   /** Your reaction to a message: one per person, replacing yours; the same emoji again takes it
    * back. Rejects with "bad_reaction" for anything but a short emoji (at most 32 bytes, no spaces). */
   threadMessageReact(threadId: string, messageId: string, emoji: string): Promise<ThreadMessage>;
+  /** Tells the thread's members that you are typing (`false`: that you stopped). Sent at most
+   *  every 3 s however often it is called, only while connected, and never stored. */
+  threadTyping(threadId: string, typing?: boolean): Promise<void>;
   /** Fetches and decrypts attachment `index` of a message. */
   attachmentGet(messageId: string, index?: number): Promise<File>;
   threadList(): Promise<ThreadSummary[]>;

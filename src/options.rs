@@ -48,6 +48,9 @@ pub struct Options {
     pub open_thread_id: Option<String>,
     pub grace_ms: f64,
     pub provisioning: Provisioning,
+    /// `typing: false`: this client neither tells others that its user types nor shows
+    /// when they do.
+    pub typing: bool,
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -163,6 +166,7 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
         },
         headless: !boolean(options, "ui", true),
         open_thread_id: string(options, "openThreadId")?,
+        typing: boolean(options, "typing", true),
         grace_ms: match get(options, "identityTokenGraceMs").as_f64() {
             Some(ms) if ms >= 0.0 => ms,
             Some(_) => {

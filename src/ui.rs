@@ -28,7 +28,7 @@ const TEMPLATE: &str = concat!(
     r#"<ul class="threads" role="list"></ul></nav><main class="thread" part="thread"><div class="thread-header"><div class="title-row">"#,
     r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
-    r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><p class="notice" role="alert"></p>"#,
+    r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
     r#"<form class="composer" part="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
     r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
@@ -46,6 +46,8 @@ pub struct UiActions {
     /// A change to a message: (`edit`, `delete` or `react`, message ID, new text or emoji).
     pub change: Rc<dyn Fn(String, String, String)>,
     pub open: Rc<dyn Fn(String)>,
+    /// The composer's draft became non-empty or grew (`true`), or was emptied (`false`).
+    pub typing: Rc<dyn Fn(bool)>,
     pub new_thread: Rc<dyn Fn(String)>,
     /// Files picked with the attach button, for the open thread.
     pub attach: Rc<dyn Fn(Vec<web_sys::File>)>,
@@ -114,6 +116,8 @@ pub struct Ui {
     mode: Rc<RefCell<Option<(bool, String)>>>,
     context: Element,
     notice: Element,
+    /// "Bob is typing…" under the messages.
+    typing: Element,
     pub dialog: Dialog,
     app: Element,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
@@ -503,7 +507,23 @@ impl Ui {
             .add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_key);
+        // Typing in a new message (not editing an old one) tells the members.
+        let (typing, typing_mode, draft) = (actions.typing.clone(), mode.clone(), composer.clone());
+        listeners.push(on(
+            &composer,
+            "input",
+            Rc::new(move || {
+                if !typing_mode
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|(editing, _)| *editing)
+                {
+                    typing(!draft.value().trim().is_empty());
+                }
+            }),
+        )?);
 
+        let typing = find(".typing")?;
         let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
             app,
@@ -523,6 +543,7 @@ impl Ui {
             mode,
             context,
             notice,
+            typing,
             _listeners: listeners,
         })
     }
@@ -886,6 +907,13 @@ impl Ui {
     }
 
     /// On a phone: the open thread in the list's place.
+    /// Who is typing in the open thread ("" for no one).
+    pub fn set_typing(&self, text: &str) {
+        if self.typing.text_content().as_deref() != Some(text) {
+            self.typing.set_text_content(Some(text));
+        }
+    }
+
     pub fn show_thread_pane(&self) {
         let _ = self.app.class_list().add_1("show-thread");
     }

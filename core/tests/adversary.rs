@@ -320,8 +320,9 @@ fn non_members_can_neither_post_nor_hand_out_keys() {
     refused(&mut bob, |b| {
         open_as(b, &out[0].1, "alice", "a1", &alice, &not_in_g)
     });
-    // Nor can she, removed, take back her old messages there or react to anyone's.
-    for kind in [Kind::Delete, Kind::Edit, Kind::React] {
+    // Nor can she, removed, take back her old messages there, react to anyone's, or show
+    // as typing.
+    for kind in [Kind::Delete, Kind::Edit, Kind::React, Kind::Typing] {
         let change = MessageBody {
             target: Some("m1".into()),
             ..body("alice", "a1", "g", "👍", kind)
@@ -532,4 +533,38 @@ fn a_member_cannot_write_a_body_in_someone_elses_name() {
     let out = alice.account.seal(&lie, "a1", &recipients, false).unwrap();
     let err = refused(&mut bob, |b| open(b, &alice, &out[0].1));
     assert_eq!(err.code(), "malformed");
+}
+
+/// Typing notices are sent live: the relay hands them only to devices connected at that
+/// moment, so a device that was away never sees them. Whatever it drops, pairwise or under a
+/// sender key, the next message still opens, and the notice it did carry opens once.
+#[test]
+fn typing_notices_the_relay_drops_leave_every_session_whole() {
+    for group in [false, true] {
+        let mut alice = Device::new("alice", "a1");
+        let mut bob = Device::new("bob", "b1");
+        let first = seal(&mut alice, &mut bob, "t", "first", group, true);
+        assert!(open(&mut bob, &alice, &first).is_ok());
+        let to_bob = [Recipient {
+            user_id: "bob".into(),
+            device_id: "b1".into(),
+        }];
+        let mut notices = Vec::new();
+        for i in 0..50 {
+            let typing = body("alice", "a1", "t", &format!("typing {i}"), Kind::Typing);
+            let mut out = alice.account.seal(&typing, "a1", &to_bob, group).unwrap();
+            notices.push(out.remove(0).1);
+        }
+        // Bob was away for all but the last notice; then Alice's message comes.
+        let shown = open(&mut bob, &alice, notices.last().unwrap()).unwrap();
+        assert_eq!(shown.body.unwrap().kind, Kind::Typing);
+        let next = seal(&mut alice, &mut bob, "t", "after the typing", group, true);
+        let opened = open(&mut bob, &alice, &next).unwrap().body.unwrap();
+        assert_eq!(
+            (opened.kind, opened.text.as_str()),
+            (Kind::Message, "after the typing")
+        );
+        // The notice shown cannot be shown again.
+        assert!(open(&mut bob, &alice, notices.last().unwrap()).is_err());
+    }
 }

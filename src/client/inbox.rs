@@ -32,7 +32,9 @@ impl Inner {
             ServerFrame::Refused { id, error } => {
                 self.answer_send(id, Err(ClientError::new(&error.code, error.message)))
             }
-            ServerFrame::Envelope(env) => {
+            // A live envelope (a typing notice) waits its turn like any other: the account
+            // opens one envelope at a time.
+            ServerFrame::Envelope(env) | ServerFrame::Live(env) => {
                 let start_pump = {
                     let mut state = self.state.borrow_mut();
                     state.inbox.push_back(env);
@@ -86,6 +88,12 @@ impl Inner {
             };
             let Some(env) = next else { return };
             let seq = env.seq;
+            // Live (seq 0): never acknowledged nor asked for again, and a notice that does
+            // not open is not worth reporting.
+            if seq == 0 {
+                let _ = self.receive(env).await;
+                continue;
+            }
             let mut answer = ClientFrame::Ack { seq };
             match self.receive(env).await {
                 Ok(()) => {}
@@ -182,11 +190,23 @@ impl Inner {
             Err(sotto_core::CoreError::Replay) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        // The session moved on: store it before the envelope is acknowledged.
-        self.save_account().await?;
+        let live = env.seq == 0;
+        // The session moved on: store it before the envelope is acknowledged. A live one
+        // is never acknowledged; the next save stores it.
+        if !live {
+            self.save_account().await?;
+        }
         let Some(body) = opened.body else {
             return Ok(());
         };
+        // Typing notices come live and only live: the server cannot store one to show it
+        // later, nor can a member send a message only to those online.
+        if live || body.kind == Kind::Typing {
+            if live && body.kind == Kind::Typing && body.sender_user != own.id {
+                self.on_typing(&body.thread_id, &body.sender_user, !body.text.is_empty());
+            }
+            return Ok(());
+        }
         if self.state.borrow().seen.contains(&body.message_id) {
             return Ok(());
         }
@@ -229,6 +249,7 @@ impl Inner {
                 return Ok(());
             }
             Kind::Message | Kind::Update => {}
+            Kind::Typing => return Ok(()),
         }
         if !known {
             let resolved = self.post_resolve(&token, &body.distribution).await?;
@@ -385,6 +406,8 @@ impl Inner {
             }
             is_open
         };
+        // Their message is what they were typing.
+        self.on_typing(&message.thread_id, &message.sender_id, false);
         self.save_now(&message.thread_id).await;
         self.render();
         self.schedule_sweep();

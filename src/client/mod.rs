@@ -24,6 +24,7 @@ mod retries;
 mod tab_view;
 mod threads;
 mod trust;
+mod typing;
 
 use crate::error::{ClientError, ClientResult};
 use crate::model::{display_name, Thread};
@@ -95,6 +96,10 @@ struct State {
     /// Members whom nothing can reach for now, by user ID: `"not_joined"` (no device yet)
     /// or `"disabled"` (by the site). The thread header says so.
     unreachable: Vec<(String, &'static str)>,
+    /// Who is typing where now (see `typing.rs`).
+    typing: Vec<typing::Typist>,
+    /// The thread this user was last said to be typing in, and when (a stop clears it).
+    typing_sent: Option<(String, i64)>,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
     /// know to stand down.
     epoch: u32,
@@ -455,6 +460,16 @@ impl ClientCore {
         })
     }
 
+    /// Tells the thread's members that this user is typing (`typing` true) or stopped.
+    #[wasm_bindgen(js_name = threadTyping)]
+    pub fn thread_typing(&self, id: String, typing: bool) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.send_typing(&id, typing).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Fetches and decrypts an attachment: `{name, type, size, bytes}`.
     #[wasm_bindgen(js_name = attachmentGet)]
     pub fn attachment_get(&self, message_id: String, index: u32) -> js_sys::Promise {
@@ -780,6 +795,19 @@ impl Inner {
                     inner.show_notice(Some(&e.message));
                 }
             }),
+            typing: {
+                let weak = weak.clone();
+                Rc::new(move |typing: bool| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let Some(id) = inner.state.borrow().open_thread.clone() else {
+                        return;
+                    };
+                    // Best effort: a notice that cannot go is not worth a word.
+                    spawn_local(async move {
+                        let _ = inner.send_typing(&id, typing).await;
+                    });
+                })
+            },
             new_thread: act(|inner, expr| {
                 spawn_local(async move {
                     match inner.thread_make(&expr, Default::default()).await {
@@ -965,6 +993,7 @@ impl Inner {
         ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
         ui.set_user(&own.map(display_name).unwrap_or_default());
         drop(state);
+        self.show_typing();
         self.tell_views_marks(false);
     }
 }

@@ -88,6 +88,8 @@ impl Inner {
             return sent.map(|id| id.as_string().unwrap_or_default());
         }
         let (_, own) = self.session()?;
+        // The message ends the typing; the next keystroke says so again at once.
+        self.state.borrow_mut().typing_sent = None;
         if text.trim().is_empty() && files.is_empty() {
             return Err(ClientError::new(
                 "empty_message",
@@ -226,6 +228,7 @@ impl Inner {
                     .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
                     .collect(),
                 resend_of: resend.map(|(_, seq)| seq),
+                live: false,
             };
             match self.send_envelopes(&token, &request).await {
                 Ok(receipt) => {

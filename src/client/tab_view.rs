@@ -96,6 +96,14 @@ impl Inner {
             if self.state.borrow().store_key.as_deref() == Some(key) {
                 self.tell_views_marks(true);
             }
+        } else if let Some(key) = key.strip_prefix("typing ") {
+            // The holder's word on who types: a view shows it as its own.
+            let mut rest = marks.split('\n');
+            if let (Some(thread), Some(user), Some(on)) = (rest.next(), rest.next(), rest.next()) {
+                if self.viewing().as_deref() == Some(key) {
+                    self.on_typing(thread, user, on == "1");
+                }
+            }
         } else if let Some(key) = key.strip_prefix("marks ") {
             if self.viewing().as_deref() != Some(key) {
                 return;

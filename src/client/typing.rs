@@ -1,0 +1,198 @@
+//! Typing indicators. A notice is a `typing` body sealed like any other (so the server
+//! never learns who types where) and sent live: the server hands it to the members'
+//! devices connected now and stores it nowhere (`SendRequest::live`). A start goes at most
+//! every few seconds while the user types; receivers show it for a few seconds more, until
+//! a stop, or until that person's message arrives.
+
+use super::Inner;
+use crate::error::ClientResult;
+use crate::model::display_name;
+use crate::util::{now_millis, random_id, set_timeout};
+use sotto_core::protocol::{OutgoingEnvelope, SendRequest, User, PROTOCOL_VERSION};
+use sotto_core::sealing::{Kind, MessageBody};
+use std::rc::Rc;
+
+/// A start is sent again at most this often while the user keeps typing.
+const SEND_EVERY_MS: i64 = 3_000;
+/// How long a start is shown without a newer one.
+const SHOWN_MS: i64 = 6_000;
+
+/// Someone typing in a thread now: (thread ID, user ID, shown until).
+pub(super) type Typist = (String, String, i64);
+
+impl Inner {
+    /// Tells the other members of `thread_id` that this user is typing (`typing`) or has
+    /// stopped. A start within [`SEND_EVERY_MS`] of the last one, a stop with no start
+    /// before it, and anything while the socket is down are dropped: a late typing notice
+    /// is worse than none.
+    pub(super) async fn send_typing(
+        self: &Rc<Self>,
+        thread_id: &str,
+        typing: bool,
+    ) -> ClientResult<()> {
+        if !self.options.typing {
+            return Ok(());
+        }
+        if let Some(done) = self
+            .forwarded("threadTyping", &[thread_id.into(), typing.into()])
+            .await
+        {
+            return done.map(drop);
+        }
+        let (token, own) = self.session()?;
+        let device_id = self.device_id()?;
+        let now = now_millis();
+        let (others, group) = {
+            let mut state = self.state.borrow_mut();
+            let t = state.thread_mut(thread_id)?;
+            if t.left {
+                return Ok(());
+            }
+            let group = t.members.len() > 2;
+            let others: Vec<User> = t
+                .members
+                .iter()
+                .filter(|m| m.id != own.id)
+                .cloned()
+                .collect();
+            let last = state
+                .typing_sent
+                .as_ref()
+                .filter(|(t, _)| t == thread_id)
+                .map(|(_, at)| *at);
+            match (typing, last) {
+                (true, Some(at)) if now - at < SEND_EVERY_MS => return Ok(()),
+                (false, None) => return Ok(()),
+                _ if !state.socket_ready || others.is_empty() => return Ok(()),
+                _ => {}
+            }
+            state.typing_sent = typing.then(|| (thread_id.to_owned(), now));
+            (others, group)
+        };
+        let body = MessageBody {
+            v: PROTOCOL_VERSION,
+            message_id: random_id()?,
+            thread_id: thread_id.to_owned(),
+            sender_user: own.id.clone(),
+            sender_device: device_id.clone(),
+            sent_at: now,
+            text: if typing { "1" } else { "" }.into(),
+            kind: Kind::Typing,
+            ..Default::default()
+        };
+        // A device with no session yet gets one, as a first message would make it (the
+        // message then goes on it: a typist who sends costs no extra prekey).
+        let mut recipients = self.recipients_for(&others, &own, &token, None).await?;
+        recipients.retain(|r| r.user_id != own.id);
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let sealed = self.with_account(|a| Ok(a.seal(&body, &device_id, &recipients, group)?))?;
+        // As for every send: the chain keys used are on disk before the ciphertext leaves.
+        self.save_account().await?;
+        let request = SendRequest {
+            sender_device: device_id,
+            recipients: others.into_iter().map(|u| u.id).collect(),
+            envelopes: sealed
+                .into_iter()
+                .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
+                .collect(),
+            resend_of: None,
+            live: true,
+        };
+        self.send_envelopes(&token, &request).await.map(drop)
+    }
+
+    /// `user_id` is typing in `thread_id` (`typing`), or stopped: shown, told to the page
+    /// (`typing` event) and, by the tab that holds the account, to its views.
+    pub(super) fn on_typing(self: &Rc<Self>, thread_id: &str, user_id: &str, typing: bool) {
+        if !self.options.typing {
+            return;
+        }
+        let until = now_millis() + SHOWN_MS;
+        let name = {
+            let mut state = self.state.borrow_mut();
+            let Some(name) = state
+                .threads
+                .iter()
+                .find(|t| t.id == thread_id)
+                .and_then(|t| t.member(user_id))
+                .map(display_name)
+            else {
+                return;
+            };
+            let before = state.typing.len();
+            state
+                .typing
+                .retain(|(t, u, _)| !(t == thread_id && u == user_id));
+            if typing {
+                state
+                    .typing
+                    .push((thread_id.to_owned(), user_id.to_owned(), until));
+            } else if state.typing.len() == before {
+                // A stop for someone not shown typing: nothing to tell.
+                return;
+            }
+            name
+        };
+        if self.viewing().is_none() {
+            if let Some(key) = self.state.borrow().store_key.clone() {
+                self.post_to_tabs(&format!(
+                    "typing {key}\n{thread_id}\n{user_id}\n{}",
+                    u8::from(typing)
+                ));
+            }
+        }
+        let detail = serde_json::json!({
+            "threadId": thread_id, "userId": user_id, "name": name, "typing": typing,
+        });
+        self.emit("typing", super::to_js(&detail));
+        self.show_typing();
+        if typing {
+            let weak = Rc::downgrade(self);
+            set_timeout((SHOWN_MS + 100) as f64, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.expire_typing();
+                }
+            });
+        }
+    }
+
+    /// Stops showing starts that no newer one followed.
+    fn expire_typing(self: &Rc<Self>) {
+        let now = now_millis();
+        let expired: Vec<(String, String)> = self
+            .state
+            .borrow()
+            .typing
+            .iter()
+            .filter(|(_, _, until)| *until <= now)
+            .map(|(t, u, _)| (t.clone(), u.clone()))
+            .collect();
+        for (thread, user) in expired {
+            self.on_typing(&thread, &user, false);
+        }
+    }
+
+    /// The open thread's "Bob is typing…" line.
+    pub(super) fn show_typing(&self) {
+        let text = {
+            let state = self.state.borrow();
+            let open = state.open_thread.as_deref();
+            let thread = state.threads.iter().find(|t| Some(t.id.as_str()) == open);
+            let names: Vec<String> = state
+                .typing
+                .iter()
+                .filter(|(t, _, _)| Some(t.as_str()) == open)
+                .filter_map(|(_, u, _)| thread?.member(u).map(display_name))
+                .collect();
+            match names.as_slice() {
+                [] => String::new(),
+                [one] => format!("{one} is typing…"),
+                [a, b] => format!("{a} and {b} are typing…"),
+                more => format!("{} people are typing…", more.len()),
+            }
+        };
+        self.with_ui(|ui| ui.set_typing(&text));
+    }
+}
