@@ -41,6 +41,7 @@ fn noop() -> UiActions {
         send: Rc::new(|_, _| {}),
         change: Rc::new(|_, _, _| {}),
         open: Rc::new(|_| {}),
+        typing: Rc::new(|_| {}),
         new_thread: Rc::new(|_| {}),
         attach: Rc::new(|_| {}),
         download: Rc::new(|_, _| {}),
@@ -809,4 +810,48 @@ fn the_page_styles_the_main_regions_through_their_parts() {
         computed.get_property_value("background-color").unwrap(),
         "rgb(1, 2, 3)"
     );
+}
+
+#[wasm_bindgen_test]
+fn the_composer_says_when_a_draft_starts_and_ends_and_the_typing_line_is_text() {
+    let el = host();
+    let said: Rc<std::cell::RefCell<Vec<bool>>> = Rc::default();
+    let heard = said.clone();
+    let actions = UiActions {
+        typing: Rc::new(move |t| heard.borrow_mut().push(t)),
+        ..noop()
+    };
+    let ui = Ui::mount(&el, &UiConfig::default(), actions).unwrap();
+    let root = el.shadow_root().unwrap();
+    let composer: web_sys::HtmlTextAreaElement = root
+        .query_selector("textarea")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    let input = |text: &str| {
+        composer.set_value(text);
+        let e = web_sys::Event::new("input").unwrap();
+        composer.dispatch_event(&e).unwrap();
+    };
+    input("H");
+    input("Hi");
+    input("  ");
+    assert_eq!(*said.borrow(), [true, true, false], "blank is no draft");
+    // A name is shown as text, and the line takes no room when no one types.
+    let line = root.query_selector(".typing").unwrap().unwrap();
+    ui.set_typing("<img src=x> is typing…");
+    assert_eq!(
+        line.text_content().as_deref(),
+        Some("<img src=x> is typing…")
+    );
+    assert_eq!(line.child_element_count(), 0);
+    ui.set_typing("");
+    let shown = web_sys::window()
+        .unwrap()
+        .get_computed_style(&line)
+        .unwrap()
+        .unwrap()
+        .get_property_value("display")
+        .unwrap();
+    assert_eq!(shown, "none");
 }
