@@ -228,11 +228,13 @@ impl Inner {
                     .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
                     .collect(),
                 resend_of: resend.map(|(_, seq)| seq),
-                live: false,
+                // A typing notice is for whoever is connected now, and stored nowhere.
+                live: body.kind == Kind::Typing,
             };
             match self.send_envelopes(&token, &request).await {
                 Ok(receipt) => {
-                    if group {
+                    // A live envelope may never arrive: the key goes again with a message.
+                    if group && body.kind != Kind::Typing {
                         let devices: Vec<String> =
                             recipients.iter().map(|r| r.device_id.clone()).collect();
                         self.with_account(|a| {
@@ -422,7 +424,7 @@ impl Inner {
                         .cloned()
                 })
                 .collect();
-            p.sort_by_key(|m| m.sent_at);
+            crate::util::sort_by_number(&mut p, |m| m.sent_at);
             p
         };
         for message in pending {

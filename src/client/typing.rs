@@ -8,7 +8,7 @@ use super::Inner;
 use crate::error::ClientResult;
 use crate::model::display_name;
 use crate::util::{now_millis, random_id, set_timeout};
-use sotto_core::protocol::{OutgoingEnvelope, SendRequest, User, PROTOCOL_VERSION};
+use sotto_core::protocol::PROTOCOL_VERSION;
 use sotto_core::sealing::{Kind, MessageBody};
 use std::rc::Rc;
 
@@ -39,22 +39,15 @@ impl Inner {
         {
             return done.map(drop);
         }
-        let (token, own) = self.session()?;
-        let device_id = self.device_id()?;
+        let (_, own) = self.session()?;
         let now = now_millis();
-        let (others, group) = {
+        let members = {
             let mut state = self.state.borrow_mut();
             let t = state.thread_mut(thread_id)?;
             if t.left {
                 return Ok(());
             }
-            let group = t.members.len() > 2;
-            let others: Vec<User> = t
-                .members
-                .iter()
-                .filter(|m| m.id != own.id)
-                .cloned()
-                .collect();
+            let members = t.members.clone();
             let last = state
                 .typing_sent
                 .as_ref()
@@ -63,44 +56,26 @@ impl Inner {
             match (typing, last) {
                 (true, Some(at)) if now - at < SEND_EVERY_MS => return Ok(()),
                 (false, None) => return Ok(()),
-                _ if !state.socket_ready || others.is_empty() => return Ok(()),
+                _ if !state.socket_ready || members.len() < 2 => return Ok(()),
                 _ => {}
             }
             state.typing_sent = typing.then(|| (thread_id.to_owned(), now));
-            (others, group)
+            members
         };
         let body = MessageBody {
             v: PROTOCOL_VERSION,
             message_id: random_id()?,
             thread_id: thread_id.to_owned(),
-            sender_user: own.id.clone(),
-            sender_device: device_id.clone(),
+            sender_user: own.id,
+            sender_device: self.device_id()?,
             sent_at: now,
             text: if typing { "1" } else { "" }.into(),
             kind: Kind::Typing,
             ..Default::default()
         };
-        // A device with no session yet gets one, as a first message would make it (the
-        // message then goes on it: a typist who sends costs no extra prekey).
-        let mut recipients = self.recipients_for(&others, &own, &token, None).await?;
-        recipients.retain(|r| r.user_id != own.id);
-        if recipients.is_empty() {
-            return Ok(());
-        }
-        let sealed = self.with_account(|a| Ok(a.seal(&body, &device_id, &recipients, group)?))?;
-        // As for every send: the chain keys used are on disk before the ciphertext leaves.
-        self.save_account().await?;
-        let request = SendRequest {
-            sender_device: device_id,
-            recipients: others.into_iter().map(|u| u.id).collect(),
-            envelopes: sealed
-                .into_iter()
-                .map(|(device_id, payload)| OutgoingEnvelope { device_id, payload })
-                .collect(),
-            resend_of: None,
-            live: true,
-        };
-        self.send_envelopes(&token, &request).await.map(drop)
+        // Sealed and sent as a message is (a device with no session yet gets one, which the
+        // typist's message then uses), but live.
+        self.deliver(&body, &members).await
     }
 
     /// `user_id` is typing in `thread_id` (`typing`), or stopped: shown, told to the page
