@@ -13,6 +13,7 @@ use crate::error::{js_failure, ClientResult};
 use crate::idb::{self, THREADS};
 use crate::keystore;
 use crate::model::{Message, Thread};
+use crate::util::sort_by_number;
 use js_sys::Reflect;
 use std::cell::RefCell;
 use wasm_bindgen::JsValue;
@@ -96,17 +97,18 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
         }
     }
     forget(&format!("{user_key}|"));
-    // Pages are written in one transaction with their thread, numbered from 0; records come
-    // in key order, so each thread's are in order.
-    pages.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    // Pages are written in one transaction with their thread, numbered from 0: each
+    // thread's run from page 0 until one is missing.
     WRITTEN.with(|w| {
         let mut written = w.borrow_mut();
         for t in &mut threads {
-            let read: Vec<Vec<Message>> = pages
-                .iter()
-                .filter(|(thread, _, _)| *thread == t.id)
-                .enumerate()
-                .map_while(|(n, (_, page, messages))| (*page == n).then(|| messages.clone()))
+            let read: Vec<Vec<Message>> = (0..)
+                .map_while(|n| {
+                    pages
+                        .iter()
+                        .find(|(thread, page, _)| *thread == t.id && *page == n)
+                        .map(|(_, _, messages)| messages.clone())
+                })
                 .collect();
             if t.messages.is_empty() {
                 t.messages = read.iter().flatten().cloned().collect();
@@ -114,7 +116,7 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
                 // Both a whole record (an older version's tab wrote it after this one wrote
                 // pages) and pages: one copy of each message, in sending order.
                 t.messages.extend(read.iter().flatten().cloned());
-                t.messages.sort_by_key(|m| m.sent_at);
+                sort_by_number(&mut t.messages, |m| m.sent_at);
                 let mut seen = Vec::new();
                 t.messages.retain(|m| {
                     let new = !seen.contains(&m.id);
@@ -125,7 +127,8 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
             *written_pages(&mut written, &key(user_key, &t.id)) = read;
         }
     });
-    threads.sort_by_key(|t| std::cmp::Reverse(t.last_activity()));
+    // Newest activity first.
+    sort_by_number(&mut threads, |t| t.last_activity().wrapping_neg());
     Ok(threads)
 }
 

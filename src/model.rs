@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use sotto_core::amend::{self, Change, Reaction};
 use sotto_core::protocol::User;
 use sotto_core::sealing::MessageBody;
+use sotto_core::vec_map::VecMap;
 use sotto_core::CoreError;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,7 +40,7 @@ pub struct Thread {
     pub left: bool,
     /// Per member: read up to (Unix milliseconds).
     #[serde(default)]
-    pub read_marks: BTreeMap<String, i64>,
+    pub read_marks: VecMap<String, i64>,
     /// This device's envelopes of this thread that other users' devices have not yet
     /// received, oldest first. Kept with the history, because the answers (delivered, a
     /// retry request, an expiry notice) may come after a reload or weeks later. Never
@@ -267,7 +267,7 @@ impl Thread {
             meta_at: 0,
             archived: false,
             left: false,
-            read_marks: BTreeMap::new(),
+            read_marks: VecMap::default(),
             awaiting: Vec::new(),
         }
     }

@@ -855,3 +855,13 @@ fn the_composer_says_when_a_draft_starts_and_ends_and_the_typing_line_is_text() 
         .unwrap();
     assert_eq!(shown, "none");
 }
+
+#[wasm_bindgen_test]
+fn sorting_by_number_keeps_equal_numbers_in_their_order() {
+    let mut items = vec![(3, "c"), (1, "a"), (3, "d"), (-5, "z"), (1, "b")];
+    sotto::util::sort_by_number(&mut items, |(n, _)| i64::from(*n));
+    assert_eq!(items, [(-5, "z"), (1, "a"), (1, "b"), (3, "c"), (3, "d")]);
+    // Newest first, as the thread list sorts.
+    sotto::util::sort_by_number(&mut items, |(n, _)| i64::from(*n).wrapping_neg());
+    assert_eq!(items, [(3, "c"), (3, "d"), (1, "a"), (1, "b"), (-5, "z")]);
+}

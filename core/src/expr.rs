@@ -234,11 +234,15 @@ impl fmt::Display for Expr {
 
 /// The canonical expression for a set of user tags: `@a + @b`, sorted, each once.
 pub fn canonical<'a>(tags: impl IntoIterator<Item = &'a str>) -> String {
-    let set: BTreeSet<&str> = tags.into_iter().collect();
-    set.iter()
-        .map(|t| format!("@{t}"))
-        .collect::<Vec<_>>()
-        .join(" + ")
+    canonical_of(tags.into_iter().map(|t| format!("@{t}")).collect())
+}
+
+/// The sorted, deduplicated join; one copy for every caller of [`canonical`] (and a sort of
+/// strings the wasm has anyway, where a `BTreeSet` compiled a tree and a stable sort).
+fn canonical_of(mut tags: Vec<String>) -> String {
+    tags.sort_unstable();
+    tags.dedup();
+    tags.join(" + ")
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ impl Inner {
             let Some(t) = state.threads.iter_mut().find(|t| t.id == thread_id) else {
                 return;
             };
-            let mark = t.read_marks.entry(user_id.to_owned()).or_insert(0);
+            let mark = t.read_marks.entry_or_default(user_id.to_owned());
             if until <= *mark {
                 return;
             }
