@@ -323,6 +323,14 @@ class Client extends EventTarget {
     return new File([a.bytes], a.name, { type: a.type });
   }
 
+  /** The messages on this device whose text holds every word of `query` (in any case),
+   * newest first: in every thread, or in `threadId`'s; at most `limit` (default 50). */
+  search(query, options) {
+    const threadId = options?.threadId == null ? undefined : String(options.threadId);
+    const limit = options?.limit == null ? undefined : Number(options.limit);
+    return this.#call('search', String(query ?? ''), threadId, limit);
+  }
+
   /** The threads on this device, newest activity first. */
   threadList() {
     return this.#call('threadList');

@@ -209,6 +209,11 @@ export class Client extends EventTarget {
   /** Fetches and decrypts attachment `index` of a message. */
   attachmentGet(messageId: string, index?: number): Promise<File>;
   threadList(): Promise<ThreadSummary[]>;
+  /** The messages this browser holds whose text contains every word of `query`, in any case,
+   *  newest first: in every thread, or only in `threadId`'s; at most `limit` (1–500, default
+   *  50). The search runs over the decrypted history on this device; nothing is sent to the
+   *  server. Rejects with "bad_argument" for an empty or over-256-byte query. */
+  search(query: string, options?: { threadId?: string; limit?: number }): Promise<ThreadMessage[]>;
   threadMessages(threadId: string, options?: { limit?: number; before?: number }): Promise<ThreadMessage[]>;
   threadListAttributes(threadId: string): Promise<Record<string, unknown>>;
   threadGetAttribute(threadId: string, key: string): Promise<unknown>;

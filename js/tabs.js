@@ -22,7 +22,7 @@ const FORWARDED = new Set([
   'threadSendMessage', 'threadMessageEdit', 'threadMessageDelete', 'threadMessageReact',
   // What those three call in the holder's wasm.
   'threadMessageChange',
-  'threadMarkRead', 'threadTyping', 'attachmentGet', 'threadList',
+  'threadMarkRead', 'threadTyping', 'attachmentGet', 'threadList', 'search',
   'threadMessages', 'threadListAttributes', 'threadGetAttribute', 'threadSetAttribute',
   'threadSetExpiration', 'threadAmendDistribution', 'threadRepealDistribution',
   'threadAddMember', 'threadRemoveMember', 'threadLeave', 'threadArchive', 'threadRestore',

@@ -19,6 +19,7 @@ pub mod idb;
 pub mod keystore;
 pub mod model;
 pub mod options;
+pub mod search;
 pub mod socket;
 pub mod tab_lock;
 pub mod ui;

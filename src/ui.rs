@@ -25,6 +25,7 @@ const TEMPLATE: &str = concat!(
     r#"<button class="header-action" type="button" aria-label="Back up your key with a passphrase">Key backup</button></header>"#,
     r#"<div class="body"><nav class="nav" part="nav" aria-label="Threads"><form class="new-thread" novalidate>"#,
     r#"<input placeholder="@someone + @group" aria-label="New thread: who to talk to" autocomplete="off"><button>Start</button></form>"#,
+    r#"<div class="find"><input type="search" placeholder="Search messages" aria-label="Search messages" autocomplete="off"></div>"#,
     r#"<ul class="threads" role="list"></ul></nav><main class="thread" part="thread"><div class="thread-header"><div class="title-row">"#,
     r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
@@ -46,6 +47,8 @@ pub struct UiActions {
     /// A change to a message: (`edit`, `delete` or `react`, message ID, new text or emoji).
     pub change: Rc<dyn Fn(String, String, String)>,
     pub open: Rc<dyn Fn(String)>,
+    /// What the search field holds now ("" lists the threads again).
+    pub search: Rc<dyn Fn(String)>,
     /// The composer's draft became non-empty or grew (`true`), or was emptied (`false`).
     pub typing: Rc<dyn Fn(bool)>,
     pub new_thread: Rc<dyn Fn(String)>,
@@ -142,6 +145,21 @@ fn on(
         .add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())
         .map_err(|e| js_failure("ui", e))?;
     Ok(closure)
+}
+
+/// Scrolls the message `id` of the drawn list into view and focuses it, if it is there.
+fn reveal(list: &Element, id: &str) {
+    let mut next = list.first_element_child();
+    while let Some(m) = next {
+        if m.get_attribute("data-message").as_deref() == Some(id) {
+            m.scroll_into_view();
+            if let Some(m) = m.dyn_ref::<web_sys::HtmlElement>() {
+                let _ = m.focus();
+            }
+            return;
+        }
+        next = m.next_element_sibling();
+    }
 }
 
 fn attr(e: &Element, name: &str, value: &str) {
@@ -278,17 +296,32 @@ impl Ui {
             listeners.push(on_submit);
 
             let open = actions.open.clone();
+            let drawn = find(".messages")?;
             let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
                 if let Some(item) = target.and_then(|t| t.closest("[data-thread]").ok().flatten()) {
                     if let Some(id) = item.get_attribute("data-thread") {
                         open(id);
                     }
+                    // A search result: its thread is drawn now; show the message found.
+                    if let Some(id) = item.get_attribute("data-found") {
+                        reveal(&drawn, &id);
+                    }
                 }
             });
             list.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())
                 .map_err(|e| js_failure("ui", e))?;
             listeners.push(on_click);
+            let (field, search): (HtmlInputElement, _) = (
+                find(".find input")?.unchecked_into(),
+                actions.search.clone(),
+            );
+            let field2 = field.clone();
+            listeners.push(on(
+                &field,
+                "input",
+                Rc::new(move || search(field2.value())),
+            )?);
             Some((list, input))
         } else {
             None
@@ -416,21 +449,8 @@ impl Ui {
                         .unwrap_or_default()
                 };
                 match act.as_str() {
-                    "goto" => {
-                        // The replied-to message, if it is on screen.
-                        let goal = data(&b, "data-goto");
-                        let mut next = list.first_element_child();
-                        while let Some(m) = next {
-                            if m.get_attribute("data-message").as_deref() == Some(goal.as_str()) {
-                                m.scroll_into_view();
-                                if let Some(m) = m.dyn_ref::<web_sys::HtmlElement>() {
-                                    let _ = m.focus();
-                                }
-                                return;
-                            }
-                            next = m.next_element_sibling();
-                        }
-                    }
+                    // The replied-to message, if it is on screen.
+                    "goto" => reveal(&list, &data(&b, "data-goto")),
                     "reply" | "edit" => {
                         let editing = act == "edit";
                         let text = text_of(&item, ".text");
@@ -599,42 +619,65 @@ impl Ui {
         self.notice.set_text_content(message);
     }
 
+    /// Lists the threads, or with `found` (a search), the messages found, each with its
+    /// thread.
     pub fn render_threads(
         &self,
         threads: &[Thread],
         open: Option<&str>,
         own_id: &str,
+        found: Option<&[(&Thread, &Message)]>,
     ) -> ClientResult<()> {
         let Some((list, _)) = &self.threads else {
             return Ok(());
         };
         list.set_text_content(None);
-        for t in threads.iter().filter(|t| !t.archived) {
+        // Each entry: a thread with its last message, or (a search) with a message found.
+        let entries: Vec<(&Thread, Option<&Message>)> = match found {
+            Some(found) => found.iter().map(|(t, m)| (*t, Some(*m))).collect(),
+            None => threads
+                .iter()
+                .filter(|t| !t.archived)
+                .map(|t| (t, t.messages.last()))
+                .collect(),
+        };
+        if found.is_some_and(|f| f.is_empty()) {
+            append(
+                list,
+                &text_el(&self.doc, "li", "none", "No messages found")?,
+            );
+        }
+        for (t, m) in entries {
             let item = el(&self.doc, "li", "")?;
             let button = el(&self.doc, "button", "thread-item")?;
             attr(&button, "type", "button");
             attr(&button, "data-thread", &t.id);
-            if open == Some(t.id.as_str()) {
+            if open == Some(t.id.as_str()) && found.is_none() {
                 attr(&button, "aria-current", "true");
             }
             let top = el(&self.doc, "span", "row")?;
             append(&top, &text_el(&self.doc, "span", "name", &t.title(own_id))?);
-            if t.unread > 0 {
+            if t.unread > 0 && found.is_none() {
                 let badge = text_el(&self.doc, "span", "unread", &t.unread.to_string())?;
                 attr(&badge, "aria-label", &format!("{} unread", t.unread));
                 append(&top, &badge);
             }
             append(&button, &top);
-            if let Some(last) = t.messages.last() {
+            if let Some(m) = m {
                 let row = el(&self.doc, "span", "row last")?;
-                append(
-                    &row,
-                    &text_el(&self.doc, "span", "preview", &preview(last))?,
-                );
-                append(
-                    &row,
-                    &text_el(&self.doc, "time", "", &format_time(last.sent_at))?,
-                );
+                let (text, when) = match found {
+                    // A result: who said it, and the day (it may be long ago).
+                    Some(_) => {
+                        attr(&button, "data-found", &m.id);
+                        (
+                            format!("{}: {}", sender_of(t, m), m.text),
+                            format_day(m.sent_at),
+                        )
+                    }
+                    None => (preview(m), format_time(m.sent_at)),
+                };
+                append(&row, &text_el(&self.doc, "span", "preview", &text)?);
+                append(&row, &text_el(&self.doc, "time", "", &when)?);
                 append(&button, &row);
             }
             append(&item, &button);

@@ -42,6 +42,7 @@ fn noop() -> UiActions {
         change: Rc::new(|_, _, _| {}),
         open: Rc::new(|_| {}),
         typing: Rc::new(|_| {}),
+        search: Rc::new(|_| {}),
         new_thread: Rc::new(|_| {}),
         attach: Rc::new(|_| {}),
         download: Rc::new(|_, _| {}),
@@ -76,7 +77,7 @@ fn user_text_is_rendered_as_text_never_as_html() {
         attachments: Vec::new(),
         ..Default::default()
     }];
-    ui.render_threads(std::slice::from_ref(&thread), None, "alice")
+    ui.render_threads(std::slice::from_ref(&thread), None, "alice", None)
         .unwrap();
     ui.render_thread(Some(&thread), "alice", &[], &[], &[])
         .unwrap();
@@ -864,4 +865,61 @@ fn sorting_by_number_keeps_equal_numbers_in_their_order() {
     // Newest first, as the thread list sorts.
     sotto::util::sort_by_number(&mut items, |(n, _)| i64::from(*n).wrapping_neg());
     assert_eq!(items, [(3, "c"), (3, "d"), (1, "a"), (1, "b"), (-5, "z")]);
+}
+
+/// Search over 10,000 messages in two threads: every word, in any case (Unicode included),
+/// newest first, one thread only, a limit. The time is printed (BENCHMARKS.md), not asserted.
+#[wasm_bindgen_test]
+fn search_finds_every_word_in_any_case_newest_first_in_10000_messages() {
+    let members = vec![user("alice", "Alice"), user("bob", "Bob")];
+    let mut threads: Vec<Thread> = ["t1", "t2"]
+        .iter()
+        .map(|id| Thread::new((*id).into(), "@alice + @bob".into(), members.clone()))
+        .collect();
+    for i in 0..10_000i64 {
+        let text = match i {
+            1234 => "Die GRÖSSE des Pakets ist Über 2 kg".to_owned(),
+            7000 => "the parcel is over there".to_owned(),
+            9000 => "Parcel collected".to_owned(),
+            _ => format!("message number {i} about nothing in particular"),
+        };
+        let t = &mut threads[(i % 2) as usize];
+        t.messages.push(Message {
+            id: format!("m{i}"),
+            thread_id: t.id.clone(),
+            sender_id: "bob".into(),
+            sender_name: "Bob".into(),
+            sent_at: i,
+            text,
+            status: Status::Received,
+            ..Default::default()
+        });
+    }
+    let started = js_sys::Date::now();
+    let found = sotto::search::find(&threads, "PARCEL", None, 50);
+    let took = js_sys::Date::now() - started;
+    web_sys::console::log_1(&format!("search over 10,000 messages: {took:.1} ms").into());
+    let ids = |found: Vec<(&Thread, &Message)>| -> Vec<String> {
+        found.into_iter().map(|(_, m)| m.id.clone()).collect()
+    };
+    assert_eq!(ids(found), ["m9000", "m7000"], "newest first");
+    assert_eq!(
+        ids(sotto::search::find(&threads, "over  parcel", None, 50)),
+        ["m7000"]
+    );
+    assert_eq!(
+        ids(sotto::search::find(&threads, "über grösse", None, 50)),
+        ["m1234"]
+    );
+    assert_eq!(
+        ids(sotto::search::find(&threads, "parcel", Some("t1"), 1)),
+        ["m9000"]
+    );
+    // Both are in t1 (even numbers): none in t2.
+    assert!(sotto::search::find(&threads, "parcel", Some("t2"), 50).is_empty());
+    assert_eq!(
+        sotto::search::find(&threads, "message number", None, 500).len(),
+        500
+    );
+    assert!(sotto::search::find(&threads, "   ", None, 50).is_empty());
 }

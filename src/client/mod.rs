@@ -21,6 +21,7 @@ mod outbox;
 mod provisioning;
 mod receipts;
 mod retries;
+mod search;
 mod tab_view;
 mod threads;
 mod trust;
@@ -96,6 +97,8 @@ struct State {
     /// Members whom nothing can reach for now, by user ID: `"not_joined"` (no device yet)
     /// or `"disabled"` (by the site). The thread header says so.
     unreachable: Vec<(String, &'static str)>,
+    /// What the UI's search field holds ("" when it is empty: the threads are listed).
+    search: String,
     /// Who is typing where now (see `typing.rs`).
     typing: Vec<typing::Typist>,
     /// The thread this user was last said to be typing in, and when (a stop clears it).
@@ -529,6 +532,18 @@ impl ClientCore {
         })
     }
 
+    /// The messages this browser holds whose text has every word of `query`, newest first:
+    /// in every thread, or in `thread_id`'s.
+    pub fn search(
+        &self,
+        query: String,
+        thread_id: Option<String>,
+        limit: Option<f64>,
+    ) -> js_sys::Promise {
+        let found = self.inner.search(&query, thread_id.as_deref(), limit);
+        promise(async move { Ok(to_js(&found?)) })
+    }
+
     /// All of a thread's shared attributes.
     #[wasm_bindgen(js_name = threadListAttributes)]
     pub fn thread_list_attributes(&self, id: String) -> js_sys::Promise {
@@ -795,6 +810,11 @@ impl Inner {
                     inner.show_notice(Some(&e.message));
                 }
             }),
+            search: act(|inner, query| {
+                inner.state.borrow_mut().search =
+                    query.chars().take(crate::search::MAX_QUERY).collect();
+                inner.render();
+            }),
             typing: {
                 let weak = weak.clone();
                 Rc::new(move |typing: bool| {
@@ -978,7 +998,20 @@ impl Inner {
         // Signed in, or reading saved history offline.
         let own = state.life.user();
         let own_id = own.map(|u| u.id.as_str()).unwrap_or("");
-        let _ = ui.render_threads(&state.threads, state.open_thread.as_deref(), own_id);
+        let found = (!state.search.is_empty()).then(|| {
+            crate::search::find(
+                &state.threads,
+                &state.search,
+                None,
+                crate::search::DEFAULT_RESULTS,
+            )
+        });
+        let _ = ui.render_threads(
+            &state.threads,
+            state.open_thread.as_deref(),
+            own_id,
+            found.as_deref(),
+        );
         let open = state
             .open_thread
             .as_ref()
