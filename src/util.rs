@@ -63,6 +63,16 @@ pub fn backoff_ms(attempt: u32, base: f64, max: f64, random: f64) -> f64 {
     full * (0.5 + 0.5 * random)
 }
 
+/// Sorts `items` by a number, keeping items with equal numbers in their order. Every caller
+/// shares one sort (of `(number, index)` pairs): each `sort_by_key` compiles a sort of its
+/// own, kilobytes of wasm apiece.
+pub fn sort_by_number<T>(items: &mut Vec<T>, key: impl Fn(&T) -> i64) {
+    let mut order: Vec<(i64, usize)> = items.iter().map(key).zip(0..).collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff_ms;
@@ -75,14 +85,4 @@ mod tests {
         assert_eq!(backoff_ms(30, 500.0, 30_000.0, 1.0), 30_000.0);
         assert!(backoff_ms(30, 500.0, 30_000.0, 0.0) >= 15_000.0);
     }
-}
-
-/// Sorts `items` by a number, keeping items with equal numbers in their order. Every caller
-/// shares one sort (of `(number, index)` pairs): each `sort_by_key` compiles a sort of its
-/// own, kilobytes of wasm apiece.
-pub fn sort_by_number<T>(items: &mut Vec<T>, key: impl Fn(&T) -> i64) {
-    let mut order: Vec<(i64, usize)> = items.iter().map(key).zip(0..).collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
 }
