@@ -121,10 +121,11 @@ async fn a_live_send_is_checked_like_a_stored_one() {
             )
         }
     };
-    // A device of someone the send does not name.
+    // A device of someone the send does not name (or one no longer current): the lists
+    // are old, as for a stored send.
     assert_eq!(
         refused(live(&alice, &[&bob], &[&carol.device_id], b"x")).await,
-        (400, "unknown_device".into())
+        (409, "devices_changed".into())
     );
     // Payloads too large, empty, or posing as the server's own.
     assert_eq!(

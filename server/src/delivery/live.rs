@@ -9,7 +9,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::keys::current_devices;
 use crate::routes::envelopes::check_envelopes;
 use crate::state::SharedState;
-use sotto_core::protocol::{DeliveredEnvelope, SendReceipt, SendRequest, ServerFrame};
+use sotto_core::protocol::{
+    DeliveredEnvelope, DevicesChanged, SendReceipt, SendRequest, ServerFrame,
+};
 use std::collections::HashSet;
 
 /// Live sends one session may make per minute (a typing notice goes every few seconds at
@@ -52,18 +54,23 @@ pub async fn relay(
                 current.extend(current_devices(conn, u)?);
             }
             current.remove(&req.sender_device);
-            if let Some(e) = req
+            // A device no longer current: the sender's lists are old. 409 devices_changed,
+            // as for a stored send, makes it fetch them again.
+            let stale: Vec<String> = req
                 .envelopes
                 .iter()
-                .find(|e| !current.contains(&e.device_id))
-            {
-                return Err(ApiError::bad_request(
-                    "unknown_device",
-                    format!(
-                        "{:?} is not a current device of the users named",
-                        e.device_id
-                    ),
-                ));
+                .filter(|e| !current.contains(&e.device_id))
+                .map(|e| e.device_id.clone())
+                .collect();
+            if !stale.is_empty() {
+                return Err(ApiError::conflict(
+                    "devices_changed",
+                    "a device named is not a current device of the users named",
+                )
+                .with_details(DevicesChanged {
+                    missing: Vec::new(),
+                    stale,
+                }));
             }
             Ok(req)
         })

@@ -6,7 +6,7 @@ use super::bus::{Bus, Notice};
 use crate::error::ApiError;
 use sotto_core::protocol::ServerFrame;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
@@ -17,11 +17,17 @@ struct Connection {
     session_hash: Vec<u8>,
     notify: Arc<Notify>,
     frames: mpsc::UnboundedSender<ServerFrame>,
+    /// Live frames queued for this connection and not yet written (see [`MAX_LIVE_QUEUED`]).
+    live_queued: Arc<AtomicUsize>,
 }
 
 /// Each device's open connections.
 type Connections = HashMap<String, Vec<Connection>>;
 
+/// Live frames (typing notices) that may wait for one connection: past it, new ones are
+/// dropped, so a peer that reads slowly or not at all cannot make the server hold
+/// payloads that others chose without end. A late typing notice is worth nothing anyway.
+pub const MAX_LIVE_QUEUED: usize = 32;
 /// Open delivery sockets one user may have (a person's browsers and tabs, with room).
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
 /// Devices named per bus notice of [`Registry::push_many`] (a notice of 500 IDs is ~15 KB,
@@ -79,6 +85,8 @@ pub struct Registration<'a> {
     pub notify: Arc<Notify>,
     /// Frames other than envelopes (e.g. link requests) to send on this connection.
     pub frames: mpsc::UnboundedReceiver<ServerFrame>,
+    /// Live frames among them: the socket takes one off for each it writes.
+    pub live_queued: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -110,6 +118,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         let (tx, rx) = mpsc::unbounded_channel();
+        let live_queued = Arc::new(AtomicUsize::new(0));
         self.lock()
             .entry(device_id.to_owned())
             .or_default()
@@ -118,6 +127,7 @@ impl Registry {
                 session_hash: session_hash.to_vec(),
                 notify: notify.clone(),
                 frames: tx,
+                live_queued: live_queued.clone(),
             });
         Registration {
             registry: self,
@@ -125,6 +135,7 @@ impl Registry {
             id,
             notify,
             frames: rx,
+            live_queued,
         }
     }
 
@@ -185,8 +196,13 @@ impl Registry {
     }
 
     fn push_here(&self, device_id: &str, frame: &ServerFrame) {
+        let live = matches!(frame, ServerFrame::Live(_));
         if let Some(conns) = self.lock().get(device_id) {
             for c in conns {
+                if live && c.live_queued.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_QUEUED {
+                    c.live_queued.fetch_sub(1, Ordering::Relaxed);
+                    continue;
+                }
                 let _ = c.frames.send(frame.clone());
             }
         }
@@ -305,5 +321,52 @@ impl Drop for Registration<'_> {
                 map.remove(&self.device_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sotto_core::protocol::DeliveredEnvelope;
+
+    fn live() -> ServerFrame {
+        ServerFrame::Live(DeliveredEnvelope {
+            seq: 0,
+            sender_user: "u".into(),
+            sender_device: "d".into(),
+            accepted_at: 1,
+            payload: vec![1; 8 * 1024],
+        })
+    }
+
+    /// A connection that reads nothing holds at most `MAX_LIVE_QUEUED` typing notices;
+    /// the frames the server itself must deliver still queue, and once the socket has
+    /// written some notices, new ones are taken again.
+    #[test]
+    fn a_connection_that_does_not_read_holds_a_bounded_number_of_live_frames() {
+        let registry = Registry::default();
+        let mut reg = registry.register("dev", b"session");
+        for _ in 0..MAX_LIVE_QUEUED + 50 {
+            registry.push("dev", &live());
+        }
+        registry.push(
+            "dev",
+            &ServerFrame::DevicesChanged {
+                user_id: "u".into(),
+            },
+        );
+        let mut live_frames = 0;
+        let mut others = 0;
+        while let Ok(frame) = reg.frames.try_recv() {
+            if matches!(frame, ServerFrame::Live(_)) {
+                live_frames += 1;
+                reg.live_queued.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                others += 1;
+            }
+        }
+        assert_eq!((live_frames, others), (MAX_LIVE_QUEUED, 1));
+        registry.push("dev", &live());
+        assert!(matches!(reg.frames.try_recv(), Ok(ServerFrame::Live(_))));
     }
 }

@@ -35,6 +35,9 @@ const READ_BUFFER: usize = 4 * 1024;
 const MAX_SEND_FRAME: usize = crate::routes::envelopes::MAX_BODY;
 const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENT_LIMIT: Duration = Duration::from_secs(75);
+/// How long one frame may take to go out: a peer that stops reading is dropped, rather
+/// than holding this connection (and what is queued for it) forever.
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
 /// The protocol the server speaks, picked from what the client offers.
 const PROTOCOL: &str = "sotto";
 
@@ -121,9 +124,9 @@ pub async fn upgrade(
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), String> {
     let text = serde_json::to_string(frame).map_err(|e| e.to_string())?;
-    socket
-        .send(Message::Text(text.into()))
+    tokio::time::timeout(WRITE_LIMIT, socket.send(Message::Text(text.into())))
         .await
+        .map_err(|_| "the peer stopped reading".to_owned())?
         .map_err(|e| e.to_string())
 }
 
@@ -232,6 +235,9 @@ async fn run(
                 flush(&state, &mut socket, &device_id, &mut last_sent).await?;
             }
             Some(frame) = registration.frames.recv() => {
+                if matches!(frame, ServerFrame::Live(_)) {
+                    registration.live_queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 // Signed out or removed elsewhere: say so and close at once.
                 if let ServerFrame::Error { code, message } = &frame {
                     return refuse(&mut socket, code, message).await;
