@@ -452,6 +452,7 @@ fn sessions_and_sender_keys_work_in_the_browser() {
             payload,
             sender_user: "ua",
             sender_device: "da",
+            live: false,
         }
     }
     let out = alice.seal(&body, "da", &[to("ub", "db")], false).unwrap();

@@ -506,6 +506,13 @@ impl Account {
         let keys = self
             .received_sender_keys
             .entry_or_default(device.to_owned());
+        // An older copy of a key this device holds further along changes nothing.
+        if keys
+            .iter()
+            .any(|(t, k)| t == thread && k.key_id == key.key_id && k.iteration() >= key.iteration())
+        {
+            return;
+        }
         keys.retain(|(t, k)| !(t == thread && k.key_id == key.key_id));
         keys.push((thread.to_owned(), key));
         let same_thread = keys.iter().filter(|(t, _)| t == thread).count();

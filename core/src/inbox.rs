@@ -33,6 +33,10 @@ pub struct Inbound<'a> {
     pub payload: &'a [u8],
     pub sender_user: &'a str,
     pub sender_device: &'a str,
+    /// Came live (`SendRequest::live`, never stored): it must carry a typing notice, or it is
+    /// refused with nothing changed — so a stored message the relay passes off as live is
+    /// not used up, and arrives whole when the relay delivers it as it should.
+    pub live: bool,
 }
 
 /// Where a user stands with a thread, as this device knows it.
@@ -183,6 +187,12 @@ impl Account {
         if let Some(b) = &body {
             check_member(threads, b)?;
         }
+        if inbound.live && body.as_ref().is_none_or(|b| b.kind != Kind::Typing) {
+            return Err(CoreError::Malformed {
+                what: "envelope",
+                detail: "a live envelope carries only a typing notice".into(),
+            });
+        }
         let new_session = matches!(staged.session, Some((_, Placement::New { .. })));
         self.commit(inbound.sender_device, staged);
         Ok(Opened { body, new_session })
@@ -271,14 +281,18 @@ impl Account {
             .iter()
             .find(|d| d.key_id == key_id)
             .map(|d| (d.thread_id.clone(), ReceivedSenderKey::from_distribution(d)));
-        let (thread, mut key) = match fresh {
-            Some(k) => k,
-            None => self
-                .received_sender_keys
-                .get(inbound.sender_device)
-                .and_then(|keys| keys.iter().find(|(_, k)| k.key_id == key_id))
-                .cloned()
-                .ok_or(CoreError::NoSession("unknown sender key"))?,
+        let stored = self
+            .received_sender_keys
+            .get(inbound.sender_device)
+            .and_then(|keys| keys.iter().find(|(_, k)| k.key_id == key_id))
+            .cloned();
+        // A copy of the key handed out again (it rides along until a message is accepted)
+        // never takes the chain back: the stored one reads on unless the copy is ahead.
+        let (thread, mut key) = match (fresh, stored) {
+            (Some(f), Some(s)) if s.0 == f.0 && s.1.iteration() >= f.1.iteration() => s,
+            (Some(f), _) => f,
+            (None, Some(s)) => s,
+            (None, None) => return Err(CoreError::NoSession("unknown sender key")),
         };
         let route = GroupRoute {
             thread_id: &thread,

@@ -189,6 +189,11 @@ pub fn key_id_of(message: &[u8]) -> Result<u32, CoreError> {
 }
 
 impl ReceivedSenderKey {
+    /// The next message number this copy of the key can read.
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
     pub fn from_distribution(d: &SenderKeyDistribution) -> Self {
         ReceivedSenderKey {
             key_id: d.key_id,

@@ -252,6 +252,7 @@ fn open(
         payload,
         sender_user: &from.account.user_id,
         sender_device: &from.id,
+        live: false,
     };
     let own = to.id.clone();
     to.account.open(
@@ -333,6 +334,7 @@ fn every_device_of_both_users_reads_a_pairwise_conversation() {
         payload: p,
         sender_user: "mallory",
         sender_device: "a1",
+        live: false,
     };
     let mallory = a1.account.identity_public();
     let members = |_: &str, _: &str| Standing::Member;

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         payload: data,
         sender_user: "alice",
         sender_device: "alice-1",
+        live: data.first().is_some_and(|b| b & 1 == 1),
     };
     let threads = |_: &str, _: &str| Standing::Unknown;
     let _ = account.open(&inbound, "bob-1", sender, &threads);

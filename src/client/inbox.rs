@@ -162,6 +162,7 @@ impl Inner {
                 payload: &env.payload,
                 sender_user: &env.sender_user,
                 sender_device: &env.sender_device,
+                live: env.seq == 0,
             },
             device_id,
             identity,
