@@ -99,16 +99,15 @@ pub async fn load(user_key: &str) -> ClientResult<Vec<Thread>> {
     forget(&format!("{user_key}|"));
     // Pages are written in one transaction with their thread, numbered from 0: each
     // thread's run from page 0 until one is missing.
+    sort_by_number(&mut pages, |(_, page, _)| *page as i64);
     WRITTEN.with(|w| {
         let mut written = w.borrow_mut();
         for t in &mut threads {
-            let read: Vec<Vec<Message>> = (0..)
-                .map_while(|n| {
-                    pages
-                        .iter()
-                        .find(|(thread, page, _)| *thread == t.id && *page == n)
-                        .map(|(_, _, messages)| messages.clone())
-                })
+            let read: Vec<Vec<Message>> = pages
+                .iter()
+                .filter(|(thread, _, _)| *thread == t.id)
+                .enumerate()
+                .map_while(|(n, (_, page, messages))| (*page == n).then(|| messages.clone()))
                 .collect();
             if t.messages.is_empty() {
                 t.messages = read.iter().flatten().cloned().collect();

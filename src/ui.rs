@@ -665,19 +665,26 @@ impl Ui {
             append(&button, &top);
             if let Some(m) = m {
                 let row = el(&self.doc, "span", "row last")?;
-                let (text, when) = match found {
-                    // A result: who said it, and the day (it may be long ago).
+                match found {
+                    // A result: the day by the title (it may be long ago), and who said
+                    // what across the whole width.
                     Some(_) => {
                         attr(&button, "data-found", &m.id);
-                        (
-                            format!("{}: {}", sender_of(t, m), m.text),
-                            format_day(m.sent_at),
-                        )
+                        append(
+                            &top,
+                            &text_el(&self.doc, "time", "last", &format_day(m.sent_at))?,
+                        );
+                        let said = format!("{}: {}", sender_of(t, m), m.text);
+                        append(&row, &text_el(&self.doc, "span", "preview", &said)?);
                     }
-                    None => (preview(m), format_time(m.sent_at)),
-                };
-                append(&row, &text_el(&self.doc, "span", "preview", &text)?);
-                append(&row, &text_el(&self.doc, "time", "", &when)?);
+                    None => {
+                        append(&row, &text_el(&self.doc, "span", "preview", &preview(m))?);
+                        append(
+                            &row,
+                            &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
+                        );
+                    }
+                }
                 append(&button, &row);
             }
             append(&item, &button);

@@ -622,7 +622,7 @@ impl Inner {
         }
         let epoch = state.epoch + 1;
         // Sends still waiting on the socket end with the session.
-        for (_, p) in state.pending_sends.drain() {
+        for (_, p) in state.pending_sends.drain(..) {
             p.fail(ClientError::new(
                 "not_signed_in",
                 "signed out before the server answered",

@@ -80,14 +80,15 @@ struct State {
     /// The socket has said `ready`: sends may go over it (see `send_envelopes`).
     socket_ready: bool,
     /// Sends made over the socket, by frame id, waiting for `stored` or `refused`.
-    pending_sends: std::collections::HashMap<u64, outbox::PendingSend>,
+    /// (A list: a hash map of its own type would cost its code in the wasm.)
+    pending_sends: Vec<(u64, outbox::PendingSend)>,
     next_send_id: u64,
     /// Pending refresh, expiry or grace timers.
     timers: Vec<Option<i32>>,
     /// The next deletion of a disappearing message.
     sweep_timer: Option<i32>,
     /// `delivered` frames that came before the send's receipt did.
-    early_deliveries: HashSet<i64>,
+    early_deliveries: Vec<i64>,
     /// Link requests from new browsers of this user that this browser answered.
     link_requests: Vec<linking::Answering>,
     /// Link requests already answered here: a replayed request is not answered again.
@@ -103,6 +104,8 @@ struct State {
     typing: Vec<typing::Typist>,
     /// The thread this user was last said to be typing in, and when (a stop clears it).
     typing_sent: Option<(String, i64)>,
+    /// When the last typing stop went.
+    typing_stopped: i64,
     /// Bumped at every sign-in and sign-out, so timers and retries of an older session
     /// know to stand down.
     epoch: u32,

@@ -283,7 +283,11 @@ impl Inner {
                     .seqs
                     .iter()
                     .copied()
-                    .filter(|s| state.early_deliveries.remove(s))
+                    .filter(|s| {
+                        let early = &mut state.early_deliveries;
+                        let at = early.iter().position(|e| e == s);
+                        at.map(|i| early.swap_remove(i)).is_some()
+                    })
                     .collect()
             };
             for seq in early {
@@ -318,13 +322,13 @@ impl Inner {
         let answered = js_sys::Promise::new(&mut |resolve, _| wake = Some(resolve));
         {
             let mut state = self.state.borrow_mut();
-            state.pending_sends.insert(
+            state.pending_sends.push((
                 id,
                 PendingSend {
                     slot: slot.clone(),
                     wake: wake.expect("the Promise executor runs at once"),
                 },
-            );
+            ));
             if let Some(d) = state.delivery.as_ref() {
                 d.send(&ClientFrame::Send {
                     id,
@@ -350,7 +354,11 @@ impl Inner {
 
     /// The server's answer to a send made over the socket (or its loss).
     pub(super) fn answer_send(&self, id: u64, result: ClientResult<SendReceipt>) {
-        let pending = self.state.borrow_mut().pending_sends.remove(&id);
+        let pending = {
+            let mut state = self.state.borrow_mut();
+            let at = state.pending_sends.iter().position(|(i, _)| *i == id);
+            at.map(|i| state.pending_sends.swap_remove(i).1)
+        };
         if let Some(p) = pending {
             p.answer(result);
         }
@@ -362,7 +370,7 @@ impl Inner {
         let ids: Vec<u64> = {
             let mut state = self.state.borrow_mut();
             state.socket_ready = false;
-            state.pending_sends.keys().copied().collect()
+            state.pending_sends.iter().map(|(id, _)| *id).collect()
         };
         for id in ids {
             self.answer_send(

@@ -21,7 +21,7 @@ impl Inner {
             if early.len() >= 1_000 {
                 early.clear();
             }
-            early.insert(seq);
+            early.push(seq);
         }
     }
 

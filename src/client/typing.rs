@@ -14,6 +14,10 @@ use std::rc::Rc;
 
 /// A start is sent again at most this often while the user keeps typing.
 const SEND_EVERY_MS: i64 = 3_000;
+/// No start follows a stop sooner (a draft emptied and filled again, or calls from the
+/// page, cannot send a notice per keystroke: each moves the ratchets and saves the
+/// account). With at most one stop per start, that is two notices a second at most.
+const AT_MOST_EVERY_MS: i64 = 1_000;
 /// How long a start is shown without a newer one.
 const SHOWN_MS: i64 = 6_000;
 
@@ -56,10 +60,16 @@ impl Inner {
             match (typing, last) {
                 (true, Some(at)) if now - at < SEND_EVERY_MS => return Ok(()),
                 (false, None) => return Ok(()),
+                // A start too soon after a stop is dropped (the next keystroke says it
+                // again); a stop always goes, and follows at most one start.
+                (true, _) if now - state.typing_stopped < AT_MOST_EVERY_MS => return Ok(()),
                 _ if !state.socket_ready || members.len() < 2 => return Ok(()),
                 _ => {}
             }
             state.typing_sent = typing.then(|| (thread_id.to_owned(), now));
+            if !typing {
+                state.typing_stopped = now;
+            }
             members
         };
         let body = MessageBody {

@@ -55,8 +55,9 @@ test('a member sees the other typing until they clear, send or go quiet', async 
   await line.filter({ hasText: 'typing' }).waitFor({ state: 'hidden', timeout: 4000 });
   await until(alice, (id) => window.typing.some((e) => !e.typing && e.userId === id), bobId, { what: 'a stop event' });
 
-  // He types again and sends: his message ends the typing.
-  await composer(bob).pressSequentially('Hello Alice', { delay: 20 });
+  // He types again (at a person's pace: a start within a second of a stop is dropped, and
+  // the next keystroke says it) and sends: his message ends the typing.
+  await composer(bob).pressSequentially('Hello Alice', { delay: 150 });
   await line.filter({ hasText: 'Bob Brown is typing…' }).waitFor({ timeout: 10000 });
   await composer(bob).press('Enter');
   await alice.locator('.msg.in .text', { hasText: 'Hello Alice' }).waitFor({ timeout: 10000 });
