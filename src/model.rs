@@ -47,7 +47,17 @@ pub struct Thread {
     /// shown to the page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting: Vec<Awaiting>,
+    /// Edits, deletions and reactions that came before the message they change (its first
+    /// envelope failed and was sent again): applied when it arrives, so a deletion is
+    /// never lost to the order of arrival. At most [`MAX_HELD_CHANGES`], newest kept; each
+    /// is the body's JSON (parsers the wasm has already, where a list of bodies would
+    /// compile new ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
+
+/// Changes held per thread for messages not here yet.
+pub const MAX_HELD_CHANGES: usize = 64;
 
 /// One envelope of a sent message, until its device has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,6 +279,7 @@ impl Thread {
             left: false,
             read_marks: VecMap::default(),
             awaiting: Vec::new(),
+            held: Vec::new(),
         }
     }
 

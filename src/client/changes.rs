@@ -143,7 +143,10 @@ impl Inner {
     pub(super) async fn apply_change(self: &Rc<Self>, body: &MessageBody, own_id: &str) {
         let changed = {
             let mut state = self.state.borrow_mut();
+            let state = &mut *state;
             let Some(t) = state.threads.iter_mut().find(|t| t.id == body.thread_id) else {
+                // Its thread may come with the message, later: held here meanwhile.
+                super::inbox::hold(&mut state.held, body);
                 return;
             };
             let target = body.target.as_deref();
@@ -152,6 +155,10 @@ impl Inner {
                 .iter_mut()
                 .find(|m| Some(m.id.as_str()) == target)
             else {
+                // Its message may come later (sent again after a failed first envelope):
+                // held until then, the oldest dropped past the limit.
+                super::inbox::hold(&mut t.held, body);
+                self.persist(&body.thread_id);
                 return;
             };
             match m.amend(body, &t.members, own_id) {

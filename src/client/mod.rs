@@ -98,6 +98,9 @@ struct State {
     /// Members whom nothing can reach for now, by user ID: `"not_joined"` (no device yet)
     /// or `"disabled"` (by the site). The thread header says so.
     unreachable: Vec<(String, &'static str)>,
+    /// Changes that came before their message and its thread (see `Thread::held`, which
+    /// keeps those of known threads with the history).
+    held: Vec<String>,
     /// What the UI's search field holds ("" when it is empty: the threads are listed).
     search: String,
     /// Who is typing where now (see `typing.rs`).

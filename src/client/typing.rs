@@ -128,10 +128,16 @@ impl Inner {
                 ));
             }
         }
-        let detail = serde_json::json!({
-            "threadId": thread_id, "userId": user_id, "name": name, "typing": typing,
-        });
-        self.emit("typing", super::to_js(&detail));
+        let detail = js_sys::Object::new();
+        for (k, v) in [
+            ("threadId", thread_id.into()),
+            ("userId", user_id.into()),
+            ("name", name.into()),
+            ("typing", typing.into()),
+        ] {
+            let _ = js_sys::Reflect::set(&detail, &k.into(), &v);
+        }
+        self.emit("typing", detail.into());
         self.show_typing();
         if typing {
             let weak = Rc::downgrade(self);

@@ -207,3 +207,50 @@ test('unread counts: unreadchange per thread and in total, and markRead', async 
   const marks = await alice.evaluate((id) => window.client.threadList().then((ts) => ts.find((t) => t.id === id).unread), threadId);
   assert.equal(marks, 0, 'her own messages are never unread for her');
 });
+
+test('a deletion that comes before its message still deletes it', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  // The relay, played in Bob's page, holds back the first envelope it has for him until it
+  // has handed over the next: Alice's deletion comes before her message.
+  let held = null;
+  await bob.routeWebSocket('**/v1/ws', (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => server.send(m));
+    server.onMessage((m) => {
+      const frame = JSON.parse(m);
+      if (frame.type === 'envelope' && held === null) {
+        held = m;
+        return;
+      }
+      ws.send(m);
+      if (frame.type === 'envelope' && held !== 'sent') {
+        const first = held;
+        setTimeout(() => ws.send(first), 500);
+        held = 'sent';
+      }
+    });
+  });
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  const secret = 'sent by mistake ' + Math.random().toString(36).slice(2);
+  const [threadId, messageId] = await alice.evaluate(async (text) => {
+    const id = await window.client.threadEnsure('@bob');
+    return [id, await window.client.threadSendMessage(id, text)];
+  }, secret);
+  await alice.evaluate(([id, m]) => window.client.threadMessageDelete(id, m), [threadId, messageId]);
+  await until(bob, async () => (await window.client.threadList()).length === 1, null, { what: 'the thread' });
+  await until(bob, async (id) => {
+    const [m] = await window.client.threadMessages(id);
+    return m?.deleted === true;
+  }, threadId, { what: 'the message, deleted' });
+  assert.equal(held, 'sent', 'the message came after its deletion');
+  const [m] = await bob.evaluate((id) => window.client.threadMessages(id), threadId);
+  assert.equal(m.text, '');
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click();
+  await bob.locator('.msg.gone', { hasText: 'Message deleted' }).waitFor();
+  assert.equal(await bob.locator('.msg', { hasText: secret }).count(), 0);
+});
