@@ -251,7 +251,7 @@ impl Inner {
                     state.device_lists.remove(u);
                 }
             }
-            None => state.device_lists.clear(),
+            None => state.device_lists = Default::default(),
         }
     }
 }

@@ -67,7 +67,7 @@ struct State {
     new_devices: Vec<String>,
     /// Verified device lists by user (`None`: no identity yet), kept until a send is refused
     /// with `devices_changed` or the server says the user's list changed.
-    device_lists: std::collections::HashMap<String, Option<devices::VerifiedDevices>>,
+    device_lists: sotto_core::vec_map::VecMap<String, Option<devices::VerifiedDevices>>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
     seen: HashSet<String>,
