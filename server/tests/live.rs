@@ -18,6 +18,11 @@ fn live(from: &Member, users: &[&Member], devices: &[&str], payload: &[u8]) -> V
     })
 }
 
+/// Posts `body` to `POST /v1/envelopes` as `from`: (status, answer).
+async fn post(server: &TestServer, from: &Member, body: Value) -> (u16, Value) {
+    server.post("/v1/envelopes", Some(&from.token), body).await
+}
+
 #[tokio::test]
 async fn a_live_send_reaches_only_the_sockets_open_now_and_is_never_stored() {
     let (_dir, db) = temp_db();
@@ -83,13 +88,12 @@ async fn a_live_send_reaches_only_the_sockets_open_now_and_is_never_stored() {
     );
 
     // Over HTTP too, to every socket of the device.
-    let (status, body) = server
-        .post(
-            "/v1/envelopes",
-            Some(&alice.token),
-            live(&alice, &[&carol], &[&carol.device_id], b"again"),
-        )
-        .await;
+    let (status, body) = post(
+        &server,
+        &alice,
+        live(&alice, &[&carol], &[&carol.device_id], b"again"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let got = next_of_type(&mut carol_ws, "live").await;
     assert_eq!(
@@ -162,22 +166,20 @@ async fn live_sends_are_limited_apart_from_messages() {
     let bob = server.user_with_device("bob", [2; 32]).await;
     let limit = sotto_server::delivery::live::LIVE_SENDS_PER_MINUTE;
     for _ in 0..limit {
-        let (status, body) = server
-            .post(
-                "/v1/envelopes",
-                Some(&alice.token),
-                live(&alice, &[&bob], &[&bob.device_id], b"t"),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, body) = server
-        .post(
-            "/v1/envelopes",
-            Some(&alice.token),
+        let (status, body) = post(
+            &server,
+            &alice,
             live(&alice, &[&bob], &[&bob.device_id], b"t"),
         )
         .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post(
+        &server,
+        &alice,
+        live(&alice, &[&bob], &[&bob.device_id], b"t"),
+    )
+    .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (429, Some("rate_limited")),

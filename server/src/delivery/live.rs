@@ -4,10 +4,9 @@
 //! was only true for a few seconds.
 
 use crate::auth::session::AuthUser;
-use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::current_devices;
-use crate::routes::envelopes::check_envelopes;
+use crate::routes::envelopes::{check_envelopes, check_sender_device};
 use crate::state::SharedState;
 use sotto_core::protocol::{
     DeliveredEnvelope, DevicesChanged, SendReceipt, SendRequest, ServerFrame,
@@ -40,12 +39,7 @@ pub async fn relay(
     let req = state
         .db
         .read(move |conn| {
-            if !owns_device(conn, &user, &req.sender_device)? {
-                return Err(ApiError::forbidden(
-                    "unknown_device",
-                    "the sending device is not registered to you",
-                ));
-            }
+            check_sender_device(conn, &user, &req)?;
             // Only current devices of the users named, in the sender's org: a live send
             // reaches no one a stored send could not.
             let mut current = HashSet::new();
@@ -72,7 +66,7 @@ pub async fn relay(
                     stale,
                 }));
             }
-            Ok(req)
+            Ok::<_, ApiError>(req)
         })
         .await?;
     let accepted_at = crate::db::now_millis();

@@ -50,17 +50,12 @@ pub async fn store(
     let req = state
         .db
         .read(move |conn| {
-            if !owns_device(conn, &user, &req.sender_device)? {
-                return Err(ApiError::forbidden(
-                    "unknown_device",
-                    "the sending device is not registered to you",
-                ));
-            }
+            check_sender_device(conn, &user, &req)?;
             match req.resend_of {
                 Some(seq) => check_resend(conn, &req, seq)?,
                 None => check_devices(conn, &org, &req)?,
             }
-            Ok(req)
+            Ok::<_, ApiError>(req)
         })
         .await?;
     let (accepted_at, seqs) = state
@@ -138,6 +133,21 @@ pub fn check_envelopes(req: &SendRequest, max_payload: usize) -> Result<(), ApiE
         return Err(ApiError::bad_request(
             "bad_payload",
             "an envelope may not look like a retry request or an expiry notice",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a send from a device that is not the signed-in user's.
+pub fn check_sender_device(
+    conn: &crate::db::Conn,
+    user: &str,
+    req: &SendRequest,
+) -> Result<(), ApiError> {
+    if !owns_device(conn, user, &req.sender_device)? {
+        return Err(ApiError::forbidden(
+            "unknown_device",
+            "the sending device is not registered to you",
         ));
     }
     Ok(())
