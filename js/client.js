@@ -73,7 +73,7 @@ class Client extends EventTarget {
   #notifyWhenHidden({ notifications, titleUnread }) {
     if (notifications && typeof Notification !== 'undefined') {
       this.addEventListener('thread-message', ({ detail: m }) => {
-        if (m.outgoing || document.visibilityState !== 'hidden' || Notification.permission !== 'granted') return;
+        if (m.outgoing || m.deleted || document.visibilityState !== 'hidden' || Notification.permission !== 'granted') return;
         const preview = notifications.preview !== false;
         const text = m.text || (m.attachments?.length ? 'Attachment' : '');
         let shown;

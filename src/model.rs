@@ -58,6 +58,8 @@ pub struct Thread {
 
 /// Changes held per thread for messages not here yet.
 pub const MAX_HELD_CHANGES: usize = 64;
+/// The largest change held (its JSON).
+const MAX_HELD_BYTES: usize = 4 * 1024;
 
 /// One envelope of a sent message, until its device has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,4 +365,35 @@ pub fn display_name(u: &User) -> String {
         (Some(name), false) => name.clone(),
         (None, _) => u.tag.clone(),
     }
+}
+
+/// Applies the changes in `held` (bodies' JSON) that name `message`, in the order they
+/// came, and forgets them.
+pub fn apply_held(held: &mut Vec<String>, message: &mut Message, members: &[User], own: &str) {
+    held.retain(|json| {
+        let Ok(b) = serde_json::from_slice::<MessageBody>(json.as_bytes()) else {
+            return false;
+        };
+        if b.target.as_deref() != Some(message.id.as_str()) {
+            return true;
+        }
+        // Only a change made in this message's thread, by someone who is a member of it.
+        if b.thread_id == message.thread_id && members.iter().any(|u| u.id == b.sender_user) {
+            let _ = message.amend(&b, members, own);
+        }
+        false
+    });
+}
+
+/// Holds a change for a message that is not here yet (see `Thread::held`), the oldest
+/// dropped past [`MAX_HELD_CHANGES`]. A long edit is not held: what is held is rewritten
+/// with its thread at every save (a deletion or a reaction is small).
+pub fn hold(held: &mut Vec<String>, body: &MessageBody) {
+    if let Ok(json) = sotto_core::sealing::body_bytes(body) {
+        if json.len() <= MAX_HELD_BYTES {
+            held.push(String::from_utf8(json).unwrap_or_default());
+        }
+    }
+    let over = held.len().saturating_sub(MAX_HELD_CHANGES);
+    held.drain(..over);
 }

@@ -924,3 +924,57 @@ fn search_finds_every_word_in_any_case_newest_first_in_10000_messages() {
     );
     assert!(sotto::search::find(&threads, "   ", None, 50).is_empty());
 }
+
+/// Changes held for a message not here yet apply when it comes only if they were made in
+/// its thread by a member (a change held for a thread still unknown was checked against
+/// no members); a long edit is not held; what applies is forgotten, the rest kept.
+#[wasm_bindgen_test]
+fn held_changes_apply_only_from_the_messages_thread_and_its_members() {
+    use sotto::model::{apply_held, hold};
+    use sotto_core::sealing::Kind;
+    let members = vec![user("alice", "Alice"), user("bob", "Bob")];
+    let change = |thread: &str, from: &str, kind: Kind, target: &str, text: &str| MessageBody {
+        v: 2,
+        message_id: format!("c-{thread}-{from}-{text}"),
+        thread_id: thread.into(),
+        sender_user: from.into(),
+        sender_device: "d".into(),
+        sent_at: 10,
+        text: text.into(),
+        kind,
+        target: Some(target.into()),
+        ..Default::default()
+    };
+    let mut held = Vec::new();
+    hold(
+        &mut held,
+        &change("elsewhere", "bob", Kind::React, "m1", "😂"),
+    );
+    hold(&mut held, &change("t1", "mallory", Kind::React, "m1", "👎"));
+    hold(&mut held, &change("t1", "bob", Kind::React, "m1", "👍"));
+    hold(
+        &mut held,
+        &change("t1", "alice", Kind::Edit, "m1", &"x".repeat(8 * 1024)),
+    );
+    hold(&mut held, &change("t1", "alice", Kind::React, "m2", "❤️"));
+    assert_eq!(held.len(), 4, "the long edit is not held");
+    let mut message = Message {
+        id: "m1".into(),
+        thread_id: "t1".into(),
+        sender_id: "alice".into(),
+        sender_name: "Alice".into(),
+        sent_at: 5,
+        text: "hello".into(),
+        status: Status::Received,
+        ..Default::default()
+    };
+    apply_held(&mut held, &mut message, &members, "alice");
+    let reactions: Vec<(&str, &str)> = message
+        .reactions
+        .iter()
+        .map(|r| (r.user_id.as_str(), r.emoji.as_str()))
+        .collect();
+    assert_eq!(reactions, [("bob", "👍")]);
+    assert_eq!(message.text, "hello");
+    assert_eq!(held.len(), 1, "only the change for another message is left");
+}

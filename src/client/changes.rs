@@ -144,9 +144,13 @@ impl Inner {
         let changed = {
             let mut state = self.state.borrow_mut();
             let state = &mut *state;
+            // A message this device had (gone since: expired or destroyed) never comes back.
+            if body.target.as_ref().is_some_and(|t| state.seen.contains(t)) {
+                return;
+            }
             let Some(t) = state.threads.iter_mut().find(|t| t.id == body.thread_id) else {
                 // Its thread may come with the message, later: held here meanwhile.
-                super::inbox::hold(&mut state.held, body);
+                crate::model::hold(&mut state.held, body);
                 return;
             };
             let target = body.target.as_deref();
@@ -157,7 +161,7 @@ impl Inner {
             else {
                 // Its message may come later (sent again after a failed first envelope):
                 // held until then, the oldest dropped past the limit.
-                super::inbox::hold(&mut t.held, body);
+                crate::model::hold(&mut t.held, body);
                 self.persist(&body.thread_id);
                 return;
             };

@@ -4,7 +4,7 @@
 
 use super::{to_js, unknown_thread, Inner};
 use crate::error::{ClientError, ClientResult};
-use crate::model::{display_name, Message, Status, Thread, MAX_HELD_CHANGES};
+use crate::model::{apply_held, display_name, Message, Status, Thread};
 use crate::util::now_millis;
 use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::protocol::{
@@ -398,13 +398,14 @@ impl Inner {
             let is_open = open.as_deref() == Some(message.thread_id.as_str()) && self.on_screen();
             if let Some(pos) = state.threads.iter().position(|t| t.id == message.thread_id) {
                 let mut t = state.threads.remove(pos);
-                if !message.outgoing && !is_open {
-                    t.unread += 1;
-                }
                 t.archived = false;
                 // Changes that came first apply now, in the order they came.
                 apply_held(&mut t.held, &mut message, &t.members, &own);
                 apply_held(&mut state.held, &mut message, &t.members, &own);
+                // One that comes already deleted is nothing to read.
+                if !message.outgoing && !is_open && !message.deleted {
+                    t.unread += 1;
+                }
                 t.messages.push(message.clone());
                 state.threads.insert(0, t);
             }
@@ -420,29 +421,4 @@ impl Inner {
             self.mark_read(&message.thread_id);
         }
     }
-}
-
-/// Applies the changes in `held` (bodies' JSON) that name `message`, in the order they
-/// came, and forgets them.
-fn apply_held(held: &mut Vec<String>, message: &mut Message, members: &[User], own: &str) {
-    held.retain(|json| {
-        let Ok(b) = serde_json::from_slice::<MessageBody>(json.as_bytes()) else {
-            return false;
-        };
-        if b.target.as_deref() != Some(message.id.as_str()) {
-            return true;
-        }
-        let _ = message.amend(&b, members, own);
-        false
-    });
-}
-
-/// Holds a change for a message that is not here yet (see `Thread::held`), the oldest
-/// dropped past [`MAX_HELD_CHANGES`].
-pub(super) fn hold(held: &mut Vec<String>, body: &MessageBody) {
-    if let Ok(json) = sotto_core::sealing::body_bytes(body) {
-        held.push(String::from_utf8(json).unwrap_or_default());
-    }
-    let over = held.len().saturating_sub(MAX_HELD_CHANGES);
-    held.drain(..over);
 }

@@ -817,8 +817,11 @@ impl Inner {
                 }
             }),
             search: act(|inner, query| {
-                inner.state.borrow_mut().search =
-                    query.chars().take(crate::search::MAX_QUERY).collect();
+                inner.state.borrow_mut().search = query
+                    .trim()
+                    .chars()
+                    .take(crate::search::MAX_QUERY)
+                    .collect();
                 inner.render();
             }),
             typing: {
