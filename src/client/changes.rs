@@ -144,13 +144,14 @@ impl Inner {
         let changed = {
             let mut state = self.state.borrow_mut();
             let state = &mut *state;
-            // A message this device had (gone since: expired or destroyed) never comes back.
-            if body.target.as_ref().is_some_and(|t| state.seen.contains(t)) {
-                return;
-            }
+            // A message this device had and dropped (expired or destroyed) never comes
+            // back: nothing to hold for it.
+            let gone = body.target.as_ref().is_some_and(|t| state.seen.contains(t));
             let Some(t) = state.threads.iter_mut().find(|t| t.id == body.thread_id) else {
                 // Its thread may come with the message, later: held here meanwhile.
-                crate::model::hold(&mut state.held, body);
+                if !gone {
+                    crate::model::hold(&mut state.held, body);
+                }
                 return;
             };
             let target = body.target.as_deref();
@@ -161,8 +162,10 @@ impl Inner {
             else {
                 // Its message may come later (sent again after a failed first envelope):
                 // held until then, the oldest dropped past the limit.
-                crate::model::hold(&mut t.held, body);
-                self.persist(&body.thread_id);
+                if !gone {
+                    crate::model::hold(&mut t.held, body);
+                    self.persist(&body.thread_id);
+                }
                 return;
             };
             match m.amend(body, &t.members, own_id) {
