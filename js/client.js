@@ -42,6 +42,9 @@ class Client extends EventTarget {
   #loaded = null;
   // Takes the unread count out of the document's title (with `titleUnread`).
   #untitle = null;
+  // Notifications on screen, by message ID: each closes once its thread is read, its
+  // message deleted, or this client signed out or destroyed.
+  #notified = new Map();
 
   constructor(el, auth, options = {}) {
     super();
@@ -93,7 +96,15 @@ class Client extends EventTarget {
           this.threadOpen(m.threadId).catch(() => {});
           shown.close();
         };
+        shown.onclose = () => this.#notified.delete(m.id);
+        this.#notified.set(m.id, { shown, threadId: m.threadId });
       });
+      // Read here or on another device: nothing left to tell of in that thread.
+      this.addEventListener('unreadchange', ({ detail }) => this.#unnotify(({ threadId }) => !detail.threads[threadId]));
+      this.addEventListener('thread-message-update', ({ detail: m }) => {
+        if (m.deleted) this.#unnotify((_, id) => id === m.id);
+      });
+      this.addEventListener('sessioncleared', () => this.#unnotify(() => true));
     }
     if (titleUnread) {
       const count = (total) => {
@@ -421,8 +432,19 @@ class Client extends EventTarget {
   }
 
   /** Unmounts the UI and closes the connection. */
+  // Closes the notifications for which `which({threadId}, messageId)` is true.
+  #unnotify(which) {
+    for (const [id, n] of this.#notified) {
+      if (which(n, id)) {
+        this.#notified.delete(id);
+        n.shown.close();
+      }
+    }
+  }
+
   destroy() {
     this.#untitle?.();
+    this.#unnotify(() => true);
     this.#destroyed = true;
     this.#leaveTabs('destroyed', 'this client has been destroyed');
     if (this.#core) {

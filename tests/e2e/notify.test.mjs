@@ -21,11 +21,16 @@ async function sitePage(user, query = '') {
       document.dispatchEvent(new Event('visibilitychange'));
     };
     window.shown = [];
+    window.closedTags = [];
     const Real = window.Notification;
     window.Notification = class extends Real {
       constructor(title, options) {
         window.shown.push({ title, body: options.body, tag: options.tag, silent: options.silent });
         super(title, options);
+      }
+      close() {
+        window.closedTags.push(this.tag);
+        super.close();
       }
     };
   });
@@ -60,9 +65,17 @@ test('a hidden page notifies of a message, once, and the title counts the unread
   assert.match(n.tag, /^sotto-/);
   await until(bob, () => document.title === '(2) Support desk', null, { what: 'two unread in the title' });
 
-  // Read: the count leaves the title.
+  // Read: the count leaves the title, and the notification the screen.
+  assert.deepEqual(await bob.evaluate(() => window.closedTags), []);
   await bob.evaluate((id) => window.client.markRead(id), thread);
   await until(bob, () => document.title === 'Support desk', null, { what: 'the title without a count' });
+  await until(bob, (tag) => window.closedTags.includes(tag), n.tag, { what: 'the notification closed once read' });
+
+  // A message its sender deletes takes its notification with it.
+  const sent = await alice.evaluate((id) => window.client.threadSendMessage(id, 'sent by mistake'), thread);
+  await until(bob, () => window.shown.length === 2, null, { what: 'a second notification' });
+  await alice.evaluate(([id, m]) => window.client.threadMessageDelete(id, m), [thread, sent]);
+  await until(bob, (m) => window.closedTags.includes(`sotto-${m}`), sent, { what: 'the notification closed on deletion' });
 });
 
 test('no preview when asked, and nothing without the permission', async (t) => {
