@@ -201,9 +201,12 @@ impl Inner {
             return Ok(());
         };
         // Typing notices come live and only live: the server cannot store one to show it
-        // later, nor can a member send a message only to those online.
+        // later, nor can a member send a message only to those online. One written more
+        // than a minute from now (by this device's clock) is stale: a relay that held it
+        // back, or replays it after a reload, shows nothing.
         if live || body.kind == Kind::Typing {
-            if live && body.kind == Kind::Typing && body.sender_user != own.id {
+            let fresh = (now_millis() - body.sent_at).abs() < 60_000;
+            if live && fresh && body.kind == Kind::Typing && body.sender_user != own.id {
                 self.on_typing(&body.thread_id, &body.sender_user, !body.text.is_empty());
             }
             return Ok(());

@@ -120,3 +120,25 @@ test('a group sees who types, by the API; typing: false neither tells nor shows'
   assert.deepEqual(await carol.evaluate(() => window.typing), [], 'Carol is shown no one typing');
   assert.deepEqual(await alice.evaluate(() => window.typing), [], 'no one is told Carol types');
 });
+
+test('a notice written more than a minute from the reader\'s clock is not shown', async (t) => {
+  // Alice's clock runs two minutes ahead: what either sends the other looks stale, as a
+  // notice the relay held back or replays later would.
+  const alice = await newPage(env.browser);
+  await alice.addInitScript(() => {
+    const real = Date.now;
+    Date.now = () => real() + 120_000;
+  });
+  const [bob] = await signedIn(t, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  const threadId = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
+  await alice.evaluate((id) => window.client.threadSendMessage(id, 'hello'), threadId);
+  await until(bob, async (id) => (await window.client.threadMessages(id).catch(() => [])).length === 1, threadId, { what: 'the message' });
+  await recordTyping(alice);
+  await recordTyping(bob);
+  await bob.evaluate((id) => window.client.threadTyping(id), threadId);
+  await alice.evaluate((id) => window.client.threadTyping(id), threadId);
+  await alice.waitForTimeout(2000);
+  assert.deepEqual(await alice.evaluate(() => window.typing), []);
+  assert.deepEqual(await bob.evaluate(() => window.typing), []);
+});
