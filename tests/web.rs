@@ -977,4 +977,13 @@ fn held_changes_apply_only_from_the_messages_thread_and_its_members() {
     assert_eq!(reactions, [("bob", "👍")]);
     assert_eq!(message.text, "hello");
     assert_eq!(held.len(), 1, "only the change for another message is left");
+    // A flood of changes for messages that never come keeps the newest 64.
+    for i in 0..100 {
+        hold(
+            &mut held,
+            &change("t1", "bob", Kind::React, &format!("x{i}"), "👍"),
+        );
+    }
+    assert_eq!(held.len(), sotto::model::MAX_HELD_CHANGES);
+    assert!(held.last().unwrap().contains("x99") && !held.iter().any(|h| h.contains("\"x35\"")));
 }

@@ -90,6 +90,21 @@ fn seal(
     out.remove(0).1
 }
 
+/// Seals body `b` from `from` to `to`'s one device as it is: no session is made and no
+/// sender key marked as handed out.
+fn seal_as_is(from: &mut Device, b: &MessageBody, to: &Device, group: bool) -> Vec<u8> {
+    let recipients = [Recipient {
+        user_id: to.user(),
+        device_id: to.id.clone(),
+    }];
+    let own = from.id.clone();
+    from.account
+        .seal(b, &own, &recipients, group)
+        .unwrap()
+        .remove(0)
+        .1
+}
+
 fn members(_: &str, _: &str) -> Standing {
     Standing::Member
 }
@@ -306,20 +321,9 @@ fn non_members_can_neither_post_nor_hand_out_keys() {
     let mut update = body("alice", "a1", "g", "re-add", Kind::Update);
     update.distribution = "@alice + @bob".into();
     update.meta_at = i64::MAX;
-    let out = alice
-        .account
-        .seal(
-            &update,
-            "a1",
-            &[Recipient {
-                user_id: "bob".into(),
-                device_id: "b1".into(),
-            }],
-            false,
-        )
-        .unwrap();
+    let out = seal_as_is(&mut alice, &update, &bob, false);
     refused(&mut bob, |b| {
-        open_as(b, &out[0].1, "alice", "a1", &alice, &not_in_g)
+        open_as(b, &out, "alice", "a1", &alice, &not_in_g)
     });
     // Nor can she, removed, take back her old messages there, react to anyone's, or show
     // as typing.
@@ -328,20 +332,9 @@ fn non_members_can_neither_post_nor_hand_out_keys() {
             target: Some("m1".into()),
             ..body("alice", "a1", "g", "👍", kind)
         };
-        let out = alice
-            .account
-            .seal(
-                &change,
-                "a1",
-                &[Recipient {
-                    user_id: "bob".into(),
-                    device_id: "b1".into(),
-                }],
-                false,
-            )
-            .unwrap();
+        let out = seal_as_is(&mut alice, &change, &bob, false);
         let err = refused(&mut bob, |b| {
-            open_as(b, &out[0].1, "alice", "a1", &alice, &not_in_g)
+            open_as(b, &out, "alice", "a1", &alice, &not_in_g)
         });
         assert_eq!(err, CoreError::NotMember, "{kind:?}");
     }
@@ -527,12 +520,8 @@ fn a_member_cannot_write_a_body_in_someone_elses_name() {
     open(&mut bob, &alice, &hello).unwrap();
     // Alice's own session, authentic, but the body claims to be Carol's.
     let lie = body("carol", "c1", "t", "carol says hi", Kind::Message);
-    let recipients = [Recipient {
-        user_id: "bob".into(),
-        device_id: "b1".into(),
-    }];
-    let out = alice.account.seal(&lie, "a1", &recipients, false).unwrap();
-    let err = refused(&mut bob, |b| open(b, &alice, &out[0].1));
+    let out = seal_as_is(&mut alice, &lie, &bob, false);
+    let err = refused(&mut bob, |b| open(b, &alice, &out));
     assert_eq!(err.code(), "malformed");
 }
 
@@ -546,15 +535,10 @@ fn typing_notices_the_relay_drops_leave_every_session_whole() {
         let mut bob = Device::new("bob", "b1");
         let first = seal(&mut alice, &mut bob, "t", "first", group, true);
         assert!(open(&mut bob, &alice, &first).is_ok());
-        let to_bob = [Recipient {
-            user_id: "bob".into(),
-            device_id: "b1".into(),
-        }];
         let mut notices = Vec::new();
         for i in 0..50 {
             let typing = body("alice", "a1", "t", &format!("typing {i}"), Kind::Typing);
-            let mut out = alice.account.seal(&typing, "a1", &to_bob, group).unwrap();
-            notices.push(out.remove(0).1);
+            notices.push(seal_as_is(&mut alice, &typing, &bob, group));
         }
         // Bob was away for all but the last notice; then Alice's message comes.
         let shown = open(&mut bob, &alice, notices.last().unwrap()).unwrap();
@@ -598,13 +582,9 @@ fn only_a_typing_notice_opens_live() {
         assert!(matches!(err, CoreError::Malformed { .. }), "{err:?}");
         let opened = open(&mut bob, &alice, &message).unwrap().body.unwrap();
         assert_eq!(opened.text, "stored only");
-        let to_bob = [Recipient {
-            user_id: "bob".into(),
-            device_id: "b1".into(),
-        }];
         let typing = body("alice", "a1", "t", "1", Kind::Typing);
-        let out = alice.account.seal(&typing, "a1", &to_bob, group).unwrap();
-        let shown = live(&mut bob, &out[0].1).unwrap().body.unwrap();
+        let out = seal_as_is(&mut alice, &typing, &bob, group);
+        let shown = live(&mut bob, &out).unwrap().body.unwrap();
         assert_eq!(shown.kind, Kind::Typing);
     }
 }
@@ -622,26 +602,16 @@ fn a_sender_key_handed_out_again_never_takes_the_chain_back() {
         .account
         .start_session(&bundle, &bob.account.identity_public())
         .unwrap();
-    let to_bob = [Recipient {
-        user_id: "bob".into(),
-        device_id: "b1".into(),
-    }];
-    let seal_for_bob = |alice: &mut Device, text: &str, kind: Kind| {
-        let b = body("alice", "a1", "g", text, kind);
-        alice
-            .account
-            .seal(&b, "a1", &to_bob, true)
-            .unwrap()
-            .remove(0)
-            .1
+    let seal_for_bob = |alice: &mut Device, bob: &Device, text: &str, kind: Kind| {
+        seal_as_is(alice, &body("alice", "a1", "g", text, kind), bob, true)
     };
     // Two typing notices, each carrying the key (not marked as handed out), then messages
     // under the key alone once it is marked.
-    let t0 = seal_for_bob(&mut alice, "t0", Kind::Typing);
-    let t1 = seal_for_bob(&mut alice, "t1", Kind::Typing);
+    let t0 = seal_for_bob(&mut alice, &bob, "t0", Kind::Typing);
+    let t1 = seal_for_bob(&mut alice, &bob, "t1", Kind::Typing);
     alice.account.mark_distributed("g", &["b1".to_owned()]);
-    let g2 = seal_for_bob(&mut alice, "g2", Kind::Message);
-    let g3 = seal_for_bob(&mut alice, "g3", Kind::Message);
+    let g2 = seal_for_bob(&mut alice, &bob, "g2", Kind::Message);
+    let g3 = seal_for_bob(&mut alice, &bob, "g3", Kind::Message);
     for (payload, text) in [(&t1, "t1"), (&g2, "g2"), (&g3, "g3")] {
         assert_eq!(
             open(&mut bob, &alice, payload).unwrap().body.unwrap().text,

@@ -23,13 +23,20 @@ async fn post(server: &TestServer, from: &Member, body: Value) -> (u16, Value) {
     server.post("/v1/envelopes", Some(&from.token), body).await
 }
 
+/// Alice, Bob and Carol, each with a device.
+async fn three(server: &TestServer) -> (Member, Member, Member) {
+    (
+        server.user_with_device("alice", [1; 32]).await,
+        server.user_with_device("bob", [2; 32]).await,
+        server.user_with_device("carol", [3; 32]).await,
+    )
+}
+
 #[tokio::test]
 async fn a_live_send_reaches_only_the_sockets_open_now_and_is_never_stored() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
-    let alice = server.user_with_device("alice", [1; 32]).await;
-    let bob = server.user_with_device("bob", [2; 32]).await;
-    let carol = server.user_with_device("carol", [3; 32]).await;
+    let (alice, bob, carol) = three(&server).await;
     let mut alice_ws = connect(&server, &alice).await;
     let mut bob_ws = connect(&server, &bob).await;
 
@@ -107,15 +114,12 @@ async fn a_live_send_reaches_only_the_sockets_open_now_and_is_never_stored() {
 async fn a_live_send_is_checked_like_a_stored_one() {
     let (_dir, db) = temp_db();
     let server = TestServer::start(config(&db)).await;
-    let alice = server.user_with_device("alice", [1; 32]).await;
-    let bob = server.user_with_device("bob", [2; 32]).await;
-    let carol = server.user_with_device("carol", [3; 32]).await;
+    let (alice, bob, carol) = three(&server).await;
     let mut carol_ws = connect(&server, &carol).await;
     let refused = |body: Value| {
-        let server = &server;
-        let token = alice.token.clone();
+        let (server, alice) = (&server, &alice);
         async move {
-            let (status, answer) = server.post("/v1/envelopes", Some(&token), body).await;
+            let (status, answer) = post(server, alice, body).await;
             (
                 status,
                 answer["error"]["code"]
