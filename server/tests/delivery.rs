@@ -385,6 +385,69 @@ async fn a_send_on_the_socket_is_stored_and_answered_like_a_post() {
     assert_eq!(server.queued(), 1);
 }
 
+/// A device whose socket stops reading while megabytes are sent to it (more than the
+/// server pushes to one connection, so the rest waits in the queue) gets every envelope
+/// once and in order when it reads again, and nothing after.
+#[tokio::test]
+async fn a_socket_that_stops_reading_gets_everything_once_and_in_order_when_it_reads_again() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut bob_ws = connect(&server, &bob).await;
+    let big = "x".repeat(100 * 1024);
+    let mut sent = Vec::new();
+    for i in 0..80 {
+        let (status, receipt) = send(&server, &alice, &[&bob], &format!("{i:03}{big}")).await;
+        assert_eq!(status, 200, "{receipt}");
+        sent.push(receipt["seqs"][0].as_i64().unwrap());
+    }
+    for (i, seq) in sent.iter().enumerate() {
+        let frame = next_of_type(&mut bob_ws, "envelope").await;
+        assert_eq!(frame["seq"].as_i64(), Some(*seq), "envelope {i} in order");
+        assert!(payload(&frame).starts_with(&format!("{i:03}")));
+        ack(&mut bob_ws, *seq).await;
+    }
+    assert!(silent_for(&mut bob_ws, 300).await, "nothing is sent twice");
+}
+
+/// Send frames on one socket are stored and answered in the order they came, each with
+/// its own sequence number, also when they come faster than they are stored.
+#[tokio::test]
+async fn sends_on_one_socket_are_answered_in_order() {
+    use futures_util::SinkExt;
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(config(&db)).await;
+    let alice = server.user_with_device("alice", [1; 32]).await;
+    let bob = server.user_with_device("bob", [2; 32]).await;
+    let mut alice_ws = connect(&server, &alice).await;
+    for id in 1..=40u64 {
+        let request = json!({
+            "sender_device": alice.device_id,
+            "recipients": [bob.user_id],
+            "envelopes": [{ "device_id": bob.device_id, "payload": b64::encode(format!("m{id}").as_bytes()) }],
+        });
+        let frame = json!({ "type": "send", "id": id, "request": request }).to_string();
+        alice_ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(frame.into()))
+            .await
+            .unwrap();
+    }
+    let mut last = 0;
+    for id in 1..=40u64 {
+        let answer = next_of_type(&mut alice_ws, "stored").await;
+        assert_eq!(answer["id"].as_u64(), Some(id), "{answer}");
+        let seq = answer["receipt"]["seqs"][0].as_i64().unwrap();
+        assert!(seq > last, "stored in the order sent");
+        last = seq;
+    }
+    let mut bob_ws = connect(&server, &bob).await;
+    for id in 1..=40u64 {
+        let frame = next_of_type(&mut bob_ws, "envelope").await;
+        assert_eq!(payload(&frame), format!("m{id}"));
+    }
+}
+
 /// The socket says `error` with `code` (after any frames already on their way) and closes.
 async fn closes_with(ws: &mut Ws, code: &str) {
     let frame = next_of_type(ws, "error").await;

@@ -122,6 +122,6 @@ impl FromRequestParts<SharedState> for AuthUser {
             })?
             .trim()
             .to_owned();
-        state.db.read(move |conn| lookup(conn, &token)).await
+        state.db.read_now(move |conn| lookup(conn, &token)).await
     }
 }

@@ -19,11 +19,14 @@ pub const MAX_QUEUED_PER_SENDER: i64 = 2_500;
 /// free, so many of them must not add up to a full queue.
 pub const MAX_QUEUED_FROM_VISITORS: i64 = 2_000;
 
-/// Stores every envelope of one send (checking each recipient device and its queue's
-/// limit) in the caller's transaction or savepoint, which the caller commits — or rolls
-/// back if this fails, so a send is stored all or none. The caller has locked the
-/// recipients' queues ([`lock_queues`]). Returns the acceptance time and each envelope's
-/// sequence number, in the order given.
+/// Stores every envelope of one send in the caller's transaction, which the caller
+/// commits, after checking each recipient device and its queue's limits. Every check comes
+/// before the first insert, so a refused send (the inner error) has written nothing and
+/// needs no savepoint of its own: a savepoint per send cost the group commit as much as the
+/// send itself, and a round trip each on PostgreSQL. The outer error is the database
+/// failing, which must fail the whole transaction. The caller has locked the recipients'
+/// queues ([`lock_queues`]). Returns the acceptance time and each envelope's sequence
+/// number, in the order given.
 pub fn enqueue(
     tx: &Conn,
     org: &str,
@@ -31,71 +34,80 @@ pub fn enqueue(
     sender_device: &str,
     visitor: bool,
     envelopes: &[OutgoingEnvelope],
-) -> Result<(i64, Vec<i64>), ApiError> {
-    let accepted_at = now_millis();
-    let mut seqs = Vec::with_capacity(envelopes.len());
-    {
-        // One round trip per envelope for every check: the device is in the org (else no
-        // row), its queue's length, this sender's share of it, and (for visitors) all
-        // visitors' share.
-        let mut room = tx.prepare_cached(
-            "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id),
-                    (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id AND e.sender_user = ?3),
-                    CASE WHEN ?4 THEN (SELECT COUNT(*) FROM envelopes e JOIN users s ON s.id = e.sender_user
-                                       WHERE e.device_id = d.id AND s.ephemeral = 1)
-                         ELSE 0 END
-             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1 AND u.org_id = ?2",
-        )?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
-        )?;
-        for env in envelopes {
-            let counts: Option<(i64, i64, i64)> = room
-                .query_row(params![env.device_id, org, sender_user, visitor], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?;
-            let Some((queued, from_sender, from_visitors)) = counts else {
-                return Err(ApiError::not_found(
-                    "unknown_device",
-                    format!("no device {:?} in this org", env.device_id),
-                ));
-            };
-            if queued >= MAX_QUEUED_PER_DEVICE {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "recipient_queue_full",
-                    format!(
-                        "device {:?} has too many undelivered messages",
-                        env.device_id
-                    ),
-                ));
-            }
-            if from_sender >= MAX_QUEUED_PER_SENDER || from_visitors >= MAX_QUEUED_FROM_VISITORS {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "sender_queue_share_full",
-                    format!(
-                        "device {:?} already has as many undelivered messages from you as it takes",
-                        env.device_id
-                    ),
-                ));
-            }
-            let seq: i64 = insert.query_row(
-                params![
-                    env.device_id,
-                    sender_user,
-                    sender_device,
-                    accepted_at,
-                    env.payload
-                ],
-                |r| r.get(0),
-            )?;
-            seqs.push(seq);
+) -> crate::db::Result<Result<(i64, Vec<i64>), ApiError>> {
+    for env in envelopes {
+        if let Err(refused) = check_room(tx, org, sender_user, visitor, &env.device_id)? {
+            return Ok(Err(refused));
         }
     }
-    Ok((accepted_at, seqs))
+    let accepted_at = now_millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO envelopes (device_id, sender_user, sender_device, accepted_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq",
+    )?;
+    let mut seqs = Vec::with_capacity(envelopes.len());
+    for env in envelopes {
+        let seq: i64 = insert.query_row(
+            params![
+                env.device_id,
+                sender_user,
+                sender_device,
+                accepted_at,
+                env.payload
+            ],
+            |r| r.get(0),
+        )?;
+        seqs.push(seq);
+    }
+    Ok(Ok((accepted_at, seqs)))
+}
+
+/// Whether `device` (in `org`) may take one more envelope from `sender_user`: one round
+/// trip for every check — the device is in the org (else no row), its queue's length, this
+/// sender's share of it, and (for visitors) all visitors' share.
+fn check_room(
+    tx: &Conn,
+    org: &str,
+    sender_user: &str,
+    visitor: bool,
+    device: &str,
+) -> crate::db::Result<Result<(), ApiError>> {
+    let mut room = tx.prepare_cached(
+        "SELECT (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id),
+                (SELECT COUNT(*) FROM envelopes e WHERE e.device_id = d.id AND e.sender_user = ?3),
+                CASE WHEN ?4 THEN (SELECT COUNT(*) FROM envelopes e JOIN users s ON s.id = e.sender_user
+                                   WHERE e.device_id = d.id AND s.ephemeral = 1)
+                     ELSE 0 END
+         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1 AND u.org_id = ?2",
+    )?;
+    let counts: Option<(i64, i64, i64)> = room
+        .query_row(params![device, org, sender_user, visitor], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((queued, from_sender, from_visitors)) = counts else {
+        return Ok(Err(ApiError::not_found(
+            "unknown_device",
+            format!("no device {device:?} in this org"),
+        )));
+    };
+    if queued >= MAX_QUEUED_PER_DEVICE {
+        return Ok(Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "recipient_queue_full",
+            format!("device {device:?} has too many undelivered messages"),
+        )));
+    }
+    if from_sender >= MAX_QUEUED_PER_SENDER || from_visitors >= MAX_QUEUED_FROM_VISITORS {
+        return Ok(Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "sender_queue_share_full",
+            format!(
+                "device {device:?} already has as many undelivered messages from you as it takes"
+            ),
+        )));
+    }
+    Ok(Ok(()))
 }
 
 /// Locks the queues of `devices` (their device rows, in sorted order, so that two

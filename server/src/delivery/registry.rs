@@ -1,12 +1,14 @@
-//! Which devices are connected right now. A send wakes the recipient's connections; each
-//! connection then reads its queue from the database, so order and durability come from one
-//! place (the queue) and a wake-up can never carry a stale or out-of-order envelope.
+//! Which devices are connected right now. The group commit hands each envelope it has just
+//! committed to the recipient's connections on this node ([`Registry::deliver`]); anything
+//! else that queues an envelope, and every node when there are several, wakes them to read
+//! their queue from the database. Durability comes from one place (the queue): a pushed
+//! envelope is already committed, and one that cannot be pushed is read (see `cursor.rs`).
 
 use super::bus::{Bus, Notice};
 use crate::error::ApiError;
-use sotto_core::protocol::ServerFrame;
+use sotto_core::protocol::{DeliveredEnvelope, ServerFrame};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
@@ -17,8 +19,41 @@ struct Connection {
     session_hash: Vec<u8>,
     notify: Arc<Notify>,
     frames: mpsc::UnboundedSender<ServerFrame>,
-    /// Live frames queued for this connection and not yet written (see [`MAX_LIVE_QUEUED`]).
-    live_queued: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
+}
+
+/// What waits in one connection's frame channel, shared by the registry (which bounds
+/// it) and the socket (which takes off what it writes).
+#[derive(Default)]
+pub struct Backlog {
+    /// Live frames not yet written (see [`MAX_LIVE_QUEUED`]).
+    live: AtomicUsize,
+    /// Payload bytes of pushed envelopes not yet written (see [`MAX_PUSHED_BYTES`]).
+    pushed_bytes: AtomicUsize,
+    /// An envelope was not pushed (the connection held too much): until the socket reads
+    /// its queue, later ones are not pushed either, so none can overtake it.
+    must_read: AtomicBool,
+}
+
+impl Backlog {
+    /// The socket has written a frame that came through the channel.
+    pub fn written(&self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Live(_) => {
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
+            ServerFrame::Envelope(env) => {
+                self.pushed_bytes
+                    .fetch_sub(env.payload.len(), Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// The socket is about to read its queue: pushes may go again.
+    pub fn reading(&self) {
+        self.must_read.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Each device's open connections.
@@ -28,6 +63,10 @@ type Connections = HashMap<String, Vec<Connection>>;
 /// dropped, so a peer that reads slowly or not at all cannot make the server hold
 /// payloads that others chose without end. A late typing notice is worth nothing anyway.
 pub const MAX_LIVE_QUEUED: usize = 32;
+/// Payload bytes of pushed envelopes that may wait for one connection: past it, the
+/// connection is woken to read its queue instead, so a peer that reads slowly makes the
+/// server hold no more than this in memory (the rest stays in the database).
+pub const MAX_PUSHED_BYTES: usize = 256 * 1024;
 /// Open delivery sockets one user may have (a person's browsers and tabs, with room).
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
 /// Devices named per bus notice of [`Registry::push_many`] (a notice of 500 IDs is ~15 KB,
@@ -83,10 +122,10 @@ pub struct Registration<'a> {
     device_id: String,
     id: u64,
     pub notify: Arc<Notify>,
-    /// Frames other than envelopes (e.g. link requests) to send on this connection.
+    /// Frames to send on this connection: pushed envelopes, receipts, link requests….
     pub frames: mpsc::UnboundedReceiver<ServerFrame>,
-    /// Live frames among them: the socket takes one off for each it writes.
-    pub live_queued: Arc<AtomicUsize>,
+    /// What waits among them (see [`Backlog::written`]).
+    pub backlog: Arc<Backlog>,
 }
 
 impl Registry {
@@ -118,7 +157,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         let (tx, rx) = mpsc::unbounded_channel();
-        let live_queued = Arc::new(AtomicUsize::new(0));
+        let backlog = Arc::new(Backlog::default());
         self.lock()
             .entry(device_id.to_owned())
             .or_default()
@@ -127,7 +166,7 @@ impl Registry {
                 session_hash: session_hash.to_vec(),
                 notify: notify.clone(),
                 frames: tx,
-                live_queued: live_queued.clone(),
+                backlog: backlog.clone(),
             });
         Registration {
             registry: self,
@@ -135,7 +174,7 @@ impl Registry {
             id,
             notify,
             frames: rx,
-            live_queued,
+            backlog,
         }
     }
 
@@ -172,6 +211,36 @@ impl Registry {
         }
     }
 
+    /// Hands `envelope`, just committed for `device_id`, to that device's connections on
+    /// this node, which saves each a read of its queue. A connection already holding
+    /// [`MAX_PUSHED_BYTES`] is woken to read its queue instead, and gets no more pushes
+    /// until it has (see [`Backlog`]). With a bus, every node is
+    /// woken as before: a push from this node could overtake an envelope for the same
+    /// device that another node committed first.
+    pub fn deliver(&self, device_id: &str, envelope: DeliveredEnvelope) {
+        if self.bus.get().is_some() {
+            return self.wake(device_id);
+        }
+        let size = envelope.payload.len();
+        if let Some(conns) = self.lock().get(device_id) {
+            for c in conns {
+                let b = &c.backlog;
+                if !b.must_read.load(Ordering::SeqCst) {
+                    if b.pushed_bytes.fetch_add(size, Ordering::Relaxed) + size <= MAX_PUSHED_BYTES
+                        && c.frames
+                            .send(ServerFrame::Envelope(envelope.clone()))
+                            .is_ok()
+                    {
+                        continue;
+                    }
+                    b.pushed_bytes.fetch_sub(size, Ordering::Relaxed);
+                }
+                b.must_read.store(true, Ordering::SeqCst);
+                c.notify.notify_one();
+            }
+        }
+    }
+
     /// Sends `frame` on every open connection of `device_id`, on every node.
     pub fn push(&self, device_id: &str, frame: &ServerFrame) {
         self.push_here(device_id, frame);
@@ -199,8 +268,8 @@ impl Registry {
         let live = matches!(frame, ServerFrame::Live(_));
         if let Some(conns) = self.lock().get(device_id) {
             for c in conns {
-                if live && c.live_queued.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_QUEUED {
-                    c.live_queued.fetch_sub(1, Ordering::Relaxed);
+                if live && c.backlog.live.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_QUEUED {
+                    c.backlog.live.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
                 let _ = c.frames.send(frame.clone());
@@ -327,7 +396,6 @@ impl Drop for Registration<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sotto_core::protocol::DeliveredEnvelope;
 
     fn live() -> ServerFrame {
         ServerFrame::Live(DeliveredEnvelope {
@@ -360,7 +428,7 @@ mod tests {
         while let Ok(frame) = reg.frames.try_recv() {
             if matches!(frame, ServerFrame::Live(_)) {
                 live_frames += 1;
-                reg.live_queued.fetch_sub(1, Ordering::Relaxed);
+                reg.backlog.written(&frame);
             } else {
                 others += 1;
             }
@@ -368,5 +436,47 @@ mod tests {
         assert_eq!((live_frames, others), (MAX_LIVE_QUEUED, 1));
         registry.push("dev", &live());
         assert!(matches!(reg.frames.try_recv(), Ok(ServerFrame::Live(_))));
+    }
+
+    fn envelope(seq: i64, bytes: usize) -> DeliveredEnvelope {
+        DeliveredEnvelope {
+            seq,
+            sender_user: "u".into(),
+            sender_device: "d".into(),
+            accepted_at: 1,
+            payload: vec![7; bytes],
+        }
+    }
+
+    /// A connection that reads nothing is pushed at most `MAX_PUSHED_BYTES` of envelopes;
+    /// then it is woken to read its queue, and nothing more is pushed (not even a small
+    /// envelope that would fit) until it does, so nothing overtakes what it must read.
+    #[test]
+    fn a_connection_that_does_not_read_is_pushed_a_bounded_amount_then_reads_its_queue() {
+        let registry = Registry::default();
+        let mut reg = registry.register("dev", b"session");
+        let size = 40 * 1024;
+        let fit = MAX_PUSHED_BYTES / size;
+        for seq in 1..=fit as i64 + 3 {
+            registry.deliver("dev", envelope(seq, size));
+        }
+        let mut pushed = Vec::new();
+        while let Ok(frame) = reg.frames.try_recv() {
+            reg.backlog.written(&frame);
+            if let ServerFrame::Envelope(e) = frame {
+                pushed.push(e.seq);
+            }
+        }
+        assert_eq!(pushed, (1..=fit as i64).collect::<Vec<_>>());
+        // Woken to read the rest, and a small one now waits for that read too.
+        let woken = reg.notify.notified();
+        tokio::pin!(woken);
+        assert!(woken.as_mut().enable(), "the connection was woken");
+        registry.deliver("dev", envelope(100, 10));
+        assert!(reg.frames.try_recv().is_err());
+        // Once it reads its queue, pushes go again.
+        reg.backlog.reading();
+        registry.deliver("dev", envelope(101, 10));
+        assert!(matches!(reg.frames.try_recv(), Ok(ServerFrame::Envelope(e)) if e.seq == 101));
     }
 }

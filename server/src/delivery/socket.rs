@@ -7,14 +7,16 @@
 //!    reading a frame. The answer picks `sotto`. Connections are limited per user and per
 //!    client address.
 //! 2. The server sends `ready`, then the device's queue, oldest first.
-//! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive.
+//! 3. Each `ack` deletes that envelope; new envelopes are sent as they arrive (pushed by the
+//!    group commit, or read from the queue when woken: see `cursor.rs`).
 //! 4. The server pings every 30 s and closes a connection silent for 75 s.
 //! 5. When the session expires, is signed out (`session_revoked`) or the device is removed
 //!    (`device_removed`), the server says `error` and closes at once.
 //! 6. When the server stops, it closes with 1001 "going away"; clients reconnect.
 
+use super::cursor::Cursor;
 use super::queue;
-use super::registry::ConnectionPermit;
+use super::registry::{Backlog, ConnectionPermit};
 use crate::auth::rate_limit;
 use crate::auth::session::{self, AuthUser};
 use crate::error::ApiError;
@@ -24,7 +26,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use sotto_core::protocol::{ClientFrame, ServerFrame};
+use sotto_core::protocol::{ClientFrame, SendRequest, ServerFrame};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,11 @@ const SILENT_LIMIT: Duration = Duration::from_secs(75);
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
 /// The protocol the server speaks, picked from what the client offers.
 const PROTOCOL: &str = "sotto";
+/// Send frames, and their payload bytes, that may wait behind the one being stored; past
+/// either, the socket reads no more frames until one is done, so a flood of sends holds a
+/// bounded amount of memory (at most one more frame than this).
+const MAX_WAITING_SENDS: usize = 16;
+const MAX_WAITING_BYTES: usize = 1024 * 1024;
 
 /// The session token and device a client offers as WebSocket protocols.
 fn offered_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -82,7 +89,7 @@ pub async fn upgrade(
         let device_id = device_id.clone();
         state
             .db
-            .read(move |conn| {
+            .read_now(move |conn| {
                 let who = session::lookup(conn, &token)?;
                 if !crate::devices::owns_device(conn, &who.user.id, &device_id)? {
                     return Err(ApiError::forbidden(
@@ -174,8 +181,15 @@ async fn run(
     .await?;
     tracing::debug!(user = %who.user.id, device = %device_id, "device connected");
 
-    let mut last_sent = 0i64;
-    flush(&state, &mut socket, &device_id, &mut last_sent).await?;
+    let mut cursor = Cursor::default();
+    flush(
+        &state,
+        &mut socket,
+        &registration.backlog,
+        &device_id,
+        &mut cursor,
+    )
+    .await?;
     // Link requests made while this device was away.
     let (user_id, device) = (who.user.id.clone(), device_id.clone());
     let waiting = state
@@ -208,11 +222,20 @@ async fn run(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     let mut draining = state.draining.subscribe();
+    // Sends are stored one at a time, in the order they came, while deliveries and acks go
+    // on: a device that sends does not hold up what it receives.
+    let mut storing: Option<Storing> = None;
+    let mut waiting: std::collections::VecDeque<(u64, SendRequest)> = Default::default();
+    let mut waiting_bytes = 0;
     loop {
         tokio::select! {
             // The server is stopping: "going away" (1001), so the client reconnects, to
             // another node if there is one. A send in progress was answered first.
             _ = async { drop(draining.wait_for(|stopping| *stopping).await) } => {
+                if let Some(storing) = storing.take() {
+                    let answer = storing.await;
+                    let _ = send(&mut socket, &answer).await;
+                }
                 let frame = CloseFrame { code: close_code::AWAY, reason: "server going away".into() };
                 let _ = socket.send(Message::Close(Some(frame))).await;
                 return Ok(());
@@ -232,19 +255,36 @@ async fn run(
                 socket.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
             }
             _ = registration.notify.notified() => {
-                flush(&state, &mut socket, &device_id, &mut last_sent).await?;
+                flush(&state, &mut socket, &registration.backlog, &device_id, &mut cursor).await?;
             }
             Some(frame) = registration.frames.recv() => {
-                if matches!(frame, ServerFrame::Live(_)) {
-                    registration.live_queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                registration.backlog.written(&frame);
+                match frame {
+                    // Pushed by the group commit (see `cursor.rs`).
+                    ServerFrame::Envelope(env) => {
+                        if cursor.take_pushed(env.seq) {
+                            send_envelope(&mut socket, env).await?;
+                        }
+                        if cursor.should_read() {
+                            flush(&state, &mut socket, &registration.backlog, &device_id, &mut cursor).await?;
+                        }
+                    }
+                    // Signed out or removed elsewhere: say so and close at once.
+                    ServerFrame::Error { code, message } => {
+                        return refuse(&mut socket, &code, &message).await;
+                    }
+                    other => send(&mut socket, &other).await?,
                 }
-                // Signed out or removed elsewhere: say so and close at once.
-                if let ServerFrame::Error { code, message } = &frame {
-                    return refuse(&mut socket, code, message).await;
-                }
-                send(&mut socket, &frame).await?;
             }
-            msg = socket.recv() => { last_heard = Instant::now(); match msg {
+            // The send being stored is answered; the next waiting one starts.
+            answer = async { storing.as_mut().expect("only when storing").await }, if storing.is_some() => {
+                storing = waiting.pop_front().map(|(id, request)| {
+                    waiting_bytes -= payload_bytes(&request);
+                    store_send(&state, &who, &device_id, id, request)
+                });
+                send(&mut socket, &answer).await?;
+            }
+            msg = socket.recv(), if waiting.len() < MAX_WAITING_SENDS && waiting_bytes < MAX_WAITING_BYTES => { last_heard = Instant::now(); match msg {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(&t) {
                     Ok(ClientFrame::Ack { seq }) => {
                         let device = device_id.clone();
@@ -254,16 +294,12 @@ async fn run(
                         state.writer.retry(who.user.id.clone(), device_id.clone(), seq);
                     }
                     Ok(ClientFrame::Send { id, request }) => {
-                        let frame = if request.sender_device != device_id {
-                            let e = ApiError::forbidden("unknown_device", "send from the device this socket signed in as");
-                            ServerFrame::Refused { id, error: e.body().error }
+                        if storing.is_none() {
+                            storing = Some(store_send(&state, &who, &device_id, id, request));
                         } else {
-                            match crate::routes::envelopes::store(&state, &who, request).await {
-                                Ok(receipt) => ServerFrame::Stored { id, receipt },
-                                Err(e) => ServerFrame::Refused { id, error: e.body().error },
-                            }
-                        };
-                        send(&mut socket, &frame).await?;
+                            waiting_bytes += payload_bytes(&request);
+                            waiting.push_back((id, request));
+                        }
                     }
                     _ => return refuse(&mut socket, "bad_frame", "expected an ack, retry or send frame").await,
                 },
@@ -277,6 +313,44 @@ async fn run(
             }
         }
     }
+}
+
+/// A send frame being stored; it ends in the frame that answers it.
+type Storing = std::pin::Pin<Box<dyn std::future::Future<Output = ServerFrame> + Send>>;
+
+fn payload_bytes(request: &SendRequest) -> usize {
+    request.envelopes.iter().map(|e| e.payload.len()).sum()
+}
+
+/// Stores send `id` from this socket's device, as `POST /v1/envelopes` would.
+fn store_send(
+    state: &SharedState,
+    who: &AuthUser,
+    device_id: &str,
+    id: u64,
+    request: SendRequest,
+) -> Storing {
+    let (state, who) = (state.clone(), who.clone());
+    let own_device = request.sender_device == device_id;
+    Box::pin(async move {
+        if !own_device {
+            let e = ApiError::forbidden(
+                "unknown_device",
+                "send from the device this socket signed in as",
+            );
+            return ServerFrame::Refused {
+                id,
+                error: e.body().error,
+            };
+        }
+        match crate::routes::envelopes::store(&state, &who, request).await {
+            Ok(receipt) => ServerFrame::Stored { id, receipt },
+            Err(e) => ServerFrame::Refused {
+                id,
+                error: e.body().error,
+            },
+        }
+    })
 }
 
 /// Takes one socket off the count of open ones when it ends, however it ends.
@@ -298,7 +372,7 @@ async fn still_live(
     let (token_hash, device) = (session_hash.to_vec(), device.to_owned());
     state
         .db
-        .read(move |conn| {
+        .read_now(move |conn| {
             let live: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id
                  JOIN users u ON u.id = s.user_id
@@ -312,33 +386,47 @@ async fn still_live(
         .map_err(|e| e.message)
 }
 
-/// Sends everything queued for the device after `last_sent`.
+/// Reads the device's queue after the cursor and sends what this connection has not sent.
 async fn flush(
     state: &SharedState,
     socket: &mut WebSocket,
+    backlog: &Backlog,
     device_id: &str,
-    last_sent: &mut i64,
+    cursor: &mut Cursor,
 ) -> Result<(), String> {
+    backlog.reading();
+    let read = cursor.begin_read();
     loop {
-        let (device, after) = (device_id.to_owned(), *last_sent);
+        let (device, after) = (device_id.to_owned(), cursor.read_after());
         let batch = state
             .db
-            .read(move |conn| queue::pending(conn, &device, after))
+            .read_now(move |conn| queue::pending(conn, &device, after))
             .await
             .map_err(|e| e.to_string())?;
         let full = batch.len() == queue::PENDING_BATCH;
-        let metrics = crate::metrics::metrics();
         for env in batch {
-            *last_sent = env.seq;
-            let waited = crate::db::now_millis().saturating_sub(env.accepted_at);
-            send(socket, &ServerFrame::Envelope(env)).await?;
-            metrics.deliveries.inc();
-            metrics
-                .delivery_latency
-                .observe(waited.max(0) as f64 / 1000.0);
+            if cursor.take_read(env.seq) {
+                send_envelope(socket, env).await?;
+            }
         }
         if !full {
+            cursor.end_read(read);
             return Ok(());
         }
     }
+}
+
+/// Sends one queued envelope, counted in the metrics.
+async fn send_envelope(
+    socket: &mut WebSocket,
+    env: sotto_core::protocol::DeliveredEnvelope,
+) -> Result<(), String> {
+    let waited = crate::db::now_millis().saturating_sub(env.accepted_at);
+    send(socket, &ServerFrame::Envelope(env)).await?;
+    let metrics = crate::metrics::metrics();
+    metrics.deliveries.inc();
+    metrics
+        .delivery_latency
+        .observe(waited.max(0) as f64 / 1000.0);
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! Group commit for the delivery queue. Storing a send's envelopes and deleting
 //! acknowledged ones are the server's hot writes, and with `synchronous = FULL` each
 //! transaction waits for the disk. One task takes every such write that is waiting, runs
-//! them in a single transaction (each send in a savepoint of its own, so one refused send
-//! does not undo the others) and commits once. A send is answered only after the commit that
+//! them in a single transaction (a refused send writes nothing, so it does not undo the
+//! others) and commits once. A send is answered only after the commit that
 //! holds its envelopes, so "stored" still means on disk; under load, many sends share one
 //! sync instead of queueing for one each.
 
@@ -10,7 +10,7 @@ use super::queue;
 use super::registry::Registry;
 use crate::db::Db;
 use crate::error::ApiError;
-use sotto_core::protocol::{OutgoingEnvelope, ServerFrame};
+use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope, ServerFrame};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -125,13 +125,21 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
             }
             _ => true,
         });
-        let (replies, (delivered, woken)) = db
+        let (replies, notices) = db
             .call(move |conn| Ok::<_, ApiError>(write(conn, batch)))
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e.message, "queue batch failed");
-                (Vec::new(), (Vec::new(), Vec::new()))
+                (Vec::new(), Notices::default())
             });
+        let Notices {
+            stored,
+            delivered,
+            woken,
+        } = notices;
+        for (device, envelope) in stored {
+            registry.deliver(&device, envelope);
+        }
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
@@ -149,14 +157,21 @@ async fn run(db: Db, registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Jo
 
 type Replies = Vec<(oneshot::Sender<Stored>, Stored)>;
 
-/// Who to tell once a batch is committed: (sender device, seq) delivered, devices to wake.
-type Notices = (Vec<(String, i64)>, Vec<String>);
+/// Who to tell once a batch is committed.
+#[derive(Default)]
+struct Notices {
+    /// Each envelope stored, with the device it is for.
+    stored: Vec<(String, DeliveredEnvelope)>,
+    /// (sender device, seq) of each envelope acknowledged.
+    delivered: Vec<(String, i64)>,
+    /// Devices whose queue grew otherwise (retry requests).
+    woken: Vec<String>,
+}
 
 /// Runs a batch in one transaction. If the commit itself fails, every send in it fails.
 fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
     let mut replies = Vec::new();
-    let mut delivered = Vec::new();
-    let mut woken = Vec::new();
+    let mut notices = Notices::default();
     let started = std::time::Instant::now();
     let committed = (|| -> Result<(), crate::db::Error> {
         let tx = conn.transaction()?;
@@ -188,24 +203,35 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     envelopes,
                     reply,
                 } => {
-                    let sp = tx.savepoint()?;
+                    // A refused send wrote nothing; a database error fails the batch.
                     let result = queue::enqueue(
-                        &sp,
+                        &tx,
                         &org,
                         &sender_user,
                         &sender_device,
                         visitor,
                         &envelopes,
-                    );
-                    if result.is_ok() {
-                        sp.commit()?;
+                    )?;
+                    if let Ok((accepted_at, seqs)) = &result {
+                        notices
+                            .stored
+                            .extend(envelopes.into_iter().zip(seqs).map(|(e, &seq)| {
+                                let envelope = DeliveredEnvelope {
+                                    seq,
+                                    sender_user: sender_user.clone(),
+                                    sender_device: sender_device.clone(),
+                                    accepted_at: *accepted_at,
+                                    payload: e.payload,
+                                };
+                                (e.device_id, envelope)
+                            }));
                     }
                     replies.push((reply, result));
                 }
                 Job::Flush(_) => {}
                 Job::Ack { device_id, seq } => {
                     if let Some(sender) = queue::acknowledge(&tx, &device_id, seq)? {
-                        delivered.push((sender, seq));
+                        notices.delivered.push((sender, seq));
                     }
                 }
                 Job::Retry {
@@ -214,7 +240,7 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     seq,
                 } => {
                     if let Some(sender) = queue::ask_again(&tx, &user_id, &device_id, seq)? {
-                        woken.push(sender);
+                        notices.woken.push(sender);
                     }
                 }
             }
@@ -226,11 +252,10 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
         .observe(started.elapsed().as_secs_f64());
     if let Err(e) = committed {
         tracing::error!(error = %e, "queue commit failed");
-        delivered.clear();
-        woken.clear();
+        notices = Notices::default();
         for (_, result) in replies.iter_mut() {
             *result = Err(ApiError::internal("the queue could not be written"));
         }
     }
-    (replies, (delivered, woken))
+    (replies, notices)
 }

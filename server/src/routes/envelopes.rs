@@ -1,5 +1,5 @@
 //! `POST /v1/envelopes`: a device hands over one sealed envelope per recipient device. They
-//! are stored durably (all or none) before the answer, then the recipients are woken.
+//! are stored durably (all or none) before the answer, and handed to the recipients.
 
 use super::json::ApiJson;
 use crate::auth::session::AuthUser;
@@ -30,8 +30,8 @@ pub async fn send(
     store(&state, &who, req).await.map(Json)
 }
 
-/// Checks and stores one send for `who`, then wakes the recipients: what `POST
-/// /v1/envelopes` and a `send` frame on the delivery socket both do.
+/// Checks and stores one send for `who` (the group commit then hands the envelopes to the
+/// recipients): what `POST /v1/envelopes` and a `send` frame on the delivery socket both do.
 pub async fn store(
     state: &SharedState,
     who: &AuthUser,
@@ -42,14 +42,13 @@ pub async fn store(
     }
     state.send_limiter.check(&who.limit_key())?;
     check_envelopes(&req, MAX_PAYLOAD)?;
-    let devices: Vec<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
     let stored = req.envelopes.len();
     // The checks only read; the writing joins others in one commit (see delivery::writer).
     let (org, user) = (who.org_id.clone(), who.user.id.clone());
     let who = who.clone();
     let req = state
         .db
-        .read(move |conn| {
+        .read_now(move |conn| {
             check_sender_device(conn, &user, &req)?;
             match req.resend_of {
                 Some(seq) => check_resend(conn, &req, seq)?,
@@ -68,9 +67,6 @@ pub async fn store(
             req.envelopes,
         )
         .await?;
-    for d in &devices {
-        state.registry.wake(d);
-    }
     Ok(SendReceipt {
         stored,
         accepted_at,
