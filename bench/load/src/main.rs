@@ -16,20 +16,25 @@
 //! spread over them. Beside each node's CPU time it reports PostgreSQL's (every `postgres`
 //! process), NATS's (`nats-server`) and its own, per 1,000 deliveries.
 //!
+//! Sends go as the browser client sends them, as `send` frames on the sender's own delivery
+//! socket (answered `stored`); `--via http` posts them to `POST /v1/envelopes` instead, the
+//! client's fallback while its socket is down.
+//!
 //! Usage: `sotto-load --server PATH [--levels 1000,5000,10000] [--seconds 10]
-//! [--senders 64] [--postgres URL] [--nodes N --bus URL] [--json FILE]`
+//! [--senders 64] [--via socket|http] [--postgres URL] [--nodes N --bus URL] [--json FILE]`
 
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sotto_core::identity::DeviceList;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "sotto-load-generator-secret-for-the-bench-org-only";
@@ -49,6 +54,8 @@ struct Args {
     postgres: Option<String>,
     nodes: usize,
     bus: Option<String>,
+    /// Sends as `send` frames on the socket (as the client does), or as HTTP posts.
+    via_http: bool,
 }
 
 fn args() -> Args {
@@ -63,6 +70,7 @@ fn args() -> Args {
         postgres: None,
         nodes: 1,
         bus: None,
+        via_http: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +91,13 @@ fn args() -> Args {
             "--postgres" => a.postgres = Some(value),
             "--nodes" => a.nodes = value.parse().expect("a number"),
             "--bus" => a.bus = Some(value),
+            "--via" => {
+                a.via_http = match value.as_str() {
+                    "http" => true,
+                    "socket" => false,
+                    _ => panic!("--via takes socket or http"),
+                }
+            }
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -280,6 +295,38 @@ struct Device {
     user_id: String,
     device_id: String,
     token: String,
+    /// Frames to write on its socket (sends and acks).
+    outgoing: tokio::sync::mpsc::UnboundedSender<Message>,
+    /// Sends made on its socket and not yet answered, by frame ID.
+    answers: Arc<Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>>,
+    next_send: AtomicU64,
+}
+
+impl Device {
+    /// Sends `body` (a send request) as a `send` frame and waits for the server's answer.
+    async fn send_on_socket(&self, body: Value) -> Result<(), String> {
+        let id = self.next_send.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.answers.lock().unwrap().insert(id, tx);
+        let frame = json!({ "type": "send", "id": id, "request": body }).to_string();
+        self.outgoing
+            .send(Message::text(frame))
+            .map_err(|_| "the socket is closed".to_owned())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the socket closed before the answer".into()))
+    }
+}
+
+/// What the generator reads of a server frame, borrowed from its text (the fields it reads
+/// carry no escapes): a whole `Value` would copy the 1.4 KB payload of every envelope.
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: Option<u64>,
+    seq: Option<i64>,
+    payload: Option<&'a str>,
+    error: Option<Value>,
 }
 
 #[derive(Default)]
@@ -358,7 +405,9 @@ async fn new_device(
             .parse()
             .unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+    // Nagle off, as browsers have it: with it on, a send frame written just after an ack
+    // waits for the server's delayed ACK (40 ms on Linux).
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .expect("websocket");
     loop {
@@ -369,18 +418,41 @@ async fn new_device(
         }
     }
     counters.connected.fetch_add(1, Ordering::SeqCst);
+    let (mut sink, mut stream) = ws.split();
+    let (outgoing, mut to_write) = tokio::sync::mpsc::unbounded_channel::<Message>();
     tokio::spawn(async move {
-        while let Some(Ok(msg)) = ws.next().await {
+        while let Some(m) = to_write.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let answers: Arc<Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>> = Default::default();
+    let (acks, pending) = (outgoing.clone(), answers.clone());
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
             let Message::Text(t) = msg else { continue };
-            let frame: Value = match serde_json::from_str(&t) {
-                Ok(f) => f,
-                Err(_) => continue,
+            let Ok(frame) = serde_json::from_str::<Frame>(&t) else {
+                continue;
             };
-            if frame["type"] != "envelope" {
+            if frame.kind == "stored" || frame.kind == "refused" {
+                let id = frame.id.unwrap_or(u64::MAX);
+                if let Some(answer) = pending.lock().unwrap().remove(&id) {
+                    let result = if frame.kind == "stored" {
+                        Ok(())
+                    } else {
+                        Err(frame.error.map(|e| e.to_string()).unwrap_or_default())
+                    };
+                    let _ = answer.send(result);
+                }
                 continue;
             }
-            let payload = sotto_core::b64::decode(frame["payload"].as_str().unwrap_or(""))
-                .unwrap_or_default();
+            if frame.kind != "envelope" {
+                continue;
+            }
+            // The send time is in the payload's first 8 bytes: 12 base64 characters hold 9.
+            let head = frame.payload.and_then(|p| p.get(..12)).unwrap_or("");
+            let payload = sotto_core::b64::decode(head).unwrap_or_default();
             if payload.len() >= 8 {
                 let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
                 let now = start.elapsed().as_micros() as u64;
@@ -391,18 +463,23 @@ async fn new_device(
                     .push(now.saturating_sub(sent));
             }
             counters.delivered.fetch_add(1, Ordering::SeqCst);
-            let ack = json!({ "type": "ack", "seq": frame["seq"] }).to_string();
-            if ws.send(Message::text(ack)).await.is_err() {
+            let ack = format!(r#"{{"type":"ack","seq":{}}}"#, frame.seq.unwrap_or(0));
+            if acks.send(Message::text(ack)).is_err() {
                 break;
             }
         }
         counters.connected.fetch_sub(1, Ordering::SeqCst);
+        // Sends still waiting will not be answered on this socket.
+        pending.lock().unwrap().clear();
     });
     Device {
         base: base.to_owned(),
         user_id,
         device_id,
         token,
+        outgoing,
+        answers,
+        next_send: AtomicU64::new(1),
     }
 }
 
@@ -513,11 +590,13 @@ async fn main() {
         servers.push(start_server(&args.server, &config).await);
     }
     let configuration = format!(
-        "{} node{} on {}{}",
+        "{} node{} on {}{}, {} sends in flight over {}",
         args.nodes,
         if args.nodes == 1 { "" } else { "s" },
         if pg.is_some() { "PostgreSQL" } else { "SQLite" },
-        if args.bus.is_some() { " + NATS" } else { "" }
+        if args.bus.is_some() { " + NATS" } else { "" },
+        args.senders,
+        if args.via_http { "HTTP" } else { "the sockets" },
     );
     let pid = servers[0].child.id().unwrap();
     for s in &servers {
@@ -574,6 +653,7 @@ async fn main() {
         for _ in 0..args.senders {
             let (devs, http, sent, failed) =
                 (devs.clone(), http.clone(), sent.clone(), failed.clone());
+            let via_http = args.via_http;
             senders.push(tokio::spawn(async move {
                 while Instant::now() < until {
                     let from = &devs[random_below(devs.len())];
@@ -590,14 +670,19 @@ async fn main() {
                         "recipients": [to.user_id],
                         "envelopes": [{ "device_id": to.device_id, "payload": sotto_core::b64::encode(&payload) }],
                     });
-                    // Each sender posts to its own device's node.
-                    match http.post(format!("{}/v1/envelopes", from.base)).bearer_auth(&from.token).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            sent.fetch_add(1, Ordering::SeqCst);
+                    // Each sender sends through its own device's node.
+                    let outcome = if via_http {
+                        match http.post(format!("{}/v1/envelopes", from.base)).bearer_auth(&from.token).json(&body).send().await {
+                            Ok(r) if r.status().is_success() => Ok(()),
+                            Ok(r) => Err(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+                            Err(e) => Err(e.to_string()),
                         }
-                        Ok(r) => {
-                            failed.fetch_add(1, Ordering::SeqCst);
-                            eprintln!("send refused: {} {}", r.status(), r.text().await.unwrap_or_default());
+                    } else {
+                        from.send_on_socket(body).await
+                    };
+                    match outcome {
+                        Ok(()) => {
+                            sent.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(e) => {
                             failed.fetch_add(1, Ordering::SeqCst);
