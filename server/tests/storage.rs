@@ -54,7 +54,7 @@ async fn reads_go_on_beside_a_running_write() {
 }
 
 /// A transaction that is dropped undoes its writes; a savepoint inside one undoes only
-/// its own (the queue writer keeps each send of a batch in one).
+/// its own.
 #[tokio::test]
 async fn a_dropped_savepoint_undoes_only_its_own_writes() {
     let (_dir, test_db) = temp_db();
@@ -86,6 +86,46 @@ async fn a_dropped_savepoint_undoes_only_its_own_writes() {
         .await
         .unwrap();
     assert_eq!(names, ["also kept", "kept"]);
+}
+
+/// A commit never reports success for writes it did not keep. PostgreSQL aborts a whole
+/// transaction when one statement in it fails and then answers COMMIT by rolling back, so
+/// there the commit is an error; SQLite keeps the transaction, and the write before it.
+#[tokio::test]
+async fn a_commit_after_a_failed_statement_is_not_a_false_success() {
+    let (_dir, test_db) = temp_db();
+    let db = Db::connect(&test_db.location).await.unwrap();
+    let (committed, names) = db
+        .call(|c| {
+            let tx = c.transaction()?;
+            tx.execute("INSERT INTO orgs (id) VALUES ('first')", params![])?;
+            // The failure is seen and passed over, as code that tolerates one might.
+            assert!(tx
+                .execute("INSERT INTO orgs (id) VALUES ('first')", params![])
+                .is_err());
+            let committed = tx.commit();
+            let names = c
+                .query_map("SELECT id FROM orgs", params![], |r| r.get(0))?
+                .collect::<sotto_server::db::Result<Vec<String>>>()?;
+            Ok::<_, sotto_server::db::Error>((committed, names))
+        })
+        .await
+        .unwrap();
+    match committed {
+        Ok(()) => assert_eq!(names, ["first"], "a commit that succeeded kept its write"),
+        Err(e) => {
+            assert!(matches!(e, sotto_server::db::Error::Aborted), "{e}");
+            assert!(names.is_empty(), "{names:?}");
+        }
+    }
+    // The connection works on: a new transaction commits.
+    db.call(|c| {
+        let tx = c.transaction()?;
+        tx.execute("INSERT INTO orgs (id) VALUES ('second')", params![])?;
+        tx.commit()
+    })
+    .await
+    .unwrap();
 }
 
 /// A write a unique key refuses (two requests making the same thing at once) is told

@@ -1,6 +1,6 @@
 //! One database connection, SQLite or PostgreSQL, behind the small rusqlite-like surface
 //! the domain modules use: `execute`, `query_row`, `query_map`, statements, and
-//! transactions that nest as savepoints (the queue writer keeps each send in one). Every
+//! transactions that nest as savepoints. Every
 //! method takes `&self`, so a transaction hands itself to the same functions a plain
 //! connection does.
 
@@ -22,6 +22,10 @@ pub enum Error {
     /// The runtime stopped before the query ran (the server is shutting down).
     #[error("the database task was stopped")]
     Stopped,
+    /// A statement in the transaction failed, so PostgreSQL aborted all of it: the commit
+    /// rolled back instead.
+    #[error("a statement in the transaction failed, so it was rolled back")]
+    Aborted,
 }
 
 impl Error {
@@ -82,6 +86,9 @@ pub(super) enum Backend {
 pub struct Conn {
     pub(super) backend: Backend,
     depth: Cell<u32>,
+    /// The transaction depth at which a PostgreSQL statement failed, if one did (see
+    /// [`Conn::noted`]).
+    failed_at: Cell<Option<u32>>,
 }
 
 /// A row being read; columns by position.
@@ -126,7 +133,20 @@ impl Conn {
         Conn {
             backend,
             depth: Cell::new(0),
+            failed_at: Cell::new(None),
         }
+    }
+
+    /// Passes a PostgreSQL statement's result on, noting a failure inside a transaction:
+    /// PostgreSQL then aborts the whole transaction, every later statement fails, and its
+    /// COMMIT quietly rolls back. So committing what holds the failure is an error
+    /// ([`Error::Aborted`]), never a false success; rolling back past it clears the note.
+    fn noted<T>(&self, result: Result<T>) -> Result<T> {
+        let depth = self.depth.get();
+        if result.is_err() && depth > 0 && self.failed_at.get().is_none() {
+            self.failed_at.set(Some(depth));
+        }
+        result
     }
 
     /// Whether this is a PostgreSQL connection (for the few statements that differ).
@@ -138,7 +158,7 @@ impl Conn {
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
         match &self.backend {
             Backend::Sqlite(c) => Ok(c.prepare_cached(sql)?.execute(sqlite_params(params))?),
-            Backend::Postgres(c) => c.execute(sql, params).map(|n| n as usize),
+            Backend::Postgres(c) => self.noted(c.execute(sql, params)).map(|n| n as usize),
         }
     }
 
@@ -146,7 +166,7 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Backend::Postgres(c) => c.batch(sql),
+            Backend::Postgres(c) => self.noted(c.batch(sql)),
         }
     }
 
@@ -166,7 +186,7 @@ impl Conn {
                     None => Err(Error::NoRows),
                 }
             }
-            Backend::Postgres(c) => match c.query(sql, params)?.first() {
+            Backend::Postgres(c) => match self.noted(c.query(sql, params))?.first() {
                 Some(r) => f(&Row::Postgres(r)),
                 None => Err(Error::NoRows),
             },
@@ -190,7 +210,7 @@ impl Conn {
                 }
             }
             Backend::Postgres(c) => {
-                for r in c.query(sql, params)? {
+                for r in self.noted(c.query(sql, params))? {
                     out.push(f(&Row::Postgres(&r)));
                 }
             }
@@ -299,6 +319,11 @@ impl std::ops::Deref for Tx<'_> {
 impl Tx<'_> {
     /// Makes the transaction's writes durable (or folds a savepoint into its parent).
     pub fn commit(mut self) -> Result<()> {
+        // A failed statement inside this transaction or savepoint: dropping it rolls back.
+        if self.conn.failed_at.get().is_some_and(|f| f > self.depth) {
+            drop(self);
+            return Err(Error::Aborted);
+        }
         let sql = if self.depth == 0 {
             "COMMIT".to_owned()
         } else {
@@ -325,5 +350,9 @@ impl Drop for Tx<'_> {
             tracing::warn!(error = %e, "rollback failed");
         }
         self.conn.depth.set(self.depth);
+        // Rolled back to before the failure: the transaction (or its parent) works again.
+        if self.conn.failed_at.get().is_some_and(|f| f > self.depth) {
+            self.conn.failed_at.set(None);
+        }
     }
 }
