@@ -38,7 +38,7 @@ pub async fn relay(
     let (org, user) = (who.org_id.clone(), who.user.id.clone());
     let req = state
         .db
-        .read_now(move |conn| {
+        .read(move |conn| {
             check_sender_device(conn, &user, &req)?;
             // Only current devices of the users named, in the sender's org: a live send
             // reaches no one a stored send could not.

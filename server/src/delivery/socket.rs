@@ -42,9 +42,10 @@ const SILENT_LIMIT: Duration = Duration::from_secs(75);
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
 /// The protocol the server speaks, picked from what the client offers.
 const PROTOCOL: &str = "sotto";
-/// Send frames, and their payload bytes, that may wait behind the one being stored; past
-/// either, the socket reads no more frames until one is done, so a flood of sends holds a
-/// bounded amount of memory (at most one more frame than this).
+/// Send frames, and the bytes of their text, that may wait behind the one being stored;
+/// past either, the socket reads no more frames until one is done, so a flood of sends
+/// holds a bounded amount of memory (at most one more frame than this). Each waiting send
+/// has passed `check_envelopes`, so it holds about as much as its text.
 const MAX_WAITING_SENDS: usize = 16;
 const MAX_WAITING_BYTES: usize = 1024 * 1024;
 
@@ -225,17 +226,14 @@ async fn run(
     // Sends are stored one at a time, in the order they came, while deliveries and acks go
     // on: a device that sends does not hold up what it receives.
     let mut storing: Option<Storing> = None;
-    let mut waiting: std::collections::VecDeque<(u64, SendRequest)> = Default::default();
+    let mut waiting: std::collections::VecDeque<(u64, SendRequest, usize)> = Default::default();
     let mut waiting_bytes = 0;
     loop {
         tokio::select! {
             // The server is stopping: "going away" (1001), so the client reconnects, to
             // another node if there is one. A send in progress was answered first.
             _ = async { drop(draining.wait_for(|stopping| *stopping).await) } => {
-                if let Some(storing) = storing.take() {
-                    let answer = storing.await;
-                    let _ = send(&mut socket, &answer).await;
-                }
+                answer_storing(&mut socket, storing.take()).await;
                 let frame = CloseFrame { code: close_code::AWAY, reason: "server going away".into() };
                 let _ = socket.send(Message::Close(Some(frame))).await;
                 return Ok(());
@@ -269,8 +267,10 @@ async fn run(
                             flush(&state, &mut socket, &registration.backlog, &device_id, &mut cursor).await?;
                         }
                     }
-                    // Signed out or removed elsewhere: say so and close at once.
+                    // Signed out or removed elsewhere: say so and close at once (the send
+                    // under way is answered first, as it may be stored already).
                     ServerFrame::Error { code, message } => {
+                        answer_storing(&mut socket, storing.take()).await;
                         return refuse(&mut socket, &code, &message).await;
                     }
                     other => send(&mut socket, &other).await?,
@@ -278,8 +278,8 @@ async fn run(
             }
             // The send being stored is answered; the next waiting one starts.
             answer = async { storing.as_mut().expect("only when storing").await }, if storing.is_some() => {
-                storing = waiting.pop_front().map(|(id, request)| {
-                    waiting_bytes -= payload_bytes(&request);
+                storing = waiting.pop_front().map(|(id, request, bytes)| {
+                    waiting_bytes -= bytes;
                     store_send(&state, &who, &device_id, id, request)
                 });
                 send(&mut socket, &answer).await?;
@@ -294,11 +294,16 @@ async fn run(
                         state.writer.retry(who.user.id.clone(), device_id.clone(), seq);
                     }
                     Ok(ClientFrame::Send { id, request }) => {
-                        if storing.is_none() {
+                        // Malformed sends are refused at once, so what waits is bounded
+                        // by the frames' sizes.
+                        let limit = if request.live { crate::delivery::live::MAX_LIVE_PAYLOAD } else { crate::routes::envelopes::MAX_PAYLOAD };
+                        if let Err(e) = crate::routes::envelopes::check_envelopes(&request, limit) {
+                            send(&mut socket, &ServerFrame::Refused { id, error: e.body().error }).await?;
+                        } else if storing.is_none() {
                             storing = Some(store_send(&state, &who, &device_id, id, request));
                         } else {
-                            waiting_bytes += payload_bytes(&request);
-                            waiting.push_back((id, request));
+                            waiting_bytes += t.len();
+                            waiting.push_back((id, request, t.len()));
                         }
                     }
                     _ => return refuse(&mut socket, "bad_frame", "expected an ack, retry or send frame").await,
@@ -309,18 +314,25 @@ async fn run(
                 None => return Ok(()),
             } }
             _ = &mut expiry => {
+                answer_storing(&mut socket, storing.take()).await;
                 return refuse(&mut socket, "session_expired", "the session has expired; sign in again").await;
             }
         }
     }
 }
 
+/// Lets the send under way finish and answers it, before the socket closes: it may be
+/// stored already, and a client told nothing would send it again.
+async fn answer_storing(socket: &mut WebSocket, storing: Option<Storing>) {
+    if let Some(storing) = storing {
+        if let Ok(answer) = tokio::time::timeout(Duration::from_secs(5), storing).await {
+            let _ = send(socket, &answer).await;
+        }
+    }
+}
+
 /// A send frame being stored; it ends in the frame that answers it.
 type Storing = std::pin::Pin<Box<dyn std::future::Future<Output = ServerFrame> + Send>>;
-
-fn payload_bytes(request: &SendRequest) -> usize {
-    request.envelopes.iter().map(|e| e.payload.len()).sum()
-}
 
 /// Stores send `id` from this socket's device, as `POST /v1/envelopes` would.
 fn store_send(
@@ -400,7 +412,7 @@ async fn flush(
         let (device, after) = (device_id.to_owned(), cursor.read_after());
         let batch = state
             .db
-            .read_now(move |conn| queue::pending(conn, &device, after))
+            .read(move |conn| queue::pending(conn, &device, after))
             .await
             .map_err(|e| e.to_string())?;
         let full = batch.len() == queue::PENDING_BATCH;

@@ -2,7 +2,7 @@
 //! acknowledged ones are the server's hot writes, and with `synchronous = FULL` each
 //! transaction waits for the disk. One task takes every such write that is waiting, runs
 //! them in a single transaction (a refused send writes nothing, so it does not undo the
-//! others) and commits once. A send is answered only after the commit that
+//! others; on PostgreSQL each send also has a savepoint) and commits once. A send is answered only after the commit that
 //! holds its envelopes, so "stored" still means on disk; under load, many sends share one
 //! sync instead of queueing for one each.
 
@@ -203,15 +203,32 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     envelopes,
                     reply,
                 } => {
-                    // A refused send wrote nothing; a database error fails the batch.
-                    let result = queue::enqueue(
-                        &tx,
+                    // A refused send wrote nothing. On SQLite a database error fails the
+                    // batch; on PostgreSQL (where a statement can also time out on a lock)
+                    // each send keeps a savepoint, so such an error fails that send alone.
+                    let savepoint = if tx.is_postgres() {
+                        Some(tx.savepoint()?)
+                    } else {
+                        None
+                    };
+                    let conn: &crate::db::Conn = savepoint.as_deref().unwrap_or(&tx);
+                    let result = match queue::enqueue(
+                        conn,
                         &org,
                         &sender_user,
                         &sender_device,
                         visitor,
                         &envelopes,
-                    )?;
+                    ) {
+                        Ok(result) => result,
+                        // Dropping the savepoint rolls this send back.
+                        Err(e) if savepoint.is_some() => Err(ApiError::from(e)),
+                        Err(e) => return Err(e),
+                    };
+                    match savepoint {
+                        Some(sp) if result.is_ok() => sp.commit()?,
+                        _ => {}
+                    }
                     if let Ok((accepted_at, seqs)) = &result {
                         notices
                             .stored

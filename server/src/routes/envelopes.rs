@@ -46,17 +46,20 @@ pub async fn store(
     // The checks only read; the writing joins others in one commit (see delivery::writer).
     let (org, user) = (who.org_id.clone(), who.user.id.clone());
     let who = who.clone();
-    let req = state
-        .db
-        .read_now(move |conn| {
-            check_sender_device(conn, &user, &req)?;
-            match req.resend_of {
-                Some(seq) => check_resend(conn, &req, seq)?,
-                None => check_devices(conn, &org, &req)?,
-            }
-            Ok::<_, ApiError>(req)
-        })
-        .await?;
+    let inline = checked_inline(&req);
+    let checks = move |conn: &crate::db::Conn| {
+        check_sender_device(conn, &user, &req)?;
+        match req.resend_of {
+            Some(seq) => check_resend(conn, &req, seq)?,
+            None => check_devices(conn, &org, &req)?,
+        }
+        Ok::<_, ApiError>(req)
+    };
+    let req = if inline {
+        state.db.read_now(checks).await?
+    } else {
+        state.db.read(checks).await?
+    };
     let (accepted_at, seqs) = state
         .writer
         .enqueue(
@@ -72,6 +75,16 @@ pub async fn store(
         accepted_at,
         seqs,
     })
+}
+
+/// Recipients a send may name for its checks to run at once on the async thread (see
+/// `Db::read_now`): a few indexed lookups each. Larger sends, and resends (whose check
+/// compares payloads), go to the blocking pool.
+const INLINE_RECIPIENTS: usize = 16;
+
+/// Whether the checks of `req` are small enough to run at once (see [`INLINE_RECIPIENTS`]).
+pub fn checked_inline(req: &SendRequest) -> bool {
+    req.resend_of.is_none() && req.recipients.len() <= INLINE_RECIPIENTS
 }
 
 /// What every send must be, stored or live: 1 to [`MAX_ENVELOPES`] envelopes for distinct
