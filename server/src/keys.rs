@@ -58,18 +58,52 @@ pub fn current_devices(conn: &Conn, user_id: &str) -> crate::db::Result<Vec<Stri
             |r| r.get(0),
         )
         .optional()?;
+    still_held(conn, user_id, listed)
+}
+
+/// [`current_devices`] of a user who must be in `org_id` (else 404 `unknown_user`), in one
+/// read for both: each send checks this for every user it names.
+pub fn current_devices_in_org(
+    conn: &Conn,
+    user_id: &str,
+    org_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    let listed: Option<Option<String>> = conn
+        .query_row(
+            "SELECT i.devices FROM users u LEFT JOIN identities i ON i.user_id = u.id
+             WHERE u.id = ?1 AND u.org_id = ?2",
+            params![user_id, org_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(listed) = listed else {
+        return Err(ApiError::not_found(
+            "unknown_user",
+            "no such user in your org",
+        ));
+    };
+    Ok(still_held(conn, user_id, listed)?)
+}
+
+/// The devices of a signed list (JSON, if the user has one) that the server still holds
+/// for the user, in the list's order.
+fn still_held(
+    conn: &Conn,
+    user_id: &str,
+    listed: Option<String>,
+) -> crate::db::Result<Vec<String>> {
     let Some(listed) = listed else {
         return Ok(Vec::new());
     };
     let listed: Vec<String> = serde_json::from_str(&listed).unwrap_or_default();
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND user_id = ?2")?;
-    let mut out = Vec::with_capacity(listed.len());
-    for d in listed {
-        if stmt.exists(params![d, user_id])? {
-            out.push(d);
-        }
-    }
-    Ok(out)
+    let held: Vec<String> = conn
+        .query_map(
+            "SELECT id FROM devices WHERE user_id = ?1",
+            params![user_id],
+            |r| r.get(0),
+        )?
+        .collect::<crate::db::Result<_>>()?;
+    Ok(listed.into_iter().filter(|d| held.contains(d)).collect())
 }
 
 /// A stored 32-byte key; anything else is a damaged row.

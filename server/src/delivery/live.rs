@@ -5,7 +5,7 @@
 
 use crate::auth::session::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::keys::current_devices;
+use crate::keys::current_devices_in_org;
 use crate::routes::envelopes::{check_envelopes, check_sender_device};
 use crate::state::SharedState;
 use sotto_core::protocol::{
@@ -44,8 +44,7 @@ pub async fn relay(
             // reaches no one a stored send could not.
             let mut current = HashSet::new();
             for u in &req.recipients {
-                crate::directory::require_user_in_org(conn, u, &org)?;
-                current.extend(current_devices(conn, u)?);
+                current.extend(current_devices_in_org(conn, u, &org)?);
             }
             current.remove(&req.sender_device);
             // A device no longer current: the sender's lists are old. 409 devices_changed,

@@ -6,7 +6,7 @@ use crate::auth::session::AuthUser;
 use crate::delivery::queue;
 use crate::devices::owns_device;
 use crate::error::{ApiError, ApiResult};
-use crate::keys::current_devices;
+use crate::keys::current_devices_in_org;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::Json;
@@ -186,8 +186,7 @@ fn check_resend(conn: &crate::db::Conn, req: &SendRequest, seq: i64) -> Result<(
 fn check_devices(conn: &crate::db::Conn, org_id: &str, req: &SendRequest) -> Result<(), ApiError> {
     let mut current = BTreeSet::new();
     for user in &req.recipients {
-        crate::directory::require_user_in_org(conn, user, org_id)?;
-        current.extend(current_devices(conn, user)?);
+        current.extend(current_devices_in_org(conn, user, org_id)?);
     }
     current.remove(&req.sender_device);
     let named: BTreeSet<String> = req.envelopes.iter().map(|e| e.device_id.clone()).collect();
