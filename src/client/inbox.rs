@@ -409,7 +409,14 @@ impl Inner {
                 if !message.outgoing && !is_open && !message.deleted {
                     t.unread += 1;
                 }
-                t.messages.push(message.clone());
+                // A message sent again (after a retry request) comes after its sender's
+                // later ones: it goes back before them, by that sender's own clock alone.
+                let at = t
+                    .messages
+                    .iter()
+                    .position(|m| m.sender_id == message.sender_id && m.sent_at > message.sent_at)
+                    .unwrap_or(t.messages.len());
+                t.messages.insert(at, message.clone());
                 state.threads.insert(0, t);
             }
             is_open

@@ -100,6 +100,36 @@ test('an envelope that does not open is sent again on a fresh session and read o
   }, null, { what: 'the answer' });
 });
 
+test('a message sent again after a retry request takes its place before its sender\'s later ones', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  const seen = await breakFirstEnvelope(bob);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  // The first is broken on its way and comes again only after the second has arrived.
+  await alice.evaluate(async () => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, 'first');
+    await window.client.threadSendMessage(id, 'second');
+  });
+  await until(bob, async () => {
+    const [thread] = await window.client.threadList();
+    return thread && (await window.client.threadMessages(thread.id)).length === 2;
+  }, null, { what: 'both messages' });
+  assert.equal(seen.retries, 1, 'the first was asked for again');
+  const texts = await bob.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
+  });
+  assert.deepEqual(texts, ['first', 'second']);
+  await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click();
+  await bob.locator('.msg.in .text', { hasText: 'second' }).waitFor();
+  assert.deepEqual(await bob.locator('.msg.in .text').allTextContents(), ['first', 'second']);
+});
+
 test('in a group, only the device that could not open a message gets it again', async (t) => {
   const alice = await newPage(env.browser);
   const bob = await newPage(env.browser);
