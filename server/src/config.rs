@@ -62,6 +62,14 @@ pub enum Command {
     /// Manage orgs, users, groups, sign-in keys, visitor tokens, webhooks and API keys, on
     /// the configured database or (with --url) through a running server's admin API.
     Admin(crate::cli::AdminArgs),
+    /// Copy everything the configured SQLite database holds into a new, empty PostgreSQL
+    /// database, to run several nodes on it. Stop the server first.
+    CopyDatabase {
+        /// The target: a `postgres://` URL of a database this server may create its
+        /// tables in.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// The configuration file's shape.

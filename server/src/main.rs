@@ -46,8 +46,27 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if let Some(sotto_server::config::Command::Admin(args)) = command {
-        std::process::exit(sotto_server::cli::run(config, args).await);
+    match command {
+        Some(sotto_server::config::Command::Admin(args)) => {
+            std::process::exit(sotto_server::cli::run(config, args).await);
+        }
+        Some(sotto_server::config::Command::CopyDatabase { to }) => {
+            let target = sotto_server::db::Location::parse(&to);
+            match sotto_server::db::copy::run(&config.database, &target).await {
+                Ok(tables) => {
+                    for (table, rows) in tables {
+                        println!("{table}: {rows} rows");
+                    }
+                    println!("copied into {target}; point every node's `database` at it");
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    eprintln!("sotto-server: copy-database: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => {}
     }
     let demo = config.demo;
     let serves_site = config.static_dir.is_some();

@@ -7,6 +7,7 @@
 //! [`Db::read`] on a small pool of connections beside it.
 
 mod conn;
+pub mod copy;
 mod postgres;
 mod sqlite;
 mod value;

@@ -506,6 +506,17 @@ pub fn temp_db() -> (tempfile::TempDir, TestDb) {
     )
 }
 
+/// A SQLite database in a temporary directory, whichever backend the suite runs on.
+pub fn sqlite_db() -> (tempfile::TempDir, TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb {
+        location: Location::Sqlite(dir.path().join("sotto.db")),
+        blob_dir: dir.path().join("sotto.blobs"),
+        postgres: None,
+    };
+    (dir, db)
+}
+
 /// Runs one statement straight on the database, as an operator (or time) would.
 pub fn exec(db: &Location, sql: &str, params: &[&dyn ToValue]) -> usize {
     let values: Vec<OwnedValue> = params.iter().map(|p| p.to_value().into()).collect();

@@ -1,0 +1,207 @@
+//! `sotto-server copy-database --to postgres://…`: moves a site from its SQLite file to
+//! PostgreSQL when it outgrows one node. Every table is copied row for row, in one
+//! PostgreSQL transaction, parents before the tables whose foreign keys name them; queued
+//! envelopes keep their sequence numbers, and the target's counters continue after them.
+//! Run it with the server stopped; the target must be a new, empty database (this binary
+//! creates its schema), so nothing there is overwritten.
+
+use super::conn::Backend;
+use super::{Conn, Db, Error, Location, ToValue, Value};
+
+/// Why a copy did not happen. Nothing was written to the target when it fails.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("copy from a SQLite file to a postgres:// URL")]
+    Backends,
+    #[error("the target already holds data (table {0}); copy into a new, empty database")]
+    NotEmpty(String),
+    #[error("the target's table {0} does not have the source's columns; use the same sotto-server version")]
+    Schema(String),
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// A column value read from SQLite, owned, to be bound on PostgreSQL.
+enum Owned {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl ToValue for Owned {
+    fn to_value(&self) -> Value<'_> {
+        match self {
+            Owned::Null => Value::Null,
+            Owned::Int(n) => Value::Int(*n),
+            Owned::Text(s) => Value::Text(s),
+            Owned::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
+/// Copies everything `source` (SQLite) holds into `target` (PostgreSQL, migrated and
+/// empty). Returns each table with the rows copied, in the order copied.
+pub async fn copy(source: &Db, target: &Db) -> Result<Vec<(String, u64)>, CopyError> {
+    let from = source.conn.clone();
+    target
+        .call(move |to| {
+            let from = from.lock().unwrap_or_else(|p| p.into_inner());
+            copy_tables(&from, to)
+        })
+        .await
+}
+
+fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyError> {
+    let (Backend::Sqlite(src), Backend::Postgres(_)) = (&from.backend, &to.backend) else {
+        return Err(CopyError::Backends);
+    };
+    let tables = tables_in_order(src)?;
+    let tx = to.transaction()?;
+    for (table, _) in &tables {
+        if !same_columns(&tx, src, table)? {
+            return Err(CopyError::Schema(table.clone()));
+        }
+        let holds: bool = tx.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table})"),
+            crate::params![],
+            |r| r.get(0),
+        )?;
+        if holds {
+            return Err(CopyError::NotEmpty(table.clone()));
+        }
+    }
+    let mut copied = Vec::new();
+    for (table, columns) in &tables {
+        let list = columns.join(", ");
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        // OVERRIDING SYSTEM VALUE: identity columns (the queue's seq) keep their values.
+        let insert = format!(
+            "INSERT INTO {table} ({list}) OVERRIDING SYSTEM VALUE VALUES ({})",
+            marks.join(", ")
+        );
+        let mut read = src
+            .prepare(&format!("SELECT {list} FROM {table}"))
+            .map_err(Error::from)?;
+        let mut rows = read.query([]).map_err(Error::from)?;
+        let mut n = 0u64;
+        while let Some(row) = rows.next().map_err(Error::from)? {
+            let values = (0..columns.len())
+                .map(|i| {
+                    use rusqlite::types::ValueRef;
+                    Ok(match row.get_ref(i)? {
+                        ValueRef::Null => Owned::Null,
+                        ValueRef::Integer(v) => Owned::Int(v),
+                        ValueRef::Real(v) => Owned::Int(v as i64),
+                        ValueRef::Text(t) => Owned::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => Owned::Blob(b.to_vec()),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Owned>>>()
+                .map_err(Error::from)?;
+            let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
+            tx.execute(&insert, &params)?;
+            n += 1;
+        }
+        continue_identities(&tx, table)?;
+        copied.push((table.clone(), n));
+    }
+    tx.commit()?;
+    Ok(copied)
+}
+
+/// The source's tables with their columns, each after every table its foreign keys name.
+fn tables_in_order(src: &rusqlite::Connection) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let names: Vec<String> = src
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut pending: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    for name in names {
+        let columns: Vec<String> = src
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+            .query_map([&name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let parents: Vec<String> = src
+            .prepare("SELECT \"table\" FROM pragma_foreign_key_list(?1)")?
+            .query_map([&name], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?
+            .into_iter()
+            .filter(|p| *p != name)
+            .collect();
+        pending.push((name, columns, parents));
+    }
+    let mut ordered: Vec<(String, Vec<String>)> = Vec::new();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|(_, _, parents)| {
+            parents
+                .iter()
+                .all(|p| ordered.iter().any(|(done, _)| done == p))
+        });
+        // A cycle (none in Sotto's schema) is copied as it comes.
+        let (name, columns, _) = pending.remove(ready.unwrap_or(0));
+        ordered.push((name, columns));
+    }
+    Ok(ordered)
+}
+
+/// Whether the target's `table` has exactly the source's columns.
+fn same_columns(tx: &Conn, src: &rusqlite::Connection, table: &str) -> Result<bool, Error> {
+    let mut source: Vec<String> = src
+        .prepare("SELECT name FROM pragma_table_info(?1)")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut target: Vec<String> = tx
+        .query_map(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1",
+            crate::params![table],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, Error>>()?;
+    source.sort();
+    target.sort();
+    Ok(source == target)
+}
+
+/// Moves the target's identity counters of `table` past the values copied, so new rows
+/// (the next envelope's seq) follow the old ones.
+fn continue_identities(tx: &Conn, table: &str) -> Result<(), Error> {
+    let identities: Vec<String> = tx
+        .query_map(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1 AND is_identity = 'YES'",
+            crate::params![table],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, Error>>()?;
+    for column in identities {
+        tx.query_row(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max_seq)
+                 FROM (SELECT MAX({column}) AS max_seq FROM {table}) m WHERE max_seq IS NOT NULL"
+            ),
+            crate::params![],
+            |_| Ok(()),
+        )
+        .or_else(|e| match e {
+            Error::NoRows => Ok(()),
+            e => Err(e),
+        })?;
+    }
+    Ok(())
+}
+
+/// Opens both databases (migrating each to this binary's schema) and copies.
+pub async fn run(source: &Location, target: &Location) -> Result<Vec<(String, u64)>, String> {
+    if !matches!(source, Location::Sqlite(_)) || !matches!(target, Location::Postgres(_)) {
+        return Err(CopyError::Backends.to_string());
+    }
+    let from = Db::connect(source)
+        .await
+        .map_err(|e| format!("the source {source}: {e}"))?;
+    let to = Db::connect(target)
+        .await
+        .map_err(|e| format!("the target {target}: {e}"))?;
+    copy(&from, &to).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,76 @@
+//! `sotto-server copy-database`: a site on one SQLite node moves to PostgreSQL with its
+//! accounts, sessions and queued envelopes, and carries on there. Needs PostgreSQL
+//! (`SOTTO_TEST_POSTGRES`); `scripts/service-tests.sh` runs it.
+
+mod common;
+
+use common::*;
+
+/// Runs the real `sotto-server copy-database` from `from` to `to`: (exit code, stdout,
+/// stderr).
+fn copy_database(from: &TestDb, to: &TestDb) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-server"))
+        .arg("--database")
+        .arg(database_setting(&from.location))
+        .arg("copy-database")
+        .arg("--to")
+        .arg(database_setting(&to.location))
+        .env("SOTTO_LOG", "warn")
+        .output()
+        .expect("sotto-server runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: SOTTO_TEST_POSTGRES (scripts/service-tests.sh sets it)"]
+async fn a_sqlite_site_moves_to_postgresql_with_its_sessions_and_queue() {
+    assert!(
+        std::env::var(POSTGRES_ENV).is_ok(),
+        "this test needs PostgreSQL: set {POSTGRES_ENV}"
+    );
+    let (_sqlite_dir, sqlite) = sqlite_db();
+    let (_pg_dir, postgres) = temp_db();
+    // A site on SQLite: Bob is away, so Alice's message waits in his queue.
+    let old = TestServer::start(config(&sqlite)).await;
+    let alice = old.user_with_device("alice", [1; 32]).await;
+    let bob = old.user_with_device("bob", [2; 32]).await;
+    let (status, receipt) = send(&old, &alice, &[&bob], "sent before the move").await;
+    assert_eq!(status, 200, "{receipt}");
+    let queued_seq = receipt["seqs"][0].as_i64().unwrap();
+    old.stop().await;
+
+    let (code, out, err) = copy_database(&sqlite, &postgres);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("envelopes: 1 rows"), "{out}");
+
+    // The same site on PostgreSQL: Bob's session still works and his queue is there.
+    let new = TestServer::start(config(&postgres)).await;
+    let mut bob_ws = connect(&new, &bob).await;
+    let frame = next_of_type(&mut bob_ws, "envelope").await;
+    assert_eq!(frame["seq"].as_i64(), Some(queued_seq));
+    let payload = sotto_core::b64::decode(frame["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, b"sent before the move");
+    ack(&mut bob_ws, queued_seq).await;
+    // New envelopes are numbered after the copied ones.
+    let (status, receipt) = send(&new, &alice, &[&bob], "after").await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(receipt["seqs"][0].as_i64().unwrap() > queued_seq);
+    assert_eq!(
+        next_of_type(&mut bob_ws, "envelope").await["seq"],
+        receipt["seqs"][0]
+    );
+    new.stop().await;
+
+    // A second copy into the same database is refused, and changes nothing there.
+    let (code, out, err) = copy_database(&sqlite, &postgres);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("already holds data"), "{err}");
+    assert_eq!(
+        count(&postgres.location, "SELECT COUNT(*) FROM envelopes", &[]),
+        1
+    );
+}
