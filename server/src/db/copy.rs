@@ -56,6 +56,9 @@ fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyErr
     let (Backend::Sqlite(src), Backend::Postgres(_)) = (&from.backend, &to.backend) else {
         return Err(CopyError::Backends);
     };
+    // A transaction on the source (SQLite takes its write lock): a consistent snapshot,
+    // and no server can write to the file while the copy runs.
+    let snapshot = from.transaction()?;
     let tables = tables_in_order(src)?;
     let tx = to.transaction()?;
     for (table, _) in &tables {
@@ -107,6 +110,7 @@ fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyErr
         copied.push((table.clone(), n));
     }
     tx.commit()?;
+    drop(snapshot);
     Ok(copied)
 }
 
