@@ -17,6 +17,11 @@ use wasm_bindgen_futures::spawn_local;
 /// Message IDs remembered to drop redeliveries (an envelope re-sent after a lost ack).
 const SEEN_LIMIT: usize = 10_000;
 
+/// Senders remembered as asked to send again (the oldest is forgotten past it).
+const MAX_ASKED_AGAIN: usize = 16;
+/// How far back, by its sender's clock, a message sent again may take its place.
+const RESEND_WINDOW_MS: i64 = 10 * 60 * 1000;
+
 impl Inner {
     pub(super) fn on_frame(self: &Rc<Self>, frame: ServerFrame) {
         match frame {
@@ -88,6 +93,7 @@ impl Inner {
             };
             let Some(env) = next else { return };
             let seq = env.seq;
+            let sender = env.sender_user.clone();
             // Live (seq 0): never acknowledged nor asked for again, and a notice that does
             // not open is not worth reporting.
             if seq == 0 {
@@ -113,6 +119,11 @@ impl Inner {
                 Err(e) => {
                     if super::retries::asks_again(&e) {
                         answer = ClientFrame::Retry { seq };
+                        let mut state = self.state.borrow_mut();
+                        state.asked_again.push(sender);
+                        if state.asked_again.len() > MAX_ASKED_AGAIN {
+                            state.asked_again.remove(0);
+                        }
                     }
                     self.emit_error(&e);
                 }
@@ -409,14 +420,26 @@ impl Inner {
                 if !message.outgoing && !is_open && !message.deleted {
                     t.unread += 1;
                 }
-                // A message sent again (after a retry request) comes after its sender's
-                // later ones: it goes back before them, by that sender's own clock alone.
-                let at = t
-                    .messages
+                // A message sent again after this device asked for it comes after its
+                // sender's later ones: it goes back before them, by that sender's own
+                // clock, at most RESEND_WINDOW_MS back. Anything else is appended, so no
+                // member can place a message back in the history by dating it earlier.
+                let asked = state
+                    .asked_again
                     .iter()
-                    .position(|m| m.sender_id == message.sender_id && m.sent_at > message.sent_at)
-                    .unwrap_or(t.messages.len());
-                t.messages.insert(at, message.clone());
+                    .position(|u| *u == message.sender_id);
+                let at = asked.and_then(|_| {
+                    t.messages.iter().position(|m| {
+                        m.sender_id == message.sender_id
+                            && m.sent_at > message.sent_at
+                            && m.sent_at - message.sent_at <= RESEND_WINDOW_MS
+                    })
+                });
+                if let (Some(i), Some(_)) = (asked, at) {
+                    state.asked_again.swap_remove(i);
+                }
+                t.messages
+                    .insert(at.unwrap_or(t.messages.len()), message.clone());
                 state.threads.insert(0, t);
             }
             is_open

@@ -73,6 +73,9 @@ struct State {
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
     inbox: VecDeque<DeliveredEnvelope>,
+    /// Senders this device asked to send a message again (a retry request), whose resend
+    /// may take its place a little back in the thread (see `record`).
+    asked_again: Vec<String>,
     pumping: bool,
     /// The outbox is being sent; a second trigger meanwhile has nothing to add.
     flushing: bool,

@@ -130,6 +130,30 @@ test('a message sent again after a retry request takes its place before its send
   assert.deepEqual(await bob.locator('.msg.in .text').allTextContents(), ['first', 'second']);
 });
 
+test('a message dated earlier than its sender\'s last, and not asked for again, is added at the end', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  await alice.evaluate(async () => {
+    const id = await window.client.threadEnsure('@bob');
+    await window.client.threadSendMessage(id, 'one');
+    // Alice's clock jumps five minutes back (or a member dates a message back on purpose).
+    const real = Date.now;
+    Date.now = () => real() - 5 * 60 * 1000;
+    await window.client.threadSendMessage(id, 'two');
+  });
+  await until(bob, async () => {
+    const [thread] = await window.client.threadList();
+    return thread && (await window.client.threadMessages(thread.id)).length === 2;
+  }, null, { what: 'both messages' });
+  const texts = await bob.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
+  });
+  assert.deepEqual(texts, ['one', 'two'], 'placed where it came, not back in the history');
+});
+
 test('in a group, only the device that could not open a message gets it again', async (t) => {
   const alice = await newPage(env.browser);
   const bob = await newPage(env.browser);
