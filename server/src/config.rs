@@ -66,8 +66,8 @@ pub enum Command {
     /// database, to run several nodes on it. Stop the server first.
     CopyDatabase {
         /// The target: a `postgres://` URL of a database this server may create its
-        /// tables in.
-        #[arg(long)]
+        /// tables in (better given as SOTTO_COPY_TO, out of the shell's history).
+        #[arg(long, env = "SOTTO_COPY_TO", hide_env_values = true)]
         to: String,
     },
 }

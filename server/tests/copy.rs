@@ -41,6 +41,26 @@ async fn a_sqlite_site_moves_to_postgresql_with_its_sessions_and_queue() {
     let (status, receipt) = send(&old, &alice, &[&bob], "sent before the move").await;
     assert_eq!(status, 200, "{receipt}");
     let queued_seq = receipt["seqs"][0].as_i64().unwrap();
+    // A later one was delivered and acknowledged there: its number is gone from the
+    // queue, but must never be handed out again.
+    let (status, receipt) = send(&old, &alice, &[&bob], "delivered before the move").await;
+    assert_eq!(status, 200, "{receipt}");
+    let delivered_seq = receipt["seqs"][0].as_i64().unwrap();
+    let mut bob_ws = connect(&old, &bob).await;
+    next_of_type(&mut bob_ws, "envelope").await;
+    assert_eq!(
+        next_of_type(&mut bob_ws, "envelope").await["seq"].as_i64(),
+        Some(delivered_seq)
+    );
+    ack(&mut bob_ws, delivered_seq).await;
+    drop(bob_ws);
+    for _ in 0..50 {
+        if old.queued() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(old.queued(), 1);
     old.stop().await;
 
     let (code, out, err) = copy_database(&sqlite, &postgres);
@@ -55,10 +75,10 @@ async fn a_sqlite_site_moves_to_postgresql_with_its_sessions_and_queue() {
     let payload = sotto_core::b64::decode(frame["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, b"sent before the move");
     ack(&mut bob_ws, queued_seq).await;
-    // New envelopes are numbered after the copied ones.
+    // New envelopes are numbered after every number the old site handed out.
     let (status, receipt) = send(&new, &alice, &[&bob], "after").await;
     assert_eq!(status, 200, "{receipt}");
-    assert!(receipt["seqs"][0].as_i64().unwrap() > queued_seq);
+    assert!(receipt["seqs"][0].as_i64().unwrap() > delivered_seq);
     assert_eq!(
         next_of_type(&mut bob_ws, "envelope").await["seq"],
         receipt["seqs"][0]
@@ -73,4 +93,11 @@ async fn a_sqlite_site_moves_to_postgresql_with_its_sessions_and_queue() {
         count(&postgres.location, "SELECT COUNT(*) FROM envelopes", &[]),
         1
     );
+
+    // A mistyped source is refused, not created empty and copied with success.
+    let (_other_dir, missing) = sqlite_db();
+    let (code, out, err) = copy_database(&missing, &postgres);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no SQLite file"), "{err}");
+    assert!(!std::path::Path::new(&database_setting(&missing.location)).exists());
 }

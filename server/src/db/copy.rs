@@ -15,8 +15,12 @@ pub enum CopyError {
     Backends,
     #[error("the target already holds data (table {0}); copy into a new, empty database")]
     NotEmpty(String),
-    #[error("the target's table {0} does not have the source's columns; use the same sotto-server version")]
+    #[error("the target's table {0} does not have the source's columns (a table sotto-server did not make, or another version's schema)")]
     Schema(String),
+    #[error("table {0} holds a value sotto-server never writes (a real number or text that is not UTF-8); the file was changed by hand")]
+    Value(String),
+    #[error("there is no SQLite file at {0}")]
+    NoSource(String),
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -95,18 +99,32 @@ fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyErr
                     Ok(match row.get_ref(i)? {
                         ValueRef::Null => Owned::Null,
                         ValueRef::Integer(v) => Owned::Int(v),
-                        ValueRef::Real(v) => Owned::Int(v as i64),
-                        ValueRef::Text(t) => Owned::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Real(_) => return Ok(None),
+                        ValueRef::Text(t) => match std::str::from_utf8(t) {
+                            Ok(t) => Owned::Text(t.to_owned()),
+                            Err(_) => return Ok(None),
+                        },
                         ValueRef::Blob(b) => Owned::Blob(b.to_vec()),
-                    })
+                    }
+                    .into())
                 })
-                .collect::<rusqlite::Result<Vec<Owned>>>()
-                .map_err(Error::from)?;
+                .collect::<rusqlite::Result<Option<Vec<Owned>>>>()
+                .map_err(Error::from)?
+                .ok_or_else(|| CopyError::Value(table.clone()))?;
             let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
             tx.execute(&insert, &params)?;
             n += 1;
         }
-        continue_identities(&tx, table)?;
+        // SQLite's AUTOINCREMENT high-water mark: numbers handed out before (an envelope
+        // delivered and deleted) are never handed out again, on PostgreSQL either.
+        let floor: Option<i64> = src
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .ok();
+        continue_identities(&tx, table, floor.unwrap_or(0))?;
         copied.push((table.clone(), n));
     }
     tx.commit()?;
@@ -168,9 +186,10 @@ fn same_columns(tx: &Conn, src: &rusqlite::Connection, table: &str) -> Result<bo
     Ok(source == target)
 }
 
-/// Moves the target's identity counters of `table` past the values copied, so new rows
-/// (the next envelope's seq) follow the old ones.
-fn continue_identities(tx: &Conn, table: &str) -> Result<(), Error> {
+/// Moves the target's identity counters of `table` past the values copied and past
+/// `floor` (the highest the source ever handed out), so new rows (the next envelope's seq)
+/// follow every old one.
+fn continue_identities(tx: &Conn, table: &str, floor: i64) -> Result<(), Error> {
     let identities: Vec<String> = tx
         .query_map(
             "SELECT column_name::text FROM information_schema.columns
@@ -182,10 +201,10 @@ fn continue_identities(tx: &Conn, table: &str) -> Result<(), Error> {
     for column in identities {
         tx.query_row(
             &format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max_seq)
-                 FROM (SELECT MAX({column}) AS max_seq FROM {table}) m WHERE max_seq IS NOT NULL"
+                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), top)
+                 FROM (SELECT GREATEST(MAX({column}), ?1) AS top FROM {table}) m WHERE top > 0"
             ),
-            crate::params![],
+            crate::params![floor],
             |_| Ok(()),
         )
         .or_else(|e| match e {
@@ -198,8 +217,12 @@ fn continue_identities(tx: &Conn, table: &str) -> Result<(), Error> {
 
 /// Opens both databases (migrating each to this binary's schema) and copies.
 pub async fn run(source: &Location, target: &Location) -> Result<Vec<(String, u64)>, String> {
-    if !matches!(source, Location::Sqlite(_)) || !matches!(target, Location::Postgres(_)) {
+    let (Location::Sqlite(path), Location::Postgres(_)) = (source, target) else {
         return Err(CopyError::Backends.to_string());
+    };
+    // Opening would create an empty file, and copy nothing with success.
+    if !path.is_file() {
+        return Err(CopyError::NoSource(path.display().to_string()).to_string());
     }
     let from = Db::connect(source)
         .await
