@@ -9,20 +9,8 @@ use common::*;
 /// Runs the real `sotto-server copy-database` from `from` to `to`: (exit code, stdout,
 /// stderr).
 fn copy_database(from: &TestDb, to: &TestDb) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-server"))
-        .arg("--database")
-        .arg(database_setting(&from.location))
-        .arg("copy-database")
-        .arg("--to")
-        .arg(database_setting(&to.location))
-        .env("SOTTO_LOG", "warn")
-        .output()
-        .expect("sotto-server runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let target = database_setting(&to.location);
+    server_command(&from.location, &["copy-database", "--to", &target])
 }
 
 #[tokio::test]

@@ -706,15 +706,15 @@ pub fn database_setting(db: &Location) -> String {
     }
 }
 
-/// Runs the real `sotto-server admin …` on `db`: (exit code, stdout, stderr).
-pub fn admin_cli(db: &Location, args: &[&str]) -> (i32, String, String) {
+/// Runs the real `sotto-server --database <db> <args…>`: (exit code, stdout, stderr).
+pub fn server_command(db: &Location, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-server"))
         .arg("--database")
         .arg(database_setting(db))
-        .arg("admin")
         .args(args)
         .env_remove("SOTTO_ADMIN_URL")
         .env_remove("SOTTO_API_KEY")
+        .env_remove("SOTTO_COPY_TO")
         .env("SOTTO_LOG", "warn")
         .output()
         .expect("sotto-server runs");
@@ -723,6 +723,14 @@ pub fn admin_cli(db: &Location, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs the real `sotto-server admin …` on `db`: (exit code, stdout, stderr).
+pub fn admin_cli(db: &Location, args: &[&str]) -> (i32, String, String) {
+    let args: Vec<&str> = std::iter::once("admin")
+        .chain(args.iter().copied())
+        .collect();
+    server_command(db, &args)
 }
 
 /// A new API key made with the CLI, as an operator makes the first one.
