@@ -382,6 +382,27 @@ async fn a_send_on_the_socket_is_stored_and_answered_like_a_post() {
         ),
         (Some("refused"), Some(8), Some("no_envelopes"))
     );
+    // A socket sends only as its own device: Alice's socket passing a send off as Bob's
+    // device (to Alice) is refused, and nothing is stored.
+    let forged = json!({
+        "sender_device": bob.device_id,
+        "recipients": [alice.user_id],
+        "envelopes": [{ "device_id": alice.device_id, "payload": b64::encode(b"as bob") }],
+    });
+    alice_ws
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            json!({ "type": "send", "id": 9, "request": forged })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let answer = next_frame(&mut alice_ws).await;
+    assert_eq!(
+        (answer["id"].as_u64(), answer["error"]["code"].as_str()),
+        (Some(9), Some("unknown_device")),
+        "{answer}"
+    );
     assert_eq!(server.queued(), 1);
 }
 

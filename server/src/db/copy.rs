@@ -6,7 +6,7 @@
 //! creates its schema), so nothing there is overwritten.
 
 use super::conn::Backend;
-use super::{Conn, Db, Error, Location, ToValue, Value};
+use super::{Conn, Db, Error, Location, OwnedValue, ToValue};
 
 /// Why a copy did not happen. Nothing was written to the target when it fails.
 #[derive(Debug, thiserror::Error)]
@@ -23,25 +23,6 @@ pub enum CopyError {
     NoSource(String),
     #[error(transparent)]
     Store(#[from] Error),
-}
-
-/// A column value read from SQLite, owned, to be bound on PostgreSQL.
-enum Owned {
-    Null,
-    Int(i64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl ToValue for Owned {
-    fn to_value(&self) -> Value<'_> {
-        match self {
-            Owned::Null => Value::Null,
-            Owned::Int(n) => Value::Int(*n),
-            Owned::Text(s) => Value::Text(s),
-            Owned::Blob(b) => Value::Blob(b),
-        }
-    }
 }
 
 /// Copies everything `source` (SQLite) holds into `target` (PostgreSQL, migrated and
@@ -65,8 +46,8 @@ fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyErr
     let snapshot = from.transaction()?;
     let tables = tables_in_order(src)?;
     let tx = to.transaction()?;
-    for (table, _) in &tables {
-        if !same_columns(&tx, src, table)? {
+    for (table, columns) in &tables {
+        if !same_columns(&tx, table, columns)? {
             return Err(CopyError::Schema(table.clone()));
         }
         let holds: bool = tx.query_row(
@@ -97,18 +78,18 @@ fn copy_tables(from: &Conn, to: &mut Conn) -> Result<Vec<(String, u64)>, CopyErr
                 .map(|i| {
                     use rusqlite::types::ValueRef;
                     Ok(match row.get_ref(i)? {
-                        ValueRef::Null => Owned::Null,
-                        ValueRef::Integer(v) => Owned::Int(v),
+                        ValueRef::Null => OwnedValue::Null,
+                        ValueRef::Integer(v) => OwnedValue::Int(v),
                         ValueRef::Real(_) => return Ok(None),
                         ValueRef::Text(t) => match std::str::from_utf8(t) {
-                            Ok(t) => Owned::Text(t.to_owned()),
+                            Ok(t) => OwnedValue::Text(t.to_owned()),
                             Err(_) => return Ok(None),
                         },
-                        ValueRef::Blob(b) => Owned::Blob(b.to_vec()),
+                        ValueRef::Blob(b) => OwnedValue::Blob(b.to_vec()),
                     }
                     .into())
                 })
-                .collect::<rusqlite::Result<Option<Vec<Owned>>>>()
+                .collect::<rusqlite::Result<Option<Vec<OwnedValue>>>>()
                 .map_err(Error::from)?
                 .ok_or_else(|| CopyError::Value(table.clone()))?;
             let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
@@ -167,12 +148,9 @@ fn tables_in_order(src: &rusqlite::Connection) -> Result<Vec<(String, Vec<String
     Ok(ordered)
 }
 
-/// Whether the target's `table` has exactly the source's columns.
-fn same_columns(tx: &Conn, src: &rusqlite::Connection, table: &str) -> Result<bool, Error> {
-    let mut source: Vec<String> = src
-        .prepare("SELECT name FROM pragma_table_info(?1)")?
-        .query_map([table], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+/// Whether the target's `table` has exactly the source's `columns`.
+fn same_columns(tx: &Conn, table: &str, columns: &[String]) -> Result<bool, Error> {
+    let mut source = columns.to_vec();
     let mut target: Vec<String> = tx
         .query_map(
             "SELECT column_name::text FROM information_schema.columns

@@ -13,7 +13,7 @@ mod sqlite;
 mod value;
 
 pub use conn::{Conn, Error, OptionalExtension, Result, Row, Stmt, Tx};
-pub use value::{Column, ToValue, Value};
+pub use value::{Column, OwnedValue, ToValue, Value};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -268,8 +268,8 @@ impl Db {
         .unwrap_or_else(stopped)
     }
 
-    /// [`Db::read`] for the short, indexed reads on the delivery path (a session, a
-    /// device's queue, a send's checks). On SQLite with a read connection free, `f` runs
+    /// [`Db::read`] for the short, fixed-size reads on the delivery path (a session, a
+    /// socket's checks, a small send's checks). On SQLite with a read connection free, `f` runs
     /// here and now: such a read takes microseconds from the page cache, while handing it to
     /// the blocking pool and back costs two thread wake-ups, which under load were most of
     /// the server's CPU time. PostgreSQL reads wait on the network and always go to the pool.

@@ -15,6 +15,39 @@ pub enum Value<'a> {
     Blob(&'a [u8]),
 }
 
+/// A parameter copied, so it can outlive what it was read from (cross to the database
+/// thread, or go from one backend's row to another's statement).
+#[derive(Debug, Clone)]
+pub enum OwnedValue {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<Value<'_>> for OwnedValue {
+    fn from(v: Value<'_>) -> Self {
+        match v {
+            Value::Null => OwnedValue::Null,
+            Value::Int(n) => OwnedValue::Int(n),
+            Value::Bool(b) => OwnedValue::Int(i64::from(b)),
+            Value::Text(s) => OwnedValue::Text(s.into()),
+            Value::Blob(b) => OwnedValue::Blob(b.into()),
+        }
+    }
+}
+
+impl ToValue for OwnedValue {
+    fn to_value(&self) -> Value<'_> {
+        match self {
+            OwnedValue::Null => Value::Null,
+            OwnedValue::Int(n) => Value::Int(*n),
+            OwnedValue::Text(s) => Value::Text(s),
+            OwnedValue::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
 /// Anything that can be bound as a parameter.
 pub trait ToValue {
     fn to_value(&self) -> Value<'_>;

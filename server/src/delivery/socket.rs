@@ -296,8 +296,7 @@ async fn run(
                     Ok(ClientFrame::Send { id, request }) => {
                         // Malformed sends are refused at once, so what waits is bounded
                         // by the frames' sizes.
-                        let limit = if request.live { crate::delivery::live::MAX_LIVE_PAYLOAD } else { crate::routes::envelopes::MAX_PAYLOAD };
-                        if let Err(e) = crate::routes::envelopes::check_envelopes(&request, limit) {
+                        if let Err(e) = crate::routes::envelopes::check_send(&request) {
                             send(&mut socket, &ServerFrame::Refused { id, error: e.body().error }).await?;
                         } else if storing.is_none() {
                             storing = Some(store_send(&state, &who, &device_id, id, request));

@@ -77,6 +77,16 @@ pub async fn store(
     })
 }
 
+/// [`check_envelopes`] with the payload limit of the send's kind (live or stored).
+pub fn check_send(req: &SendRequest) -> Result<(), ApiError> {
+    let limit = if req.live {
+        crate::delivery::live::MAX_LIVE_PAYLOAD
+    } else {
+        MAX_PAYLOAD
+    };
+    check_envelopes(req, limit)
+}
+
 /// Recipients a send may name for its checks to run at once on the async thread (see
 /// `Db::read_now`): a few indexed lookups each. Larger sends, and resends (whose check
 /// compares payloads), go to the blocking pool.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sotto_core::identity::{DeviceList, Identity};
 use sotto_core::prekeys::{sign_prekey, PreKeySecret};
 use sotto_server::config::{Config, GroupConfig, KeyConfig, OrgConfig};
-use sotto_server::db::Value as SqlValue;
+use sotto_server::db::OwnedValue;
 pub use sotto_server::db::{Conn, Location, ToValue};
 pub use sotto_server::params;
 use std::path::{Path, PathBuf};
@@ -535,37 +535,6 @@ pub fn count(db: &Location, sql: &str, params: &[&dyn ToValue]) -> i64 {
         Conn::connect(db)?.query_row(sql, &refs, |r| r.get(0))
     })
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// A parameter copied, so it can cross to the database thread.
-pub enum OwnedValue {
-    Null,
-    Int(i64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl From<SqlValue<'_>> for OwnedValue {
-    fn from(v: SqlValue<'_>) -> Self {
-        match v {
-            SqlValue::Null => OwnedValue::Null,
-            SqlValue::Int(n) => OwnedValue::Int(n),
-            SqlValue::Bool(b) => OwnedValue::Int(i64::from(b)),
-            SqlValue::Text(s) => OwnedValue::Text(s.into()),
-            SqlValue::Blob(b) => OwnedValue::Blob(b.into()),
-        }
-    }
-}
-
-impl ToValue for OwnedValue {
-    fn to_value(&self) -> SqlValue<'_> {
-        match self {
-            OwnedValue::Null => SqlValue::Null,
-            OwnedValue::Int(n) => SqlValue::Int(*n),
-            OwnedValue::Text(s) => SqlValue::Text(s),
-            OwnedValue::Blob(b) => SqlValue::Blob(b),
-        }
-    }
 }
 
 /// Sends `text` as one envelope to each of `to`'s devices, as `from`: (status, body).
