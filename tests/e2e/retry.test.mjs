@@ -60,20 +60,39 @@ async function breakFirstEnvelope(page) {
   return seen;
 }
 
-test('an envelope that does not open is sent again on a fresh session and read once', async (t) => {
+/** Alice's and Bob's pages, signed in, with the relay in Bob's page breaking the first
+ * envelope it hands him (see `breakFirstEnvelope`); their logs are printed if `t` fails. */
+async function aliceAndBrokenBob(t) {
   const alice = await newPage(env.browser);
   const bob = await newPage(env.browser);
   t.after(() => {
     if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
   });
-  // The relay, played in Bob's page: the first envelope it hands him has one bit flipped.
   const seen = await breakFirstEnvelope(bob);
   await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  return { alice, bob, seen };
+}
+
+/** The texts of the messages in `page`'s only thread, in their order, once there are `n`. */
+async function textsOnceThereAre(page, n) {
+  await until(page, async (n) => {
+    const [thread] = await window.client.threadList();
+    return thread && (await window.client.threadMessages(thread.id)).length === n;
+  }, n, { what: `${n} messages` });
+  return page.evaluate(async () => {
+    const [thread] = await window.client.threadList();
+    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
+  });
+}
+
+test('an envelope that does not open is sent again on a fresh session and read once', async (t) => {
+  // The relay, played in Bob's page: the first envelope it hands him has one bit flipped.
+  const { alice, bob, seen } = await aliceAndBrokenBob(t);
   await bob.evaluate(() => {
     window.errors = [];
     window.client.addEventListener('error', (e) => window.errors.push(e.detail.code));
   });
-  await openDemoAs(alice, env.server.base, 'alice');
 
   const text = 'through a broken envelope ' + Math.random().toString(36).slice(2);
   await alice.evaluate(async (text) => {
@@ -101,29 +120,15 @@ test('an envelope that does not open is sent again on a fresh session and read o
 });
 
 test('a message sent again after a retry request takes its place before its sender\'s later ones', async (t) => {
-  const alice = await newPage(env.browser);
-  const bob = await newPage(env.browser);
-  t.after(() => {
-    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
-  });
-  const seen = await breakFirstEnvelope(bob);
-  await openDemoAs(bob, env.server.base, 'bob');
-  await openDemoAs(alice, env.server.base, 'alice');
+  const { alice, bob, seen } = await aliceAndBrokenBob(t);
   // The first is broken on its way and comes again only after the second has arrived.
   await alice.evaluate(async () => {
     const id = await window.client.threadEnsure('@bob');
     await window.client.threadSendMessage(id, 'first');
     await window.client.threadSendMessage(id, 'second');
   });
-  await until(bob, async () => {
-    const [thread] = await window.client.threadList();
-    return thread && (await window.client.threadMessages(thread.id)).length === 2;
-  }, null, { what: 'both messages' });
+  const texts = await textsOnceThereAre(bob, 2);
   assert.equal(seen.retries, 1, 'the first was asked for again');
-  const texts = await bob.evaluate(async () => {
-    const [thread] = await window.client.threadList();
-    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
-  });
   assert.deepEqual(texts, ['first', 'second']);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click();
   await bob.locator('.msg.in .text', { hasText: 'second' }).waitFor();
@@ -143,15 +148,7 @@ test('a message dated earlier than its sender\'s last, and not asked for again, 
     Date.now = () => real() - 5 * 60 * 1000;
     await window.client.threadSendMessage(id, 'two');
   });
-  await until(bob, async () => {
-    const [thread] = await window.client.threadList();
-    return thread && (await window.client.threadMessages(thread.id)).length === 2;
-  }, null, { what: 'both messages' });
-  const texts = await bob.evaluate(async () => {
-    const [thread] = await window.client.threadList();
-    return (await window.client.threadMessages(thread.id)).map((m) => m.text);
-  });
-  assert.deepEqual(texts, ['one', 'two'], 'placed where it came, not back in the history');
+  assert.deepEqual(await textsOnceThereAre(bob, 2), ['one', 'two'], 'placed where it came, not back in the history');
 });
 
 test('in a group, only the device that could not open a message gets it again', async (t) => {
