@@ -133,6 +133,7 @@ test('a message sent again after a retry request takes its place before its send
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).click();
   await bob.locator('.msg.in .text', { hasText: 'second' }).waitFor();
   assert.deepEqual(await bob.locator('.msg.in .text').allTextContents(), ['first', 'second']);
+  await bob.screenshot({ path: join(artifacts, 'retry-resend-in-place.png') });
 });
 
 test('a message dated earlier than its sender\'s last, and not asked for again, is added at the end', async (t) => {
