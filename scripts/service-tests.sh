@@ -2,7 +2,7 @@
 # Runs the server's tests that need the services a site with several nodes uses:
 #   - every server test again on PostgreSQL (each test makes a database of its own on the
 #     server that SOTTO_TEST_POSTGRES names, default the local one as user postgres, and
-#     drops it), and the copy of a SQLite site to PostgreSQL;
+#     drops it), the copy of a SQLite site to PostgreSQL, and TLS to PostgreSQL;
 #   - the cluster tests, two nodes with NATS between them (SOTTO_TEST_NATS, default the
 #     local one), on PostgreSQL when it answers;
 #   - the S3 blob-store tests, against moto's S3 server, which this script starts (setup.sh
@@ -49,6 +49,8 @@ if pg_takes_us; then
   env "${db_env[@]}" cargo test -p sotto-server --tests
   echo "service-tests: a SQLite site copied to PostgreSQL (copy-database)"
   env "${db_env[@]}" cargo test -p sotto-server --test copy -- --ignored
+  echo "service-tests: PostgreSQL over TLS (sslmode, sslrootcert), through a TLS proxy"
+  env "${db_env[@]}" cargo test -p sotto-server --test postgres_tls -- --ignored
 else
   missing PostgreSQL "$pg_url, or it refuses this user" "the server's tests do not run on PostgreSQL"
 fi

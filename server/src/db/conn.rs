@@ -26,6 +26,9 @@ pub enum Error {
     /// rolled back instead.
     #[error("a statement in the transaction failed, so it was rolled back")]
     Aborted,
+    /// The database setting cannot be used as it is (a TLS option, a CA file).
+    #[error("{0}")]
+    Setting(String),
 }
 
 impl Error {

@@ -10,6 +10,7 @@ mod conn;
 pub mod copy;
 mod postgres;
 mod sqlite;
+mod tls;
 mod value;
 
 pub use conn::{Conn, Error, OptionalExtension, Result, Row, Stmt, Tx};

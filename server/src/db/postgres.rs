@@ -8,7 +8,7 @@ use super::conn::{Error, Result};
 use super::value::{ToValue, Value};
 use super::OpenError;
 use postgres::types::{IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -202,13 +202,15 @@ pub struct PgConn {
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<Box<PgConn>> {
+        let (url, tls) = super::tls::split(url).map_err(Error::Setting)?;
         let mut config: postgres::Config = url.parse()?;
+        config.ssl_mode(tls.postgres_mode());
         // A peer that vanished mid-transaction is noticed in about a minute, not hours.
         config
             .keepalives(true)
             .keepalives_idle(std::time::Duration::from_secs(30))
             .connect_timeout(std::time::Duration::from_secs(10));
-        let mut client = config.connect(NoTls)?;
+        let mut client = config.connect(super::tls::connector(&tls).map_err(Error::Setting)?)?;
         // Each node writes through one connection: a lock someone else holds too long, or a
         // transaction left open, must fail that one write rather than stall the node.
         client.batch_execute(
