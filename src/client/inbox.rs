@@ -136,14 +136,12 @@ impl Inner {
 
     pub(super) fn remember(&self, message_id: &str) -> bool {
         let mut state = self.state.borrow_mut();
-        if !state.seen.insert(message_id.to_owned()) {
+        if state.seen.iter().any(|s| s == message_id) {
             return false;
         }
-        state.seen_order.push_back(message_id.to_owned());
-        if state.seen_order.len() > SEEN_LIMIT {
-            if let Some(old) = state.seen_order.pop_front() {
-                state.seen.remove(&old);
-            }
+        state.seen.push_back(message_id.to_owned());
+        if state.seen.len() > SEEN_LIMIT {
+            state.seen.pop_front();
         }
         true
     }

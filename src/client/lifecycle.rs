@@ -368,8 +368,7 @@ impl Inner {
             state.store_key = Some(store_key);
             for t in &threads {
                 for m in &t.messages {
-                    state.seen.insert(m.id.clone());
-                    state.seen_order.push_back(m.id.clone());
+                    state.seen.push_back(m.id.clone());
                 }
             }
             state.threads = threads;

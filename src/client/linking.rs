@@ -300,13 +300,13 @@ impl Inner {
     fn take_answering(&self, id: &str) -> Option<Answering> {
         let mut state = self.state.borrow_mut();
         let pos = state.link_requests.iter().position(|a| a.id == id)?;
-        state.answered_links.insert(id.to_owned());
+        state.answered_links.push(id.to_owned());
         Some(state.link_requests.remove(pos))
     }
 
     fn put_back(&self, answering: Answering) {
         let mut state = self.state.borrow_mut();
-        state.answered_links.remove(&answering.id);
+        state.answered_links.retain(|a| *a != answering.id);
         state.link_requests.push(answering);
     }
 

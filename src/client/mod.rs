@@ -36,7 +36,7 @@ use sotto_core::account::Account;
 use sotto_core::protocol::{DeliveredEnvelope, User};
 use sotto_core::sealing::Kind;
 use std::cell::RefCell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -70,8 +70,10 @@ struct State {
     device_lists: sotto_core::vec_map::VecMap<String, Option<devices::VerifiedDevices>>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    /// The IDs of the last messages taken (at most `SEEN_LIMIT` more than those loaded), so
+    /// a replay is dropped. A list searched in order: a hash set's code cost the wasm more
+    /// than a scan of 10,000 short strings costs a message.
+    seen: VecDeque<String>,
     inbox: VecDeque<DeliveredEnvelope>,
     /// Senders this device asked to send a message again (a retry request), whose resend
     /// may take its place a little back in the thread (see `record`).
@@ -95,7 +97,7 @@ struct State {
     /// Link requests from new browsers of this user that this browser answered.
     link_requests: Vec<linking::Answering>,
     /// Link requests already answered here: a replayed request is not answered again.
-    answered_links: HashSet<String>,
+    answered_links: Vec<String>,
     /// Refreshes of followed groups running or due (0, 1 or 2; see `groups.rs`).
     following_groups: u8,
     /// Members whom nothing can reach for now, by user ID: `"not_joined"` (no device yet)
