@@ -3,22 +3,39 @@
 //! request to approve, a safety number to compare, a backup to make.
 //! One click listener serves every button through `data-action`, so a handler may replace
 //! or hide the dialog while it runs.
+//!
+//! It is modal to Sotto, not to the page around it: while it shows, the rest of Sotto is
+//! `inert`, Tab goes round its own controls, Escape takes its way out (if it has one), and
+//! the focus goes back where it was when it closes. The host page stays usable.
 
 use crate::error::{js_failure, ClientResult};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Document, Element, HtmlElement};
+use web_sys::{Document, Element, HtmlElement, KeyboardEvent};
 
 type Handler = Rc<dyn Fn(&str)>;
+
+/// The actions Escape presses: ways out that change nothing or decline. A dialog without
+/// one (the first choice of a key) waits for a choice.
+const ESCAPE: [&str; 5] = ["cancel", "close", "done", "back", "decline"];
 
 pub struct Dialog {
     doc: Document,
     overlay: Element,
     panel: Element,
     handler: Rc<RefCell<Option<Handler>>>,
-    _listener: Closure<dyn FnMut(web_sys::Event)>,
+    /// What had the focus before the dialog showed: it gets it back on hide.
+    before: RefCell<Option<HtmlElement>>,
+    _listeners: [Closure<dyn FnMut(web_sys::Event)>; 2],
+}
+
+/// Focuses `e`, if it is an element that can be.
+fn focus(e: Option<Element>) {
+    if let Some(e) = e.and_then(|e| e.dyn_into::<HtmlElement>().ok()) {
+        let _ = e.focus();
+    }
 }
 
 /// What a dialog shows: a title, lines of text, an optional code in large type, labelled
@@ -71,12 +88,57 @@ impl Dialog {
         panel
             .add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
+        // On all of Sotto: a Tab from the page that lands behind the dialog comes into it.
+        let on_key = {
+            let (panel, overlay) = (panel.clone(), overlay.clone());
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let Some(k) = e.dyn_ref::<KeyboardEvent>() else {
+                    return;
+                };
+                if overlay.has_attribute("hidden") {
+                    return;
+                }
+                if k.key() == "Escape" {
+                    // Handled here: a widget around Sotto does not also close on it.
+                    e.prevent_default();
+                    e.stop_propagation();
+                    let way_out = ESCAPE.iter().find_map(|a| {
+                        panel
+                            .query_selector(&format!("[data-action={a}]"))
+                            .ok()
+                            .flatten()
+                    });
+                    if let Some(b) = way_out.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
+                        b.click();
+                    }
+                } else if k.key() == "Tab" {
+                    let Ok(all) = panel.query_selector_all("button,input,textarea") else {
+                        return;
+                    };
+                    let (first, last) = (all.item(0), all.item(all.length().max(1) - 1));
+                    let at: Option<web_sys::Node> = e.target().and_then(|t| t.dyn_into().ok());
+                    let inside = at.as_ref().is_some_and(|n| panel.contains(Some(n)));
+                    let edge = if k.shift_key() { &first } else { &last };
+                    if !inside || at == *edge {
+                        e.prevent_default();
+                        focus(
+                            if k.shift_key() { last } else { first }
+                                .and_then(|n| n.dyn_into().ok()),
+                        );
+                    }
+                }
+            })
+        };
+        parent
+            .add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
         Ok(Dialog {
             doc: doc.clone(),
             overlay,
             panel,
             handler,
-            _listener: on_click,
+            before: RefCell::default(),
+            _listeners: [on_click, on_key],
         })
     }
 
@@ -141,6 +203,17 @@ impl Dialog {
         }
         let _ = self.panel.append_child(&row);
         *self.handler.borrow_mut() = Some(on_action);
+        if self.overlay.has_attribute("hidden") {
+            // Where the focus was: inside Sotto (the shadow root's) or on the page.
+            let root = self.panel.get_root_node();
+            let active = match root.dyn_ref::<web_sys::ShadowRoot>() {
+                Some(r) => r.active_element(),
+                None => None,
+            }
+            .or_else(|| self.doc.active_element());
+            *self.before.borrow_mut() = active.and_then(|a| a.dyn_into().ok());
+            self.set_behind_inert(true);
+        }
         let _ = self.overlay.remove_attribute("hidden");
         if let Some(first) = first_field.or_else(|| {
             row.first_element_child()
@@ -178,8 +251,29 @@ impl Dialog {
     }
 
     pub fn hide(&self) {
+        let shown = !self.overlay.has_attribute("hidden");
         let _ = self.overlay.set_attribute("hidden", "");
         self.panel.set_text_content(None);
         *self.handler.borrow_mut() = None;
+        if shown {
+            self.set_behind_inert(false);
+            if let Some(e) = self.before.take().filter(|e| e.is_connected()) {
+                let _ = e.focus();
+            }
+        }
+    }
+
+    /// Makes the rest of Sotto (everything beside the overlay) unreachable, or reachable.
+    fn set_behind_inert(&self, inert: bool) {
+        let mut next = self
+            .overlay
+            .parent_element()
+            .and_then(|p| p.first_element_child());
+        while let Some(e) = next {
+            if e != self.overlay {
+                let _ = e.toggle_attribute_with_force("inert", inert);
+            }
+            next = e.next_element_sibling();
+        }
     }
 }
