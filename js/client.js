@@ -458,7 +458,7 @@ class Client extends EventTarget {
 // `<sotto-chat server="https://chat.example.com" thread="@support"></sotto-chat>`: Sotto in
 // plain HTML. Sign-in comes from a `jwt`, `external-auth-code` or `org-ephemeral-token`
 // attribute (taken out of the markup at once; a later `jwt` signs in or renews), or from
-// `element.client.setIdentityToken(jwt)`; `org`, `theme` and `show-nav="false"` are the
+// `element.client.setIdentityToken(jwt)`; `org`, `theme`, `brand` and `show-nav="false"` are the
 // options of the same names, read when it is inserted; `thread` is an expression whose
 // thread opens once signed in (the same one at every page load). Removing the element
 // ends its client.
@@ -495,6 +495,7 @@ class SottoChat extends ElementBase {
       url: attr('server'),
       org: attr('org'),
       theme: attr('theme'),
+      brand: attr('brand'),
       showNav: attr('show-nav') !== 'false',
       onLoaded: async (c) => {
         const thread = attr('thread');

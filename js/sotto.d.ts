@@ -28,6 +28,8 @@ export interface ClientOptions {
   showThreadHeader?: boolean;
   /** A thread to open once loaded. */
   openThreadId?: string;
+  /** The name in the header instead of "Sotto" (your site's, e.g. "Acme Support"); set as text. */
+  brand?: string;
   /** "light" (default), "dark" or "auto" (follows the system). Colours are CSS custom properties: see the README. */
   theme?: 'light' | 'dark' | 'auto';
   /** How long after `identitytokenexpired` a new token still continues the session (ms, default 30000). */

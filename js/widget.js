@@ -4,7 +4,7 @@
 //           data-external-auth-code="JWT" data-thread="@support"></script>
 // data-server sets the server URL (default: where the script came from), data-org the org,
 // data-thread an expression whose thread opens once signed in (the same one at every page
-// load: `threadEnsure`), data-position "right" (default) or "left", data-open="true" to
+// load: `threadEnsure`), data-brand the name in the panel's header, data-position "right" (default) or "left", data-open="true" to
 // start open on a first visit. Without a code on the tag, a `?externalAuthCode=` in the
 // page's address signs in.
 //
@@ -87,6 +87,7 @@
     client = new Client(el, auth, {
       url: data.server || undefined,
       org: data.org || undefined,
+      brand: data.brand || undefined,
       showNav: data.showNav !== 'false',
       onLoaded: async (c) => {
         if (!data.thread) return;

@@ -357,11 +357,12 @@ fn group_title(tag: &str) -> String {
     words
 }
 
-/// How a user is named on screen. A visitor chose their own name, so it is marked: "Bob
-/// (IT)" typed by an anonymous visitor must not pass for staff.
+/// How a user is named on screen. A visitor chose their own name, so it is marked with the
+/// tag the server gave them: "Bob (IT)" typed by an anonymous visitor must not pass for
+/// staff, and two visitors who both say "Visitor" are told apart ("Visitor (visitor.k3x9qa)").
 pub fn display_name(u: &User) -> String {
     match (&u.name, u.ephemeral) {
-        (Some(name), true) => format!("{name} (visitor)"),
+        (Some(name), true) => format!("{name} ({})", u.tag),
         (Some(name), false) => name.clone(),
         (None, _) => u.tag.clone(),
     }

@@ -153,6 +153,7 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
             show_nav: boolean(options, "showNav", true),
             show_header: boolean(options, "showHeader", true),
             show_thread_header: boolean(options, "showThreadHeader", true),
+            brand: string(options, "brand")?,
             theme: match string(options, "theme")?.as_deref() {
                 None => "light".into(),
                 Some(t @ ("light" | "dark" | "auto")) => t.into(),

@@ -29,7 +29,8 @@ const TEMPLATE: &str = concat!(
     r#"<ul class="threads" role="list"></ul></nav><main class="thread" part="thread"><div class="thread-header"><div class="title-row">"#,
     r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
-    r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><p class="typing"></p><p class="notice" role="alert"></p>"#,
+    r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><button class="pill" type="button" hidden>New messages ↓</button>"#,
+    r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
     r#"<form class="composer" part="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
     r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
@@ -68,6 +69,8 @@ pub struct UiConfig {
     pub show_nav: bool,
     pub show_header: bool,
     pub show_thread_header: bool,
+    /// The name in the header instead of "Sotto" (the site's own, e.g. "Acme Support").
+    pub brand: Option<String>,
     /// `light`, `dark` or `auto` (follows the system).
     pub theme: String,
 }
@@ -78,6 +81,7 @@ impl Default for UiConfig {
             show_nav: true,
             show_header: true,
             show_thread_header: true,
+            brand: None,
             theme: "light".into(),
         }
     }
@@ -114,6 +118,11 @@ pub struct Ui {
     /// live region announces only it).
     drawn: std::cell::RefCell<Vec<Drawn>>,
     composer: HtmlTextAreaElement,
+    /// What was written and not sent in each thread left, by thread ID: the composer shows
+    /// a thread's own draft when it opens, never another's.
+    drafts: RefCell<Vec<(String, String)>>,
+    /// "New messages ↓", shown while a reader who scrolled up has new messages below.
+    pill: Element,
     /// What the composer is doing besides writing a new message: editing (`true`) or
     /// replying to (`false`) a message, shown in the bar above it.
     mode: Rc<RefCell<Option<(bool, String)>>>,
@@ -262,6 +271,9 @@ impl Ui {
         } else {
             toggle.remove();
             find("nav")?.remove();
+        }
+        if let Some(brand) = &config.brand {
+            find(".brand")?.set_text_content(Some(brand));
         }
         let who = find(".who")?;
         let status = find(".status")?;
@@ -543,6 +555,28 @@ impl Ui {
             }),
         )?);
 
+        // The pill takes the reader down; reaching the bottom any way hides it.
+        let pill = find(".pill")?;
+        let (list, pill2) = (messages.clone(), pill.clone());
+        listeners.push(on(
+            &pill,
+            "click",
+            Rc::new(move || {
+                list.set_scroll_top(list.scroll_height());
+                attr(&pill2, "hidden", "");
+            }),
+        )?);
+        let (list, pill2) = (messages.clone(), pill.clone());
+        listeners.push(on(
+            &messages,
+            "scroll",
+            Rc::new(move || {
+                if at_bottom(&list) {
+                    attr(&pill2, "hidden", "");
+                }
+            }),
+        )?);
+
         let typing = find(".typing")?;
         let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
@@ -560,6 +594,8 @@ impl Ui {
             messages,
             drawn: Default::default(),
             composer,
+            drafts: Default::default(),
+            pill,
             mode,
             context,
             notice,
@@ -576,8 +612,11 @@ impl Ui {
         }
     }
 
-    pub fn set_user(&self, name: &str) {
+    /// Who is signed in. A visitor (`visitor`) sees none of what only members of the site
+    /// use: key backup, safety numbers, starting threads with people.
+    pub fn set_user(&self, name: &str, visitor: bool) {
         self.who.set_text_content(Some(name));
+        let _ = self.app.class_list().toggle_with_force("visitor", visitor);
     }
 
     /// A status in words, e.g. "Session expired".
@@ -708,20 +747,31 @@ impl Ui {
         // arrives; one at the bottom (or opening another thread) follows the conversation.
         let m = &self.messages;
         let same = thread.map(|t| t.id.as_str()) == m.get_attribute("data-thread").as_deref();
-        let at_bottom = m.scroll_top() + m.client_height() + 40 >= m.scroll_height();
-        let kept = (same && !at_bottom).then(|| m.scroll_top());
+        let kept = (same && !at_bottom(m)).then(|| m.scroll_top());
         if !same {
-            m.set_text_content(None);
-            self.drawn.borrow_mut().clear();
-            if self
+            let editing = self
                 .mode
                 .borrow_mut()
                 .take()
-                .is_some_and(|(editing, _)| editing)
-            {
-                self.composer.set_value("");
+                .is_some_and(|(editing, _)| editing);
+            // The draft stays with its thread (an edit in progress is no draft).
+            let mut drafts = self.drafts.borrow_mut();
+            if let Some(left) = m.get_attribute("data-thread") {
+                drafts.retain(|(id, _)| *id != left);
+                let draft = self.composer.value();
+                if !editing && !draft.trim().is_empty() {
+                    drafts.push((left, draft));
+                }
             }
+            let draft = thread.and_then(|t| drafts.iter().find(|(id, _)| *id == t.id));
+            self.composer
+                .set_value(draft.map(|(_, d)| d.as_str()).unwrap_or_default());
+            m.set_text_content(None);
+            self.drawn.borrow_mut().clear();
             attr(&self.context, "hidden", "");
+        }
+        if kept.is_none() {
+            attr(&self.pill, "hidden", "");
         }
         let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
@@ -797,6 +847,7 @@ impl Ui {
         // Keep what is drawn up to the first message that changed (or the read line moved
         // past); draw from there on.
         let mut drawn = self.drawn.borrow_mut();
+        let before = drawn.len();
         let keep = drawn
             .iter()
             .zip(&t.messages)
@@ -826,8 +877,14 @@ impl Ui {
             0 => String::new(),
             n => format_day(t.messages[n - 1].sent_at),
         };
-        for m in &t.messages[keep..] {
+        for (i, m) in t.messages.iter().enumerate().skip(keep) {
             let day = format_day(m.sent_at);
+            // The same sender again within five minutes of the day: one group, one name.
+            let grouped = day == last_day
+                && i.checked_sub(1).is_some_and(|p| {
+                    let p = &t.messages[p];
+                    p.sender_id == m.sender_id && m.sent_at - p.sent_at < 300_000
+                });
             if day != last_day {
                 let sep = text_el(&self.doc, "li", "day", &day)?;
                 attr(&sep, "role", "separator");
@@ -838,6 +895,7 @@ impl Ui {
                 if m.outgoing { "msg out" } else { "msg in" },
                 if m.deleted { " gone" } else { "" },
                 if m.mentioned { " mention" } else { "" },
+                if grouped { " cont" } else { "" },
             ];
             let item = el(&self.doc, "li", &class.concat())?;
             attr(&item, "data-message", &m.id);
@@ -872,7 +930,9 @@ impl Ui {
                     &text_el(&self.doc, "div", "text", "Message deleted")?,
                 );
             } else if !m.text.is_empty() {
-                append(&item, &text_el(&self.doc, "div", "text", &m.text)?);
+                let text = el(&self.doc, "div", "text")?;
+                linkify(&self.doc, &text, &m.text)?;
+                append(&item, &text);
             }
             for (i, a) in m.attachments.iter().enumerate() {
                 let b = text_el(
@@ -924,6 +984,10 @@ impl Ui {
             drawn.push(((m.clone(), status, sender, quote), item));
         }
         m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
+        // New messages below a reader who scrolled up: say so, without moving them.
+        if kept.is_some() && t.messages.len() > before {
+            let _ = self.pill.remove_attribute("hidden");
+        }
         Ok(())
     }
 
@@ -1029,6 +1093,48 @@ fn sender_of(t: &Thread, m: &Message) -> String {
     t.member(&m.sender_id)
         .map(display_name)
         .unwrap_or_else(|| m.sender_name.clone())
+}
+
+/// Whether `list` is scrolled to (near) its end.
+fn at_bottom(list: &Element) -> bool {
+    list.scroll_top() + list.client_height() + 40 >= list.scroll_height()
+}
+
+/// Fills `e` with `text`, each `http://` or `https://` link in it an `<a>` that opens in a
+/// new tab with neither opener nor referrer. Everything is set as text; a link's address is
+/// the very text shown, so a message cannot show one address and lead to another.
+fn linkify(doc: &Document, e: &Element, text: &str) -> ClientResult<()> {
+    let mut rest = text;
+    while let Some(start) = rest
+        .find("http://")
+        .into_iter()
+        .chain(rest.find("https://"))
+        .min()
+    {
+        let from = &rest[start..];
+        let end = from
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(from.len());
+        // Punctuation that ends a sentence is not part of the link; nor is a closing
+        // bracket the link did not open.
+        let mut url = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', '\'']);
+        if url.ends_with(')') && !url.contains('(') {
+            url = &url[..url.len() - 1];
+        }
+        let _ = e.append_with_str_1(&rest[..start]);
+        if url.len() > "https://".len() {
+            let a = text_el(doc, "a", "", url)?;
+            attr(&a, "href", url);
+            attr(&a, "target", "_blank");
+            attr(&a, "rel", "noopener noreferrer nofollow");
+            append(e, &a);
+        } else {
+            let _ = e.append_with_str_1(url);
+        }
+        rest = &from[url.len()..];
+    }
+    let _ = e.append_with_str_1(rest);
+    Ok(())
 }
 
 /// Why nothing reaches `user` for now, if so (see `render_thread`).

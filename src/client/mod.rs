@@ -1038,7 +1038,10 @@ impl Inner {
         // Saved history shown offline can be read, not written to; a view writes through
         // the tab that holds the account.
         ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
-        ui.set_user(&own.map(display_name).unwrap_or_default());
+        ui.set_user(
+            &own.map(display_name).unwrap_or_default(),
+            own.is_some_and(|u| u.ephemeral),
+        );
         drop(state);
         self.show_typing();
         self.tell_views_marks(false);

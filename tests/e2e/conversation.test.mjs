@@ -1,0 +1,169 @@
+// End to end: a conversation reads like a messenger's, between real browsers through the
+// real server. A sender's run of messages is one group with one name; one's own bubbles
+// carry no name and the delivery state shows once; links in a message open (and nothing
+// in it is taken as HTML); each thread keeps its own draft; a new message below a reader
+// who scrolled up shows a pill instead of moving them; and a dialog keeps the keyboard
+// inside until Escape, then gives the focus back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { useServerAndBrowser, newPage, openDemoAs, until, artifacts } from './harness.mjs';
+
+const env = useServerAndBrowser();
+
+/** The element focused inside Sotto's shadow root on `page`: its tag, name and text. */
+const focused = (page) =>
+  page.evaluate(() => {
+    const a = document.querySelector('#messenger').shadowRoot.activeElement;
+    return a ? [a.tagName, a.getAttribute('name'), a.textContent].filter(Boolean).join(' ') : 'none';
+  });
+
+test('a run of messages is one group, links open, and nothing is taken as HTML', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
+  await alice.evaluate((id) => window.client.threadOpen(id), id);
+  const texts = [
+    'Morning! The report is ready',
+    'It is at https://example.com/reports/q3_(final) and a copy at http://files.example.test.',
+    '<b>not bold</b> <img src=x onerror=alert(1)> javascript:alert(1) www.example.com',
+  ];
+  for (const text of texts) {
+    await alice.getByLabel('Message', { exact: true }).fill(text);
+    await alice.getByLabel('Message', { exact: true }).press('Enter');
+  }
+  await bob.locator(`[data-thread="${id}"]`).click();
+  await bob.locator('.msg.in').nth(2).waitFor();
+
+  // One group: the name on the first message only.
+  const groupedIn = await bob.locator('.msg.in').evaluateAll((ms) => ms.map((m) => m.classList.contains('cont')));
+  assert.deepEqual(groupedIn, [false, true, true]);
+  assert.equal(await bob.locator('.msg.in .sender:visible').count(), 1);
+  assert.equal(await bob.locator('.msg.in .sender:visible').textContent(), 'Alice Adams');
+
+  // The links, as the text shows them, opening in a new tab without opener or referrer.
+  const links = await bob.locator('.msg.in .text a').evaluateAll((as) =>
+    as.map((a) => ({ href: a.getAttribute('href'), text: a.textContent, target: a.target, rel: a.rel })));
+  assert.deepEqual(links.map((l) => l.href), ['https://example.com/reports/q3_(final)', 'http://files.example.test']);
+  for (const l of links) {
+    assert.equal(l.text, l.href, 'a link leads where its text says');
+    assert.equal(l.target, '_blank');
+    assert.match(l.rel, /noopener/);
+    assert.match(l.rel, /noreferrer/);
+  }
+  const third = bob.locator('.msg.in .text').nth(2);
+  assert.equal(await third.textContent(), texts[2], 'shown as typed');
+  assert.equal(await third.locator('*').count(), 0, 'no element made from a message');
+  assert.equal(await bob.locator('.msg.in .text').nth(1).textContent(), texts[1]);
+
+  // Alice's side: no name on her own bubbles, and "Read" once, on the last.
+  await until(alice, () => document.querySelector('#messenger').shadowRoot.querySelectorAll('.msg.out[data-status="read"]').length === 3, null, { what: 'all three read' });
+  assert.equal(await alice.locator('.msg.out .sender:visible').count(), 0);
+  const states = alice.locator('.msg.out .state:visible');
+  assert.equal(await states.count(), 1);
+  assert.equal(await states.textContent(), 'Read');
+  assert.equal(await alice.locator('.msg.out').last().locator('.state').isVisible(), true);
+  await alice.screenshot({ path: join(artifacts, 'conversation-grouped-sender.png') });
+  await bob.screenshot({ path: join(artifacts, 'conversation-grouped-desktop.png') });
+  // At a phone's width, dark.
+  await bob.setViewportSize({ width: 320, height: 640 });
+  await bob.evaluate(() => document.querySelector('#messenger').setAttribute('data-sotto-theme', 'dark'));
+  await bob.screenshot({ path: join(artifacts, 'conversation-grouped-320-dark.png') });
+});
+
+test('each thread keeps its own draft, and new messages below a reader show a pill', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser, { width: 1000, height: 600 });
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  const withBob = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
+  const withCarol = await alice.evaluate(() => window.client.threadStartWithExpression('@carol'));
+
+  // Drafts: what Alice writes to Bob does not follow her into Carol's thread.
+  const composer = alice.getByLabel('Message', { exact: true });
+  await alice.locator(`[data-thread="${withBob}"]`).click();
+  await composer.fill('for Bob, not sent yet\nsecond line');
+  await alice.locator(`[data-thread="${withCarol}"]`).click();
+  assert.equal(await composer.inputValue(), '', "Carol's thread starts empty");
+  await composer.fill('for Carol');
+  await alice.locator(`[data-thread="${withBob}"]`).click();
+  assert.equal(await composer.inputValue(), 'for Bob, not sent yet\nsecond line');
+  // The composer grew to show both lines.
+  const height = await composer.evaluate((c) => c.getBoundingClientRect().height);
+  await alice.locator(`[data-thread="${withCarol}"]`).click();
+  assert.equal(await composer.inputValue(), 'for Carol');
+  assert.ok(height > (await composer.evaluate((c) => c.getBoundingClientRect().height)), 'two lines are taller than one');
+
+  // A long conversation, read from the top.
+  for (let i = 1; i <= 30; i++) {
+    await alice.evaluate(([id, i]) => window.client.threadSendMessage(id, `message ${i}`), [withBob, i]);
+  }
+  await bob.locator(`[data-thread="${withBob}"]`).click();
+  await bob.locator('.msg.in .text', { hasText: 'message 30' }).waitFor();
+  const list = bob.locator('.messages');
+  await list.evaluate((l) => { l.scrollTop = 0; });
+  const pill = bob.getByRole('button', { name: 'New messages ↓' });
+  assert.equal(await pill.isVisible(), false, 'no pill while nothing new came');
+  await alice.evaluate((id) => window.client.threadSendMessage(id, 'below the fold'), withBob);
+  await bob.locator('.msg.in .text', { hasText: 'below the fold' }).waitFor({ state: 'attached' });
+  await pill.waitFor();
+  assert.equal(await list.evaluate((l) => l.scrollTop), 0, 'the reader was not moved');
+  await bob.screenshot({ path: join(artifacts, 'conversation-new-messages-pill.png') });
+  await pill.click();
+  await pill.waitFor({ state: 'hidden' });
+  assert.ok(await list.evaluate((l) => l.scrollTop + l.clientHeight + 40 >= l.scrollHeight), 'at the newest');
+  // A reader at the bottom follows the conversation, with no pill.
+  await alice.evaluate((id) => window.client.threadSendMessage(id, 'followed'), withBob);
+  await bob.locator('.msg.in .text', { hasText: 'followed' }).waitFor();
+  assert.equal(await pill.isVisible(), false);
+});
+
+test('a dialog keeps the keyboard inside, Escape leaves it, and the focus comes back', async (t) => {
+  const alice = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'));
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  const backup = alice.getByRole('button', { name: 'Back up your key with a passphrase' });
+  await backup.focus();
+  await alice.keyboard.press('Enter');
+  await alice.locator('.dialog-title', { hasText: 'Back up your key' }).waitFor();
+  assert.equal(await focused(alice), 'INPUT passphrase');
+  // Everything behind the dialog is out of reach while it shows.
+  assert.equal(await alice.locator('.body').getAttribute('inert'), '');
+  // Tab goes round the dialog's own controls, both ways.
+  await alice.keyboard.press('Shift+Tab');
+  assert.equal(await focused(alice), 'BUTTON Cancel');
+  await alice.keyboard.press('Tab');
+  assert.equal(await focused(alice), 'INPUT passphrase');
+  for (let i = 0; i < 4; i++) await alice.keyboard.press('Tab');
+  assert.equal(await focused(alice), 'INPUT passphrase', 'round the four controls and back');
+  // Escape takes the way out, and the focus goes back to the button that opened it.
+  await alice.keyboard.type('abandoned');
+  await alice.keyboard.press('Escape');
+  await alice.locator('.overlay').waitFor({ state: 'hidden' });
+  assert.equal(await focused(alice), 'BUTTON Key backup');
+  assert.equal(await alice.locator('.body').getAttribute('inert'), null);
+
+  // A confirmation closes on Escape without doing what it asks.
+  const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
+  await alice.evaluate((id) => window.client.threadOpen(id), id);
+  await alice.getByLabel('Message', { exact: true }).fill('keep me');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  const mine = alice.locator('.msg.out', { hasText: 'keep me' });
+  await mine.locator('.state', { hasText: 'Sent' }).or(mine.locator('.state', { hasText: 'Delivered' })).first().waitFor();
+  await mine.focus();
+  await mine.getByRole('button', { name: 'Delete' }).click();
+  await alice.locator('.dialog-title', { hasText: 'Delete this message?' }).waitFor();
+  await alice.keyboard.press('Escape');
+  await alice.locator('.overlay').waitFor({ state: 'hidden' });
+  assert.equal(await mine.locator('.text').textContent(), 'keep me');
+});
