@@ -47,6 +47,8 @@ pub fn register(
     let id = match existing {
         Some(id) => id,
         None => {
+            // Registrations on other nodes wait here: the count holds until the insert.
+            tx.lock_row("users", user_id)?;
             let count: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM devices WHERE user_id = ?1",
                 params![user_id],

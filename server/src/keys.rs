@@ -249,6 +249,8 @@ pub fn upload_prekeys(
             params![device_id, spk.key.id, spk.key.public.as_slice(), spk.signature],
         )?;
     }
+    // Uploads for this device on other nodes wait here: the count holds until the inserts.
+    tx.lock_row("devices", device_id)?;
     let have = prekey_count(&tx, device_id)?;
     if have + req.one_time_prekeys.len() as i64 > MAX_ONE_TIME_PREKEYS {
         return Err(ApiError::conflict(

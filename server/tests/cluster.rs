@@ -234,6 +234,7 @@ async fn sign_in_limits_hold_across_nodes() {
     let a = TestServer::start(cfg.clone()).await;
     let b = TestServer::start(cfg).await;
     let mut answers = Vec::new();
+    well_inside_a_minute().await;
     for i in 0..6 {
         let node = if i % 2 == 0 { &a } else { &b };
         let jwt = hs256(json!({ "user": { "id": format!("spread-{i}") } }));
@@ -244,6 +245,132 @@ async fn sign_in_limits_hold_across_nodes() {
     assert_eq!(answers, [200, 200, 200, 200, 429, 429], "{answers:?}");
     a.stop().await;
     b.stop().await;
+}
+
+/// A session's budgets for sends, bundle claims and uploads hold across nodes: a client
+/// that spreads its requests over two nodes behind the balancer gets one budget, not one
+/// per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn session_budgets_hold_across_nodes() {
+    let (_dir, db) = temp_db();
+    let mut cfg = node_config(&db, 3600);
+    cfg.session_rate_per_minute = 4;
+    let a = TestServer::start(cfg.clone()).await;
+    let b = TestServer::start(cfg).await;
+    let alice = a.user_with_device("alice", [1; 32]).await;
+    let bob = b.user_with_device("bob", [2; 32]).await;
+    let node = |i: usize| if i.is_multiple_of(2) { &a } else { &b };
+    let mut sends = Vec::new();
+    well_inside_a_minute().await;
+    for i in 0..6 {
+        let (status, body) = send(node(i), &alice, &[&bob], &format!("spread {i}")).await;
+        if status == 429 {
+            assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        }
+        sends.push(status);
+    }
+    // Each node saw three, under its own limit of four; together they are six.
+    assert_eq!(sends, [200, 200, 200, 200, 429, 429], "{sends:?}");
+    // What was refused was not stored: Bob gets the four, and nothing more.
+    let mut bob_ws = connect(&a, &bob).await;
+    for i in 0..4 {
+        let frame = next_of_type(&mut bob_ws, "envelope").await;
+        assert_eq!(payload_text(&frame), format!("spread {i}"));
+        ack(&mut bob_ws, frame["seq"].as_i64().unwrap()).await;
+    }
+    assert!(
+        silent_for(&mut bob_ws, 300).await,
+        "the refused sends were not stored"
+    );
+
+    let mut claims = Vec::new();
+    well_inside_a_minute().await;
+    for i in 0..6 {
+        let body = json!({ "devices": [bob.device_id] });
+        claims.push(
+            node(i)
+                .post("/v1/bundles", Some(&alice.token), body)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(claims, [200, 200, 200, 200, 429, 429], "{claims:?}");
+
+    let mut uploads = Vec::new();
+    well_inside_a_minute().await;
+    for i in 0..6 {
+        let server = node(i);
+        let resp = server
+            .http
+            .post(format!("{}/v1/blobs", server.base))
+            .bearer_auth(&alice.token)
+            .body(vec![7u8; 64])
+            .send()
+            .await
+            .unwrap();
+        uploads.push(resp.status().as_u16());
+    }
+    assert_eq!(uploads, [200, 200, 200, 200, 429, 429], "{uploads:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A count-then-insert quota holds when requests race on two nodes: twenty uploads of
+/// one-time prekeys for one device at once, half through each node, fill its 200 and no
+/// more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS (SOTTO_TEST_NATS): scripts/service-tests.sh runs it"]
+async fn a_quota_holds_when_uploads_race_on_two_nodes() {
+    let (_dir, db) = temp_db();
+    let a = TestServer::start(node_config(&db, 3600)).await;
+    let b = TestServer::start(node_config(&db, 3600)).await;
+    // Bob's device holds 30 one-time prekeys; room for 170 more: eight uploads of 20.
+    let bob = a.user_with_device("bob", [2; 32]).await;
+    let path = format!("/v1/devices/{}/prekeys", bob.device_id);
+    let nodes = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let racing: Vec<_> = (0..20u32)
+        .map(|i| {
+            let server = nodes[i as usize % 2].clone();
+            let (path, token) = (path.clone(), bob.token.clone());
+            let keys: Vec<_> = (1000 + 20 * i..1020 + 20 * i)
+                .map(|id| {
+                    sotto_core::prekeys::PreKeySecret::generate(id)
+                        .unwrap()
+                        .public()
+                })
+                .collect();
+            tokio::spawn(async move {
+                server
+                    .post(&path, Some(&token), json!({ "one_time_prekeys": keys }))
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for r in racing {
+        answers.push(r.await.unwrap());
+    }
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        8,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 409),
+        "{answers:?}"
+    );
+    let (status, count) = nodes[1]
+        .post(&path, Some(&bob.token), json!({ "one_time_prekeys": [] }))
+        .await;
+    assert_eq!(status, 200, "{count}");
+    assert_eq!(count["one_time_prekeys"], 190);
+    for node in nodes {
+        if let Ok(node) = std::sync::Arc::try_unwrap(node) {
+            node.stop().await;
+        }
+    }
 }
 
 /// A group's loss, made through node A, reaches a follower's socket on node B (one bus

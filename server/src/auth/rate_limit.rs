@@ -48,15 +48,21 @@ impl RateLimiter {
     ) -> Result<(), ApiError> {
         self.check(key)?;
         if across_nodes {
-            super::shared_limit::check(
-                db,
-                &format!("{} {key}", self.what),
-                self.per_minute,
-                self.what,
-            )
-            .await?;
+            super::shared_limit::check(db, key, self.per_minute, self.what).await?;
         }
         Ok(())
+    }
+
+    /// [`RateLimiter::check`] on this node, and with several nodes the budget to count in
+    /// the database too, for a caller that counts it in a transaction of its own (a send,
+    /// in the group commit that stores it).
+    pub fn check_here(
+        &self,
+        key: &str,
+        across_nodes: bool,
+    ) -> Result<Option<super::shared_limit::Budget>, ApiError> {
+        self.check(key)?;
+        Ok(across_nodes.then(|| super::shared_limit::Budget::new(self.what, key, self.per_minute)))
     }
 
     /// Takes one event for `key`, or refuses with `rate_limited` and when to try again.

@@ -157,6 +157,18 @@ impl Conn {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// Holds row `id` of `table` until the transaction ends, so that a count taken under it
+    /// and the insert it allows are not raced by another node's (a quota of devices,
+    /// prekeys or attachment space). Only PostgreSQL needs it: SQLite has one writer.
+    pub fn lock_row(&self, table: &'static str, id: &str) -> Result<()> {
+        if self.is_postgres() {
+            let sql = format!("SELECT 1 FROM {table} WHERE id = ?1 FOR NO KEY UPDATE");
+            self.query_map(&sql, crate::params![id], |_| Ok(()))?
+                .for_each(drop);
+        }
+        Ok(())
+    }
+
     /// Runs one statement; returns how many rows it changed.
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
         match &self.backend {

@@ -8,6 +8,7 @@
 
 use super::queue;
 use super::registry::Registry;
+use crate::auth::shared_limit::Budget;
 use crate::db::Db;
 use crate::error::ApiError;
 use sotto_core::protocol::{DeliveredEnvelope, OutgoingEnvelope, ServerFrame};
@@ -26,6 +27,8 @@ enum Job {
         sender_device: String,
         visitor: bool,
         envelopes: Vec<OutgoingEnvelope>,
+        /// The sender's budget across nodes, counted in this commit (several nodes only).
+        budget: Option<Budget>,
         reply: oneshot::Sender<Stored>,
     },
     Ack {
@@ -54,7 +57,8 @@ impl Writer {
         Writer { jobs }
     }
 
-    /// Stores one send's envelopes (all or none); resolves once they are committed.
+    /// Stores one send's envelopes (all or none), counting it against `budget` if given;
+    /// resolves once they are committed.
     pub async fn enqueue(
         &self,
         org: String,
@@ -62,6 +66,7 @@ impl Writer {
         sender_device: String,
         visitor: bool,
         envelopes: Vec<OutgoingEnvelope>,
+        budget: Option<Budget>,
     ) -> Stored {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -71,6 +76,7 @@ impl Writer {
                 sender_device,
                 visitor,
                 envelopes,
+                budget,
                 reply,
             })
             .map_err(|_| ApiError::internal("the queue writer has stopped"))?;
@@ -193,7 +199,26 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
             }
             queue::lock_queues(&tx, queues.iter().map(String::as_str))?;
         }
-        for job in batch {
+        // Senders' budgets across nodes, counted up front in one order too (two nodes'
+        // batches never wait for each other's counters), so a refusal is known before the
+        // send is tried. A send refused later on (a full queue) still counted: it was made.
+        let mut over_budget: Vec<Option<ApiError>> = Vec::new();
+        over_budget.resize_with(batch.len(), || None);
+        let mut budgets: Vec<(usize, &Budget)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, job)| match job {
+                Job::Enqueue {
+                    budget: Some(b), ..
+                } => Some((i, b)),
+                _ => None,
+            })
+            .collect();
+        budgets.sort_by(|a, b| a.1.key().cmp(b.1.key()));
+        for (i, budget) in budgets {
+            over_budget[i] = budget.take(&tx)?.err();
+        }
+        for (job, over_budget) in batch.into_iter().zip(over_budget) {
             match job {
                 Job::Enqueue {
                     org,
@@ -201,8 +226,13 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
                     sender_device,
                     visitor,
                     envelopes,
+                    budget: _,
                     reply,
                 } => {
+                    if let Some(refused) = over_budget {
+                        replies.push((reply, Err(refused)));
+                        continue;
+                    }
                     // A refused send wrote nothing. On SQLite a database error fails the
                     // batch; on PostgreSQL (where a statement can also time out on a lock)
                     // each send keeps a savepoint, so such an error fails that send alone.

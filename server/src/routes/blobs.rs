@@ -21,7 +21,10 @@ pub async fn upload(
     who: AuthUser,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    state.upload_limiter.check(&who.limit_key())?;
+    state
+        .upload_limiter
+        .check_everywhere(&who.limit_key(), &state.db, state.config.bus.is_some())
+        .await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_blob",

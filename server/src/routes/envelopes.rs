@@ -40,7 +40,11 @@ pub async fn store(
     if req.live {
         return crate::delivery::live::relay(state, who, req).await;
     }
-    state.send_limiter.check(&who.limit_key())?;
+    // With several nodes, the session's budget is also counted in the database, in the
+    // commit that stores the send.
+    let budget = state
+        .send_limiter
+        .check_here(&who.limit_key(), state.config.bus.is_some())?;
     check_envelopes(&req, MAX_PAYLOAD)?;
     let stored = req.envelopes.len();
     // The checks only read; the writing joins others in one commit (see delivery::writer).
@@ -68,6 +72,7 @@ pub async fn store(
             req.sender_device,
             who.user.ephemeral,
             req.envelopes,
+            budget,
         )
         .await?;
     Ok(SendReceipt {

@@ -95,7 +95,10 @@ pub async fn claim_bundles(
     who: AuthUser,
     ApiJson(req): ApiJson<ClaimBundles>,
 ) -> ApiResult<Json<Vec<PreKeyBundle>>> {
-    state.claim_limiter.check(&who.limit_key())?;
+    state
+        .claim_limiter
+        .check_everywhere(&who.limit_key(), &state.db, state.config.bus.is_some())
+        .await?;
     if req.devices.len() > MAX_CLAIM {
         return Err(ApiError::bad_request(
             "too_many_devices",
