@@ -74,16 +74,27 @@ enum Seen {
     Plain,
 }
 
+/// What the proxy answers to SSLRequest.
+#[derive(Clone)]
+enum Offer {
+    /// TLS with this certificate.
+    Tls(Arc<rustls::ServerConfig>),
+    /// "No TLS here" (`N`).
+    NoTls,
+    /// Yes, then no handshake: a TLS stack that cannot read the client's hello.
+    Broken,
+}
+
 /// A TLS-terminating proxy in front of the test's PostgreSQL, as a managed database's
-/// endpoint would be: it answers SSLRequest with TLS under `tls` (or says it has none),
-/// and passes the decrypted stream on.
+/// endpoint would be: it answers SSLRequest as `offer` says, and passes the decrypted
+/// stream on.
 struct Proxy {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Proxy {
-    async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Proxy {
+    async fn start(offer: Offer) -> Proxy {
         let upstream = postgres_host_port();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -91,9 +102,9 @@ impl Proxy {
         let log = seen.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (upstream, tls, log) = (upstream.clone(), tls.clone(), log.clone());
+                let (upstream, offer, log) = (upstream.clone(), offer.clone(), log.clone());
                 tokio::spawn(async move {
-                    let _ = relay(client, &upstream, tls, &log).await;
+                    let _ = relay(client, &upstream, offer, &log).await;
                 });
             }
         });
@@ -108,7 +119,7 @@ impl Proxy {
 async fn relay(
     mut client: TcpStream,
     upstream: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    offer: Offer,
     log: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     let mut head = [0u8; 8];
@@ -120,8 +131,8 @@ async fn relay(
         tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         return Ok(());
     }
-    match tls {
-        Some(config) => {
+    match offer {
+        Offer::Tls(config) => {
             client.write_all(b"S").await?;
             let mut client = tokio_rustls::TlsAcceptor::from(config)
                 .accept(client)
@@ -129,9 +140,19 @@ async fn relay(
             log.lock().unwrap().push(Seen::Tls);
             tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         }
-        None => {
+        Offer::Broken => {
+            client.write_all(b"S").await?;
+            client.write_all(b"not a TLS record").await?;
+        }
+        Offer::NoTls => {
             client.write_all(b"N").await?;
+            // A client that requires TLS hangs up here; one that goes on starts in the clear.
+            let mut first = [0u8; 1];
+            if client.read(&mut first).await? == 0 {
+                return Ok(());
+            }
             log.lock().unwrap().push(Seen::Plain);
+            server.write_all(&first).await?;
             tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         }
     }
@@ -199,7 +220,7 @@ async fn a_node_on_a_verified_tls_connection_delivers_and_sends_nothing_in_the_c
     needs_postgres();
     let (_dir, db) = temp_db();
     let ca = Ca::new();
-    let proxy = Proxy::start(Some(ca.server_config("localhost"))).await;
+    let proxy = Proxy::start(Offer::Tls(ca.server_config("localhost"))).await;
     let mut cfg = config(&db);
     cfg.database = through(
         &db,
@@ -233,7 +254,7 @@ async fn a_certificate_that_does_not_check_out_is_refused_before_anything_is_sen
     let ca = Ca::new();
     let root = format!("sslrootcert={}", ca.path());
     // The database shows a certificate from the right CA, but for another host.
-    let proxy = Proxy::start(Some(ca.server_config("db.example.com"))).await;
+    let proxy = Proxy::start(Offer::Tls(ca.server_config("db.example.com"))).await;
 
     let e = try_connect(through(
         &db,
@@ -249,10 +270,14 @@ async fn a_certificate_that_does_not_check_out_is_refused_before_anything_is_sen
         .await
         .unwrap_err();
     assert!(e.contains("certificate"), "says why: {e}");
+    // verify-ca against the system's store would take any public certificate: refused.
     let e = try_connect(through(&db, &proxy, "localhost", "sslmode=verify-ca"))
         .await
         .unwrap_err();
-    assert!(e.contains("certificate"), "says why: {e}");
+    assert!(
+        e.contains("any publicly trusted certificate"),
+        "says why: {e}"
+    );
     // A CA that is not the one that signed it.
     let other = Ca::new();
     let e = try_connect(through(
@@ -296,7 +321,7 @@ async fn each_sslmode_encrypts_as_libpq_would() {
     needs_postgres();
     let (_dir, db) = temp_db();
     let ca = Ca::new();
-    let tls = Proxy::start(Some(ca.server_config("db.example.com"))).await;
+    let tls = Proxy::start(Offer::Tls(ca.server_config("db.example.com"))).await;
     // require and prefer (the default) take any certificate, as libpq: encrypted, unchecked.
     try_connect(through(&db, &tls, "localhost", "sslmode=require"))
         .await
@@ -316,7 +341,7 @@ async fn each_sslmode_encrypts_as_libpq_would() {
     );
 
     // A database that offers no TLS: require refuses it, prefer goes on in the clear.
-    let plain = Proxy::start(None).await;
+    let plain = Proxy::start(Offer::NoTls).await;
     let e = try_connect(through(&db, &plain, "localhost", "sslmode=require"))
         .await
         .unwrap_err();
@@ -328,6 +353,19 @@ async fn each_sslmode_encrypts_as_libpq_would() {
     try_connect(through(&db, &plain, "localhost", "sslmode=prefer"))
         .await
         .unwrap();
+    assert_eq!(plain.seen(), vec![Seen::Plain]);
+
+    // A handshake that fails: prefer goes on without TLS (as libpq), require does not.
+    let broken = Proxy::start(Offer::Broken).await;
+    let e = try_connect(through(&db, &broken, "localhost", "sslmode=require"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("TLS"), "says why: {e}");
+    assert!(broken.seen().is_empty());
+    try_connect(through(&db, &broken, "localhost", "sslmode=prefer"))
+        .await
+        .unwrap();
+    assert_eq!(broken.seen(), vec![Seen::Plain]);
 
     // A mistyped mode is an error, not a weaker connection.
     let e = try_connect(through(&db, &tls, "localhost", "sslmode=verify"))

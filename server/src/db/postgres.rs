@@ -204,13 +204,31 @@ impl PgConn {
     pub fn connect(url: &str) -> Result<Box<PgConn>> {
         let (url, tls) = super::tls::split(url).map_err(Error::Setting)?;
         let mut config: postgres::Config = url.parse()?;
+        // What is left must not carry a TLS setting of its own that the split missed.
+        if config.get_ssl_mode() != postgres::config::SslMode::Prefer {
+            return Err(Error::Setting(
+                "the database URL's sslmode could not be read".into(),
+            ));
+        }
         config.ssl_mode(tls.postgres_mode());
         // A peer that vanished mid-transaction is noticed in about a minute, not hours.
         config
             .keepalives(true)
             .keepalives_idle(std::time::Duration::from_secs(30))
             .connect_timeout(std::time::Duration::from_secs(10));
-        let mut client = config.connect(super::tls::connector(&tls).map_err(Error::Setting)?)?;
+        let connector = super::tls::connector(&tls).map_err(Error::Setting)?;
+        let mut client = match config.connect(connector.clone()) {
+            // As libpq: `prefer` goes on without TLS when the handshake fails (a server
+            // certificate rustls cannot read, say), which only a listener could exploit.
+            Err(e)
+                if tls.mode == super::tls::Mode::Prefer && super::tls::is_handshake_failure(&e) =>
+            {
+                tracing::warn!(error = %e, "TLS to the database failed; sslmode=prefer goes on without it");
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(connector)?
+            }
+            other => other?,
+        };
         // Each node writes through one connection: a lock someone else holds too long, or a
         // transaction left open, must fail that one write rather than stall the node.
         client.batch_execute(

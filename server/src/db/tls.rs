@@ -57,23 +57,32 @@ impl Settings {
 }
 
 /// Takes `sslmode` and `sslrootcert` out of a `postgres://` URL: (the rest, which
-/// tokio-postgres parses; the TLS settings).
+/// tokio-postgres parses; the TLS settings). The query is found where tokio-postgres finds
+/// it (after the credentials, which may hold a `?`), and keys are decoded as it decodes
+/// them, so no spelling of `sslmode` slips past one parser to the other.
 pub fn split(url: &str) -> Result<(String, Settings), String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let host_from = url[after_scheme..]
+        .find('@')
+        .map_or(after_scheme, |i| after_scheme + i + 1);
+    let (base, query) = match url[host_from..].find('?') {
+        Some(i) => (&url[..host_from + i], &url[host_from + i + 1..]),
+        None => (url, ""),
+    };
+    let decode = |text: &str, what: &str| {
+        percent_decode_str(text)
+            .decode_utf8()
+            .map(|v| v.into_owned())
+            .map_err(|_| format!("the database URL's {what} is not UTF-8"))
+    };
     let mut kept = Vec::new();
-    let mut mode = Mode::Prefer;
+    let mut mode = None;
     let mut root_cert = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = || {
-            percent_decode_str(value)
-                .decode_utf8()
-                .map(|v| v.into_owned())
-                .map_err(|_| format!("the database URL's {key} is not UTF-8"))
-        };
-        match key {
+        match decode(key, "query")?.as_str() {
             "sslmode" => {
-                mode = match value()?.as_str() {
+                mode = Some(match decode(value, "sslmode")?.as_str() {
                     "disable" => Mode::Disable,
                     "allow" | "prefer" => Mode::Prefer,
                     "require" => Mode::Require,
@@ -85,22 +94,44 @@ pub fn split(url: &str) -> Result<(String, Settings), String> {
                              prefer, require, verify-ca or verify-full"
                         ));
                     }
-                }
+                })
             }
-            "sslrootcert" => root_cert = Some(value()?),
+            "sslrootcert" => root_cert = Some(decode(value, "sslrootcert")?),
             _ => kept.push(pair),
         }
     }
-    // As libpq: `require` with a CA given checks the chain, as `verify-ca` does.
-    if mode == Mode::Require && root_cert.is_some() {
-        mode = Mode::VerifyCa;
-    }
+    let system = root_cert.is_none() || root_cert.as_deref() == Some("system");
+    let mode = match (mode, root_cert.as_deref()) {
+        // As libpq 16: the system's CAs mean verify-full, and nothing weaker, since any
+        // publicly trusted certificate (anyone can get one for a domain of their own)
+        // would pass a check of the chain alone.
+        (None, Some("system")) => Mode::VerifyFull,
+        (Some(Mode::Require | Mode::VerifyCa), Some("system")) | (Some(Mode::VerifyCa), None) => {
+            return Err(
+                "the database URL's sslmode=verify-ca (or require) against the \
+                        system's CAs would take any publicly trusted certificate: name the \
+                        database's CA with sslrootcert=<file>, or use sslmode=verify-full"
+                    .into(),
+            );
+        }
+        // As libpq: `require` with a CA file checks the chain, as `verify-ca` does.
+        (Some(Mode::Require), Some(_)) => Mode::VerifyCa,
+        (Some(mode), _) => mode,
+        (None, _) => Mode::Prefer,
+    };
+    debug_assert!(!(mode == Mode::VerifyCa && system));
     let rest = if kept.is_empty() {
         base.to_owned()
     } else {
         format!("{base}?{}", kept.join("&"))
     };
     Ok((rest, Settings { mode, root_cert }))
+}
+
+/// Whether a connection failed in its TLS handshake (as tokio-postgres words it), so that
+/// `prefer` may go on without TLS, as libpq does.
+pub fn is_handshake_failure(e: &postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
 }
 
 /// The connector for these settings. With `disable` it is never used.
@@ -285,6 +316,24 @@ mod tests {
             }
         );
 
+        // Found where tokio-postgres finds it: after credentials that hold a `?`, and
+        // under an encoded key.
+        let (rest, tls) = split("postgres://u:pa?ss@db/s?sslmode=require").unwrap();
+        assert_eq!(
+            (rest.as_str(), tls.mode),
+            ("postgres://u:pa?ss@db/s", Mode::Require)
+        );
+        let (rest, tls) = split("postgres://db/s?ssl%6Dode=verify-full").unwrap();
+        assert_eq!(
+            (rest.as_str(), tls.mode),
+            ("postgres://db/s", Mode::VerifyFull)
+        );
+        // The system's CAs mean verify-full.
+        assert_eq!(
+            split("postgres://db/s?sslrootcert=system").unwrap().1.mode,
+            Mode::VerifyFull
+        );
+
         let (_, tls) = split("postgres://db/s?sslrootcert=/ca.pem&sslmode=require").unwrap();
         assert_eq!(
             tls.mode,
@@ -308,6 +357,18 @@ mod tests {
         assert!(e.contains("sslmode=verify is not one of"), "{e}");
         let e = split("postgres://db/s?sslmode=%FF").unwrap_err();
         assert!(e.contains("sslmode is not UTF-8"), "{e}");
+        // A check of the chain alone against the system's CAs proves nothing.
+        for weak in [
+            "sslmode=verify-ca",
+            "sslmode=verify-ca&sslrootcert=system",
+            "sslmode=require&sslrootcert=system",
+        ] {
+            let e = split(&format!("postgres://db/s?{weak}")).unwrap_err();
+            assert!(
+                e.contains("any publicly trusted certificate"),
+                "{weak}: {e}"
+            );
+        }
 
         let (_, tls) =
             split("postgres://db/s?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem").unwrap();
