@@ -17,9 +17,10 @@ use web_sys::{Document, Element, HtmlElement, KeyboardEvent};
 
 type Handler = Rc<dyn Fn(&str)>;
 
-/// The actions Escape presses: ways out that change nothing or decline. A dialog without
-/// one (the first choice of a key) waits for a choice.
-const ESCAPE: [&str; 5] = ["cancel", "close", "done", "back", "decline"];
+/// The buttons Escape presses: ways out that change nothing. A dialog without one waits
+/// for a choice: the first choice of a key, a link request (Decline tells the other
+/// browser), the only showing of a backup (Done).
+const ESCAPE: &str = "[data-action=cancel],[data-action=close],[data-action=back]";
 
 pub struct Dialog {
     doc: Document,
@@ -98,33 +99,27 @@ impl Dialog {
                 if overlay.has_attribute("hidden") {
                     return;
                 }
-                if k.key() == "Escape" {
+                if k.key() == "Escape" && !k.is_composing() {
                     // Handled here: a widget around Sotto does not also close on it.
                     e.prevent_default();
                     e.stop_propagation();
-                    let way_out = ESCAPE.iter().find_map(|a| {
-                        panel
-                            .query_selector(&format!("[data-action={a}]"))
-                            .ok()
-                            .flatten()
-                    });
+                    let way_out = panel.query_selector(ESCAPE).ok().flatten();
                     if let Some(b) = way_out.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
                         b.click();
                     }
                 } else if k.key() == "Tab" {
-                    let Ok(all) = panel.query_selector_all("button,input,textarea") else {
-                        return;
-                    };
-                    let (first, last) = (all.item(0), all.item(all.length().max(1) - 1));
-                    let at: Option<web_sys::Node> = e.target().and_then(|t| t.dyn_into().ok());
+                    // Fields come before the row of buttons, which ends the dialog.
+                    let pick = |selector| panel.query_selector(selector).ok().flatten();
+                    let (first, last) = (
+                        pick("input,textarea,button"),
+                        pick(".actions button:last-child"),
+                    );
+                    let at: Option<Element> = e.target().and_then(|t| t.dyn_into().ok());
                     let inside = at.as_ref().is_some_and(|n| panel.contains(Some(n)));
                     let edge = if k.shift_key() { &first } else { &last };
                     if !inside || at == *edge {
                         e.prevent_default();
-                        focus(
-                            if k.shift_key() { last } else { first }
-                                .and_then(|n| n.dyn_into().ok()),
-                        );
+                        focus(if k.shift_key() { last } else { first });
                     }
                 }
             })
@@ -203,22 +198,26 @@ impl Dialog {
         }
         let _ = self.panel.append_child(&row);
         *self.handler.borrow_mut() = Some(on_action);
+        let ours = self.focus_is_ours();
         if self.overlay.has_attribute("hidden") {
-            // Where the focus was: inside Sotto (the shadow root's) or on the page.
+            // Where the focus was in Sotto, to give it back.
             let root = self.panel.get_root_node();
-            let active = match root.dyn_ref::<web_sys::ShadowRoot>() {
-                Some(r) => r.active_element(),
-                None => None,
-            }
-            .or_else(|| self.doc.active_element());
+            let active = root
+                .dyn_ref::<web_sys::ShadowRoot>()
+                .and_then(|r| r.active_element());
             *self.before.borrow_mut() = active.and_then(|a| a.dyn_into().ok());
             self.set_behind_inert(true);
         }
         let _ = self.overlay.remove_attribute("hidden");
-        if let Some(first) = first_field.or_else(|| {
-            row.first_element_child()
-                .and_then(|b| b.dyn_into::<HtmlElement>().ok())
-        }) {
+        // A dialog that opens by itself (a link request) does not take the keyboard from
+        // someone typing in the page around Sotto.
+        if let Some(first) = first_field
+            .or_else(|| {
+                row.first_element_child()
+                    .and_then(|b| b.dyn_into::<HtmlElement>().ok())
+            })
+            .filter(|_| ours)
+        {
             let _ = first.focus();
         }
         Ok(())
@@ -257,9 +256,20 @@ impl Dialog {
         *self.handler.borrow_mut() = None;
         if shown {
             self.set_behind_inert(false);
-            if let Some(e) = self.before.take().filter(|e| e.is_connected()) {
+            let before = self.before.take();
+            if let Some(e) = before.filter(|e| e.is_connected() && self.focus_is_ours()) {
                 let _ = e.focus();
             }
+        }
+    }
+
+    /// Whether the keyboard is in Sotto or nowhere, rather than in the page around it.
+    fn focus_is_ours(&self) -> bool {
+        let root = self.panel.get_root_node();
+        let host = root.dyn_ref::<web_sys::ShadowRoot>().map(|r| r.host());
+        match self.doc.active_element() {
+            None => true,
+            Some(a) => Some(&a) == host.as_ref() || Some(a) == self.doc.body().map(Into::into),
         }
     }
 

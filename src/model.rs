@@ -357,12 +357,13 @@ fn group_title(tag: &str) -> String {
     words
 }
 
-/// How a user is named on screen. A visitor chose their own name, so it is marked with the
+/// How a user is named on screen. A visitor chose their own name, so it comes after the
 /// tag the server gave them: "Bob (IT)" typed by an anonymous visitor must not pass for
-/// staff, and two visitors who both say "Visitor" are told apart ("Visitor (visitor.k3x9qa)").
+/// staff, two visitors who both say "Vera" are told apart ("visitor.k3x9qa (Vera)"), and
+/// no name can push the tag out of sight or pose as another visitor's tag.
 pub fn display_name(u: &User) -> String {
     match (&u.name, u.ephemeral) {
-        (Some(name), true) => format!("{name} ({})", u.tag),
+        (Some(name), true) => format!("{} ({name})", u.tag),
         (Some(name), false) => name.clone(),
         (None, _) => u.tag.clone(),
     }

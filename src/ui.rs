@@ -185,23 +185,27 @@ fn text_el(doc: &Document, tag: &str, class: &str, text: &str) -> ClientResult<E
     Ok(e)
 }
 
-fn format_time(ms: i64) -> String {
+/// `ms` as the reader's locale writes it with these `Intl.DateTimeFormat` options.
+fn format_date(ms: i64, options: &[(&str, &str)]) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
     let opts = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&opts, &"hour".into(), &"2-digit".into());
-    let _ = js_sys::Reflect::set(&opts, &"minute".into(), &"2-digit".into());
-    d.to_locale_time_string_with_options("default", &opts)
-        .into()
+    for (k, v) in options {
+        let _ = js_sys::Reflect::set(&opts, &(*k).into(), &(*v).into());
+    }
+    d.to_locale_string("default", &opts).into()
+}
+
+/// "14:05" or "2:05 PM".
+fn format_time(ms: i64) -> String {
+    format_date(ms, &[("hour", "2-digit"), ("minute", "2-digit")])
 }
 
 /// "Saturday, November 21": the day a message was sent, in the reader's locale.
 fn format_day(ms: i64) -> String {
-    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
-    let opts = js_sys::Object::new();
-    for (k, v) in [("weekday", "long"), ("month", "long"), ("day", "numeric")] {
-        let _ = js_sys::Reflect::set(&opts, &k.into(), &v.into());
-    }
-    d.to_locale_date_string("default", &opts).into()
+    format_date(
+        ms,
+        &[("weekday", "long"), ("month", "long"), ("day", "numeric")],
+    )
 }
 
 /// "812 B", "14 KB", "3.2 MB".
@@ -775,6 +779,8 @@ impl Ui {
         }
         let _ = self.warning.set_attribute("hidden", "");
         let Some(t) = thread else {
+            // No thread drawn: the next one opened is not "the same".
+            let _ = m.remove_attribute("data-thread");
             self.title.set_text_content(Some("No thread open"));
             self.members.set_text_content(None);
             let _ = self.verify.set_attribute("hidden", "");
@@ -984,8 +990,9 @@ impl Ui {
             drawn.push(((m.clone(), status, sender, quote), item));
         }
         m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
-        // New messages below a reader who scrolled up: say so, without moving them.
-        if kept.is_some() && t.messages.len() > before {
+        // New messages from others below a reader who scrolled up: say so, without moving
+        // them.
+        if kept.is_some() && t.messages.iter().skip(before).any(|m| !m.outgoing) {
             let _ = self.pill.remove_attribute("hidden");
         }
         Ok(())
@@ -998,20 +1005,46 @@ impl Ui {
         }
     }
 
-    /// Puts text back in the composer (a send that could not go keeps the person's words).
-    pub fn set_draft(&self, text: &str) {
-        if self.composer.value().is_empty() {
-            self.composer.set_value(text);
+    /// Puts text back where it was written (a send that could not go keeps the person's
+    /// words): in the composer if its `thread` is open (or none is), else as that thread's
+    /// draft, never in another thread's composer.
+    pub fn set_draft(&self, thread: Option<&str>, text: &str) {
+        let open = self.messages.get_attribute("data-thread");
+        match thread.filter(|t| open.as_deref() != Some(*t)) {
+            None if self.composer.value().is_empty() => self.composer.set_value(text),
+            None => {}
+            Some(t) => {
+                let mut drafts = self.drafts.borrow_mut();
+                if !drafts.iter().any(|(id, _)| id == t) {
+                    drafts.push((t.to_owned(), text.to_owned()));
+                }
+            }
         }
     }
 
-    /// Puts a failed edit or reply back in the composer as it was: still editing or
-    /// replying to `id` (the bar above shows what it showed), so Enter does not post it as
-    /// a new message.
-    pub fn resume(&self, editing: bool, id: String, text: &str) {
-        self.set_draft(text);
+    /// Puts a failed edit or reply in `thread` back in the composer as it was: still
+    /// editing or replying to `id` (the bar above shows what it showed), so Enter does not
+    /// post it as a new message. If another thread is open by now, a reply waits as that
+    /// thread's draft, and an edit is dropped (the message keeps its text; the notice says
+    /// the edit failed).
+    pub fn resume(&self, editing: bool, id: String, thread: &str, text: &str) {
+        if self.messages.get_attribute("data-thread").as_deref() != Some(thread) {
+            if !editing {
+                self.set_draft(Some(thread), text);
+            }
+            return;
+        }
+        self.set_draft(None, text);
         *self.mode.borrow_mut() = Some((editing, id));
         let _ = self.context.remove_attribute("hidden");
+    }
+
+    /// Forgets every draft (signing out: the next person in this tab sees none of them).
+    pub fn forget_drafts(&self) {
+        self.drafts.borrow_mut().clear();
+        self.composer.set_value("");
+        self.mode.borrow_mut().take();
+        attr(&self.context, "hidden", "");
     }
 
     /// Whether the open thread's messages are displayed (not hidden by the page, a
@@ -1104,26 +1137,34 @@ fn at_bottom(list: &Element) -> bool {
 /// new tab with neither opener nor referrer. Everything is set as text; a link's address is
 /// the very text shown, so a message cannot show one address and lead to another.
 fn linkify(doc: &Document, e: &Element, text: &str) -> ClientResult<()> {
-    let mut rest = text;
-    while let Some(start) = rest
-        .find("http://")
-        .into_iter()
-        .chain(rest.find("https://"))
-        .min()
-    {
+    let (mut rest, mut links) = (text, 0);
+    // One pass: each search starts where the last ended. At most 50 links a message.
+    while let Some(start) = rest.find("http").filter(|_| links < 50) {
         let from = &rest[start..];
+        if !(from.starts_with("http://") || from.starts_with("https://")) {
+            let _ = e.append_with_str_1(&rest[..start + 4]);
+            rest = &rest[start + 4..];
+            continue;
+        }
         let end = from
             .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
             .unwrap_or(from.len());
         // Punctuation that ends a sentence is not part of the link; nor is a closing
         // bracket the link did not open.
         let mut url = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', '\'']);
-        if url.ends_with(')') && !url.contains('(') {
+        while url.ends_with(')') && url.matches(')').count() > url.matches('(').count() {
             url = &url[..url.len() - 1];
         }
         let _ = e.append_with_str_1(&rest[..start]);
-        if url.len() > "https://".len() {
+        // Direction marks could show the address turned round: such a link stays text.
+        let spoofable = url.contains(|c: char| {
+            matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        });
+        if url.len() > "https://".len() && !spoofable {
+            links += 1;
             let a = text_el(doc, "a", "", url)?;
+            // Isolated from the text around it, which cannot turn it round either.
+            attr(&a, "dir", "ltr");
             attr(&a, "href", url);
             attr(&a, "target", "_blank");
             attr(&a, "rel", "noopener noreferrer nofollow");

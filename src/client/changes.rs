@@ -198,7 +198,7 @@ impl Inner {
             let done = inner.change_message(&thread, &message_id, kind, text.clone(), None);
             if let Err(e) = done.await {
                 if kind == Kind::Edit {
-                    inner.with_ui(|ui| ui.resume(true, message_id, &text));
+                    inner.with_ui(|ui| ui.resume(true, message_id, &thread, &text));
                 }
                 inner.show_notice(Some(&e.message));
                 inner.emit_error(&e);

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use wasm_bindgen_futures::spawn_local;
 
 /// Message IDs remembered to drop redeliveries (an envelope re-sent after a lost ack).
-const SEEN_LIMIT: usize = 10_000;
+pub(super) const SEEN_LIMIT: usize = 10_000;
 
 /// Senders remembered as asked to send again (the oldest is forgotten past it).
 const MAX_ASKED_AGAIN: usize = 16;

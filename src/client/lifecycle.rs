@@ -366,10 +366,13 @@ impl Inner {
             state.epoch += 1;
             state.life = Lifecycle::Active(session);
             state.store_key = Some(store_key);
-            for t in &threads {
-                for m in &t.messages {
-                    state.seen.push_back(m.id.clone());
-                }
+            // As many IDs as are remembered after, of the threads active last (they come
+            // newest first): a long history must not make every message scan all of it.
+            for m in threads.iter().rev().flat_map(|t| &t.messages) {
+                state.seen.push_back(m.id.clone());
+            }
+            while state.seen.len() > super::inbox::SEEN_LIMIT {
+                state.seen.pop_front();
             }
             state.threads = threads;
             token
@@ -636,6 +639,7 @@ impl Inner {
     /// Signs this tab out, leaves nothing of the user on screen, and is ready for the next.
     pub(super) fn sign_out_locally(self: &Rc<Self>) {
         self.end_session();
+        self.with_ui(|ui| ui.forget_drafts());
         self.render();
         self.show_notice(None);
         self.with_ui(|ui| ui.set_status("Signed out"));

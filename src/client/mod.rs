@@ -28,7 +28,7 @@ mod trust;
 mod typing;
 
 use crate::error::{ClientError, ClientResult};
-use crate::model::{display_name, Thread};
+use crate::model::Thread;
 use crate::options::{parse_auth, parse_options, Auth, Options};
 use crate::socket::Delivery;
 use crate::ui::{Ui, UiActions};
@@ -70,8 +70,8 @@ struct State {
     device_lists: sotto_core::vec_map::VecMap<String, Option<devices::VerifiedDevices>>,
     threads: Vec<Thread>,
     open_thread: Option<String>,
-    /// The IDs of the last messages taken (at most `SEEN_LIMIT` more than those loaded), so
-    /// a replay is dropped. A list searched in order: a hash set's code cost the wasm more
+    /// The IDs of the last `SEEN_LIMIT` messages taken (or loaded), so a redelivery is
+    /// dropped. A list searched in order: a hash set's code cost the wasm more
     /// than a scan of 10,000 short strings costs a message.
     seen: VecDeque<String>,
     inbox: VecDeque<DeliveredEnvelope>,
@@ -783,7 +783,7 @@ impl Inner {
                     spawn_local(async move {
                         let Some(id) = inner.state.borrow().open_thread.clone() else {
                             inner.show_notice(Some("Open or start a thread first."));
-                            inner.with_ui(|ui| ui.set_draft(&text));
+                            inner.with_ui(|ui| ui.set_draft(None, &text));
                             return;
                         };
                         let sent = inner.send_message(
@@ -796,8 +796,8 @@ impl Inner {
                         );
                         if let Err(e) = sent.await {
                             inner.with_ui(|ui| match reply_to {
-                                Some(r) => ui.resume(false, r, &text),
-                                None => ui.set_draft(&text),
+                                Some(r) => ui.resume(false, r, &id, &text),
+                                None => ui.set_draft(Some(&id), &text),
                             });
                             inner.show_notice(Some(&e.message));
                             inner.emit_error(&e);
@@ -1038,8 +1038,10 @@ impl Inner {
         // Saved history shown offline can be read, not written to; a view writes through
         // the tab that holds the account.
         ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
+        // One's own name without the visitor's tag others see it by.
         ui.set_user(
-            &own.map(display_name).unwrap_or_default(),
+            &own.map(|u| u.name.clone().unwrap_or_else(|| u.tag.clone()))
+                .unwrap_or_default(),
             own.is_some_and(|u| u.ephemeral),
         );
         drop(state);

@@ -32,25 +32,29 @@ test('a run of messages is one group, links open, and nothing is taken as HTML',
     'Morning! The report is ready',
     'It is at https://example.com/reports/q3_(final) and a copy at http://files.example.test.',
     '<b>not bold</b> <img src=x onerror=alert(1)> javascript:alert(1) www.example.com',
+    // A bracket the link opened stays in it. A direction mark before a link cannot turn
+    // it round (it is isolated); one inside an address keeps that address text.
+    'Wrapped (http://w.example/a_(b)) and \u202Ehttps://evil.example/x, https://evil.example/\u202Emoc.knab',
   ];
   for (const text of texts) {
     await alice.getByLabel('Message', { exact: true }).fill(text);
     await alice.getByLabel('Message', { exact: true }).press('Enter');
   }
   await bob.locator(`[data-thread="${id}"]`).click();
-  await bob.locator('.msg.in').nth(2).waitFor();
+  await bob.locator('.msg.in').nth(3).waitFor();
 
   // One group: the name on the first message only.
   const groupedIn = await bob.locator('.msg.in').evaluateAll((ms) => ms.map((m) => m.classList.contains('cont')));
-  assert.deepEqual(groupedIn, [false, true, true]);
+  assert.deepEqual(groupedIn, [false, true, true, true]);
   assert.equal(await bob.locator('.msg.in .sender:visible').count(), 1);
   assert.equal(await bob.locator('.msg.in .sender:visible').textContent(), 'Alice Adams');
 
   // The links, as the text shows them, opening in a new tab without opener or referrer.
   const links = await bob.locator('.msg.in .text a').evaluateAll((as) =>
-    as.map((a) => ({ href: a.getAttribute('href'), text: a.textContent, target: a.target, rel: a.rel })));
-  assert.deepEqual(links.map((l) => l.href), ['https://example.com/reports/q3_(final)', 'http://files.example.test']);
+    as.map((a) => ({ href: a.getAttribute('href'), text: a.textContent, target: a.target, rel: a.rel, dir: a.dir })));
+  assert.deepEqual(links.map((l) => l.href), ['https://example.com/reports/q3_(final)', 'http://files.example.test', 'http://w.example/a_(b)', 'https://evil.example/x']);
   for (const l of links) {
+    assert.equal(l.dir, 'ltr', 'isolated from the text around it');
     assert.equal(l.text, l.href, 'a link leads where its text says');
     assert.equal(l.target, '_blank');
     assert.match(l.rel, /noopener/);
@@ -60,9 +64,10 @@ test('a run of messages is one group, links open, and nothing is taken as HTML',
   assert.equal(await third.textContent(), texts[2], 'shown as typed');
   assert.equal(await third.locator('*').count(), 0, 'no element made from a message');
   assert.equal(await bob.locator('.msg.in .text').nth(1).textContent(), texts[1]);
+  assert.equal(await bob.locator('.msg.in .text').nth(3).textContent(), texts[3]);
 
   // Alice's side: no name on her own bubbles, and "Read" once, on the last.
-  await until(alice, () => document.querySelector('#messenger').shadowRoot.querySelectorAll('.msg.out[data-status="read"]').length === 3, null, { what: 'all three read' });
+  await until(alice, () => document.querySelector('#messenger').shadowRoot.querySelectorAll('.msg.out[data-status="read"]').length === 4, null, { what: 'all four read' });
   assert.equal(await alice.locator('.msg.out .sender:visible').count(), 0);
   const states = alice.locator('.msg.out .state:visible');
   assert.equal(await states.count(), 1);
@@ -154,12 +159,15 @@ test('a dialog keeps the keyboard inside, Escape leaves it, and the focus comes 
   assert.equal(await alice.locator('.body').getAttribute('inert'), null);
 
   // A confirmation closes on Escape without doing what it asks.
+  const bob = await newPage(env.browser);
+  await openDemoAs(bob, env.server.base, 'bob');
   const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
   await alice.evaluate((id) => window.client.threadOpen(id), id);
   await alice.getByLabel('Message', { exact: true }).fill('keep me');
   await alice.getByLabel('Message', { exact: true }).press('Enter');
   const mine = alice.locator('.msg.out', { hasText: 'keep me' });
-  await mine.locator('.state', { hasText: 'Sent' }).or(mine.locator('.state', { hasText: 'Delivered' })).first().waitFor();
+  // Delivered to Bob's open page (it is drawn again as its state changes until then).
+  await mine.locator('.state', { hasText: 'Delivered' }).waitFor();
   await mine.focus();
   await mine.getByRole('button', { name: 'Delete' }).click();
   await alice.locator('.dialog-title', { hasText: 'Delete this message?' }).waitFor();

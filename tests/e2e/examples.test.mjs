@@ -39,9 +39,9 @@ test('a visitor chats with @support and support answers', async () => {
   await bob.locator('.thread-item', { hasText: 'Vera Visitor' }).click();
   await bob.locator('.msg.in .text', { hasText: 'I need help' }).waitFor();
   // The visitor named itself: staff see it marked as a visitor.
-  assert.match(await bob.locator('.msg.in .sender').first().textContent(), /^Vera Visitor \(visitor\.[0-9a-z_]+\)$/);
+  assert.match(await bob.locator('.msg.in .sender').first().textContent(), /^visitor\.[0-9a-z_]+ \(Vera Visitor\)$/);
   // Staff see whom the thread is with, then the group.
-  assert.match(await bob.locator('.thread-title').textContent(), /^Vera Visitor \(visitor\.[0-9a-z_]+\) · Support$/);
+  assert.match(await bob.locator('.thread-title').textContent(), /^visitor\.[0-9a-z_]+ \(Vera Visitor\) · Support$/);
   await bob.screenshot({ path: join(artifacts, 'example-support-staff.png') });
   await bob.getByLabel('Message', { exact: true }).fill('Happy to help, Vera!');
   await bob.getByLabel('Message', { exact: true }).press('Enter');
