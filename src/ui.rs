@@ -690,6 +690,7 @@ impl Ui {
                 &text_el(&self.doc, "li", "none", "No messages found")?,
             );
         }
+        let now = js_sys::Date::now() as i64;
         for (t, m) in entries {
             let item = el(&self.doc, "li", "")?;
             let button = el(&self.doc, "button", "thread-item")?;
@@ -722,10 +723,14 @@ impl Ui {
                     }
                     None => {
                         append(&row, &text_el(&self.doc, "span", "preview", &preview(m))?);
-                        append(
-                            &row,
-                            &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
-                        );
+                        // The last day's by the time it was sent, older ones by the day
+                        // ("Nov 21").
+                        let when = if now - m.sent_at < 86_400_000 {
+                            format_time(m.sent_at)
+                        } else {
+                            format_date(m.sent_at, &[("month", "short"), ("day", "numeric")])
+                        };
+                        append(&row, &text_el(&self.doc, "time", "", &when)?);
                     }
                 }
                 append(&button, &row);

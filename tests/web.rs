@@ -987,3 +987,44 @@ fn held_changes_apply_only_from_the_messages_thread_and_its_members() {
     assert_eq!(held.len(), sotto::model::MAX_HELD_CHANGES);
     assert!(held.last().unwrap().contains("x99") && !held.iter().any(|h| h.contains("\"x35\"")));
 }
+
+/// The thread list shows when each thread last spoke: the time within the last day, the
+/// day ("Dec 4") before that.
+#[wasm_bindgen_test]
+fn the_thread_list_times_the_last_day_and_dates_older_threads() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let now = js_sys::Date::now() as i64;
+    let three_days_ago = now - 3 * 86_400_000;
+    let thread = |id: &str, sent_at: i64| {
+        let mut t = Thread::new(id.into(), "@bob".into(), vec![user("bob", "Bob")]);
+        t.messages = vec![Message {
+            sent_at,
+            ..message(id, 1)
+        }];
+        t
+    };
+    let threads = [
+        thread("recent", now - 60_000),
+        thread("old", three_days_ago),
+    ];
+    ui.render_threads(&threads, None, "alice", None).unwrap();
+    let root = el.shadow_root().unwrap();
+    let shown = |id: &str| {
+        root.query_selector(&format!("[data-thread={id}] time"))
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap()
+    };
+    let day: String = js_sys::Date::new(&JsValue::from_f64(three_days_ago as f64))
+        .to_locale_string("default", &{
+            let o = js_sys::Object::new();
+            js_sys::Reflect::set(&o, &"month".into(), &"short".into()).unwrap();
+            js_sys::Reflect::set(&o, &"day".into(), &"numeric".into()).unwrap();
+            o.into()
+        })
+        .into();
+    assert_eq!(shown("old"), day);
+    assert!(shown("recent").contains(':'), "a time: {}", shown("recent"));
+}
