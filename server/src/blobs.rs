@@ -96,7 +96,7 @@ pub fn record(
 ) -> Result<(), ApiError> {
     let tx = conn.transaction()?;
     // Uploads on other nodes wait here, so two cannot both fit in the last of the space.
-    tx.lock_row("orgs", org_id)?;
+    tx.lock_quota("org attachment space", org_id)?;
     check_quota(&tx, org_id, uploader, size, org_quota)?;
     tx.execute(
         "INSERT INTO blobs (id, org_id, uploader, size, created_at, data, in_store)

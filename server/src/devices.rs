@@ -37,6 +37,9 @@ pub fn register(
     name: Option<&str>,
 ) -> Result<Device, ApiError> {
     let tx = conn.transaction()?;
+    // Registrations on other nodes wait here, so the same key is not registered twice and
+    // the count holds until the insert.
+    tx.lock_quota("devices", user_id)?;
     let existing: Option<String> = tx
         .query_row(
             "SELECT id FROM devices WHERE user_id = ?1 AND public_key = ?2",
@@ -47,8 +50,6 @@ pub fn register(
     let id = match existing {
         Some(id) => id,
         None => {
-            // Registrations on other nodes wait here: the count holds until the insert.
-            tx.lock_row("users", user_id)?;
             let count: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM devices WHERE user_id = ?1",
                 params![user_id],

@@ -250,7 +250,7 @@ pub fn upload_prekeys(
         )?;
     }
     // Uploads for this device on other nodes wait here: the count holds until the inserts.
-    tx.lock_row("devices", device_id)?;
+    tx.lock_quota("one-time prekeys", device_id)?;
     let have = prekey_count(&tx, device_id)?;
     if have + req.one_time_prekeys.len() as i64 > MAX_ONE_TIME_PREKEYS {
         return Err(ApiError::conflict(

@@ -120,6 +120,10 @@ pub fn create(
     session_hash: &[u8],
     commitment: Vec<u8>,
 ) -> Result<(LinkRequest, Vec<String>), ApiError> {
+    // Requests on other nodes wait here: the count holds until the insert.
+    let tx = conn.transaction()?;
+    let conn: &Conn = &tx;
+    conn.lock_quota("link requests", user_id)?;
     let open: i64 = conn.query_row(
         &format!(
             "SELECT COUNT(*) FROM link_requests WHERE user_id = ?1 AND {OPEN} AND expires_at > ?2"
@@ -155,7 +159,9 @@ pub fn create(
             request.expires_at
         ],
     )?;
-    Ok((request, ids_of(conn, user_id)?))
+    let devices = ids_of(conn, user_id)?;
+    tx.commit()?;
+    Ok((request, devices))
 }
 
 /// The asking session's view of its request; an approval is handed over once, then

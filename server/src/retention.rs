@@ -141,10 +141,15 @@ pub fn sweep(conn: &mut Conn, r: &Retention) -> crate::db::Result<Swept> {
         "DELETE FROM audit_log WHERE at_ms < ?1",
         params![(now - r.audit_max_age_days * DAY) * 1000],
     )?;
-    tx.execute(
-        "DELETE FROM rate_windows WHERE window_start < ?1",
-        params![now - 120],
-    )?;
+    // Counters a writer holds now are skipped, not waited for: the writer locks several
+    // in one transaction, and this sweep must never be the other half of a deadlock.
+    let stale = if tx.is_postgres() {
+        "DELETE FROM rate_windows WHERE key IN
+         (SELECT key FROM rate_windows WHERE window_start < ?1 FOR UPDATE SKIP LOCKED)"
+    } else {
+        "DELETE FROM rate_windows WHERE window_start < ?1"
+    };
+    tx.execute(stale, params![now - 120])?;
     tx.execute(
         "DELETE FROM group_followers WHERE followed_at < ?1",
         params![now - crate::directory::FOLLOW_LAPSES_AFTER_SECS],

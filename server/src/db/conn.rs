@@ -157,14 +157,19 @@ impl Conn {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// Holds row `id` of `table` until the transaction ends, so that a count taken under it
-    /// and the insert it allows are not raced by another node's (a quota of devices,
-    /// prekeys or attachment space). Only PostgreSQL needs it: SQLite has one writer.
-    pub fn lock_row(&self, table: &'static str, id: &str) -> Result<()> {
+    /// Holds the lock named `what` and `id` until the transaction ends, so that a count
+    /// taken under it and the insert it allows are not raced by another node's (a quota
+    /// of devices, prekeys, link requests or attachment space). An advisory lock, not a
+    /// row's: it holds up no other write to the row (the queue writer locks device rows).
+    /// Only PostgreSQL needs it: SQLite has one writer.
+    pub fn lock_quota(&self, what: &'static str, id: &str) -> Result<()> {
         if self.is_postgres() {
-            let sql = format!("SELECT 1 FROM {table} WHERE id = ?1 FOR NO KEY UPDATE");
-            self.query_map(&sql, crate::params![id], |_| Ok(()))?
-                .for_each(drop);
+            self.query_map(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))::TEXT",
+                crate::params![format!("{what}:{id}")],
+                |_| Ok(()),
+            )?
+            .for_each(drop);
         }
         Ok(())
     }

@@ -106,11 +106,12 @@ pub fn split(url: &str) -> Result<(String, Settings), String> {
         // publicly trusted certificate (anyone can get one for a domain of their own)
         // would pass a check of the chain alone.
         (None, Some("system")) => Mode::VerifyFull,
-        (Some(Mode::Require | Mode::VerifyCa), Some("system")) | (Some(Mode::VerifyCa), None) => {
+        (Some(Mode::Disable | Mode::Prefer | Mode::Require | Mode::VerifyCa), Some("system"))
+        | (Some(Mode::VerifyCa), None) => {
             return Err(
-                "the database URL's sslmode=verify-ca (or require) against the \
-                        system's CAs would take any publicly trusted certificate: name the \
-                        database's CA with sslrootcert=<file>, or use sslmode=verify-full"
+                "the database URL trusts the system's CAs with less than sslmode=verify-full, \
+                 which would take any publicly trusted certificate: name the database's CA \
+                 with sslrootcert=<file>, or use sslmode=verify-full"
                     .into(),
             );
         }
@@ -128,10 +129,12 @@ pub fn split(url: &str) -> Result<(String, Settings), String> {
     Ok((rest, Settings { mode, root_cert }))
 }
 
-/// Whether a connection failed in its TLS handshake (as tokio-postgres words it), so that
-/// `prefer` may go on without TLS, as libpq does.
+/// Whether a connection failed in its TLS handshake itself (rustls's error, which comes
+/// wrapped as an I/O error), so that `prefer` may go on without TLS, as libpq does. Any
+/// other TLS refusal (`sslnegotiation=direct` with `prefer`, say) stays an error.
 pub fn is_handshake_failure(e: &postgres::Error) -> bool {
     e.to_string().starts_with("error performing TLS handshake")
+        && std::error::Error::source(e).is_some_and(|c| c.is::<std::io::Error>())
 }
 
 /// The connector for these settings. With `disable` it is never used.
@@ -361,6 +364,7 @@ mod tests {
         for weak in [
             "sslmode=verify-ca",
             "sslmode=verify-ca&sslrootcert=system",
+            "sslmode=prefer&sslrootcert=system",
             "sslmode=require&sslrootcert=system",
         ] {
             let e = split(&format!("postgres://db/s?{weak}")).unwrap_err();

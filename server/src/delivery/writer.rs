@@ -200,8 +200,11 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
             queue::lock_queues(&tx, queues.iter().map(String::as_str))?;
         }
         // Senders' budgets across nodes, counted up front in one order too (two nodes'
-        // batches never wait for each other's counters), so a refusal is known before the
-        // send is tried. A send refused later on (a full queue) still counted: it was made.
+        // batches can wait for each other's counter of one session, never deadlock; the
+        // clean-up sweep skips counters held), so a refusal is known before the send is
+        // tried. A send refused later on (a full queue) still counted: it was made. On
+        // PostgreSQL each count has a savepoint, so a failed count (a lock timeout) fails
+        // that send alone.
         let mut over_budget: Vec<Option<ApiError>> = Vec::new();
         over_budget.resize_with(batch.len(), || None);
         let mut budgets: Vec<(usize, &Budget)> = batch
@@ -216,7 +219,18 @@ fn write(conn: &mut crate::db::Conn, batch: Vec<Job>) -> (Replies, Notices) {
             .collect();
         budgets.sort_by(|a, b| a.1.key().cmp(b.1.key()));
         for (i, budget) in budgets {
-            over_budget[i] = budget.take(&tx)?.err();
+            over_budget[i] = if tx.is_postgres() {
+                let savepoint = tx.savepoint()?;
+                match budget.take(&savepoint) {
+                    Ok(counted) => {
+                        savepoint.commit()?;
+                        counted.err()
+                    }
+                    Err(e) => Some(ApiError::from(e)),
+                }
+            } else {
+                budget.take(&tx)?.err()
+            };
         }
         for (job, over_budget) in batch.into_iter().zip(over_budget) {
             match job {

@@ -569,8 +569,6 @@ pub fn nats_url() -> String {
     })
 }
 
-/// [`config`] for a node of a cluster: the shared database, the bus, and clean-up of
-/// the connected devices' queues every `sweep_secs`.
 /// Waits, if need be, until the current one-minute window has 10 s left at least: budgets
 /// counted across nodes start again each minute, and a test that crossed into the next
 /// would see its budget refilled.
@@ -584,6 +582,8 @@ pub async fn well_inside_a_minute() {
     }
 }
 
+/// [`config`] for a node of a cluster: the shared database, the bus, and clean-up of
+/// the connected devices' queues every `sweep_secs`.
 pub fn node_config(db: &TestDb, sweep_secs: u64) -> Config {
     let mut cfg = config(db);
     cfg.bus = Some(nats_url());
