@@ -62,9 +62,21 @@ impl Settings {
 /// them, so no spelling of `sslmode` slips past one parser to the other.
 pub fn split(url: &str) -> Result<(String, Settings), String> {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let host_from = url[after_scheme..]
-        .find('@')
-        .map_or(after_scheme, |i| after_scheme + i + 1);
+    let at = url[after_scheme..].find('@');
+    // tokio-postgres ends the credentials at the first '@' anywhere, libpq at the host's
+    // '/': a URL they would read differently is refused rather than guessed at.
+    if at.is_some_and(|at| {
+        url[after_scheme..]
+            .find('/')
+            .is_some_and(|slash| slash < at)
+    }) {
+        return Err(
+            "the database URL has an '@' after a '/': write '@' in a database name \
+                    or parameter as %40, and '/' in a password as %2F"
+                .into(),
+        );
+    }
+    let host_from = at.map_or(after_scheme, |i| after_scheme + i + 1);
     let (base, query) = match url[host_from..].find('?') {
         Some(i) => (&url[..host_from + i], &url[host_from + i + 1..]),
         None => (url, ""),
@@ -360,6 +372,16 @@ mod tests {
         assert!(e.contains("sslmode=verify is not one of"), "{e}");
         let e = split("postgres://db/s?sslmode=%FF").unwrap_err();
         assert!(e.contains("sslmode is not UTF-8"), "{e}");
+        // An '@' the two URL parsers would read differently (here, tokio-postgres would
+        // take "db/s?application_name=a" for the user and "b" for the host).
+        for ambiguous in [
+            "postgres://db/s?application_name=a@b",
+            "postgres://u:p/w@db/s",
+        ] {
+            let e = split(ambiguous).unwrap_err();
+            assert!(e.contains("an '@' after a '/'"), "{ambiguous}: {e}");
+        }
+        assert!(split("postgres://u:p%2Fw@db/s?application_name=a%40b").is_ok());
         // A check of the chain alone against the system's CAs proves nothing.
         for weak in [
             "sslmode=verify-ca",
