@@ -207,6 +207,13 @@ async fn try_connect(location: Location) -> Result<(), String> {
     .unwrap()
 }
 
+/// [`try_connect`] that must be refused: the reason.
+async fn refused(location: Location) -> String {
+    try_connect(location)
+        .await
+        .expect_err("the connection is refused")
+}
+
 fn needs_postgres() {
     assert!(
         std::env::var(POSTGRES_ENV).is_ok(),
@@ -256,38 +263,32 @@ async fn a_certificate_that_does_not_check_out_is_refused_before_anything_is_sen
     // The database shows a certificate from the right CA, but for another host.
     let proxy = Proxy::start(Offer::Tls(ca.server_config("db.example.com"))).await;
 
-    let e = try_connect(through(
+    let e = refused(through(
         &db,
         &proxy,
         "localhost",
         &format!("sslmode=verify-full&{root}"),
     ))
-    .await
-    .unwrap_err();
+    .await;
     assert!(e.contains("certificate"), "says why: {e}");
     // Not from a CA it trusts: the system's store, without sslrootcert.
-    let e = try_connect(through(&db, &proxy, "localhost", "sslmode=verify-full"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &proxy, "localhost", "sslmode=verify-full")).await;
     assert!(e.contains("certificate"), "says why: {e}");
     // verify-ca against the system's store would take any public certificate: refused.
-    let e = try_connect(through(&db, &proxy, "localhost", "sslmode=verify-ca"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &proxy, "localhost", "sslmode=verify-ca")).await;
     assert!(
         e.contains("any publicly trusted certificate"),
         "says why: {e}"
     );
     // A CA that is not the one that signed it.
     let other = Ca::new();
-    let e = try_connect(through(
+    let e = refused(through(
         &db,
         &proxy,
         "localhost",
         &format!("sslmode=verify-ca&sslrootcert={}", other.path()),
     ))
-    .await
-    .unwrap_err();
+    .await;
     assert!(e.contains("certificate"), "says why: {e}");
     assert!(
         proxy.seen().is_empty(),
@@ -342,13 +343,9 @@ async fn each_sslmode_encrypts_as_libpq_would() {
 
     // A database that offers no TLS: require refuses it, prefer goes on in the clear.
     let plain = Proxy::start(Offer::NoTls).await;
-    let e = try_connect(through(&db, &plain, "localhost", "sslmode=require"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &plain, "localhost", "sslmode=require")).await;
     assert!(e.contains("TLS"), "says why: {e}");
-    let e = try_connect(through(&db, &plain, "localhost", "sslmode=verify-full"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &plain, "localhost", "sslmode=verify-full")).await;
     assert!(e.contains("TLS"), "says why: {e}");
     try_connect(through(&db, &plain, "localhost", "sslmode=prefer"))
         .await
@@ -357,9 +354,7 @@ async fn each_sslmode_encrypts_as_libpq_would() {
 
     // A handshake that fails: prefer goes on without TLS (as libpq), require does not.
     let broken = Proxy::start(Offer::Broken).await;
-    let e = try_connect(through(&db, &broken, "localhost", "sslmode=require"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &broken, "localhost", "sslmode=require")).await;
     assert!(e.contains("TLS"), "says why: {e}");
     assert!(broken.seen().is_empty());
     try_connect(through(&db, &broken, "localhost", "sslmode=prefer"))
@@ -368,8 +363,6 @@ async fn each_sslmode_encrypts_as_libpq_would() {
     assert_eq!(broken.seen(), vec![Seen::Plain]);
 
     // A mistyped mode is an error, not a weaker connection.
-    let e = try_connect(through(&db, &tls, "localhost", "sslmode=verify"))
-        .await
-        .unwrap_err();
+    let e = refused(through(&db, &tls, "localhost", "sslmode=verify")).await;
     assert!(e.contains("sslmode=verify is not one of"), "{e}");
 }
