@@ -4,7 +4,7 @@
 
 use sotto::error::ClientError;
 use sotto::keystore;
-use sotto::model::{Message, Status, Thread};
+use sotto::model::{display_name, Message, Status, Thread};
 use sotto::ui::{Ui, UiActions, UiConfig};
 use sotto::ClientCore;
 use sotto_core::account::{Account, Recipient};
@@ -1031,4 +1031,32 @@ fn the_thread_list_times_the_last_day_and_dates_older_threads() {
     assert_eq!(shown("old"), day);
     let time = formatted(now - 60_000, [("hour", "2-digit"), ("minute", "2-digit")]);
     assert_eq!(shown("recent"), time);
+}
+
+/// What a page and a visitor put on screen stays text and says who is who: the site's
+/// `brand` is set as text, and a visitor who names itself like another visitor's tag
+/// still shows its own tag first.
+#[wasm_bindgen_test]
+fn a_brand_is_text_and_a_visitor_cannot_pose_as_another() {
+    let el = host();
+    let config = UiConfig {
+        brand: Some("<b>Acme</b> Support".into()),
+        ..UiConfig::default()
+    };
+    let _ui = Ui::mount(&el, &config, noop()).unwrap();
+    let root = el.shadow_root().unwrap();
+    let brand = root.query_selector(".brand").unwrap().unwrap();
+    assert_eq!(brand.text_content().unwrap(), "<b>Acme</b> Support");
+    assert!(root.query_selector(".brand b").unwrap().is_none());
+
+    let poser = User {
+        tag: "visitor.9f00aa".into(),
+        name: Some("visitor.4ac166 (Vera)".into()),
+        ephemeral: true,
+        ..user("v2", "")
+    };
+    assert_eq!(
+        display_name(&poser),
+        "visitor.9f00aa (visitor.4ac166 (Vera))"
+    );
 }
