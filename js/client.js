@@ -45,6 +45,9 @@ class Client extends EventTarget {
   // Notifications on screen, by message ID: each closes once its thread is read, its
   // message deleted, or this client signed out or destroyed.
   #notified = new Map();
+  // The UI's language (js/i18n.js), and what undoes it at `destroy()`.
+  #words;
+  #unspeak = null;
 
   constructor(el, auth, options = {}) {
     super();
@@ -52,14 +55,24 @@ class Client extends EventTarget {
       throw codedError('bad_element', 'new sotto.Client(el, auth, options): el must be an element');
     }
     options = options || {};
-    this.#options = { ...options, url: options.url || new URL(__base).origin };
+    let language;
+    try {
+      language = readLanguageOptions(options);
+    } catch (err) {
+      throw codedError('bad_option', err.message);
+    }
+    this.#options = { ...options, ...language, url: options.url || new URL(__base).origin };
+    // Fetched beside the wasm: its words are ready before the wasm draws anything.
+    const words = loadTranslator(language);
     const fromUrl = takeExternalAuthCode();
     if (auth == null || (typeof auth === 'object' && Object.keys(auth).length === 0)) {
       auth = fromUrl === null ? {} : { externalAuthCode: fromUrl };
     }
     this.#becameView = new Promise((resolve) => { this.#resolveView = resolve; });
-    this.#ready = __load().then(() => {
+    this.#ready = Promise.all([__load(), words]).then(([, words]) => {
       if (this.#destroyed) throw codedError('destroyed', 'the client was destroyed before it loaded');
+      this.#words = words;
+      if (options.ui !== false) this.#speak(el);
       this.#core = new __wasm.ClientCore(el, auth, this.#options, (type, detail) => this.#emit(type, detail));
       this.#emit('init');
     });
@@ -70,6 +83,29 @@ class Client extends EventTarget {
     this.#started.catch((err) => this.#emit('error', err));
   }
 
+  // The UI in the page's language (js/i18n.js): its words translated as the wasm draws them
+  // into the shadow root (made here, before the wasm starts), and `lang` and `dir` on the
+  // element unless the page set them.
+  #speak(el) {
+    let root = el.shadowRoot;
+    try {
+      root ??= el.attachShadow({ mode: 'open' });
+    } catch {
+      // An element that cannot hold one: the wasm says so when it starts.
+      return;
+    }
+    const stops = [];
+    if (!this.#words.empty) stops.push(translateUi(root, this.#words));
+    if (this.#words.locale) {
+      for (const [name, value] of [['lang', this.#words.locale], ['dir', this.#words.rtl ? 'rtl' : 'ltr']]) {
+        if (el.hasAttribute(name)) continue;
+        el.setAttribute(name, value);
+        stops.push(() => el.getAttribute(name) === value && el.removeAttribute(name));
+      }
+    }
+    this.#unspeak = () => stops.forEach((stop) => stop());
+  }
+
   // Notifications for messages that arrive while the page is hidden (with `notifications`
   // and the site's permission; Sotto never asks for it itself), and the unread count in
   // the document's title (with `titleUnread`).
@@ -78,11 +114,11 @@ class Client extends EventTarget {
       this.addEventListener('thread-message', ({ detail: m }) => {
         if (m.outgoing || m.deleted || document.visibilityState !== 'hidden' || Notification.permission !== 'granted') return;
         const preview = notifications.preview !== false;
-        const text = m.text || (m.attachments?.length ? 'Attachment' : '');
+        const text = m.text || (m.attachments?.length ? this.#words.translate('Attachment') : '');
         let shown;
         try {
           shown = new Notification(m.senderName, {
-            body: preview ? text.slice(0, 140) : 'New message',
+            body: preview ? text.slice(0, 140) : this.#words.translate('New message'),
             // Every tab of the account hears the message: one tag makes them one notification.
             tag: `sotto-${m.id}`,
             silent: !notifications.sound,
@@ -431,7 +467,6 @@ class Client extends EventTarget {
     return this.#answer('navPanelToggle', collapse === undefined ? undefined : Boolean(collapse));
   }
 
-  /** Unmounts the UI and closes the connection. */
   // Closes the notifications for which `which({threadId}, messageId)` is true.
   #unnotify(which) {
     for (const [id, n] of this.#notified) {
@@ -442,8 +477,10 @@ class Client extends EventTarget {
     }
   }
 
+  /** Unmounts the UI and closes the connection. */
   destroy() {
     this.#untitle?.();
+    this.#unspeak?.();
     this.#unnotify(() => true);
     this.#destroyed = true;
     this.#leaveTabs('destroyed', 'this client has been destroyed');
@@ -458,7 +495,7 @@ class Client extends EventTarget {
 // `<sotto-chat server="https://chat.example.com" thread="@support"></sotto-chat>`: Sotto in
 // plain HTML. Sign-in comes from a `jwt`, `external-auth-code` or `org-ephemeral-token`
 // attribute (taken out of the markup at once; a later `jwt` signs in or renews), or from
-// `element.client.setIdentityToken(jwt)`; `org`, `theme`, `brand` and `show-nav="false"` are the
+// `element.client.setIdentityToken(jwt)`; `org`, `theme`, `brand`, `locale` and `show-nav="false"` are the
 // options of the same names, read when it is inserted; `thread` is an expression whose
 // thread opens once signed in (the same one at every page load). Removing the element
 // ends its client.
@@ -496,6 +533,7 @@ class SottoChat extends ElementBase {
       org: attr('org'),
       theme: attr('theme'),
       brand: attr('brand'),
+      locale: attr('locale'),
       showNav: attr('show-nav') !== 'false',
       onLoaded: async (c) => {
         const thread = attr('thread');

@@ -30,6 +30,18 @@ export interface ClientOptions {
   openThreadId?: string;
   /** The name in the header instead of "Sotto" (your site's, e.g. "Acme Support"); set as text. */
   brand?: string;
+  /**
+   * The UI's language, a BCP 47 tag ("de", "he-IL"): its words (German is shipped; others
+   * from `strings`), its dates and times, and right to left for such languages. Sets
+   * `lang` and `dir` on the element unless it has them. English by default.
+   */
+  locale?: string;
+  /**
+   * The UI's words in the site's own language, over the shipped ones: English text to
+   * translation, with `{}` where the English has a name or a number (the package's
+   * `locales/de.json` lists every key).
+   */
+  strings?: Record<string, string>;
   /** "light" (default), "dark" or "auto" (follows the system). Colours are CSS custom properties: see the README. */
   theme?: 'light' | 'dark' | 'auto';
   /** How long after `identitytokenexpired` a new token still continues the session (ms, default 30000). */
@@ -244,7 +256,7 @@ export class Client extends EventTarget {
 }
 
 /**
- * `<sotto-chat server thread jwt|external-auth-code|org-ephemeral-token org theme show-nav>`:
+ * `<sotto-chat server thread jwt|external-auth-code|org-ephemeral-token org theme brand locale show-nav>`:
  * Sotto in plain HTML (defined when the package loads). Removing it destroys its client.
  */
 export class SottoChat extends HTMLElement {

@@ -4,7 +4,8 @@
 //           data-external-auth-code="JWT" data-thread="@support"></script>
 // data-server sets the server URL (default: where the script came from), data-org the org,
 // data-thread an expression whose thread opens once signed in (the same one at every page
-// load: `threadEnsure`), data-brand the name in the panel's header, data-position "right" (default) or "left", data-open="true" to
+// load: `threadEnsure`), data-brand the name in the panel's header, data-locale its language
+// ("de"; English without it), data-position "right" (default) or "left", data-open="true" to
 // start open on a first visit. Without a code on the tag, a `?externalAuthCode=` in the
 // page's address signs in.
 //
@@ -19,6 +20,14 @@
   const mount = () => {
     // One launcher per page, whatever the number of tags.
     if (document.getElementById('sotto-launcher')) return;
+    let locale;
+    try {
+      ({ locale } = readLanguageOptions({ locale: data.locale }));
+    } catch (err) {
+      console.warn('sotto widget: data-locale:', err.message);
+    }
+    // English until the language's words have come (the launcher's labels only).
+    let words = makeTranslator(locale);
     const style = document.createElement('style');
     style.textContent = `
 #sotto-launcher { position: fixed; ${side}: 16px; bottom: 16px; width: 56px; height: 56px; border-radius: 50%;
@@ -43,7 +52,7 @@
     const el = document.createElement('div');
     el.id = 'sotto-widget';
     el.setAttribute('role', 'complementary');
-    el.setAttribute('aria-label', 'Chat');
+    el.setAttribute('aria-label', words.translate('Chat'));
     const launcher = document.createElement('button');
     launcher.id = 'sotto-launcher';
     launcher.type = 'button';
@@ -61,7 +70,8 @@
       // Shown again: what came into the open thread meanwhile is read now (not before).
       if (opening && client) client.threadOpen('').catch(() => {});
       launcher.setAttribute('aria-expanded', String(open));
-      launcher.setAttribute('aria-label', (open ? 'Minimise the chat' : 'Open the chat') + (unread ? ` (${unread} unread)` : ''));
+      launcher.setAttribute('aria-label', words.translate(open ? 'Minimise the chat' : 'Open the chat')
+        + (unread ? words.translate(` (${unread} unread)`) : ''));
       try {
         if (remember) localStorage.setItem(remembered, open ? '1' : '0');
       } catch {
@@ -83,11 +93,17 @@
     });
     document.body.append(el, launcher);
     show(stored === null ? data.open === 'true' : stored === '1');
+    loadTranslator({ locale }).then((loaded) => {
+      words = loaded;
+      el.setAttribute('aria-label', words.translate('Chat'));
+      show(!el.hidden, false);
+    });
     const auth = data.externalAuthCode ? { externalAuthCode: data.externalAuthCode } : undefined;
     client = new Client(el, auth, {
       url: data.server || undefined,
       org: data.org || undefined,
       brand: data.brand || undefined,
+      locale,
       showNav: data.showNav !== 'false',
       onLoaded: async (c) => {
         if (!data.thread) return;

@@ -154,6 +154,8 @@ pub fn parse_options(options: &JsValue) -> ClientResult<Options> {
             show_header: boolean(options, "showHeader", true),
             show_thread_header: boolean(options, "showThreadHeader", true),
             brand: string(options, "brand")?,
+            // Canonical already: the JavaScript shell checked it (js/i18n.js).
+            locale: string(options, "locale")?.unwrap_or_else(|| "default".into()),
             theme: match string(options, "theme")?.as_deref() {
                 None => "light".into(),
                 Some(t @ ("light" | "dark" | "auto")) => t.into(),

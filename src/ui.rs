@@ -73,6 +73,9 @@ pub struct UiConfig {
     pub brand: Option<String>,
     /// `light`, `dark` or `auto` (follows the system).
     pub theme: String,
+    /// The language tag that dates and times are written in (`locale`; the browser's own
+    /// by default). The words are translated by the JavaScript shell (`js/i18n.js`).
+    pub locale: String,
 }
 
 impl Default for UiConfig {
@@ -83,6 +86,7 @@ impl Default for UiConfig {
             show_thread_header: true,
             brand: None,
             theme: "light".into(),
+            locale: "default".into(),
         }
     }
 }
@@ -103,6 +107,8 @@ fn toggle_nav(app: &Element, toggle: &Element, collapse: Option<bool>) -> bool {
 
 pub struct Ui {
     doc: Document,
+    /// See `UiConfig::locale`.
+    locale: String,
     root: ShadowRoot,
     status: Element,
     who: Element,
@@ -186,23 +192,24 @@ fn text_el(doc: &Document, tag: &str, class: &str, text: &str) -> ClientResult<E
 }
 
 /// `ms` as the reader's locale writes it with these `Intl.DateTimeFormat` options.
-fn format_date(ms: i64, options: &[(&str, &str)]) -> String {
+fn format_date(locale: &str, ms: i64, options: &[(&str, &str)]) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
     let opts = js_sys::Object::new();
     for (k, v) in options {
         let _ = js_sys::Reflect::set(&opts, &(*k).into(), &(*v).into());
     }
-    d.to_locale_string("default", &opts).into()
+    d.to_locale_string(locale, &opts).into()
 }
 
 /// "14:05" or "2:05 PM".
-fn format_time(ms: i64) -> String {
-    format_date(ms, &[("hour", "2-digit"), ("minute", "2-digit")])
+fn format_time(locale: &str, ms: i64) -> String {
+    format_date(locale, ms, &[("hour", "2-digit"), ("minute", "2-digit")])
 }
 
 /// "Saturday, November 21": the day a message was sent, in the reader's locale.
-fn format_day(ms: i64) -> String {
+fn format_day(locale: &str, ms: i64) -> String {
     format_date(
+        locale,
         ms,
         &[("weekday", "long"), ("month", "long"), ("day", "numeric")],
     )
@@ -584,6 +591,7 @@ impl Ui {
         let typing = find(".typing")?;
         let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
+            locale: config.locale.clone(),
             app,
             dialog,
             doc,
@@ -716,7 +724,12 @@ impl Ui {
                         attr(&button, "data-found", &m.id);
                         append(
                             &top,
-                            &text_el(&self.doc, "time", "last", &format_day(m.sent_at))?,
+                            &text_el(
+                                &self.doc,
+                                "time",
+                                "last",
+                                &format_day(&self.locale, m.sent_at),
+                            )?,
                         );
                         let said = format!("{}: {}", sender_of(t, m), m.text);
                         append(&row, &text_el(&self.doc, "span", "preview", &said)?);
@@ -726,9 +739,13 @@ impl Ui {
                         // The last day's by the time it was sent, older ones by the day
                         // ("Nov 21").
                         let when = if now - m.sent_at < 86_400_000 {
-                            format_time(m.sent_at)
+                            format_time(&self.locale, m.sent_at)
                         } else {
-                            format_date(m.sent_at, &[("month", "short"), ("day", "numeric")])
+                            format_date(
+                                &self.locale,
+                                m.sent_at,
+                                &[("month", "short"), ("day", "numeric")],
+                            )
                         };
                         append(&row, &text_el(&self.doc, "time", "", &when)?);
                     }
@@ -886,10 +903,10 @@ impl Ui {
         drawn.truncate(keep);
         let mut last_day = match keep {
             0 => String::new(),
-            n => format_day(t.messages[n - 1].sent_at),
+            n => format_day(&self.locale, t.messages[n - 1].sent_at),
         };
         for (i, m) in t.messages.iter().enumerate().skip(keep) {
-            let day = format_day(m.sent_at);
+            let day = format_day(&self.locale, m.sent_at);
             // The same sender again within five minutes of the day: one group, one name.
             let grouped = day == last_day
                 && i.checked_sub(1).is_some_and(|p| {
@@ -917,7 +934,7 @@ impl Ui {
             append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
             append(
                 &meta,
-                &text_el(&self.doc, "time", "", &format_time(m.sent_at))?,
+                &text_el(&self.doc, "time", "", &format_time(&self.locale, m.sent_at))?,
             );
             if m.edited_at.is_some() && !m.deleted {
                 append(&meta, &text_el(&self.doc, "span", "edited", "edited")?);

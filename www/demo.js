@@ -9,6 +9,9 @@ async function signIn(user) {
   who.textContent = 'Signing in as ' + user + '…';
   let auth;
   const options = { showNav: true, showHeader: true, onLoaded: () => { who.textContent = 'Signed in as ' + user + '.'; } };
+  // ?locale=de shows the UI in German (any language tag: its dates, its direction).
+  const locale = new URLSearchParams(location.search).get('locale');
+  if (locale) options.locale = locale;
   if (user === 'visitor') {
     auth = { orgEphemeralToken: 'demo-visitor-token' };
     options.org = 'demo';

@@ -69,17 +69,19 @@ test('the widget tag is a launcher: opens, minimises, remembers, counts unread, 
   assert.equal(await page.evaluate(() => document.activeElement.id), 'sotto-launcher');
 });
 
-test('on a phone the widget opens full screen', async () => {
+test('on a phone the widget opens full screen, here in German', async () => {
   const phone = await newPage(env.browser, { width: 375, height: 667 });
-  await phone.goto(`${env.server.base}/examples/external-auth/widget.html?user=carol`);
-  await phone.locator('#sotto-launcher').click();
+  await phone.goto(`${env.server.base}/examples/external-auth/widget.html?user=carol&locale=de`);
+  await phone.getByRole('button', { name: 'Chat öffnen' }).click();
   const widget = phone.locator('#sotto-widget');
   await widget.locator('.status[data-connected="true"]').waitFor({ timeout: 15000 });
+  assert.equal(await widget.getAttribute('aria-label'), 'Chat');
+  assert.equal(await widget.locator('.status').textContent(), 'Verbunden');
   const box = await widget.boundingBox();
   // The whole screen but a strip at the top for the button that minimises it.
   assert.deepEqual([box.x, box.y, box.width, box.height], [0, 48, 375, 619]);
   await phone.screenshot({ path: join(artifacts, 'widget-phone.png') });
   // Its button stays on top to minimise it again.
-  await phone.getByRole('button', { name: 'Minimise the chat' }).click();
+  await phone.getByRole('button', { name: 'Chat minimieren' }).click();
   assert.equal(await widget.isVisible(), false);
 });
