@@ -107,6 +107,17 @@ impl Dialog {
                     if let Some(b) = way_out.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
                         b.click();
                     }
+                } else if k.key() == "Enter" && !k.is_composing() {
+                    // Enter in a one-line field presses the dialog's first choice, as in a
+                    // form ("Save", "Make backup"); a textarea keeps its new lines.
+                    let at: Option<Element> = e.target().and_then(|t| t.dyn_into().ok());
+                    if at.is_some_and(|a| a.tag_name() == "INPUT") {
+                        e.prevent_default();
+                        let primary = panel.query_selector(".primary").ok().flatten();
+                        if let Some(b) = primary.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
+                            b.click();
+                        }
+                    }
                 } else if k.key() == "Tab" {
                     // Fields come before the row of buttons, which ends the dialog.
                     let pick = |selector| panel.query_selector(selector).ok().flatten();
@@ -229,9 +240,11 @@ impl Dialog {
         if let Ok(Some(el)) = self.panel.query_selector(&format!("[name=\"{name}\"]")) {
             if let Some(t) = el.dyn_ref::<web_sys::HtmlTextAreaElement>() {
                 t.set_value(value);
-                if readonly {
-                    let _ = t.set_attribute("readonly", "");
-                }
+            } else if let Some(i) = el.dyn_ref::<web_sys::HtmlInputElement>() {
+                i.set_value(value);
+            }
+            if readonly {
+                let _ = el.set_attribute("readonly", "");
             }
         }
     }

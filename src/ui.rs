@@ -27,7 +27,9 @@ const TEMPLATE: &str = concat!(
     r#"<input placeholder="@someone + @group" aria-label="New thread: who to talk to" autocomplete="off"><button>Start</button></form>"#,
     r#"<div class="find"><input type="search" placeholder="Search messages" aria-label="Search messages" autocomplete="off"></div>"#,
     r#"<ul class="threads" role="list"></ul></nav><main class="thread" part="thread"><div class="thread-header"><div class="title-row">"#,
-    r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action" type="button" aria-label="Compare safety numbers with the members" hidden>Verify</button></div>"#,
+    r#"<button class="back" type="button" aria-label="Back to the threads">‹ Back</button><h2 class="thread-title">No thread open</h2><button class="header-action rename" type="button" aria-label="Rename this thread">Rename</button>"#,
+    r#"<button class="header-action topic" type="button" aria-label="New topic with the same people">New topic</button>"#,
+    r#"<button class="header-action verify" type="button" aria-label="Compare safety numbers with the members">Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
     r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><button class="pill" type="button" hidden>New messages ↓</button>"#,
     r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
@@ -59,6 +61,10 @@ pub struct UiActions {
     pub download: Rc<dyn Fn(String, usize)>,
     /// "Verify" in the thread header: compare safety numbers with the open thread's members.
     pub verify: Rc<dyn Fn()>,
+    /// "Rename" in the thread header: a title for the open thread.
+    pub rename: Rc<dyn Fn()>,
+    /// "New topic" in the thread header: another thread with the same people.
+    pub new_topic: Rc<dyn Fn()>,
     /// "Key backup" in the header.
     pub backup: Rc<dyn Fn()>,
 }
@@ -116,7 +122,6 @@ pub struct Ui {
     threads: Option<(Element, HtmlInputElement)>,
     title: Element,
     members: Element,
-    verify: Element,
     warning: Element,
     messages: Element,
     /// What the message list shows, one entry per message in order: redrawing starts at
@@ -361,8 +366,10 @@ impl Ui {
         listeners.push(on(&find(".back")?, "click", back)?);
         let title = find(".thread-title")?;
         let members = find(".members")?;
-        let verify = find(".title-row .header-action")?;
-        listeners.push(on(&verify, "click", actions.verify.clone())?);
+        // Shown while a thread is open that one is still in (ui.css).
+        listeners.push(on(&find(".verify")?, "click", actions.verify.clone())?);
+        listeners.push(on(&find(".rename")?, "click", actions.rename.clone())?);
+        listeners.push(on(&find(".topic")?, "click", actions.new_topic.clone())?);
         let warning = find(".warn")?;
         let messages = find(".messages")?;
         let notice = find(".notice")?;
@@ -601,7 +608,6 @@ impl Ui {
             threads,
             title,
             members,
-            verify,
             warning,
             messages,
             drawn: Default::default(),
@@ -736,9 +742,10 @@ impl Ui {
                     }
                     None => {
                         append(&row, &text_el(&self.doc, "span", "preview", &preview(m))?);
-                        // The last day's by the time it was sent, older ones by the day
-                        // ("Nov 21").
-                        let when = if now - m.sent_at < 86_400_000 {
+                        // Today's by the time it was sent, older ones by the day ("Nov 21"):
+                        // yesterday evening's is not taken for this morning's.
+                        let day = |ms: i64| js_sys::Date::new(&(ms as f64).into()).to_date_string();
+                        let when = if day(now) == day(m.sent_at) {
                             format_time(&self.locale, m.sent_at)
                         } else {
                             format_date(
@@ -805,13 +812,11 @@ impl Ui {
             let _ = m.remove_attribute("data-thread");
             self.title.set_text_content(Some("No thread open"));
             self.members.set_text_content(None);
-            let _ = self.verify.set_attribute("hidden", "");
             // Nothing to write to yet: start or open a thread first.
             self.composer.set_disabled(true);
             return Ok(());
         };
         attr(m, "data-thread", &t.id);
-        let _ = self.verify.remove_attribute("hidden");
         let names = |users: &[String]| -> Vec<String> {
             t.members
                 .iter()

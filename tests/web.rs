@@ -48,6 +48,8 @@ fn noop() -> UiActions {
         download: Rc::new(|_, _| {}),
         verify: Rc::new(|| {}),
         backup: Rc::new(|| {}),
+        rename: Rc::new(|| {}),
+        new_topic: Rc::new(|| {}),
     }
 }
 
@@ -988,14 +990,22 @@ fn held_changes_apply_only_from_the_messages_thread_and_its_members() {
     assert!(held.last().unwrap().contains("x99") && !held.iter().any(|h| h.contains("\"x35\"")));
 }
 
-/// The thread list shows when each thread last spoke: the time within the last day, the
-/// day ("Dec 4") before that.
+/// The thread list shows when each thread last spoke: the time today, the day ("Dec 4")
+/// before that — yesterday evening included, though less than a day ago.
 #[wasm_bindgen_test]
-fn the_thread_list_times_the_last_day_and_dates_older_threads() {
+fn the_thread_list_times_today_and_dates_older_threads() {
     let el = host();
     let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
     let now = js_sys::Date::now() as i64;
+    let midnight = js_sys::Date::new(&JsValue::from_f64(now as f64));
+    midnight.set_hours(0);
+    midnight.set_minutes(0);
+    midnight.set_seconds(0);
+    midnight.set_milliseconds(0);
+    let midnight = midnight.get_time() as i64;
     let three_days_ago = now - 3 * 86_400_000;
+    let today = midnight + (now - midnight) / 2;
+    let last_night = midnight - 1;
     let thread = |id: &str, sent_at: i64| {
         let mut t = Thread::new(id.into(), "@bob".into(), vec![user("bob", "Bob")]);
         t.messages = vec![Message {
@@ -1005,7 +1015,8 @@ fn the_thread_list_times_the_last_day_and_dates_older_threads() {
         t
     };
     let threads = [
-        thread("recent", now - 60_000),
+        thread("recent", today),
+        thread("yesterday", last_night),
         thread("old", three_days_ago),
     ];
     ui.render_threads(&threads, None, "alice", None).unwrap();
@@ -1027,9 +1038,10 @@ fn the_thread_list_times_the_last_day_and_dates_older_threads() {
             .to_locale_string("default", &o)
             .into()
     };
-    let day = formatted(three_days_ago, [("month", "short"), ("day", "numeric")]);
-    assert_eq!(shown("old"), day);
-    let time = formatted(now - 60_000, [("hour", "2-digit"), ("minute", "2-digit")]);
+    let day = |ms| formatted(ms, [("month", "short"), ("day", "numeric")]);
+    assert_eq!(shown("old"), day(three_days_ago));
+    assert_eq!(shown("yesterday"), day(last_night));
+    let time = formatted(today, [("hour", "2-digit"), ("minute", "2-digit")]);
     assert_eq!(shown("recent"), time);
 }
 

@@ -24,6 +24,7 @@ mod retries;
 mod search;
 mod tab_view;
 mod threads;
+mod topics;
 mod trust;
 mod typing;
 
@@ -844,7 +845,8 @@ impl Inner {
             },
             new_thread: act(|inner, expr| {
                 spawn_local(async move {
-                    match inner.thread_make(&expr, Default::default()).await {
+                    // The people's newest thread, if there is one: "New topic" makes another.
+                    match inner.thread_ensure(&expr, Default::default()).await {
                         Ok(id) => {
                             inner.with_ui(|ui| ui.new_thread_done(None));
                             // A view reads the thread the holder has just saved.
@@ -940,6 +942,22 @@ impl Inner {
                 Rc::new(move || {
                     if let Some(inner) = weak.upgrade() {
                         inner.show_backup_dialog(None);
+                    }
+                })
+            },
+            rename: {
+                let weak = weak.clone();
+                Rc::new(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.show_rename_dialog();
+                    }
+                })
+            },
+            new_topic: {
+                let weak = weak.clone();
+                Rc::new(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.show_topic_dialog();
                     }
                 })
             },

@@ -70,8 +70,9 @@ impl Inner {
         expr: &str,
         attributes: Map<String, Value>,
     ) -> ClientResult<String> {
-        // "Start" in a view: the tab that holds the account makes the thread.
-        if let Some(made) = self.forwarded("threadMake", &[expr.into()]).await {
+        // "New topic" in a view: the tab that holds the account makes the thread.
+        let args = [expr.into(), super::to_js(&attributes)];
+        if let Some(made) = self.forwarded("threadMake", &args).await {
             return made.map(|id| id.as_string().unwrap_or_default());
         }
         check_attributes(&attributes)?;
@@ -95,6 +96,11 @@ impl Inner {
         expr: &str,
         attributes: Map<String, Value>,
     ) -> ClientResult<String> {
+        // "Start" in a view: the tab that holds the account finds or makes the thread.
+        let args = [expr.into(), super::to_js(&attributes)];
+        if let Some(found) = self.forwarded("threadEnsure", &args).await {
+            return found.map(|id| id.as_string().unwrap_or_default());
+        }
         let (full, resolved) = self.resolve_with_self(expr).await?;
         let (distribution, _) = sotto_core::membership::distribution(&full, &resolved);
         // The same distribution, and everyone it names now a member (a thread that follows

@@ -138,15 +138,15 @@ test('bad input is refused with coded errors and the UI stays text-only', async 
   assert.equal(await field.inputValue(), '@nobody', 'what was typed stays');
   assert.equal(await alice.locator('.notice').textContent(), '', 'nothing above the composer');
   // Corrected, it starts the thread (one, however impatient the Enter key) and the field
-  // empties.
+  // empties. (People Alice has no thread with: with Bob alone, Start opens the one above.)
   const before = (await alice.evaluate(() => window.client.threadList())).length;
-  await field.fill('@bob');
+  await field.fill('@bob + @carol');
   await field.press('Enter');
   await field.press('Enter');
   for (let i = 0; i < 50 && (await field.inputValue()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(await field.inputValue(), '', 'the field empties once the thread is made');
   assert.equal(await said(), '');
-  await alice.locator('.thread-title', { hasText: 'Bob Brown' }).waitFor();
+  await alice.locator('.thread-title', { hasText: 'Bob Brown, Carol Chen' }).waitFor();
   await new Promise((r) => setTimeout(r, 500));
   assert.equal((await alice.evaluate(() => window.client.threadList())).length, before + 1, 'one new thread');
 });

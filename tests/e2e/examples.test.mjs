@@ -27,10 +27,10 @@ test('a visitor chats with @support and support answers', async () => {
   // Titled by the group the visitor wrote to, not by its members.
   await visitor.locator('.thread-title', { hasText: 'Support' }).waitFor({ timeout: 15000 });
   // The site's name in the header, and none of what only staff use: key backup, safety
-  // numbers, starting threads with people.
+  // numbers, starting threads with people, naming them.
   assert.equal(await visitor.locator('.brand').textContent(), 'Demo Support');
   const actions = visitor.locator('.header-action');
-  assert.equal(await actions.count(), 2, 'Key backup and Verify are in the page');
+  assert.equal(await actions.count(), 4, 'Key backup, Rename, New topic and Verify are in the page');
   for (const b of await actions.all()) assert.equal(await b.isVisible(), false, await b.textContent());
   assert.equal(await bob.getByRole('button', { name: 'Back up your key with a passphrase' }).isVisible(), true, 'staff keep them');
   await visitor.getByLabel('Message', { exact: true }).fill('Hello, I need help with my order');
