@@ -249,6 +249,16 @@ impl Dialog {
         }
     }
 
+    /// Says on the button for `action` how it went ("Copied").
+    pub fn relabel(&self, action: &str, label: &str) {
+        let button = self
+            .panel
+            .query_selector(&format!("[data-action=\"{action}\"]"));
+        if let Ok(Some(b)) = button {
+            b.set_text_content(Some(label));
+        }
+    }
+
     /// What was typed into the field `name` of the dialog on show.
     pub fn value(&self, name: &str) -> String {
         let Ok(Some(el)) = self.panel.query_selector(&format!("[name=\"{name}\"]")) else {

@@ -7,7 +7,8 @@ use crate::dialog::{DialogContent, Field};
 use crate::error::ClientResult;
 
 use std::rc::Rc;
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 impl Inner {
     /// `keyBackupExport(passphrase)`: the identity, encrypted under the passphrase.
@@ -83,20 +84,46 @@ impl Inner {
                     label: "Backup",
                     kind: "textarea",
                 }],
-                buttons: &[("save", "Save as file"), ("done", "Done")],
+                buttons: &[("save", "Save as file"), ("copy", "Copy"), ("done", "Done")],
             },
-            move |inner, action| {
-                if action == "save" {
+            move |inner, action| match action {
+                "save" => {
                     let _ = super::attachments::save_file(
                         "sotto-key-backup.txt",
                         "text/plain",
                         saved.as_bytes(),
                     );
-                } else {
-                    inner.with_ui(|ui| ui.dialog.hide());
                 }
+                "copy" => {
+                    let saved = saved.clone();
+                    spawn_local(async move {
+                        let label = match copy_text(&saved).await {
+                            true => "Copied",
+                            false => "Not copied: select the text and copy it",
+                        };
+                        inner.with_ui(|ui| ui.dialog.relabel("copy", label));
+                    });
+                }
+                _ => inner.with_ui(|ui| ui.dialog.hide()),
             },
         );
         self.with_ui(|ui| ui.dialog.set_value("backup", text, true));
+    }
+}
+
+/// Puts `text` on the clipboard (`navigator.clipboard.writeText`); false where the browser
+/// refuses or has no clipboard for the page (an insecure origin).
+async fn copy_text(text: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).unwrap_or_default();
+    let clipboard = get(&get(&window.into(), "navigator"), "clipboard");
+    let Ok(write) = get(&clipboard, "writeText").dyn_into::<js_sys::Function>() else {
+        return false;
+    };
+    match write.call1(&clipboard, &text.into()) {
+        Ok(p) => JsFuture::from(js_sys::Promise::from(p)).await.is_ok(),
+        Err(_) => false,
     }
 }

@@ -153,17 +153,18 @@ impl Inner {
     }
 
     fn show_choices(self: &Rc<Self>, note: Option<&str>) {
-        let lines = with_note(note, &["This browser has no key for you yet. You can make a new one, bring your key and conversations over from a browser where you are signed in, or restore your key from a backup."]);
+        let lines = with_note(note, &["This browser has no key for you yet. Bring your key and conversations over from a browser where you are signed in, or restore your key from a backup. A new key starts over: the people you talk to are told that your key changed."]);
         self.show_dialog(
             &DialogContent {
                 title: "Set up this browser",
                 lines: &lines,
                 code: None,
                 fields: &[],
+                // Linking first: a new key resets who this user is to everyone.
                 buttons: &[
-                    ("generate", "Generate a new key"),
                     ("import", "Import from a running client"),
                     ("restore", "Restore from a backup"),
+                    ("generate", "Generate a new key"),
                 ],
             },
             |inner, action| {

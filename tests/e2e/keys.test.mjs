@@ -199,6 +199,11 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   });
   t.diagnostic(`keyBackupExport (Argon2id, 19 MiB, t = 2) took ${ms.toFixed(0)} ms in Chromium`);
   await alice1.screenshot({ path: join(artifacts, 'keys-backup-made.png') });
+  // Copy puts it on the clipboard, and says so.
+  await alice1.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await shown.getByRole('button', { name: 'Copy' }).click();
+  await shown.getByRole('button', { name: 'Copied' }).waitFor();
+  assert.equal(await alice1.evaluate(() => navigator.clipboard.readText()), backup);
   await shown.getByRole('button', { name: 'Done' }).click();
 
   // Another browser restores it: first with a wrong passphrase, then the right one.
