@@ -944,7 +944,7 @@ impl Ui {
             if m.edited_at.is_some() && !m.deleted {
                 append(&meta, &text_el(&self.doc, "span", "edited", "edited")?);
             }
-            if let Some((state, words)) = status {
+            if let Some((state, words)) = &status {
                 append(&meta, &text_el(&self.doc, "span", "state", words)?);
                 attr(&item, "data-status", state);
             }
@@ -1107,7 +1107,7 @@ impl Ui {
 type Drawn = (
     (
         Message,
-        Option<(&'static str, &'static str)>,
+        Option<(&'static str, String)>,
         String,
         Option<String>,
     ),
@@ -1124,19 +1124,37 @@ fn quote_of(t: &Thread, m: &Message) -> Option<String> {
     })
 }
 
-/// The delivery state shown on `m`: its `data-status` and words.
-fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, &'static str)> {
-    match m.status {
-        Status::Pending => Some(("pending", "Sending when online…")),
-        Status::Failed => Some(("failed", "Not sent")),
-        Status::Expired => Some(("failed", "Not delivered (expired)")),
-        Status::Sent | Status::Delivered if t.read_by_others(own_id, m.sent_at) => {
-            Some(("read", "Read"))
+/// The delivery state shown on `m`: its `data-status` and words. In a group, who read it:
+/// "Read by Bob", "Read by 2 of 3", "Read by everyone".
+fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, String)> {
+    let readers: Vec<&sotto_core::protocol::User> = t
+        .members
+        .iter()
+        .filter(|u| u.id != own_id)
+        .filter(|u| {
+            t.read_marks
+                .iter()
+                .any(|(r, until)| r == &u.id && *until >= m.sent_at)
+        })
+        .collect();
+    let others = t.members.len().saturating_sub(1);
+    let (state, words) = match m.status {
+        Status::Pending => ("pending", "Sending when online…"),
+        Status::Failed => ("failed", "Not sent"),
+        Status::Expired => ("failed", "Not delivered (expired)"),
+        Status::Sent | Status::Delivered if !readers.is_empty() => {
+            let words = match readers.len() {
+                n if n == others => "Read by everyone".into(),
+                1 => format!("Read by {}", display_name(readers[0])),
+                n => format!("Read by {n} of {others}"),
+            };
+            return Some(("read", if others == 1 { "Read".into() } else { words }));
         }
-        Status::Delivered => Some(("delivered", "Delivered")),
-        Status::Sent => Some(("sent", "Sent")),
-        Status::Received => None,
-    }
+        Status::Delivered => ("delivered", "Delivered"),
+        Status::Sent => ("sent", "Sent"),
+        Status::Received => return None,
+    };
+    Some((state, words.into()))
 }
 
 /// A message in a line: its text, its first attachment's name, or that it was deleted.

@@ -1072,3 +1072,50 @@ fn a_brand_is_text_and_a_visitor_cannot_pose_as_another() {
         "visitor.9f00aa (visitor.4ac166 (Vera))"
     );
 }
+
+/// One's own message says who read it: "Read" between two, and in a group who did —
+/// one by name, several as a count, then everyone; a read mark from someone no longer a
+/// member does not count.
+#[wasm_bindgen_test]
+fn a_group_message_says_who_read_it() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let members = vec![
+        user("alice", "Alice"),
+        user("bob", "Bob"),
+        user("carol", "Carol"),
+        user("dan", "Dan"),
+    ];
+    let mut thread = Thread::new("t1".into(), "@bob + @carol + @dan".into(), members);
+    thread.messages = vec![Message {
+        outgoing: true,
+        sender_id: "alice".into(),
+        status: Status::Delivered,
+        sent_at: 100,
+        ..message("t1", 1)
+    }];
+    let root = el.shadow_root().unwrap();
+    let state = |thread: &Thread| {
+        ui.render_thread(Some(thread), "alice", &[], &[], &[])
+            .unwrap();
+        root.query_selector(".msg .state")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap()
+    };
+    assert_eq!(state(&thread), "Delivered");
+    thread.read_marks.insert("eve".into(), 100); // not a member
+    thread.read_marks.insert("alice".into(), 100); // oneself
+    thread.read_marks.insert("bob".into(), 99); // before the message
+    assert_eq!(state(&thread), "Delivered");
+    thread.read_marks.insert("bob".into(), 100);
+    assert_eq!(state(&thread), "Read by Bob");
+    thread.read_marks.insert("carol".into(), 150);
+    assert_eq!(state(&thread), "Read by 2 of 3");
+    thread.read_marks.insert("dan".into(), 150);
+    assert_eq!(state(&thread), "Read by everyone");
+    // Between two, a read message is just "Read".
+    thread.members.truncate(2);
+    assert_eq!(state(&thread), "Read");
+}
