@@ -65,6 +65,9 @@ pub struct UiActions {
     pub rename: Rc<dyn Fn()>,
     /// "New topic" in the thread header: another thread with the same people.
     pub new_topic: Rc<dyn Fn()>,
+    /// Draw the open thread again: the reader scrolled up to the oldest message drawn, or
+    /// asked for one not drawn (see `Window`).
+    pub redraw: Rc<dyn Fn()>,
     /// "Key backup" in the header.
     pub backup: Rc<dyn Fn()>,
 }
@@ -128,6 +131,8 @@ pub struct Ui {
     /// the first that changed, so a new message is one append, not a rebuilt list (and the
     /// live region announces only it).
     drawn: std::cell::RefCell<Vec<Drawn>>,
+    /// Which messages `drawn` holds: from `window.from` on.
+    window: Rc<Window>,
     composer: HtmlTextAreaElement,
     /// What was written and not sent in each thread left, by thread ID: the composer shows
     /// a thread's own draft when it opens, never another's.
@@ -168,7 +173,7 @@ fn on(
 }
 
 /// Scrolls the message `id` of the drawn list into view and focuses it, if it is there.
-fn reveal(list: &Element, id: &str) {
+fn reveal(list: &Element, id: &str) -> bool {
     let mut next = list.first_element_child();
     while let Some(m) = next {
         if m.get_attribute("data-message").as_deref() == Some(id) {
@@ -176,9 +181,33 @@ fn reveal(list: &Element, id: &str) {
             if let Some(m) = m.dyn_ref::<web_sys::HtmlElement>() {
                 let _ = m.focus();
             }
-            return;
+            return true;
         }
         next = m.next_element_sibling();
+    }
+    false
+}
+
+/// How many messages a thread opens with, and how many more each scroll to the top draws:
+/// a thread of 10,000 messages opens as fast as one of 100.
+const PAGE: usize = 100;
+
+/// Which of the open thread's messages are drawn: those from `from` on, and among them
+/// `want`, a message asked for (a search result or a quote clicked) once it is drawn.
+#[derive(Default)]
+struct Window {
+    from: std::cell::Cell<usize>,
+    /// The `from` that what is on screen was drawn with.
+    drawn_from: std::cell::Cell<usize>,
+    want: RefCell<Option<String>>,
+}
+
+/// Shows the message `id`: drawn already, or once the thread is drawn again from it.
+fn show_message(list: &Element, window: &Window, redraw: &dyn Fn(), id: &str) {
+    if !reveal(list, id) {
+        *window.want.borrow_mut() = Some(id.to_owned());
+        redraw();
+        reveal(list, id);
     }
 }
 
@@ -275,6 +304,7 @@ impl Ui {
                 crate::error::ClientError::new("ui", "the UI's template lacks an element")
             })
         };
+        let window: Rc<Window> = Rc::default();
         let header = find("header")?;
         let toggle = find(".nav-toggle")?;
         if show_nav {
@@ -325,14 +355,17 @@ impl Ui {
 
             let open = actions.open.clone();
             let drawn = find(".messages")?;
+            let window = window.clone();
             let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
                 if let Some(item) = target.and_then(|t| t.closest("[data-thread]").ok().flatten()) {
+                    // A search result: its thread is drawn with the message found, shown.
+                    let found = item.get_attribute("data-found");
+                    window.want.replace(found.clone());
                     if let Some(id) = item.get_attribute("data-thread") {
                         open(id);
                     }
-                    // A search result: its thread is drawn now; show the message found.
-                    if let Some(id) = item.get_attribute("data-found") {
+                    if let Some(id) = found {
                         reveal(&drawn, &id);
                     }
                 }
@@ -452,6 +485,7 @@ impl Ui {
                 composer.clone(),
                 messages.clone(),
             );
+            let (window, redraw) = (window.clone(), actions.redraw.clone());
             Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
                 let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
                     return;
@@ -480,7 +514,7 @@ impl Ui {
                 };
                 match act.as_str() {
                     // The replied-to message, if it is on screen.
-                    "goto" => reveal(&list, &data(&b, "data-goto")),
+                    "goto" => show_message(&list, &window, &*redraw, &data(&b, "data-goto")),
                     "reply" | "edit" => {
                         let editing = act == "edit";
                         let text = text_of(&item, ".text");
@@ -585,12 +619,19 @@ impl Ui {
             }),
         )?);
         let (list, pill2) = (messages.clone(), pill.clone());
+        let (window2, redraw) = (window.clone(), actions.redraw.clone());
         listeners.push(on(
             &messages,
             "scroll",
             Rc::new(move || {
                 if at_bottom(&list) {
                     attr(&pill2, "hidden", "");
+                }
+                // At the top of what is drawn: the page before it.
+                let from = window2.from.get();
+                if list.scroll_top() < 60 && from > 0 {
+                    window2.from.set(from.saturating_sub(PAGE));
+                    redraw();
                 }
             }),
         )?);
@@ -611,6 +652,7 @@ impl Ui {
             warning,
             messages,
             drawn: Default::default(),
+            window,
             composer,
             drafts: Default::default(),
             pill,
@@ -877,13 +919,38 @@ impl Ui {
         }
         self.members.set_text_content(Some(&about));
         self.composer.set_disabled(t.left);
+        // Which messages to draw: the newest page of a thread just opened, more as the
+        // reader scrolls up, back far enough for a message asked for.
+        let w = &self.window;
+        let len = t.messages.len();
+        let mut from = if same {
+            w.from.get()
+        } else {
+            len.saturating_sub(PAGE)
+        };
+        if let Some(want) = w.want.take() {
+            if let Some(i) = t.messages.iter().position(|x| x.id == want) {
+                from = from.min(i.saturating_sub(10));
+            }
+        }
+        let from = from.min(len);
+        w.from.set(from);
+        // Drawn from another message than before (a page more above): all of it again,
+        // with the reader kept where they were.
+        let from_bottom = m.scroll_height() - m.scroll_top();
+        let prepended = same && from != w.drawn_from.get();
+        if prepended {
+            m.set_text_content(None);
+            self.drawn.borrow_mut().clear();
+        }
+        w.drawn_from.set(from);
         // Keep what is drawn up to the first message that changed (or the read line moved
         // past); draw from there on.
         let mut drawn = self.drawn.borrow_mut();
         let before = drawn.len();
         let keep = drawn
             .iter()
-            .zip(&t.messages)
+            .zip(&t.messages[from..])
             .take_while(|(((message, state, sender, quote), _), m)| {
                 message == *m
                     && *state == state_of(t, own_id, m)
@@ -908,16 +975,15 @@ impl Ui {
         drawn.truncate(keep);
         let mut last_day = match keep {
             0 => String::new(),
-            n => format_day(&self.locale, t.messages[n - 1].sent_at),
+            n => format_day(&self.locale, t.messages[from + n - 1].sent_at),
         };
-        for (i, m) in t.messages.iter().enumerate().skip(keep) {
+        for (i, m) in t.messages.iter().enumerate().skip(from + keep) {
             let day = format_day(&self.locale, m.sent_at);
             // The same sender again within five minutes of the day: one group, one name.
             let grouped = day == last_day
-                && i.checked_sub(1).is_some_and(|p| {
-                    let p = &t.messages[p];
-                    p.sender_id == m.sender_id && m.sent_at - p.sent_at < 300_000
-                });
+                && (i > from)
+                    .then(|| &t.messages[i - 1])
+                    .is_some_and(|p| p.sender_id == m.sender_id && m.sent_at - p.sent_at < 300_000);
             if day != last_day {
                 let sep = text_el(&self.doc, "li", "day", &day)?;
                 attr(&sep, "role", "separator");
@@ -1016,10 +1082,15 @@ impl Ui {
             append(&self.messages, &item);
             drawn.push(((m.clone(), status, sender, quote), item));
         }
-        m.set_scroll_top(kept.unwrap_or_else(|| m.scroll_height()));
+        m.set_scroll_top(match (prepended, kept) {
+            (true, _) => m.scroll_height() - from_bottom,
+            (false, Some(top)) => top,
+            (false, None) => m.scroll_height(),
+        });
         // New messages from others below a reader who scrolled up: say so, without moving
         // them.
-        if kept.is_some() && t.messages.iter().skip(before).any(|m| !m.outgoing) {
+        let below = t.messages.iter().skip(from + before);
+        if kept.is_some() && !prepended && below.clone().any(|m| !m.outgoing) {
             let _ = self.pill.remove_attribute("hidden");
         }
         Ok(())

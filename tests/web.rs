@@ -50,6 +50,7 @@ fn noop() -> UiActions {
         backup: Rc::new(|| {}),
         rename: Rc::new(|| {}),
         new_topic: Rc::new(|| {}),
+        redraw: Rc::new(|| {}),
     }
 }
 
@@ -1118,4 +1119,88 @@ fn a_group_message_says_who_read_it() {
     // Between two, a read message is just "Read".
     thread.members.truncate(2);
     assert_eq!(state(&thread), "Read");
+}
+
+/// A thread of 2,000 messages opens with its newest page drawn; scrolling to the top draws
+/// the page before it and keeps the reader on the message they were reading; a quote of a
+/// message far back draws back to it and shows it.
+#[wasm_bindgen_test]
+fn a_long_thread_is_drawn_a_page_at_a_time() {
+    let el = host();
+    el.set_attribute("style", "display: block; height: 400px")
+        .unwrap();
+    // The client draws again when asked: here, with the test's thread.
+    type Slot = Rc<std::cell::RefCell<Option<(Rc<Ui>, Thread)>>>;
+    let slot: Slot = Default::default();
+    let redraw = {
+        let slot = slot.clone();
+        Rc::new(move || {
+            if let Some((ui, t)) = slot.borrow().as_ref() {
+                ui.render_thread(Some(t), "alice", &[], &[], &[]).unwrap();
+            }
+        })
+    };
+    let ui = Rc::new(Ui::mount(&el, &UiConfig::default(), UiActions { redraw, ..noop() }).unwrap());
+    let mut thread = Thread::new(
+        "t1".into(),
+        "@bob".into(),
+        vec![user("alice", "Alice"), user("bob", "Bob")],
+    );
+    thread.messages = (1..=2000).map(|n| message("t1", n)).collect();
+    // The newest replies to the oldest.
+    thread.messages[1999].reply_to = Some("m1".into());
+    *slot.borrow_mut() = Some((ui.clone(), thread.clone()));
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    let root = el.shadow_root().unwrap();
+    let list = root.query_selector(".messages").unwrap().unwrap();
+    let drawn = || root.query_selector_all(".msg").unwrap().length();
+    let first = || {
+        root.query_selector(".msg")
+            .unwrap()
+            .unwrap()
+            .get_attribute("data-message")
+            .unwrap()
+    };
+    assert_eq!(drawn(), 100);
+    assert_eq!(first(), "m1901");
+    assert!(list.scroll_top() > 0, "opened at the newest message");
+
+    // Scrolled to the top: the page before, with m1901 where it was on screen.
+    let on_screen = |id: &str| {
+        let top = |e: web_sys::Element| e.dyn_into::<web_sys::HtmlElement>().unwrap().offset_top();
+        let at = root
+            .query_selector(&format!("[data-message={id}]"))
+            .unwrap()
+            .unwrap();
+        top(at) - top(list.clone()) - list.scroll_top()
+    };
+    list.set_scroll_top(0);
+    let was = on_screen("m1901");
+    list.dispatch_event(&web_sys::Event::new("scroll").unwrap())
+        .unwrap();
+    assert_eq!(drawn(), 200);
+    assert_eq!(first(), "m1801");
+    let now = on_screen("m1901");
+    assert!(
+        (now - was).abs() < 5,
+        "the reader stays on what they read ({was} px, now {now})"
+    );
+
+    // The quote of m1 on the newest message: drawn back to m1, and shown.
+    let quote: web_sys::HtmlElement = root
+        .query_selector(".quote")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    quote.click();
+    assert_eq!(first(), "m1");
+    let m1 = root.query_selector("[data-message=m1]").unwrap().unwrap();
+    assert_eq!(root.active_element(), Some(m1));
+    // A new message is one more, not a page again.
+    thread.messages.push(message("t1", 2001));
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!(drawn(), 2001);
 }

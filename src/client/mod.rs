@@ -961,6 +961,14 @@ impl Inner {
                     }
                 })
             },
+            redraw: {
+                let weak = weak.clone();
+                Rc::new(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.render();
+                    }
+                })
+            },
         };
         let ui = Ui::mount(&self.host, &self.options.ui, actions)?;
         *self.ui.borrow_mut() = Some(ui);
