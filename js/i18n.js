@@ -27,7 +27,7 @@ const MIXED_KEYS = [
 // Names with Sotto's notes among them: each note is translated where it stands.
 const NOTES = '.members, .warn';
 const NOTE_KEYS = [
-  'The security key of {} changed. Select Verify to compare safety numbers.',
+  'The security key of {} changed.', ' Select Verify to compare safety numbers.',
   'New device for {}.',
   '{} has not joined yet and will not see messages sent before joining.',
   '{} have not joined yet and will not see messages sent before joining.',

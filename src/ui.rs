@@ -869,9 +869,16 @@ impl Ui {
         let mut notes = Vec::new();
         let flagged = names(changed);
         if !flagged.is_empty() {
+            // A visitor has no Verify to select.
+            let visitor = self.app.class_list().contains("visitor");
             notes.push(format!(
-                "The security key of {} changed. Select Verify to compare safety numbers.",
-                flagged.join(", ")
+                "The security key of {} changed.{}",
+                flagged.join(", "),
+                if visitor {
+                    ""
+                } else {
+                    " Select Verify to compare safety numbers."
+                }
             ));
         }
         let added = names(new_devices);
@@ -903,6 +910,8 @@ impl Ui {
             .map(|m| match why_unreachable(unreachable, &m.id) {
                 Some("disabled") => format!("{} (account disabled)", display_name(m)),
                 Some(_) => format!("{} (not joined yet)", display_name(m)),
+                // Oneself by one's name, as in the header (a visitor's tag is for staff).
+                None if m.id == own_id => m.name.clone().unwrap_or_else(|| display_name(m)),
                 None => display_name(m),
             })
             .collect();

@@ -1204,3 +1204,39 @@ fn a_long_thread_is_drawn_a_page_at_a_time() {
         .unwrap();
     assert_eq!(drawn(), 2001);
 }
+
+/// A visitor is told of a changed key without being sent to a Verify it does not have,
+/// and finds itself in the member line by its name, as in the header, not by its tag.
+#[wasm_bindgen_test]
+fn a_visitor_sees_no_verify_note_and_its_own_name() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let vera = User {
+        ephemeral: true,
+        ..user("visitor.4ac166", "Vera")
+    };
+    let thread = Thread::new(
+        "t1".into(),
+        "@support".into(),
+        vec![vera, user("bob", "Bob")],
+    );
+    let root = el.shadow_root().unwrap();
+    let text = |sel: &str| {
+        root.query_selector(sel)
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap()
+    };
+    ui.render_thread(Some(&thread), "visitor.4ac166", &["bob".into()], &[], &[])
+        .unwrap();
+    assert_eq!(
+        text(".warn"),
+        "The security key of Bob changed. Select Verify to compare safety numbers."
+    );
+    ui.set_user("Vera", true);
+    ui.render_thread(Some(&thread), "visitor.4ac166", &["bob".into()], &[], &[])
+        .unwrap();
+    assert_eq!(text(".warn"), "The security key of Bob changed.");
+    assert_eq!(text(".members"), "Bob, Vera");
+}
