@@ -175,7 +175,9 @@ impl Dialog {
         let _ = title.set_attribute("id", "sotto-dialog-title");
         let _ = self.panel.append_child(&title);
         for line in content.lines {
-            let p = make("p", "", line)?;
+            // A safety number (digits in groups) is drawn as a grid (ui.css).
+            let number = !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit() || b == b' ');
+            let p = make("p", if number { "number" } else { "" }, line)?;
             let _ = self.panel.append_child(&p);
         }
         if let Some(code) = content.code {

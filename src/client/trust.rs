@@ -139,7 +139,9 @@ impl Inner {
                         (false, true) => " (verified)",
                         (false, false) => "",
                     };
-                    lines.push(format!("{name}{mark}: {digits}"));
+                    // The name, then its number on a line of its own, drawn as a grid.
+                    lines.push(format!("{name}{mark}:"));
+                    lines.push(digits.clone());
                     if !verified {
                         let label = format!("{name}'s number matches");
                         actions.push((

@@ -251,6 +251,10 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   await bob.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
   await bob.screenshot({ path: join(artifacts, 'keys-identity-changed.png') });
   assert.equal(await bob.locator('.dialog', { hasText: after.number }).count(), 1);
+  // The number as a grid: its twelve groups of five in four rows of three.
+  const grid = bob.locator('.dialog .number');
+  assert.equal(await grid.textContent(), after.number);
+  assert.equal(await grid.evaluate((e) => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight))), 4);
 
   // The view shows the warning too, and its Verify dialog the same number (asked of the
   // tab that holds the account).
