@@ -16,7 +16,7 @@
 const RIGHT_TO_LEFT = ['ar', 'arc', 'ckb', 'dv', 'fa', 'he', 'ps', 'sd', 'ug', 'ur', 'yi'];
 
 // What people wrote: never translated.
-const USER_TEXT = '.sender, .who, .brand, .msg:not(.gone) > .text, .attachment, .reaction, .code, .day, time, style, textarea';
+const USER_TEXT = '.sender, .who, .brand, .msg:not(.gone) > .text, .attachment, .reaction, .code, .number, .suggest, .day, time, style, textarea';
 // People's words where Sotto sometimes puts its own (a thread without a title, the preview
 // of a deleted message): there, only these keys are translated, and only as the whole text.
 const MIXED = '.name, .thread-title, .preview, .quote';

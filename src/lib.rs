@@ -11,6 +11,7 @@
 //! [`error`] (errors with a stable `code`).
 
 pub mod client;
+pub mod completion;
 pub mod dialog;
 pub mod error;
 pub mod history;

@@ -34,7 +34,8 @@ const TEMPLATE: &str = concat!(
     r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><button class="pill" type="button" hidden>New messages ↓</button>"#,
     r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
-    r#"<form class="composer" part="composer"><button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
+    r#"<form class="composer" part="composer"><ul class="suggest" role="listbox" aria-label="People to mention" hidden></ul>"#,
+    r#"<button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
     r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
     r#"<button type="submit">Send</button></form></main></div>"#,
     r#"<div class="tools" role="toolbar" aria-label="Message actions">"#,
@@ -133,6 +134,8 @@ pub struct Ui {
     drawn: std::cell::RefCell<Vec<Drawn>>,
     /// Which messages `drawn` holds: from `window.from` on.
     window: Rc<Window>,
+    /// @-completion in the composer, offering the open thread's members.
+    completion: Rc<crate::completion::Completion>,
     composer: HtmlTextAreaElement,
     /// What was written and not sent in each thread left, by thread ID: the composer shows
     /// a thread's own draft when it opens, never another's.
@@ -575,9 +578,15 @@ impl Ui {
         listeners.push(on_send);
         // Enter sends; Shift+Enter makes a new line; Escape stops editing or replying.
         let key_mode = mode.clone();
+        let completion = Rc::new(crate::completion::Completion::new(find(".suggest")?));
+        let (keys, key_composer) = (completion.clone(), composer.clone());
         let on_key = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                // The @-list, while it shows, has the arrows, Enter, Tab and Escape.
+                if keys.key(k, &key_composer) {
+                    e.prevent_default();
+                    e.stop_propagation();
+                } else if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
                     e.prevent_default();
                     submit();
                 } else if k.key() == "Escape" && key_mode.borrow().is_some() {
@@ -591,6 +600,27 @@ impl Ui {
             .add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_key);
+        // What is typed before the caret may be an @ to complete; leaving closes the list,
+        // and a press in it picks (before the composer loses the focus).
+        let (offer, offer_composer) = (completion.clone(), composer.clone());
+        listeners.push(on(
+            &composer,
+            "input",
+            Rc::new(move || offer.update(&offer_composer)),
+        )?);
+        let closing = completion.clone();
+        listeners.push(on(&composer, "blur", Rc::new(move || closing.close()))?);
+        let (picking, pick_composer) = (completion.clone(), composer.clone());
+        let on_pick = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            e.prevent_default();
+            if let Some(i) = crate::completion::Completion::clicked(e.target()) {
+                picking.pick(i, &pick_composer);
+            }
+        });
+        find(".suggest")?
+            .add_event_listener_with_callback("mousedown", on_pick.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_pick);
         // Typing in a new message (not editing an old one) tells the members.
         let (typing, typing_mode, draft) = (actions.typing.clone(), mode.clone(), composer.clone());
         listeners.push(on(
@@ -653,6 +683,7 @@ impl Ui {
             messages,
             drawn: Default::default(),
             window,
+            completion,
             composer,
             drafts: Default::default(),
             pill,
@@ -927,6 +958,13 @@ impl Ui {
             about = "You are no longer a member of this thread.".into();
         }
         self.members.set_text_content(Some(&about));
+        // Whom the composer offers after an @.
+        *self.completion.members.borrow_mut() = t
+            .members
+            .iter()
+            .filter(|m| m.id != own_id)
+            .map(|m| (m.tag.clone(), display_name(m)))
+            .collect();
         self.composer.set_disabled(t.left);
         // Which messages to draw: the newest page of a thread just opened, more as the
         // reader scrolls up, back far enough for a message asked for.
