@@ -62,8 +62,11 @@ class Client extends EventTarget {
       throw codedError('bad_option', err.message);
     }
     this.#options = { ...options, ...language, url: options.url || new URL(__base).origin };
-    // Fetched beside the wasm: its words are ready before the wasm draws anything.
-    const words = loadTranslator(language);
+    // Fetched beside the wasm: its words are ready before the wasm draws anything. Without
+    // a UI, only notifications have words.
+    const words = options.ui !== false || options.notifications
+      ? loadTranslator(language)
+      : Promise.resolve(makeTranslator(language.locale, language.strings));
     const fromUrl = takeExternalAuthCode();
     if (auth == null || (typeof auth === 'object' && Object.keys(auth).length === 0)) {
       auth = fromUrl === null ? {} : { externalAuthCode: fromUrl };
@@ -96,7 +99,7 @@ class Client extends EventTarget {
     }
     const stops = [];
     if (!this.#words.empty) stops.push(translateUi(root, this.#words));
-    if (this.#words.locale) {
+    if (this.#words.locale && this.#words.speaks) {
       for (const [name, value] of [['lang', this.#words.locale], ['dir', this.#words.rtl ? 'rtl' : 'ltr']]) {
         if (el.hasAttribute(name)) continue;
         el.setAttribute(name, value);

@@ -17,12 +17,17 @@ const RIGHT_TO_LEFT = ['ar', 'arc', 'ckb', 'dv', 'fa', 'he', 'ps', 'sd', 'ug', '
 
 // What people wrote: never translated.
 const USER_TEXT = '.sender, .who, .brand, .msg:not(.gone) > .text, .attachment, .reaction, .code, .number, .suggest, .day, time, style, textarea';
-// People's words where Sotto sometimes puts its own (a thread without a title, the preview
-// of a deleted message): there, only these keys are translated, and only as the whole text.
-const MIXED = '.name, .thread-title, .preview, .quote';
-const MIXED_KEYS = [
-  'Just you', 'No thread open', 'Message deleted', '{}: Message deleted', 'An earlier message',
-  'Attachment: {}', '{}: Attachment: {}',
+// Where people's words and Sotto's share a text (a name in "Bob is typing…", a quote in
+// "Replying to Bob: …", a title that may be Sotto's "Just you"): there only the keys Sotto
+// puts in that place are tried, as the whole text, so what fills a hole (a name, a quote)
+// is never read as another key. By element, for its text and its labels; first match wins.
+const PLACES = [
+  ['.name, .thread-title', ['Just you', 'No thread open']],
+  ['.preview, .quote', ['Message deleted', '{}: Message deleted', 'An earlier message', 'Attachment: {}', '{}: Attachment: {}', 'Reply to {}']],
+  ['.context span', ['Editing your message', 'Replying to {}: {}']],
+  ['.typing', ['{} is typing…', '{} and {} are typing…', '{} people are typing…']],
+  ['.attachment', ['Download {}']],
+  ['.unread', ['{} unread']],
 ];
 // Names with Sotto's notes among them: each note is translated where it stands.
 const NOTES = '.members, .warn';
@@ -41,6 +46,9 @@ const ATTRIBUTES = ['aria-label', 'placeholder'];
 // The longest text (or part of one) that a key with `{}` is matched against.
 const LONGEST = 2000;
 
+// The keys allowed at `el` (PLACES), or undefined where every key may be.
+const allowedAt = (el) => PLACES.find(([selector]) => el.closest(selector))?.[1];
+
 const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 // `value` with its `{}` (in order) or `{N}` filled from `args`.
@@ -54,7 +62,8 @@ function readLanguageOptions({ locale, strings }) {
   if (locale != null) {
     if (typeof locale !== 'string') throw new TypeError('locale must be a string such as "de" or "he-IL"');
     try {
-      [locale] = Intl.getCanonicalLocales(locale);
+      // "de_DE", as some systems write it, is "de-DE".
+      [locale] = Intl.getCanonicalLocales(locale.replaceAll('_', '-'));
     } catch {
       throw new TypeError(`locale ${JSON.stringify(locale)} is not a language tag such as "de" or "he-IL"`);
     }
@@ -101,6 +110,10 @@ function makeTranslator(locale, strings, table = {}) {
       within: new RegExp(pattern, 'g'),
     });
   }
+  // The most specific first: of two keys that fit a text, the one with more of its own
+  // words ("Replying to {}: {}" before "{} unread").
+  const fixed = (t) => t.parts.join('').length;
+  templates.sort((a, b) => fixed(b) - fixed(a));
   const holds = (text, t) => t.parts.every((p) => text.includes(p));
   const translate = (text, allowed) => {
     if (exact.has(text) && (!allowed || allowed.includes(text))) return exact.get(text);
@@ -118,17 +131,26 @@ function makeTranslator(locale, strings, table = {}) {
   const translateNotes = (text) => {
     let out = text;
     for (const key of NOTE_KEYS) {
-      if (exact.has(key)) {
-        out = out.split(key).join(exact.get(key));
-        continue;
-      }
       const t = templates.find((x) => x.key === key);
-      if (t && holds(out, t)) out = out.replace(t.within, (...m) => fill(t.value, m.slice(1, t.holes + 1)));
+      // A note that starts with its one hole ("{} has not joined yet…") whose translation
+      // does too: its words are replaced where they stand, with no pattern to scan.
+      const lead = t && t.holes === 1 && key.startsWith('{}') && t.value.startsWith('{}') && !t.value.slice(2).includes('{');
+      if (exact.has(key) || lead) {
+        const [from, to] = lead ? [key.slice(2), t.value.slice(2)] : [key, exact.get(key)];
+        out = out.split(from).join(to);
+      } else if (t && holds(out, t)) {
+        out = out.replace(t.within, (...m) => fill(t.value, m.slice(1, t.holes + 1)));
+      }
     }
     return out;
   };
   const rtl = RIGHT_TO_LEFT.includes(language);
-  return { translate, translateNotes, locale, rtl, empty: exact.size + templates.length === 0 };
+  const empty = exact.size + templates.length === 0;
+  // Whether the UI is in the locale's language: English is, and so is any language the
+  // table or the site's strings give words for. Otherwise the words stay English, and
+  // `lang` must not tell a screen reader they are not.
+  const speaks = language === 'en' || !empty;
+  return { translate, translateNotes, locale, rtl, empty, speaks };
 }
 
 /**
@@ -141,7 +163,8 @@ async function loadTranslator({ locale, strings }) {
   let table;
   if (url) {
     try {
-      const res = await fetch(url);
+      // A file that does not come soon leaves the UI English rather than never drawn.
+      const res = await fetch(url, { signal: AbortSignal.timeout(10000) });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       table = await res.json();
     } catch (err) {
@@ -173,14 +196,13 @@ function translateUi(root, translator) {
     if (parent.closest(USER_TEXT)) return;
     let to;
     if (parent.closest(NOTES)) to = translator.translateNotes(node.data);
-    else if (parent.closest(MIXED)) to = translator.translate(node.data, MIXED_KEYS);
-    else to = translator.translate(node.data);
+    else to = translator.translate(node.data, allowedAt(parent));
     set(node, '#text', node.data, to);
   };
   const attribute = (el, name) => {
     const value = el.getAttribute(name);
     if (value === null || ours(el, name, value)) return;
-    set(el, name, value, translator.translate(value));
+    set(el, name, value, translator.translate(value, allowedAt(el)));
   };
   const tree = (node) => {
     if (node.nodeType === 3) return text(node);

@@ -107,15 +107,31 @@ impl Dialog {
                     if let Some(b) = way_out.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
                         b.click();
                     }
-                } else if k.key() == "Enter" && !k.is_composing() {
-                    // Enter in a one-line field presses the dialog's first choice, as in a
-                    // form ("Save", "Make backup"); a textarea keeps its new lines.
+                } else if k.key() == "Enter"
+                    && !k.is_composing()
+                    && k.key_code() != 229
+                    && !k.repeat()
+                {
+                    // Enter in a one-line field goes to the next field, and in the last
+                    // presses the dialog's first choice, as in a form ("Save", "Make
+                    // backup"). A textarea keeps its new lines; a held key presses nothing
+                    // twice; the Enter that ends an input method's composition is its own.
                     let at: Option<Element> = e.target().and_then(|t| t.dyn_into().ok());
-                    if at.is_some_and(|a| a.tag_name() == "INPUT") {
+                    if at.as_ref().is_some_and(|a| a.tag_name() == "INPUT") {
                         e.prevent_default();
-                        let primary = panel.query_selector(".primary").ok().flatten();
-                        if let Some(b) = primary.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
-                            b.click();
+                        let next = at
+                            .and_then(|a| a.closest("label").ok().flatten())
+                            .and_then(|l| l.next_element_sibling())
+                            .filter(|n| n.tag_name() == "LABEL")
+                            .and_then(|l| l.query_selector("input,textarea").ok().flatten());
+                        let go = next.or_else(|| panel.query_selector(".primary").ok().flatten());
+                        if let Some(b) = go.and_then(|b| b.dyn_into::<HtmlElement>().ok()) {
+                            match b.tag_name().as_str() {
+                                "BUTTON" => b.click(),
+                                _ => {
+                                    let _ = b.focus();
+                                }
+                            }
                         }
                     }
                 } else if k.key() == "Tab" {

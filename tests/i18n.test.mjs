@@ -35,6 +35,7 @@ const COMPOSED = {
   '{} have not joined yet and will not see messages sent before joining.': ['"{} {} not joined yet and will not see messages sent before joining."', '"have"'],
   '{} (key changed):': ['"{name}{mark}:"', '" (key changed)"'],
   '{} (verified):': ['"{name}{mark}:"', '" (verified)"'],
+  '{}: this user has not set up Sotto yet': ['"{name}: {}"', '"this user has not set up Sotto yet"'],
 };
 
 test('every key of the German table is a text the UI shows', () => {
@@ -75,6 +76,21 @@ test('texts, templates and notes are translated; names and unknown texts are lef
     de.translateNotes('The security key of Bob changed. Select Verify to compare safety numbers. New device for Carol. Dan has not joined yet and will not see messages sent before joining.'),
     'Der Sicherheitsschlüssel von Bob hat sich geändert. Wählen Sie „Prüfen“, um die Sicherheitsnummern zu vergleichen. Neues Gerät für Carol. Dan ist noch nicht beigetreten und sieht keine Nachrichten, die vorher gesendet wurden.',
   );
+});
+
+test('what fills a hole is never read as another key', () => {
+  const de = makeTranslator('de');
+  // The quote reads like "{} unread"; the frame is the more specific key.
+  assert.equal(de.translate('Replying to Bob: I have 3 unread'), 'Antwort an Bob: I have 3 unread');
+  assert.equal(de.translate('Reply to Bob: 3 unread'), 'Antwort auf Bob: 3 unread');
+  // Where the place allows only its own keys, a file named like a notice stays a name.
+  assert.equal(de.translate('Download Sign-in failed: x', ['Download {}']), 'Sign-in failed: x herunterladen');
+  // A note that starts with a name, among many long names, is replaced where it stands.
+  const names = Array.from({ length: 2000 }, (_, i) => `Member number ${i} with a long name`).join(', ');
+  const started = performance.now();
+  const out = de.translateNotes(`${names} have not joined yet and will not see messages sent before joining.`);
+  assert.equal(out, `${names} sind noch nicht beigetreten und sehen keine Nachrichten, die vorher gesendet wurden.`);
+  console.log(`a note after ${names.length} characters of names: ${(performance.now() - started).toFixed(1)} ms`);
 });
 
 test('a site\'s strings add to or replace the table, and may reorder what is filled in', () => {

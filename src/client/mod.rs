@@ -867,6 +867,9 @@ impl Inner {
                                     let tag = rest.split(" at ").next().unwrap_or(rest);
                                     ["No one called ", tag].concat()
                                 }
+                                // The parser's words ("expected '+' or '-' but found ','")
+                                // are for developers; people get how to write it.
+                                None if e.code.starts_with("expr_") => "Write who to talk to as @name, joined with + (and - to leave someone out).".into(),
                                 None => e.message,
                             };
                             inner.with_ui(|ui| ui.new_thread_done(Some(&plain)));

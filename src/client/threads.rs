@@ -111,7 +111,9 @@ impl Inner {
             .threads
             .iter()
             .find(|t| {
+                // Not one left, nor one archived (it would open without showing in the list).
                 !t.left
+                    && !t.archived
                     && t.distribution == distribution
                     && resolved.users.iter().all(|u| t.member(&u.id).is_some())
             })

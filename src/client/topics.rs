@@ -23,7 +23,8 @@ impl Inner {
     /// The title typed in the dialog, trimmed, and cut to `MAX_TITLE_CHARS`.
     fn typed_title(&self) -> String {
         let typed = self.ui_values(&["title"]).remove(0);
-        typed.trim().chars().take(MAX_TITLE_CHARS).collect()
+        let cut: String = typed.trim().chars().take(MAX_TITLE_CHARS).collect();
+        cut.trim_end().to_owned()
     }
 
     /// "Rename": a title for the open thread, on every member's devices. An empty title
@@ -35,6 +36,7 @@ impl Inner {
         let Ok(thread) = self.thread(&id) else { return };
         let current = thread.attributes.get("title").and_then(Value::as_str);
         let current = current.unwrap_or_default().to_owned();
+        let shown = current.clone();
         self.show_dialog(
             &DialogContent {
                 title: "Rename this thread",
@@ -46,7 +48,8 @@ impl Inner {
             move |inner, action| {
                 let title = inner.typed_title();
                 inner.with_ui(|ui| ui.dialog.hide());
-                if action != "save" {
+                // Saved unchanged, there is nothing to tell the members.
+                if action != "save" || title == current {
                     return;
                 }
                 let id = id.clone();
@@ -74,7 +77,7 @@ impl Inner {
                 });
             },
         );
-        self.with_ui(|ui| ui.dialog.set_value("title", &current, false));
+        self.with_ui(|ui| ui.dialog.set_value("title", &shown, false));
     }
 
     /// "New topic": another thread with the open one's people, under a title of its own,

@@ -181,9 +181,12 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   await dialog.getByLabel('Passphrase again').fill('short');
   await dialog.getByRole('button', { name: 'Make backup' }).click();
   await alice1.locator('.dialog', { hasText: 'at least 8 characters' }).waitFor();
+  // By keyboard: Enter goes on to the second field, and there makes the backup.
   await dialog.getByLabel('Passphrase', { exact: true }).fill('correct horse battery staple');
-  await dialog.getByLabel('Passphrase again').fill('correct horse battery staple');
-  await dialog.getByRole('button', { name: 'Make backup' }).click();
+  await dialog.getByLabel('Passphrase', { exact: true }).press('Enter');
+  await alice1.keyboard.type('correct horse battery staple');
+  assert.equal(await dialog.getByLabel('Passphrase again').inputValue(), 'correct horse battery staple');
+  await alice1.keyboard.press('Enter');
   const shown = alice1.getByRole('dialog', { name: 'Your key backup' });
   await shown.waitFor({ timeout: 15000 });
   const backup = await shown.getByLabel('Backup').inputValue();

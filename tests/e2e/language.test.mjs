@@ -119,6 +119,11 @@ test('in German every word of the UI is German, dates too, and what people wrote
   await until(alice, () => document.querySelector('#messenger').shadowRoot.querySelector('.new-thread input').validationMessage !== '', null, { what: 'the field\'s error' });
   assert.equal(await field.evaluate((i) => i.validationMessage), 'Niemand heißt @nobody');
   assert.equal(await field.inputValue(), '@nobody', 'what was typed is kept');
+  // Not the parser's words: how to write it, in German.
+  await field.fill('@alice, @bob');
+  await field.press('Enter');
+  await until(alice, () => document.querySelector('#messenger').shadowRoot.querySelector('.new-thread input').validationMessage.startsWith('Schreiben'), null, { what: 'how to write it' });
+  assert.equal(await field.evaluate((i) => i.validationMessage), 'Schreiben Sie, mit wem: @name, verbunden mit + (und - um jemanden auszulassen).');
 
   // At a phone's width, dark.
   await alice.setViewportSize({ width: 320, height: 640 });
@@ -214,5 +219,5 @@ test('bad language options are refused with a code, and a page without Sotto\'s 
   await offline.goto(`${env.server.base}/`);
   assert.equal(await status(offline), 'Waiting for sign-in');
   assert.ok(offline.log.some((l) => l.includes('the de words could not be loaded')), offline.log.join('\n'));
-  assert.equal(await offline.locator('#waiting').getAttribute('lang'), 'de', 'dates still in German');
+  assert.equal(await offline.locator('#waiting').getAttribute('lang'), null, 'English words are not marked German');
 });
