@@ -51,6 +51,7 @@ fn noop() -> UiActions {
         rename: Rc::new(|| {}),
         new_topic: Rc::new(|| {}),
         redraw: Rc::new(|| {}),
+        preview: Rc::new(|_, _, _| {}),
     }
 }
 

@@ -264,6 +264,33 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   });
   assert.deepEqual(viaApi, ['plan.txt', 'text/plain', secret]);
   assert.ok(!databaseText(env.server.db).includes(secret), 'the server holds only ciphertext');
+
+  // An image shows in the thread, from a blob typed as the image; an SVG (a document that
+  // may hold script) is only a file to download.
+  const png = Buffer.from(await alice.evaluate(() => {
+    const c = document.createElement('canvas');
+    c.width = 120;
+    c.height = 80;
+    const g = c.getContext('2d');
+    g.fillStyle = '#3056d3';
+    g.fillRect(0, 0, 120, 80);
+    return c.toDataURL('image/png').split(',')[1];
+  }), 'base64');
+  const images = alice.waitForEvent('filechooser');
+  await alice.getByRole('button', { name: 'Attach files' }).click();
+  await (await images).setFiles([
+    { name: 'chart.png', mimeType: 'image/png', buffer: png },
+    { name: 'logo.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>window.pwned=1</script></svg>') },
+  ]);
+  const shown = bob.locator('.attachment', { hasText: 'chart.png' }).locator('img.preview');
+  await shown.waitFor({ timeout: 10000 });
+  await bob.waitForFunction(() => {
+    const img = document.querySelector('#messenger').shadowRoot.querySelector('.attachment img.preview');
+    return img && img.complete && img.naturalWidth === 120;
+  }, null, { timeout: 10000 });
+  assert.match(await shown.getAttribute('src'), /^blob:/);
+  assert.equal(await bob.locator('.attachment', { hasText: 'logo.svg' }).locator('img').count(), 0);
+  assert.equal(await bob.evaluate(() => window.pwned), undefined);
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
 
