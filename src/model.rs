@@ -330,13 +330,6 @@ impl Thread {
         }
     }
 
-    /// Whether someone other than `own_id` has read the message sent at `sent_at`.
-    pub fn read_by_others(&self, own_id: &str, sent_at: i64) -> bool {
-        self.read_marks
-            .iter()
-            .any(|(user, until)| user != own_id && *until >= sent_at)
-    }
-
     /// When something last happened here (its newest message), for ordering the list.
     pub fn last_activity(&self) -> i64 {
         self.messages.last().map(|m| m.sent_at).unwrap_or(0)

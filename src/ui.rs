@@ -1004,12 +1004,13 @@ impl Ui {
         // past); draw from there on.
         let mut drawn = self.drawn.borrow_mut();
         let before = drawn.len();
+        let marks = marks_of(t, own_id);
         let keep = drawn
             .iter()
             .zip(&t.messages[from..])
             .take_while(|(((message, state, sender, quote), _), m)| {
                 message == *m
-                    && *state == state_of(t, own_id, m)
+                    && *state == state_of(&marks, m)
                     && *sender == sender_of(t, m)
                     && *quote == quote_of(t, m)
             })
@@ -1056,7 +1057,7 @@ impl Ui {
             attr(&item, "data-message", &m.id);
             // Focusable, so the keyboard reaches its toolbar.
             attr(&item, "tabindex", "0");
-            let (status, sender) = (state_of(t, own_id, m), sender_of(t, m));
+            let (status, sender) = (state_of(&marks, m), sender_of(t, m));
             let meta = el(&self.doc, "div", "meta")?;
             append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
             append(
@@ -1257,20 +1258,27 @@ fn quote_of(t: &Thread, m: &Message) -> Option<String> {
     })
 }
 
-/// The delivery state shown on `m`: its `data-status` and words. In a group, who read it:
-/// "Read by Bob", "Read by 2 of 3", "Read by everyone".
-fn state_of(t: &Thread, own_id: &str, m: &Message) -> Option<(&'static str, String)> {
-    let readers: Vec<&sotto_core::protocol::User> = t
-        .members
+/// The other members and how far each has read, found once per drawing: a message's state
+/// then costs one pass over the members, not one per member over every read mark.
+type Marks<'a> = Vec<(&'a sotto_core::protocol::User, i64)>;
+
+fn marks_of<'a>(t: &'a Thread, own_id: &str) -> Marks<'a> {
+    t.members
         .iter()
         .filter(|u| u.id != own_id)
-        .filter(|u| {
-            t.read_marks
-                .iter()
-                .any(|(r, until)| r == &u.id && *until >= m.sent_at)
-        })
+        .map(|u| (u, t.read_marks.get(&u.id).copied().unwrap_or(i64::MIN)))
+        .collect()
+}
+
+/// The delivery state shown on `m`: its `data-status` and words. In a group, who read it:
+/// "Read by Bob", "Read by 2 of 3", "Read by everyone".
+fn state_of(marks: &Marks, m: &Message) -> Option<(&'static str, String)> {
+    let readers: Vec<&sotto_core::protocol::User> = marks
+        .iter()
+        .filter(|(_, until)| *until >= m.sent_at)
+        .map(|(u, _)| *u)
         .collect();
-    let others = t.members.len().saturating_sub(1);
+    let others = marks.len();
     let (state, words) = match m.status {
         Status::Pending => ("pending", "Sending when online…"),
         Status::Failed => ("failed", "Not sent"),
