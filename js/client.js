@@ -97,7 +97,8 @@ class Client extends EventTarget {
       // An element that cannot hold one: the wasm says so when it starts.
       return;
     }
-    const stops = [];
+    // Images in the thread (js/previews.js), and the words.
+    const stops = [showPreviews(root, this)];
     if (!this.#words.empty) stops.push(translateUi(root, this.#words));
     if (this.#words.locale && this.#words.speaks) {
       for (const [name, value] of [['lang', this.#words.locale], ['dir', this.#words.rtl ? 'rtl' : 'ltr']]) {

@@ -11,8 +11,9 @@ const pkg = join(root, 'pkg');
 mkdirSync(pkg, { recursive: true });
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, 'Cargo.toml'), 'utf8'))[1];
-// i18n.js (the UI's languages) and tabs.js (the account's tabs) come first: client.js uses them.
-const body = ['js/i18n.js', 'js/tabs.js', 'js/client.js'].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+// i18n.js (the UI's languages), previews.js (images in the thread) and tabs.js (the
+// account's tabs) come first: client.js uses them.
+const body = ['js/i18n.js', 'js/previews.js', 'js/tabs.js', 'js/client.js'].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
 const header = `/* Sotto ${version} — end-to-end encrypted messaging for any page. Apache-2.0. */\n`;
 
 copyFileSync(wasmPath, join(pkg, 'sotto_wasm_bg.wasm'));

@@ -69,8 +69,6 @@ pub struct UiActions {
     /// Draw the open thread again: the reader scrolled up to the oldest message drawn, or
     /// asked for one not drawn (see `Window`).
     pub redraw: Rc<dyn Fn()>,
-    /// An image attachment drawn: (message ID, index, the `img` to show it in).
-    pub preview: Rc<dyn Fn(String, usize, Element)>,
     /// "Key backup" in the header.
     pub backup: Rc<dyn Fn()>,
 }
@@ -138,8 +136,6 @@ pub struct Ui {
     window: Rc<Window>,
     /// @-completion in the composer, offering the open thread's members.
     completion: Rc<crate::completion::Completion>,
-    /// See `UiActions::preview`.
-    preview: Rc<dyn Fn(String, usize, Element)>,
     composer: HtmlTextAreaElement,
     /// What was written and not sent in each thread left, by thread ID: the composer shows
     /// a thread's own draft when it opens, never another's.
@@ -195,9 +191,10 @@ fn reveal(list: &Element, id: &str) -> bool {
     false
 }
 
-/// The image types drawn in the thread. Never SVG: an image that is a document. The type is
-/// the sender's claim, so the image is shown as one of these, whatever its bytes.
-pub const PREVIEWED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+/// The image types drawn in the thread, up to 5 MB: the JavaScript shell (js/previews.js)
+/// fetches each as it scrolls into view and shows it as one of these types, whatever its
+/// bytes (the type is the sender's claim). Never SVG: an image that is a document.
+const PREVIEWED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
 /// How many messages a thread opens with, and how many more each scroll to the top draws:
 /// a thread of 10,000 messages opens as fast as one of 100.
@@ -692,7 +689,6 @@ impl Ui {
             drawn: Default::default(),
             window,
             completion,
-            preview: actions.preview.clone(),
             composer,
             drafts: Default::default(),
             pill,
@@ -1101,11 +1097,10 @@ impl Ui {
                 attr(&b, "data-attachment", &i.to_string());
                 attr(&b, "data-message-id", &m.id);
                 attr(&b, "aria-label", &format!("Download {}", a.name));
-                if PREVIEWED.contains(&a.mime.as_str()) {
-                    let img = el(&self.doc, "img", "preview")?;
+                if PREVIEWED.contains(&a.mime.as_str()) && a.size <= 5_000_000 {
+                    let img = el(&self.doc, "img", "image")?;
                     attr(&img, "alt", "");
                     let _ = b.insert_before(&img, b.first_child().as_ref());
-                    (self.preview)(m.id.clone(), i, img);
                 }
                 append(&item, &b);
             }

@@ -51,7 +51,6 @@ fn noop() -> UiActions {
         rename: Rc::new(|| {}),
         new_topic: Rc::new(|| {}),
         redraw: Rc::new(|| {}),
-        preview: Rc::new(|_, _, _| {}),
     }
 }
 

@@ -10,7 +10,6 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::Element;
 
 /// Files one message may carry, and the size of each.
 pub const MAX_FILES: usize = 10;
@@ -148,45 +147,6 @@ impl Inner {
         }
         let (a, bytes) = self.attachment_get(message_id, index).await?;
         save_file(&a.name, &a.mime, &bytes)
-    }
-}
-
-impl Inner {
-    /// Shows an image attachment in `img`: fetched, decrypted, and drawn from a blob typed
-    /// as the image it must be. A failure leaves the `img` empty (hidden); the download
-    /// button around it still works.
-    pub(super) async fn preview(self: &Rc<Self>, message_id: &str, index: usize, img: &Element) {
-        let shown = async {
-            let args = [message_id.into(), (index as f64).into()];
-            let (mime, parts) = match self.forwarded("attachmentGet", &args).await {
-                Some(file) => {
-                    let file: web_sys::File = file?.unchecked_into();
-                    (file.type_(), Array::of1(&file))
-                }
-                None => {
-                    let (a, bytes) = self.attachment_get(message_id, index).await?;
-                    (a.mime, Array::of1(&Uint8Array::from(&bytes[..])))
-                }
-            };
-            let Some(mime) = crate::ui::PREVIEWED.into_iter().find(|p| *p == mime) else {
-                return Ok(());
-            };
-            let options = web_sys::BlobPropertyBag::new();
-            options.set_type(mime);
-            let blob = web_sys::Blob::new_with_blob_sequence_and_options(&parts, &options)
-                .map_err(|e| js_failure("ui", e))?;
-            let url = web_sys::Url::create_object_url_with_blob(&blob)
-                .map_err(|e| js_failure("ui", e))?;
-            let _ = img.set_attribute("src", &url);
-            // Long enough to be decoded; the image stays drawn after.
-            crate::util::set_timeout(60_000.0, move || {
-                let _ = web_sys::Url::revoke_object_url(&url);
-            });
-            ClientResult::Ok(())
-        };
-        if let Err(e) = shown.await {
-            web_sys::console::warn_1(&format!("sotto: image not shown: {}", e.message).into());
-        }
     }
 }
 

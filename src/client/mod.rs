@@ -972,14 +972,6 @@ impl Inner {
                     }
                 })
             },
-            preview: {
-                let weak = weak.clone();
-                Rc::new(move |id: String, index: usize, img: web_sys::Element| {
-                    if let Some(inner) = weak.upgrade() {
-                        spawn_local(async move { inner.preview(&id, index, &img).await });
-                    }
-                })
-            },
         };
         let ui = Ui::mount(&self.host, &self.options.ui, actions)?;
         *self.ui.borrow_mut() = Some(ui);

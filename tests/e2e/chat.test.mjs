@@ -278,18 +278,26 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   }), 'base64');
   const images = alice.waitForEvent('filechooser');
   await alice.getByRole('button', { name: 'Attach files' }).click();
+  // A PNG header that claims 30,000 × 30,000 pixels (3.6 GB decoded), and text that
+  // claims to be a PNG: neither is drawn.
+  const bomb = Buffer.concat([png.subarray(0, 16), Buffer.from([0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30]), png.subarray(24)]);
   await (await images).setFiles([
     { name: 'chart.png', mimeType: 'image/png', buffer: png },
     { name: 'logo.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>window.pwned=1</script></svg>') },
+    { name: 'bomb.png', mimeType: 'image/png', buffer: bomb },
+    { name: 'lies.png', mimeType: 'image/png', buffer: Buffer.from('not an image at all') },
   ]);
-  const shown = bob.locator('.attachment', { hasText: 'chart.png' }).locator('img.preview');
+  const shown = bob.locator('.attachment', { hasText: 'chart.png' }).locator('img.image');
   await shown.waitFor({ timeout: 10000 });
   await bob.waitForFunction(() => {
-    const img = document.querySelector('#messenger').shadowRoot.querySelector('.attachment img.preview');
+    const img = document.querySelector('#messenger').shadowRoot.querySelector('.attachment img.image');
     return img && img.complete && img.naturalWidth === 120;
   }, null, { timeout: 10000 });
   assert.match(await shown.getAttribute('src'), /^blob:/);
   assert.equal(await bob.locator('.attachment', { hasText: 'logo.svg' }).locator('img').count(), 0);
+  for (const name of ['bomb.png', 'lies.png']) {
+    await bob.locator('.attachment', { hasText: name }).locator('img').waitFor({ state: 'detached', timeout: 10000 });
+  }
   assert.equal(await bob.evaluate(() => window.pwned), undefined);
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
