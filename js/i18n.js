@@ -28,6 +28,7 @@ const PLACES = [
   ['.typing', ['{} is typing…', '{} and {} are typing…', '{} people are typing…']],
   ['.attachment', ['Download {}']],
   ['.unread', ['{} unread']],
+  ['.state', ['Sending when online…', 'Not sent', 'Not delivered (expired)', 'Read', 'Read by everyone', 'Read by {}', 'Read by {} of {}', 'Delivered', 'Sent']],
 ];
 // Names with Sotto's notes among them: each note is translated where it stands.
 const NOTES = '.members, .warn';
@@ -164,7 +165,8 @@ async function loadTranslator({ locale, strings }) {
   if (url) {
     try {
       // A file that does not come soon leaves the UI English rather than never drawn.
-      const res = await fetch(url, { signal: AbortSignal.timeout(10000) });
+      const late = new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10000));
+      const res = await Promise.race([fetch(url), late]);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       table = await res.json();
     } catch (err) {

@@ -13,6 +13,8 @@ const OFFERED: usize = 5;
 
 pub struct Completion {
     list: Element,
+    /// The composer, told which option is chosen (`aria-activedescendant`).
+    composer: HtmlTextAreaElement,
     /// The open thread's other members: (tag, name shown).
     pub members: RefCell<Vec<(String, String)>>,
     /// The tags offered now, and which of them is chosen.
@@ -38,9 +40,10 @@ fn typed(composer: &HtmlTextAreaElement) -> Option<(String, String)> {
 }
 
 impl Completion {
-    pub fn new(list: Element) -> Completion {
+    pub fn new(list: Element, composer: HtmlTextAreaElement) -> Completion {
         Completion {
             list,
+            composer,
             members: Default::default(),
             offered: Default::default(),
             chosen: Cell::new(0),
@@ -49,14 +52,14 @@ impl Completion {
 
     /// Offers the members that fit what is typed before the caret, or closes the list.
     pub fn update(&self, composer: &HtmlTextAreaElement) {
-        let fits = |(tag, name): &(String, String)| match typed(composer) {
-            Some((_, word)) => {
-                tag.to_ascii_lowercase().starts_with(&word)
-                    || name
-                        .split_whitespace()
-                        .any(|w| w.to_ascii_lowercase().starts_with(&word))
-            }
-            None => false,
+        let Some((_, word)) = typed(composer) else {
+            return self.close();
+        };
+        let fits = |(tag, name): &(String, String)| {
+            tag.to_ascii_lowercase().starts_with(&word)
+                || name
+                    .split_whitespace()
+                    .any(|w| w.to_ascii_lowercase().starts_with(&word))
         };
         let members = self.members.borrow();
         let offered: Vec<&(String, String)> =
@@ -70,6 +73,7 @@ impl Completion {
             li.set_text_content(Some(name));
             let _ = li.set_attribute("role", "option");
             let _ = li.set_attribute("data-i", &i.to_string());
+            let _ = li.set_attribute("id", &format!("sotto-option-{i}"));
             if let Some(t) = doc.as_ref().and_then(|d| d.create_element("span").ok()) {
                 t.set_class_name("tag");
                 t.set_text_content(Some(&format!("@{tag}")));
@@ -78,14 +82,22 @@ impl Completion {
             let _ = self.list.append_child(&li);
         }
         *self.offered.borrow_mut() = offered.iter().map(|(tag, _)| tag.clone()).collect();
-        self.choose(0);
         let _ = self
             .list
             .toggle_attribute_with_force("hidden", offered.is_empty());
+        let expanded = if offered.is_empty() { "false" } else { "true" };
+        let _ = self.composer.set_attribute("aria-expanded", expanded);
+        self.choose(0);
     }
 
     fn choose(&self, i: usize) {
         self.chosen.set(i);
+        let _ = match self.offered.borrow().is_empty() {
+            true => self.composer.remove_attribute("aria-activedescendant"),
+            false => self
+                .composer
+                .set_attribute("aria-activedescendant", &format!("sotto-option-{i}")),
+        };
         let mut next = self.list.first_element_child();
         let mut n = 0;
         while let Some(li) = next {
@@ -98,6 +110,8 @@ impl Completion {
     pub fn close(&self) {
         let _ = self.list.set_attribute("hidden", "");
         self.offered.borrow_mut().clear();
+        let _ = self.composer.set_attribute("aria-expanded", "false");
+        let _ = self.composer.remove_attribute("aria-activedescendant");
     }
 
     /// Puts the `i`th member offered in place of the `@word` typed, with a space after.
@@ -114,11 +128,20 @@ impl Completion {
     /// act on it: Enter would send).
     pub fn key(&self, k: &KeyboardEvent, composer: &HtmlTextAreaElement) -> bool {
         let count = self.offered.borrow().len();
-        if count == 0 || self.list.has_attribute("hidden") || k.is_composing() {
+        let modified = k.shift_key() || k.ctrl_key() || k.alt_key() || k.meta_key();
+        if count == 0 || self.list.has_attribute("hidden") || k.is_composing() || modified {
             return false;
         }
         let i = self.chosen.get();
+        // "ask @support" typed out in full: Enter sends it, as without a list.
+        let whole = typed(composer).is_some_and(|(_, w)| {
+            self.offered
+                .borrow()
+                .get(i)
+                .is_some_and(|t| t.to_ascii_lowercase() == w)
+        });
         match k.key().as_str() {
+            "Enter" if whole => return false,
             "ArrowDown" => self.choose((i + 1) % count),
             "ArrowUp" => self.choose((i + count - 1) % count),
             "Enter" | "Tab" => self.pick(i, composer),

@@ -34,9 +34,9 @@ const TEMPLATE: &str = concat!(
     r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><button class="pill" type="button" hidden>New messages ↓</button>"#,
     r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
-    r#"<form class="composer" part="composer"><ul class="suggest" role="listbox" aria-label="People to mention" hidden></ul>"#,
+    r#"<form class="composer" part="composer"><ul class="suggest" id="sotto-suggest" role="listbox" aria-label="People to mention" hidden></ul>"#,
     r#"<button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
-    r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message"></textarea>"#,
+    r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message" aria-autocomplete="list" aria-controls="sotto-suggest" aria-expanded="false"></textarea>"#,
     r#"<button type="submit">Send</button></form></main></div>"#,
     r#"<div class="tools" role="toolbar" aria-label="Message actions">"#,
     r#"<button data-act="react" data-emoji="👍" aria-label="React 👍">👍</button><button data-act="react" data-emoji="❤️" aria-label="React ❤️">❤️</button>"#,
@@ -207,6 +207,11 @@ struct Window {
     from: std::cell::Cell<usize>,
     /// The `from` that what is on screen was drawn with.
     drawn_from: std::cell::Cell<usize>,
+    /// The first message drawn, by ID: found again at the next drawing, however many
+    /// messages before it went (disappearing, or deleted on this device).
+    first: RefCell<Option<String>>,
+    /// Pages asked for above it (the reader scrolled to the top).
+    more: std::cell::Cell<usize>,
     want: RefCell<Option<String>>,
 }
 
@@ -552,8 +557,13 @@ impl Ui {
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_message_click);
 
+        let completion = Rc::new(crate::completion::Completion::new(
+            find(".suggest")?,
+            composer.clone(),
+        ));
         let submit = {
             let (composer, mode, end_mode) = (composer.clone(), mode.clone(), end_mode.clone());
+            let sent = completion.clone();
             let (send, change) = (actions.send.clone(), actions.change.clone());
             Rc::new(move || {
                 let text = composer.value();
@@ -561,6 +571,7 @@ impl Ui {
                     return;
                 }
                 composer.set_value("");
+                sent.close();
                 let doing = mode.borrow_mut().take();
                 end_mode();
                 match doing {
@@ -583,7 +594,6 @@ impl Ui {
         listeners.push(on_send);
         // Enter sends; Shift+Enter makes a new line; Escape stops editing or replying.
         let key_mode = mode.clone();
-        let completion = Rc::new(crate::completion::Completion::new(find(".suggest")?));
         let (keys, key_composer) = (completion.clone(), composer.clone());
         let on_key = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
@@ -663,9 +673,8 @@ impl Ui {
                     attr(&pill2, "hidden", "");
                 }
                 // At the top of what is drawn: the page before it.
-                let from = window2.from.get();
-                if list.scroll_top() < 60 && from > 0 {
-                    window2.from.set(from.saturating_sub(PAGE));
+                if list.scroll_top() < 60 && window2.from.get() > 0 {
+                    window2.more.set(1);
                     redraw();
                 }
             }),
@@ -880,6 +889,7 @@ impl Ui {
             m.set_text_content(None);
             self.drawn.borrow_mut().clear();
             attr(&self.context, "hidden", "");
+            self.completion.close();
         }
         if kept.is_none() {
             attr(&self.pill, "hidden", "");
@@ -975,11 +985,15 @@ impl Ui {
         // reader scrolls up, back far enough for a message asked for.
         let w = &self.window;
         let len = t.messages.len();
-        let mut from = if same {
-            w.from.get()
-        } else {
-            len.saturating_sub(PAGE)
+        let first = w.first.borrow().clone();
+        let anchor = first.and_then(|id| t.messages.iter().position(|x| x.id == id));
+        let mut from = match (same, anchor) {
+            (true, Some(i)) => i.saturating_sub(w.more.take() * PAGE),
+            // The first drawn went: still a page at least.
+            (true, None) => w.from.get().min(len.saturating_sub(PAGE)),
+            (false, _) => len.saturating_sub(PAGE),
         };
+        w.more.set(0);
         if let Some(want) = w.want.take() {
             if let Some(i) = t.messages.iter().position(|x| x.id == want) {
                 from = from.min(i.saturating_sub(10));
@@ -987,11 +1001,19 @@ impl Ui {
         }
         let from = from.min(len);
         w.from.set(from);
+        *w.first.borrow_mut() = t.messages.get(from).map(|x| x.id.clone());
         // Drawn from another message than before (a page more above): all of it again,
-        // with the reader kept where they were.
+        // with the reader kept where they were, the focus on the message that had it, and
+        // screen readers told to wait rather than hear every message again.
         let from_bottom = m.scroll_height() - m.scroll_top();
         let prepended = same && from != w.drawn_from.get();
+        let focused = self
+            .root
+            .active_element()
+            .and_then(|e| e.closest("[data-message]").ok().flatten())
+            .and_then(|e| e.get_attribute("data-message"));
         if prepended {
+            attr(m, "aria-busy", "true");
             m.set_text_content(None);
             self.drawn.borrow_mut().clear();
         }
@@ -1001,16 +1023,28 @@ impl Ui {
         let mut drawn = self.drawn.borrow_mut();
         let before = drawn.len();
         let marks = marks_of(t, own_id);
-        let keep = drawn
-            .iter()
-            .zip(&t.messages[from..])
-            .take_while(|(((message, state, sender, quote), _), m)| {
-                message == *m
-                    && *state == state_of(&marks, m)
-                    && *sender == sender_of(t, m)
-                    && *quote == quote_of(t, m)
-            })
-            .count();
+        let mut keep = 0;
+        for (((message, state, sender, quote), item), m) in
+            drawn.iter_mut().zip(&t.messages[from..])
+        {
+            // A new delivery state alone (sent, delivered, read by one more) changes the
+            // state's words and `data-status` in place: nothing is drawn again for it.
+            message.status = m.status;
+            if message != m || *sender != sender_of(t, m) || *quote != quote_of(t, m) {
+                break;
+            }
+            let now = state_of(&marks, m);
+            if *state != now {
+                let span = item.query_selector(".state").ok().flatten();
+                let (Some((status, words)), Some(span)) = (&now, span) else {
+                    break;
+                };
+                span.set_text_content(Some(words));
+                attr(item, "data-status", status);
+                *state = now;
+            }
+            keep += 1;
+        }
         if let Some(first) = drawn.get(keep) {
             // Its day separator goes with it; the next message draws one again if need be.
             if let Some(sep) = first
@@ -1139,6 +1173,12 @@ impl Ui {
             }
             append(&self.messages, &item);
             drawn.push(((m.clone(), status, sender, quote), item));
+        }
+        if prepended {
+            if let Some(id) = focused {
+                reveal(m, &id);
+            }
+            let _ = m.remove_attribute("aria-busy");
         }
         m.set_scroll_top(match (prepended, kept) {
             (true, _) => m.scroll_height() - from_bottom,

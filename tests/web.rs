@@ -1106,6 +1106,7 @@ fn a_group_message_says_who_read_it() {
             .unwrap()
     };
     assert_eq!(state(&thread), "Delivered");
+    let drawn = root.query_selector(".msg").unwrap().unwrap();
     thread.read_marks.insert("eve".into(), 100); // not a member
     thread.read_marks.insert("alice".into(), 100); // oneself
     thread.read_marks.insert("bob".into(), 99); // before the message
@@ -1116,6 +1117,11 @@ fn a_group_message_says_who_read_it() {
     assert_eq!(state(&thread), "Read by 2 of 3");
     thread.read_marks.insert("dan".into(), 150);
     assert_eq!(state(&thread), "Read by everyone");
+    let now = root.query_selector(".msg").unwrap().unwrap();
+    assert!(
+        drawn.is_same_node(Some(&now)),
+        "its words changed in place, nothing drawn again"
+    );
     // Between two, a read message is just "Read".
     thread.members.truncate(2);
     assert_eq!(state(&thread), "Read");
@@ -1203,6 +1209,18 @@ fn a_long_thread_is_drawn_a_page_at_a_time() {
     ui.render_thread(Some(&thread), "alice", &[], &[], &[])
         .unwrap();
     assert_eq!(drawn(), 2001);
+
+    // Messages before the window disappear (expired): what is left is drawn, not nothing.
+    let other = Thread::new("t2".into(), "@bob".into(), vec![user("bob", "Bob")]);
+    ui.render_thread(Some(&other), "alice", &[], &[], &[])
+        .unwrap();
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!(first(), "m1902", "reopened at its newest page");
+    thread.messages.drain(..1950);
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    assert_eq!((drawn(), first()), (51, "m1951".to_owned()));
 }
 
 /// A visitor is told of a changed key without being sent to a Verify it does not have,

@@ -1063,16 +1063,17 @@ impl Inner {
         // a view shows what the holder's account says (`tab_view.rs`).
         let (changed, new_devices) =
             tab_view::own_marks(&state).unwrap_or_else(|| state.view_marks.clone());
-        let _ = ui.render_thread(open, own_id, &changed, &new_devices, &state.unreachable);
-        // Saved history shown offline can be read, not written to; a view writes through
-        // the tab that holds the account.
-        ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
-        // One's own name without the visitor's tag others see it by.
+        // One's own name without the visitor's tag others see it by; first, so the thread
+        // is drawn for a visitor as one.
         ui.set_user(
             &own.map(|u| u.name.clone().unwrap_or_else(|| u.tag.clone()))
                 .unwrap_or_default(),
             own.is_some_and(|u| u.ephemeral),
         );
+        let _ = ui.render_thread(open, own_id, &changed, &new_devices, &state.unreachable);
+        // Saved history shown offline can be read, not written to; a view writes through
+        // the tab that holds the account.
+        ui.set_read_only(state.life.session().is_none() && state.life.viewing().is_none());
         drop(state);
         self.show_typing();
         self.tell_views_marks(false);

@@ -9,6 +9,9 @@ use sotto_core::sealing::{Kind, MessageBody};
 use std::rc::Rc;
 use wasm_bindgen_futures::spawn_local;
 
+/// How far ahead of this device's clock another device's may be.
+const CLOCK_SKEW_MS: i64 = 5 * 60_000;
+
 impl Inner {
     /// A recipient device has one of this device's messages: show it as delivered.
     pub(super) fn on_delivered(self: &Rc<Self>, seq: i64) {
@@ -107,10 +110,13 @@ impl Inner {
             let Some(t) = state.threads.iter().find(|t| t.id == thread_id) else {
                 return;
             };
+            // A message dated in the future (its sender chose the date) is not read yet:
+            // counted, it would mark everyone's later messages read, for years.
+            let soon = crate::util::now_millis() + CLOCK_SKEW_MS;
             let latest = t
                 .messages
                 .iter()
-                .filter(|m| !m.outgoing)
+                .filter(|m| !m.outgoing && m.sent_at <= soon)
                 .map(|m| m.sent_at)
                 .max()
                 .unwrap_or(0);
@@ -155,6 +161,8 @@ impl Inner {
     }
 
     pub(super) fn apply_readmark(self: &Rc<Self>, thread_id: &str, user_id: &str, until: i64) {
+        // Nobody has read what is not sent yet.
+        let until = until.min(crate::util::now_millis() + CLOCK_SKEW_MS);
         let own_id = self
             .state
             .borrow()

@@ -19,12 +19,16 @@ const TITLE: Field = Field {
     kind: "text",
 };
 
+/// A title as kept: trimmed, and cut to `MAX_TITLE_CHARS`.
+fn fit_title(title: &str) -> String {
+    let cut: String = title.trim().chars().take(MAX_TITLE_CHARS).collect();
+    cut.trim_end().to_owned()
+}
+
 impl Inner {
     /// The title typed in the dialog, trimmed, and cut to `MAX_TITLE_CHARS`.
     fn typed_title(&self) -> String {
-        let typed = self.ui_values(&["title"]).remove(0);
-        let cut: String = typed.trim().chars().take(MAX_TITLE_CHARS).collect();
-        cut.trim_end().to_owned()
+        fit_title(&self.ui_values(&["title"]).remove(0))
     }
 
     /// "Rename": a title for the open thread, on every member's devices. An empty title
@@ -49,7 +53,7 @@ impl Inner {
                 let title = inner.typed_title();
                 inner.with_ui(|ui| ui.dialog.hide());
                 // Saved unchanged, there is nothing to tell the members.
-                if action != "save" || title == current {
+                if action != "save" || title == fit_title(&current) {
                     return;
                 }
                 let id = id.clone();

@@ -26,6 +26,9 @@ test('@ offers the members, completes their tag without sending, and the mention
   await alice.keyboard.type('Hi @b');
   await list.waitFor();
   assert.deepEqual(await options.allTextContents(), ['Bob Brown@bob']);
+  // A combobox a screen reader follows: expanded, with the chosen option named.
+  assert.equal(await composer.getAttribute('aria-expanded'), 'true');
+  assert.equal(await composer.getAttribute('aria-activedescendant'), await options.first().getAttribute('id'));
   await alice.screenshot({ path: join(artifacts, 'mentions-offered.png') });
   await alice.keyboard.press('Enter');
   assert.equal(await composer.inputValue(), 'Hi @bob ', 'completed, not sent');
@@ -58,6 +61,13 @@ test('@ offers the members, completes their tag without sending, and the mention
   assert.equal(await composer.inputValue(), 'Over to you, @bob ');
   await alice.keyboard.press('Enter');
   await alice.locator('.msg.out').first().waitFor();
+
+  // A tag typed out in full: Enter sends, list or not.
+  await alice.keyboard.type('ask @bob');
+  await list.waitFor();
+  await alice.keyboard.press('Enter');
+  await alice.locator('.msg.out .text', { hasText: 'ask @bob' }).waitFor();
+  assert.equal(await composer.getAttribute('aria-expanded'), 'false');
 
   await bob.locator(`[data-thread="${id}"]`).click();
   await bob.locator('.msg.in.mention .text', { hasText: 'Over to you, @bob' }).waitFor({ timeout: 10000 });
