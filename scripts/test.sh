@@ -33,8 +33,8 @@ cargo build -p sotto-server
 (cd examples/vite-app && npm install --no-audit --no-fund && npm run build)
 (cd examples/react-app && npm install --no-audit --no-fund && npm run build)
 
-echo "== the wasm's size budget, and the UI's translation tables"
-node --test tests/size.test.mjs tests/i18n.test.mjs
+echo "== the wasm's size budget, the UI's translation tables, and its colours' contrast"
+node --test tests/size.test.mjs tests/i18n.test.mjs tests/contrast.test.mjs
 
 echo "== client tests in headless Chromium"
 cargo test -p sotto --target wasm32-unknown-unknown --tests
