@@ -40,7 +40,11 @@ async fn an_offline_device_gets_its_queue_in_order_and_only_acks_delete() {
     assert_eq!(frames[0]["sender_device"], alice.device_id.as_str());
     // Acknowledge only the first, then drop the connection.
     ack(&mut ws, frames[0]["seq"].as_i64().unwrap()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        server.queued_reaches(2).await,
+        2,
+        "the acknowledged one goes"
+    );
     drop(ws);
     assert_eq!(
         server.queued(),
@@ -75,8 +79,7 @@ async fn queued_envelopes_survive_a_restart() {
     let frame = next_frame(&mut ws).await;
     assert_eq!(payload(&frame), "before the restart");
     ack(&mut ws, frame["seq"].as_i64().unwrap()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(server.queued(), 0);
+    assert_eq!(server.queued_reaches(0).await, 0);
 }
 
 #[tokio::test]

@@ -265,6 +265,19 @@ impl TestServer {
         count(&self.db, "SELECT COUNT(*) FROM envelopes", params![])
     }
 
+    /// The queue's size once it is `n`, or after 10 s, whatever it is then: an
+    /// acknowledgement is written by the next group commit, which a busy machine delays.
+    pub async fn queued_reaches(&self, n: i64) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let now = self.queued();
+            if now == n || std::time::Instant::now() > deadline {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("{}/v1/ws", self.base.replacen("http", "ws", 1))
     }
