@@ -1258,3 +1258,32 @@ fn a_visitor_sees_no_verify_note_and_its_own_name() {
     assert_eq!(text(".warn"), "The security key of Bob changed.");
     assert_eq!(text(".members"), "Bob, Vera");
 }
+
+/// A member's name offered after an @ is text: a name written as HTML makes no element.
+#[wasm_bindgen_test]
+fn a_name_in_the_mention_list_is_text() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let evil = "<img src=x onerror=\"window.pwned=1\">";
+    let thread = Thread::new(
+        "t1".into(),
+        "@mallory".into(),
+        vec![user("alice", "Alice"), user("mallory", evil)],
+    );
+    ui.render_thread(Some(&thread), "alice", &[], &[], &[])
+        .unwrap();
+    let root = el.shadow_root().unwrap();
+    let composer: web_sys::HtmlTextAreaElement = root
+        .query_selector("textarea")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    composer.set_value("hi @m");
+    composer
+        .dispatch_event(&web_sys::Event::new("input").unwrap())
+        .unwrap();
+    let option = root.query_selector(".suggest li").unwrap().unwrap();
+    assert_eq!(option.text_content().unwrap(), format!("{evil}@mallory"));
+    assert!(root.query_selector(".suggest img").unwrap().is_none());
+}

@@ -31,13 +31,19 @@ impl Inner {
         fit_title(&self.ui_values(&["title"]).remove(0))
     }
 
+    /// The thread open now, if any: what both dialogs act on.
+    fn open_thread(&self) -> Option<crate::model::Thread> {
+        let id = self.state.borrow().open_thread.clone()?;
+        self.thread(&id).ok()
+    }
+
     /// "Rename": a title for the open thread, on every member's devices. An empty title
     /// names the thread by its members again.
     pub(super) fn show_rename_dialog(self: &Rc<Self>) {
-        let Some(id) = self.state.borrow().open_thread.clone() else {
+        let Some(thread) = self.open_thread() else {
             return;
         };
-        let Ok(thread) = self.thread(&id) else { return };
+        let id = thread.id.clone();
         let current = thread.attributes.get("title").and_then(Value::as_str);
         let current = current.unwrap_or_default().to_owned();
         let shown = current.clone();
@@ -87,10 +93,9 @@ impl Inner {
     /// "New topic": another thread with the open one's people, under a title of its own,
     /// opened once made.
     pub(super) fn show_topic_dialog(self: &Rc<Self>) {
-        let Some(id) = self.state.borrow().open_thread.clone() else {
+        let Some(thread) = self.open_thread() else {
             return;
         };
-        let Ok(thread) = self.thread(&id) else { return };
         let distribution = thread.distribution;
         self.show_dialog(
             &DialogContent {

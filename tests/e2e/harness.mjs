@@ -123,6 +123,21 @@ export async function openDemoAs(page, base, user) {
 }
 
 /**
+ * Alice and Bob, each in a fresh browser profile on the demo page, connected; both pages'
+ * consoles are printed if test `t` fails.
+ */
+export async function aliceAndBob(t, env) {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => {
+    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
+  });
+  await openDemoAs(alice, env.server.base, 'alice');
+  await openDemoAs(bob, env.server.base, 'bob');
+  return { alice, bob };
+}
+
+/**
  * Waits until `fn` (run in `page`, may be async) returns something truthy. Playwright's
  * waitForFunction does not await a predicate's Promise — a Promise is truthy, so it would
  * return at once — hence this poll from Node for the client's async API.

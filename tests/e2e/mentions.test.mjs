@@ -5,18 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServerAndBrowser, newPage, openDemoAs, artifacts } from './harness.mjs';
+import { useServerAndBrowser, aliceAndBob, artifacts } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
 test('@ offers the members, completes their tag without sending, and the mention arrives', async (t) => {
-  const alice = await newPage(env.browser);
-  const bob = await newPage(env.browser);
-  t.after(() => {
-    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
-  });
-  await openDemoAs(alice, env.server.base, 'alice');
-  await openDemoAs(bob, env.server.base, 'bob');
+  const { alice, bob } = await aliceAndBob(t, env);
   const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob + @carol'));
   const composer = alice.getByLabel('Message', { exact: true });
   const options = alice.locator('.suggest [role=option]');

@@ -6,18 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServerAndBrowser, newPage, openDemoAs, until, artifacts } from './harness.mjs';
+import { useServerAndBrowser, aliceAndBob, until, artifacts } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
 test('Start reopens the thread with the same people; Rename and New topic name threads for everyone', async (t) => {
-  const alice = await newPage(env.browser);
-  const bob = await newPage(env.browser);
-  t.after(() => {
-    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
-  });
-  await openDemoAs(alice, env.server.base, 'alice');
-  await openDemoAs(bob, env.server.base, 'bob');
+  const { alice, bob } = await aliceAndBob(t, env);
   const threads = (page) => page.evaluate(() => window.client.threadList());
   const start = async (expr) => {
     await alice.getByLabel('New thread: who to talk to').fill(expr);
