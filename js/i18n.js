@@ -92,6 +92,8 @@ function makeTranslator(locale, strings, table = {}) {
   const exact = new Map();
   const templates = [];
   for (const [key, value] of Object.entries(table)) {
+    // A table is data from the network: anything but text is no translation.
+    if (typeof value !== 'string') continue;
     if (!key.includes('{}')) {
       exact.set(key, value);
       continue;

@@ -123,6 +123,13 @@ test('long texts are translated in linear time, not by a pattern scanning them',
   console.log(`20 × two passes over ${names.length} characters: ${(performance.now() - started).toFixed(1)} ms`);
 });
 
+test('a table served with values that are not text translates nothing with them', () => {
+  const odd = make('de', undefined, { Send: 5, Cancel: null, 'Reply to {}': { x: 1 }, Edit: 'Bearbeiten' });
+  assert.equal(odd.translate('Send'), 'Send');
+  assert.equal(odd.translate('Reply to Bob'), 'Reply to Bob');
+  assert.equal(odd.translate('Edit'), 'Bearbeiten');
+});
+
 test('bad language options are refused with their reason', () => {
   assert.deepEqual(readLanguageOptions({ locale: 'de-at' }), { locale: 'de-AT', strings: undefined });
   assert.throws(() => readLanguageOptions({ locale: 'not a tag!' }), /language tag/);
