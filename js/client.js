@@ -277,7 +277,7 @@ class Client extends EventTarget {
     return this.#call('markVerified', String(userId), String(number ?? ''));
   }
 
-  /** The person saw that `userId`'s key changed: the warning goes. */
+  /** The person saw that `userId`'s key changed or that they have a new device: the note goes. */
   acknowledgeIdentityChange(userId) {
     return this.#call('acknowledgeIdentityChange', String(userId));
   }

@@ -28,13 +28,12 @@ const PLACES = [
   ['.typing', ['{} is typing…', '{} and {} are typing…', '{} people are typing…']],
   ['.attachment', ['Download {}']],
   ['.unread', ['{} unread']],
+  ['.note span', ['The security key of {} changed.', 'New device for {}.']],
   ['.state', ['Sending when online…', 'Not sent', 'Not delivered (expired)', 'Read', 'Read by everyone', 'Read by {}', 'Read by {} of {}', 'Delivered', 'Sent']],
 ];
 // Names with Sotto's notes among them: each note is translated where it stands.
 const NOTES = '.members, .warn';
 const NOTE_KEYS = [
-  'The security key of {} changed.', ' Select Verify to compare safety numbers.',
-  'New device for {}.',
   '{} has not joined yet and will not see messages sent before joining.',
   '{} have not joined yet and will not see messages sent before joining.',
   ' (account disabled)', ' (not joined yet)',

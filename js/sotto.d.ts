@@ -199,6 +199,7 @@ export class Client extends EventTarget {
   /** `number` is the one compared (from safetyNumber). Rejects with "no_identity" when no
    * key is known yet, "safety_number_changed" when the key changed since. */
   markVerified(userId: string, number: string): Promise<void>;
+  /** The person saw the note that this user's key changed or that they have a new device. */
   acknowledgeIdentityChange(userId: string): Promise<void>;
   linkApprove(id: string): Promise<void>;
   linkDecline(id: string): Promise<void>;

@@ -32,6 +32,7 @@ const TEMPLATE: &str = concat!(
     r#"<button class="header-action verify" type="button" aria-label="Compare safety numbers with the members">Verify</button></div>"#,
     r#"<p class="members"></p><p class="warn" role="alert" hidden></p></div>"#,
     r#"<ol class="messages" part="messages" aria-live="polite" aria-label="Messages"></ol><button class="pill" type="button" hidden>New messages ↓</button>"#,
+    r#"<ul class="notes" part="notes" aria-live="polite" aria-label="Notes"></ul>"#,
     r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
     r#"<form class="composer" part="composer"><ul class="suggest" id="sotto-suggest" role="listbox" aria-label="People to mention" hidden></ul>"#,
@@ -71,6 +72,8 @@ pub struct UiActions {
     pub redraw: Rc<dyn Fn()>,
     /// "Key backup" in the header.
     pub backup: Rc<dyn Fn()>,
+    /// A note at the end of the thread dismissed: the user it is about.
+    pub dismiss: Rc<dyn Fn(String)>,
 }
 
 /// How the page asked the UI to look.
@@ -127,6 +130,11 @@ pub struct Ui {
     title: Element,
     members: Element,
     warning: Element,
+    /// Quiet notes at the end of the timeline: a member's key changed, or a member has a
+    /// new device. Each can be dismissed.
+    notes: Element,
+    /// What `notes` shows, so that a redraw that changes nothing is not announced again.
+    notes_shown: RefCell<String>,
     messages: Element,
     /// What the message list shows, one entry per message in order: redrawing starts at
     /// the first that changed, so a new message is one append, not a rebuilt list (and the
@@ -680,6 +688,23 @@ impl Ui {
             }),
         )?);
 
+        // A note's buttons: Verify opens the safety numbers, ✕ dismisses it.
+        let notes = find(".notes")?;
+        let (verify, dismiss) = (actions.verify.clone(), actions.dismiss.clone());
+        let on_note = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+            let Some(b) = target.and_then(|t| t.closest("button").ok().flatten()) else {
+                return;
+            };
+            match b.get_attribute("data-user") {
+                Some(user) => dismiss(user),
+                None => verify(),
+            }
+        });
+        notes
+            .add_event_listener_with_callback("click", on_note.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_note);
         let typing = find(".typing")?;
         let dialog = Dialog::mount(&doc, &app)?;
         Ok(Ui {
@@ -694,6 +719,8 @@ impl Ui {
             title,
             members,
             warning,
+            notes,
+            notes_shown: Default::default(),
             messages,
             drawn: Default::default(),
             window,
@@ -707,6 +734,34 @@ impl Ui {
             typing,
             _listeners: listeners,
         })
+    }
+
+    /// Shows `notes` at the end of the timeline: (user ID, text, whether about a key), with
+    /// Verify by a key's when `verify`. Drawn again only when they changed, so the live region announces a
+    /// note once.
+    fn show_notes(&self, notes: &[(&str, String, bool)], verify: bool) {
+        let mut shown = String::from(if verify { "v" } else { "" });
+        for (user, text, _) in notes {
+            shown += &format!("\n{user} {text}");
+        }
+        if self.notes_shown.replace(shown.clone()) == shown {
+            return;
+        }
+        self.notes.set_text_content(None);
+        for (user, text, key) in notes {
+            let Ok(note) = el(&self.doc, "li", "note") else {
+                return;
+            };
+            note.set_inner_html(match verify && *key {
+                    true => "<span></span><button type=button>Verify</button><button type=button aria-label=\"Dismiss this note\">✕</button>",
+                false => "<span></span><button type=button aria-label=\"Dismiss this note\">✕</button>",
+            });
+            if let (Some(span), Some(x)) = (note.first_element_child(), note.last_element_child()) {
+                span.set_text_content(Some(text));
+                attr(&x, "data-user", user);
+            }
+            append(&self.notes, &note);
+        }
     }
 
     /// `navPanelToggle(collapse?)`; returns whether the list is now collapsed.
@@ -900,52 +955,44 @@ impl Ui {
             let _ = m.remove_attribute("data-thread");
             self.title.set_text_content(Some("No thread open"));
             self.members.set_text_content(None);
+            self.show_notes(&[], false);
             // Nothing to write to yet: start or open a thread first.
             self.composer.set_disabled(true);
             return Ok(());
         };
         attr(m, "data-thread", &t.id);
-        let names = |users: &[String]| -> Vec<String> {
-            t.members
-                .iter()
-                .filter(|m| users.contains(&m.id))
-                .map(display_name)
-                .collect()
-        };
-        let mut notes = Vec::new();
-        let flagged = names(changed);
-        if !flagged.is_empty() {
-            // A visitor has no Verify to select.
-            let visitor = self.app.class_list().contains("visitor");
-            notes.push(format!(
-                "The security key of {} changed.{}",
-                flagged.join(", "),
-                if visitor {
-                    ""
-                } else {
-                    " Select Verify to compare safety numbers."
-                }
-            ));
-        }
-        let added = names(new_devices);
-        if !added.is_empty() {
-            notes.push(format!("New device for {}.", added.join(", ")));
-        }
+        // In a group, received messages show who wrote them by initials (ui.css).
+        let _ = m.toggle_attribute_with_force("data-group", t.members.len() > 2);
+        // Key changes and new devices: a quiet note per person at the end of the timeline,
+        // which can be dismissed (a key's also compared, but not by a visitor: no Verify).
+        let notes: Vec<(&str, String, bool)> = t
+            .members
+            .iter()
+            .filter_map(|m| {
+                let name = display_name(m);
+                let key = changed.contains(&m.id);
+                let text = match (key, new_devices.contains(&m.id)) {
+                    (true, _) => format!("The security key of {name} changed."),
+                    (_, true) => format!("New device for {name}."),
+                    _ => return None,
+                };
+                Some((m.id.as_str(), text, key))
+            })
+            .collect();
+        self.show_notes(&notes, !self.app.class_list().contains("visitor"));
         let waiting: Vec<String> = t
             .members
             .iter()
             .filter(|m| m.id != own_id && why_unreachable(unreachable, &m.id) == Some("not_joined"))
             .map(display_name)
             .collect();
+        // Nothing reaches them yet: a warning in the header while it lasts.
         if !waiting.is_empty() && !t.left {
-            notes.push(format!(
+            self.warning.set_text_content(Some(&format!(
                 "{} {} not joined yet and will not see messages sent before joining.",
                 waiting.join(", "),
                 if waiting.len() == 1 { "has" } else { "have" }
-            ));
-        }
-        if !notes.is_empty() {
-            self.warning.set_text_content(Some(&notes.join(" ")));
+            )));
             let _ = self.warning.remove_attribute("hidden");
         }
         self.title.set_text_content(Some(&t.title(own_id)));
@@ -1088,6 +1135,11 @@ impl Ui {
             // Focusable, so the keyboard reaches its toolbar.
             attr(&item, "tabindex", "0");
             let (status, sender) = (state_of(&marks, m), sender_of(t, m));
+            if !m.outgoing && !grouped {
+                let (initials, tone) = initials(&sender, &m.sender_id);
+                attr(&item, "data-initials", &initials);
+                attr(&item, "data-tone", tone);
+            }
             let meta = el(&self.doc, "div", "meta")?;
             append(&meta, &text_el(&self.doc, "span", "sender", &sender)?);
             append(
@@ -1347,6 +1399,29 @@ fn sender_of(t: &Thread, m: &Message) -> String {
     t.member(&m.sender_id)
         .map(display_name)
         .unwrap_or_else(|| m.sender_name.clone())
+}
+
+/// "Bob Brown" → "BB", "carol" → "c" (ui.css writes it in capitals: Rust's upper case
+/// would bring Unicode's tables into the wasm), and one of six tones, the same for a person
+/// in every thread: who wrote a message, at a glance, beside its bubble.
+fn initials(name: &str, id: &str) -> (String, &'static str) {
+    // The first letter of the first word and of the last.
+    let (mut letters, mut last, mut starts) = (String::new(), None, true);
+    for c in name.chars() {
+        if starts && c != ' ' {
+            match letters.is_empty() {
+                true => letters.push(c),
+                false => last = Some(c),
+            }
+        }
+        starts = c == ' ';
+    }
+    letters.extend(last);
+    let hash = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31) ^ u32::from(b));
+    let tone = ["0", "1", "2", "3", "4", "5"][(hash % 6) as usize];
+    (letters, tone)
 }
 
 /// Whether `list` is scrolled to (near) its end.

@@ -32,6 +32,14 @@ const contrast = (a, b) => {
   return (hi + 0.05) / (lo + 0.05);
 };
 
+test("initials are readable on each sender's tone, in either theme", () => {
+  const rule = (selector) => css.match(new RegExp(`${selector}::before \\{[^}]*background: (#[0-9a-f]{6})`))?.[1];
+  const tones = ['\\[data-initials\\]', ...[1, 2, 3, 4, 5].map((n) => `\\[data-group\\] \\[data-tone="${n}"\\]`)].map(rule);
+  assert.equal(tones.filter(Boolean).length, 6, 'six tones (ui.rs picks among six)');
+  const low = tones.filter((tone) => contrast(rgb('#ffffff'), rgb(tone)) < 4.5);
+  assert.deepEqual(low, [], 'tones below 4.5:1 under white initials');
+});
+
 for (const [theme, p] of [['light', light], ['dark', dark]]) {
   test(`the ${theme} theme's text is readable (WCAG AA, 4.5:1)`, () => {
     const pairs = {

@@ -73,9 +73,13 @@ test('texts, templates and notes are translated; names and unknown texts are lef
     'Read Only, Bob (noch nicht beigetreten), Carol (Konto deaktiviert) · Nachrichten verschwinden nach 5 Min.',
   );
   assert.equal(
-    de.translateNotes('The security key of Bob changed. Select Verify to compare safety numbers. New device for Carol. Dan has not joined yet and will not see messages sent before joining.'),
-    'Der Sicherheitsschlüssel von Bob hat sich geändert. Wählen Sie „Prüfen“, um die Sicherheitsnummern zu vergleichen. Neues Gerät für Carol. Dan ist noch nicht beigetreten und sieht keine Nachrichten, die vorher gesendet wurden.',
+    de.translateNotes('Dan, New device for Carol has not joined yet and will not see messages sent before joining.'),
+    'Dan, New device for Carol ist noch nicht beigetreten und sieht keine Nachrichten, die vorher gesendet wurden.',
   );
+  // A note at the end of the thread is one text with one name.
+  const note = ['The security key of {} changed.', 'New device for {}.'];
+  assert.equal(de.translate('The security key of Bob changed.', note), 'Der Sicherheitsschlüssel von Bob hat sich geändert.');
+  assert.equal(de.translate('New device for Send.', note), 'Neues Gerät für Send.');
 });
 
 test('what fills a hole is never read as another key', () => {

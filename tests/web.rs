@@ -12,6 +12,7 @@ use sotto_core::inbox::{Inbound, Standing};
 use sotto_core::prekeys::PreKeyBundle;
 use sotto_core::protocol::User;
 use sotto_core::sealing::MessageBody;
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -51,6 +52,7 @@ fn noop() -> UiActions {
         rename: Rc::new(|| {}),
         new_topic: Rc::new(|| {}),
         redraw: Rc::new(|| {}),
+        dismiss: Rc::new(|_| {}),
     }
 }
 
@@ -1248,14 +1250,11 @@ fn a_visitor_sees_no_verify_note_and_its_own_name() {
     };
     ui.render_thread(Some(&thread), "visitor.4ac166", &["bob".into()], &[], &[])
         .unwrap();
-    assert_eq!(
-        text(".warn"),
-        "The security key of Bob changed. Select Verify to compare safety numbers."
-    );
+    assert_eq!(text(".note"), "The security key of Bob changed.Verify✕");
     ui.set_user("Vera", true);
     ui.render_thread(Some(&thread), "visitor.4ac166", &["bob".into()], &[], &[])
         .unwrap();
-    assert_eq!(text(".warn"), "The security key of Bob changed.");
+    assert_eq!(text(".note"), "The security key of Bob changed.✕");
     assert_eq!(text(".members"), "Bob, Vera");
 }
 
@@ -1286,4 +1285,169 @@ fn a_name_in_the_mention_list_is_text() {
     let option = root.query_selector(".suggest li").unwrap().unwrap();
     assert_eq!(option.text_content().unwrap(), format!("{evil}@mallory"));
     assert!(root.query_selector(".suggest img").unwrap().is_none());
+}
+
+/// A changed key and a new device are quiet notes at the end of the timeline: one per
+/// person, each dismissed by its ✕ (which says whose), a key's with Verify. A
+/// redraw that changes nothing leaves them as they are, so they are announced once.
+#[wasm_bindgen_test]
+fn key_and_device_notes_are_dismissed_one_by_one() {
+    let el = host();
+    let dismissed: Rc<RefCell<Vec<String>>> = Rc::default();
+    let verified = Rc::new(RefCell::new(0));
+    let (d, v) = (dismissed.clone(), verified.clone());
+    let actions = UiActions {
+        dismiss: Rc::new(move |user| d.borrow_mut().push(user)),
+        verify: Rc::new(move || *v.borrow_mut() += 1),
+        ..noop()
+    };
+    let ui = Ui::mount(&el, &UiConfig::default(), actions).unwrap();
+    let thread = Thread::new(
+        "t1".into(),
+        "@alice + @bob + @carol".into(),
+        vec![
+            user("alice", "Alice"),
+            user("bob", "<b>Bob</b>"),
+            user("carol", "Carol"),
+        ],
+    );
+    let draw = |changed: &[String], devices: &[String]| {
+        ui.render_thread(Some(&thread), "alice", changed, devices, &[])
+            .unwrap()
+    };
+    let root = el.shadow_root().unwrap();
+    let notes = || {
+        let all = root.query_selector_all(".note").unwrap();
+        (0..all.length())
+            .map(|i| all.item(i).unwrap().text_content().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // No one changed: no notes, and nothing in the header either.
+    draw(&[], &[]);
+    assert!(notes().is_empty());
+    // One note a person: a changed key says more than the new device that came with it.
+    draw(
+        &["bob".into(), "dan".into()],
+        &["carol".into(), "bob".into()],
+    );
+    assert_eq!(
+        notes(),
+        [
+            "The security key of <b>Bob</b> changed.Verify✕",
+            "New device for Carol.✕"
+        ]
+    );
+    assert!(
+        root.query_selector(".note b").unwrap().is_none(),
+        "a name is text"
+    );
+    assert!(root
+        .query_selector(".thread-header .warn")
+        .unwrap()
+        .unwrap()
+        .has_attribute("hidden"));
+    let first = root.query_selector(".note").unwrap().unwrap();
+    draw(&["bob".into()], &["carol".into()]);
+    assert!(
+        root.query_selector(".note").unwrap().unwrap() == first,
+        "an unchanged note is not drawn again"
+    );
+    let click = |selector: &str| {
+        root.query_selector(selector)
+            .unwrap()
+            .unwrap()
+            .unchecked_into::<web_sys::HtmlElement>()
+            .click()
+    };
+    click(".note button");
+    assert_eq!(*verified.borrow(), 1);
+    click(".note:last-child button[aria-label='Dismiss this note']");
+    click(".note:first-child button[aria-label='Dismiss this note']");
+    assert_eq!(*dismissed.borrow(), ["carol", "bob"]);
+    // The client forgets them; the next drawing has none.
+    draw(&[], &[]);
+    assert!(notes().is_empty());
+}
+
+/// In a group, a received message that starts a sender's group shows their initials in a
+/// tone that is theirs in every thread; one's own and a group's later messages do not, and
+/// a thread of two shows none.
+#[wasm_bindgen_test]
+fn a_group_shows_who_wrote_by_initials() {
+    let el = host();
+    let ui = Ui::mount(&el, &UiConfig::default(), noop()).unwrap();
+    let members = vec![
+        user("alice", "Alice"),
+        user("bob", "Bob  van  Brown"),
+        user("carol", "<i>carol</i>"),
+    ];
+    let mut group = Thread::new("t1".into(), "@a + @b + @c".into(), members.clone());
+    let said = |n: usize, sender: &str| Message {
+        sender_id: sender.into(),
+        outgoing: sender == "alice",
+        sent_at: 1_000 * n as i64,
+        ..message("t1", n)
+    };
+    group.messages = vec![
+        said(1, "bob"),
+        said(2, "bob"),
+        said(3, "carol"),
+        said(4, "alice"),
+    ];
+    ui.render_thread(Some(&group), "alice", &[], &[], &[])
+        .unwrap();
+    let root = el.shadow_root().unwrap();
+    let marks = || {
+        let all = root.query_selector_all(".msg").unwrap();
+        (0..all.length())
+            .map(|i| {
+                let m: web_sys::Element = all.item(i).unwrap().unchecked_into();
+                (
+                    m.get_attribute("data-initials"),
+                    m.get_attribute("data-tone"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let list = root.query_selector(".messages").unwrap().unwrap();
+    assert!(list.has_attribute("data-group"));
+    let drawn = marks();
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(drawn[0].0, some("BB"));
+    assert_eq!(drawn[1], (None, None), "a group's later message");
+    assert_eq!(drawn[2].0, some("<"), "initials are text, never markup");
+    assert_eq!(drawn[3], (None, None), "one's own");
+    assert!(root.query_selector(".msg i").unwrap().is_none());
+    // Drawn in each one's tone: Bob's is the fourth (0x6b3fa0), Carol's the sixth.
+    let window = web_sys::window().unwrap();
+    let tone = |n: u32| {
+        let m = root.query_selector_all(".msg").unwrap().item(n).unwrap();
+        window
+            .get_computed_style_with_pseudo_elt(&m.unchecked_into(), "::before")
+            .unwrap()
+            .unwrap()
+            .get_property_value("background-color")
+            .unwrap()
+    };
+    assert_eq!(tone(0), "rgb(107, 63, 160)");
+    assert_eq!(tone(2), "rgb(0, 112, 122)");
+    // Bob's tone is his in another thread too; here, with two members, nothing is drawn.
+    let mut pair = Thread::new("t2".into(), "@b".into(), members[..2].to_vec());
+    pair.messages = vec![Message {
+        thread_id: "t2".into(),
+        ..said(5, "bob")
+    }];
+    ui.render_thread(Some(&pair), "alice", &[], &[], &[])
+        .unwrap();
+    assert!(!list.has_attribute("data-group"));
+    assert_eq!(marks()[0].1, drawn[0].1);
+    let before = web_sys::window()
+        .unwrap()
+        .get_computed_style(&root.query_selector(".msg").unwrap().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        before.get_property_value("margin-inline-start").unwrap(),
+        "0px"
+    );
 }

@@ -344,7 +344,8 @@ impl ClientCore {
         })
     }
 
-    /// The person saw that `userId`'s key changed: the warning goes.
+    /// The person saw the note that `userId`'s key changed or that they have a new device:
+    /// it goes.
     #[wasm_bindgen(js_name = acknowledgeIdentityChange)]
     pub fn acknowledge_identity_change(&self, user_id: String) -> js_sys::Promise {
         let inner = self.inner.clone();
@@ -970,6 +971,17 @@ impl Inner {
                     if let Some(inner) = weak.upgrade() {
                         inner.render();
                     }
+                })
+            },
+            dismiss: {
+                let weak = weak.clone();
+                Rc::new(move |user: String| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    spawn_local(async move {
+                        if let Err(e) = inner.acknowledge_identity_change(&user).await {
+                            inner.show_notice(Some(&e.message));
+                        }
+                    })
                 })
             },
         };

@@ -84,8 +84,9 @@ impl Inner {
         Ok(())
     }
 
-    /// `acknowledgeIdentityChange(userId)`: the person saw that `user_id`'s key changed.
-    /// The warning goes; a contact they had verified still waits for `markVerified`.
+    /// `acknowledgeIdentityChange(userId)`: the person saw that `user_id`'s key changed or
+    /// that they have a new device. The note goes; a contact they had verified still waits
+    /// for `markVerified`.
     pub(super) async fn acknowledge_identity_change(
         self: &Rc<Self>,
         user_id: &str,
@@ -98,6 +99,7 @@ impl Inner {
             a.acknowledge_identity_change(user_id);
             Ok(())
         })?;
+        self.state.borrow_mut().new_devices.retain(|u| u != user_id);
         self.save_account().await?;
         self.render();
         Ok(())

@@ -81,6 +81,38 @@ test('a run of messages is one group, links open, and nothing is taken as HTML',
   await bob.screenshot({ path: join(artifacts, 'conversation-grouped-320-dark.png') });
 });
 
+test('in a group, each run of received messages starts with its sender\'s initials', async (t) => {
+  const pages = [];
+  for (const user of ['alice', 'bob', 'carol']) {
+    const page = await newPage(env.browser);
+    await openDemoAs(page, env.server.base, user);
+    pages.push(page);
+  }
+  const [alice, bob, carol] = pages;
+  t.after(() => {
+    if (t.error) pages.forEach((p) => console.log(p.log.join('\n')));
+  });
+  const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob + @carol'));
+  await alice.evaluate((id) => window.client.threadSendMessage(id, 'Stand-up in five minutes'), id);
+  for (const [page, text] of [[bob, 'On my way'], [bob, 'Bringing the notes'], [carol, 'Starting without me?']]) {
+    await until(page, async (id) => (await window.client.threadMessages(id).catch(() => [])).length > 0, id, { what: 'the thread' });
+    await page.evaluate(([id, text]) => window.client.threadSendMessage(id, text), [id, text]);
+  }
+  await alice.evaluate((id) => window.client.threadOpen(id), id);
+  await alice.locator('.msg.in').nth(2).waitFor({ timeout: 10000 });
+  // Initials drawn beside the first of each run, not its later messages nor one's own.
+  const drawn = await alice.locator('.msg').evaluateAll((ms) => ms.map((m) => [m.dataset.initials ?? '', getComputedStyle(m, '::before').width]));
+  assert.deepEqual(drawn, [['', 'auto'], ['BB', '28px'], ['', 'auto'], ['CC', '28px']]);
+  // Bob's own view of a run he wrote has Carol's and Alice's, not his.
+  await bob.evaluate((id) => window.client.threadOpen(id), id);
+  await bob.locator('.msg.in').nth(1).waitFor({ timeout: 10000 });
+  assert.deepEqual(await bob.locator('.msg.in').evaluateAll((ms) => ms.map((m) => m.dataset.initials)), ['AA', 'CC']);
+  await alice.screenshot({ path: join(artifacts, 'conversation-initials-desktop.png') });
+  await alice.setViewportSize({ width: 320, height: 640 });
+  await alice.evaluate(() => document.querySelector('#messenger').setAttribute('data-sotto-theme', 'dark'));
+  await alice.screenshot({ path: join(artifacts, 'conversation-initials-320-dark.png') });
+});
+
 test('each thread keeps its own draft, and new messages below a reader show a pill', async (t) => {
   const alice = await newPage(env.browser);
   const bob = await newPage(env.browser, { width: 1000, height: 600 });

@@ -93,8 +93,12 @@ test('a linked browser gets the identity, and every device of both users gets ev
   assert.equal(bobSaw.length, 1);
   assert.equal(bobSaw[0].added.length, 1);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
-  await bob.locator('.warn', { hasText: 'New device for Alice Adams' }).waitFor();
+  // A quiet note at the end of the thread, until Bob dismisses it.
+  const note = bob.locator('.note', { hasText: 'New device for Alice Adams' });
+  await note.waitFor();
   await bob.screenshot({ path: join(artifacts, 'keys-new-device.png') });
+  await note.getByRole('button', { name: 'Dismiss this note' }).click();
+  await note.waitFor({ state: 'detached' });
   await received(alice2, 'to both of your browsers');
   await send(alice2, '@bob', 'answered from the new one');
   await received(bob, 'answered from the new one');
@@ -249,7 +253,7 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   assert.notEqual(after.number, before.number);
   assert.equal(after.changed, true);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
-  await bob.locator('.warn', { hasText: 'security key' }).waitFor();
+  await bob.locator('.note', { hasText: 'security key' }).waitFor();
   await bob.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
   await bob.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
   await bob.screenshot({ path: join(artifacts, 'keys-identity-changed.png') });
@@ -262,11 +266,17 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
   // The view shows the warning too, and its Verify dialog the same number (asked of the
   // tab that holds the account).
   await bobView.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
-  await bobView.locator('.warn', { hasText: 'security key' }).waitFor({ timeout: 10000 });
+  await bobView.locator('.note', { hasText: 'security key' }).waitFor({ timeout: 10000 });
   await bobView.getByRole('button', { name: 'Compare safety numbers with the members' }).click();
   await bobView.getByRole('dialog', { name: 'Safety numbers' }).waitFor();
   await bobView.locator('.dialog', { hasText: after.number }).waitFor({ timeout: 10000 });
   await bobView.screenshot({ path: join(artifacts, 'keys-identity-changed-in-a-view.png') });
+  // Dismissed in the view, the note goes in every tab (the holder stores that it was seen).
+  await bobView.keyboard.press('Escape');
+  await bobView.locator('.note', { hasText: 'security key' }).getByRole('button', { name: 'Dismiss this note' }).click();
+  await bob.locator('.note', { hasText: 'security key' }).waitFor({ state: 'detached', timeout: 10000 });
+  await bobView.locator('.note', { hasText: 'security key' }).waitFor({ state: 'detached', timeout: 10000 });
+  assert.equal((await safety(bob, aliceId)).changed, false);
 });
 
 test('a verified contact whose key changes is not written to until verified again', async (t) => {
@@ -302,11 +312,11 @@ test('a verified contact whose key changes is not written to until verified agai
   await bob.reload();
   await waitConnected(bob);
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
-  await bob.locator('.warn', { hasText: 'security key' }).waitFor();
+  await bob.locator('.note', { hasText: 'security key' }).waitFor();
   const changed = await safety(bob, aliceId);
   assert.deepEqual([changed.changed, changed.verified], [true, false]);
   await bob.evaluate((id) => window.client.acknowledgeIdentityChange(id), aliceId);
-  await bob.locator('.warn', { hasText: 'security key' }).waitFor({ state: 'hidden' });
+  await bob.locator('.note', { hasText: 'security key' }).waitFor({ state: 'detached' });
   const still = await bob.evaluate(async () => {
     const id = await window.client.threadEnsure('@alice');
     return window.client.threadSendMessage(id, 'still not').then(() => null, (e) => e.code);
