@@ -8,8 +8,7 @@ use super::Inner;
 use crate::history;
 use crate::idb::{self, IDENTITIES};
 use crate::util::{backoff_ms, sleep};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sotto_core::protocol::User;
@@ -27,7 +26,7 @@ struct Remembered {
 
 /// What a sign-in JWT says about who it is for, read without verifying it.
 fn identity(url: &str, jwt: &str) -> Option<String> {
-    let payload = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1)?).ok()?;
+    let payload = Base64UrlUnpadded::decode_vec(jwt.split('.').nth(1)?).ok()?;
     let claims: Value = serde_json::from_slice(&payload).ok()?;
     let text = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
