@@ -16,7 +16,7 @@
 const RIGHT_TO_LEFT = ['ar', 'arc', 'ckb', 'dv', 'fa', 'he', 'ps', 'sd', 'ug', 'ur', 'yi'];
 
 // What people wrote: never translated.
-const USER_TEXT = '.sender, .who, .brand, .msg:not(.gone) > .text, .attachment, .reaction, .code, .number, .suggest, .day, time, style, textarea';
+const USER_TEXT = '.sender, .who, .brand, .msg:not(.gone) > .text, .attachment, .tray button, .reaction, .code, .number, .suggest, .day, time, style, textarea';
 // Where people's words and Sotto's share a text (a name in "Bob is typing…", a quote in
 // "Replying to Bob: …", a title that may be Sotto's "Just you"): there only the keys Sotto
 // puts in that place are tried, as the whole text, so what fills a hole (a name, a quote)
@@ -27,6 +27,7 @@ const PLACES = [
   ['.context span', ['Editing your message', 'Replying to {}: {}']],
   ['.typing', ['{} is typing…', '{} and {} are typing…', '{} people are typing…']],
   ['.attachment', ['Download {}']],
+  ['.tray', ['Files to send', 'Remove {}', 'Sending files']],
   ['.unread', ['{} unread']],
   ['.note span', ['The security key of {} changed.', 'New device for {}.']],
   ['.state', ['Sending when online…', 'Not sent', 'Not delivered (expired)', 'Read', 'Read by everyone', 'Read by {}', 'Read by {} of {}', 'Delivered', 'Sent']],

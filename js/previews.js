@@ -5,6 +5,9 @@
 // decoded), and it is shown from a blob typed as the allowed image type, whatever the
 // sender claimed. Each attachment is fetched once per page, three at a time, however often
 // the thread is drawn again.
+//
+// Files picked for sending are previewed the same way: the wasm puts each image's `blob:`
+// URL in `data-src` of an `img` in the tray, and it is shown only if its header passes.
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 const MOST_PIXELS = 40e6;
@@ -83,10 +86,23 @@ function showPreviews(root, client) {
       fill(e.target);
     }
   }, { rootMargin: '200px' });
+  // A file picked for sending: its own bytes, so no queue; the same header check.
+  const thumb = async (img) => {
+    try {
+      const file = await (await fetch(img.dataset.src)).blob();
+      const size = imageSize(new Uint8Array(await file.slice(0, 65536).arrayBuffer()));
+      if (size && size[0] * size[1] <= MOST_PIXELS) return (img.src = img.dataset.src);
+    } catch {
+      // Taken out of the tray meanwhile: its URL is gone.
+    }
+    img.remove();
+  };
   const watch = (node) => {
     if (node.nodeType !== 1) return;
-    if (node.matches('img.image')) seen.observe(node);
-    for (const img of node.querySelectorAll('img.image')) seen.observe(img);
+    for (const img of [node, ...node.querySelectorAll('img')]) {
+      if (img.matches('img.image')) seen.observe(img);
+      else if (img.matches('img[data-src]')) thumb(img);
+    }
   };
   const added = new MutationObserver((records) => {
     for (const r of records) r.addedNodes.forEach(watch);

@@ -35,6 +35,7 @@ const TEMPLATE: &str = concat!(
     r#"<ul class="notes" part="notes" aria-live="polite" aria-label="Notes"></ul>"#,
     r#"<p class="typing"></p><p class="notice" role="alert"></p>"#,
     r#"<div class="context" hidden><span></span><button type="button" aria-label="Cancel">✕</button></div>"#,
+    r#"<ul class="tray" part="tray" aria-label="Files to send" hidden></ul><progress class="sending" aria-label="Sending files"></progress>"#,
     r#"<form class="composer" part="composer"><ul class="suggest" id="sotto-suggest" role="listbox" aria-label="People to mention" hidden></ul>"#,
     r#"<button class="attach" type="button" aria-label="Attach files">Attach</button>"#,
     r#"<input type="file" multiple hidden aria-label="Files to attach"><textarea rows="1" placeholder="Write a message" aria-label="Message" aria-autocomplete="list" aria-controls="sotto-suggest" aria-expanded="false"></textarea>"#,
@@ -45,10 +46,14 @@ const TEMPLATE: &str = concat!(
     r#"<button data-act="reply">Reply</button><button data-act="edit">Edit</button><button data-act="delete">Delete</button></div>"#,
 );
 
+/// Sends (text, the message replied to, files).
+pub type SendAction = Rc<dyn Fn(String, Option<String>, Vec<web_sys::File>)>;
+
 /// What the UI asks the client to do.
 pub struct UiActions {
-    /// A message typed in the composer, and the message it replies to.
-    pub send: Rc<dyn Fn(String, Option<String>)>,
+    /// A message typed in the composer, the message it replies to, and the files in the
+    /// tray that go with it (the client answers with `Ui::files_sent` when there are any).
+    pub send: SendAction,
     /// A change to a message: (`edit`, `delete` or `react`, message ID, new text or emoji).
     pub change: Rc<dyn Fn(String, String, String)>,
     pub open: Rc<dyn Fn(String)>,
@@ -57,8 +62,6 @@ pub struct UiActions {
     /// The composer's draft became non-empty or grew (`true`), or was emptied (`false`).
     pub typing: Rc<dyn Fn(bool)>,
     pub new_thread: Rc<dyn Fn(String)>,
-    /// Files picked with the attach button, for the open thread.
-    pub attach: Rc<dyn Fn(Vec<web_sys::File>)>,
     /// An attachment clicked: (message ID, index).
     pub download: Rc<dyn Fn(String, usize)>,
     /// "Verify" in the thread header: compare safety numbers with the open thread's members.
@@ -145,6 +148,8 @@ pub struct Ui {
     /// @-completion in the composer, offering the open thread's members.
     completion: Rc<crate::completion::Completion>,
     composer: HtmlTextAreaElement,
+    /// Files picked and not yet sent, above the composer (see `Tray`).
+    tray: Rc<Tray>,
     /// What was written and not sent in each thread left, by thread ID: the composer shows
     /// a thread's own draft when it opens, never another's.
     drafts: RefCell<Vec<(String, String)>>,
@@ -203,6 +208,114 @@ fn reveal(list: &Element, id: &str) -> bool {
 /// fetches each as it scrolls into view and shows it as one of these types, whatever its
 /// bytes (the type is the sender's claim). Never SVG: an image that is a document.
 const PREVIEWED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// A file as the thread and the tray show it: a button reading "name (size)", labelled
+/// `action` and the name, with an empty `img` first for an image the shell may draw
+/// (js/previews.js: PNG, JPEG, GIF or WebP up to 5 MB).
+fn file_button(
+    doc: &Document,
+    action: &str,
+    name: &str,
+    size: u64,
+    mime: &str,
+) -> ClientResult<(Element, Option<Element>)> {
+    let b = text_el(
+        doc,
+        "button",
+        "",
+        &format!("{name} ({})", format_size(size)),
+    )?;
+    attr(&b, "type", "button");
+    attr(&b, "aria-label", &[action, name].concat());
+    let mut img = None;
+    if PREVIEWED.contains(&mime) && size <= 5_000_000 {
+        let i = el(doc, "img", "")?;
+        attr(&i, "alt", "");
+        let _ = b.insert_before(&i, b.first_child().as_ref());
+        img = Some(i);
+    }
+    Ok((b, img))
+}
+
+/// Files picked with Attach, shown above the composer until they go with the next message
+/// sent: a thumbnail of each image (from a `blob:` URL, given back when the file goes, and
+/// shown by the JavaScript shell only if its header is an image of a sane size), its name
+/// and size, and a button that takes it out. While they upload, the tray is busy.
+struct Tray {
+    list: Element,
+    files: RefCell<Vec<(web_sys::File, String)>>,
+}
+
+impl Tray {
+    fn add(&self, picked: impl Iterator<Item = web_sys::File>) {
+        for f in picked {
+            // Used only for an image's thumbnail, but cheap to hold for any file.
+            let url = web_sys::Url::create_object_url_with_blob(&f).unwrap_or_default();
+            self.files.borrow_mut().push((f, url));
+        }
+        self.draw();
+    }
+
+    /// Takes out file `index`, or every file; nothing while they are being sent.
+    fn remove(&self, index: Option<usize>) {
+        if self.busy() {
+            return;
+        }
+        let mut files = self.files.borrow_mut();
+        let mut i = 0;
+        files.retain(|(_, url)| {
+            let keep = index.is_some_and(|n| n != i);
+            i += 1;
+            if !keep {
+                let _ = web_sys::Url::revoke_object_url(url);
+            }
+            keep
+        });
+        drop(files);
+        self.draw();
+    }
+
+    fn busy(&self) -> bool {
+        self.list.has_attribute("aria-busy")
+    }
+
+    /// The files to send now, the tray busy until `Ui::files_sent`; none while it is busy.
+    fn sending(&self) -> Vec<web_sys::File> {
+        if self.busy() {
+            return Vec::new();
+        }
+        let files: Vec<_> = self.files.borrow().iter().map(|(f, _)| f.clone()).collect();
+        if !files.is_empty() {
+            attr(&self.list, "aria-busy", "true");
+        }
+        files
+    }
+
+    fn draw(&self) {
+        let list = &self.list;
+        list.set_text_content(None);
+        let files = self.files.borrow();
+        let _ = list.toggle_attribute_with_force("hidden", files.is_empty());
+        let Some(doc) = list.owner_document() else {
+            return;
+        };
+        for (i, (f, url)) in files.iter().enumerate() {
+            let (Ok(item), Ok((b, img))) = (
+                el(&doc, "li", ""),
+                file_button(&doc, "Remove ", &f.name(), f.size() as u64, &f.type_()),
+            ) else {
+                return;
+            };
+            // The shell shows it once its header is an image's (js/previews.js).
+            if let Some(img) = img {
+                attr(&img, "data-src", url);
+            }
+            attr(&b, "data-remove", &i.to_string());
+            append(&item, &b);
+            append(list, &item);
+        }
+    }
+}
 
 /// How many messages a thread opens with, and how many more each scroll to the top draws:
 /// a thread of 10,000 messages opens as fast as one of 100.
@@ -437,20 +550,34 @@ impl Ui {
             "click",
             Rc::new(move || picker2.click()),
         )?);
-        let (picker3, attach_action) = (picker.clone(), actions.attach.clone());
+        // Picked files wait in the tray, to go with the next message sent.
+        let tray = Rc::new(Tray {
+            list: find(".tray")?,
+            files: Default::default(),
+        });
+        let (picker3, tray2, focus) = (picker.clone(), tray.clone(), composer.clone());
         let on_pick = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             let Some(list) = picker3.files() else { return };
-            let files: Vec<web_sys::File> =
-                (0..list.length()).filter_map(|i| list.get(i)).collect();
+            tray2.add((0..list.length()).filter_map(|i| list.get(i)));
             picker3.set_value("");
-            if !files.is_empty() {
-                attach_action(files);
-            }
+            let _ = focus.focus();
         });
         picker
             .add_event_listener_with_callback("change", on_pick.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_pick);
+        let tray2 = tray.clone();
+        let on_remove = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
+            let index = target.and_then(|t| t.get_attribute("data-remove"));
+            if let Some(i) = index.and_then(|i| i.parse().ok()) {
+                tray2.remove(Some(i));
+            }
+        });
+        tray.list
+            .add_event_listener_with_callback("click", on_remove.as_ref().unchecked_ref())
+            .map_err(|e| js_failure("ui", e))?;
+        listeners.push(on_remove);
         // Above the composer while it edits or replies: what, and a way out.
         let context = find(".context")?;
         let mode: Rc<RefCell<Option<(bool, String)>>> = Rc::default();
@@ -571,11 +698,17 @@ impl Ui {
         ));
         let submit = {
             let (composer, mode, end_mode) = (composer.clone(), mode.clone(), end_mode.clone());
-            let sent = completion.clone();
+            let (sent, tray) = (completion.clone(), tray.clone());
             let (send, change) = (actions.send.clone(), actions.change.clone());
             Rc::new(move || {
                 let text = composer.value();
-                if text.trim().is_empty() {
+                let editing = mode.borrow().as_ref().is_some_and(|(editing, _)| *editing);
+                // The tray's files go with a new message or a reply (not an edit), once.
+                let files = match editing {
+                    true => Vec::new(),
+                    false => tray.sending(),
+                };
+                if text.trim().is_empty() && files.is_empty() {
                     return;
                 }
                 composer.set_value("");
@@ -584,8 +717,8 @@ impl Ui {
                 end_mode();
                 match doing {
                     Some((true, id)) => change("edit".into(), id, text),
-                    Some((false, id)) => send(text, Some(id)),
-                    None => send(text, None),
+                    Some((false, id)) => send(text, Some(id), files),
+                    None => send(text, None, files),
                 }
             })
         };
@@ -726,6 +859,7 @@ impl Ui {
             window,
             completion,
             composer,
+            tray,
             drafts: Default::default(),
             pill,
             mode,
@@ -761,6 +895,14 @@ impl Ui {
                 attr(&x, "data-user", user);
             }
             append(&self.notes, &note);
+        }
+    }
+
+    /// The tray's files were sent (they go) or not (they stay, to be sent again).
+    pub fn files_sent(&self, sent: bool) {
+        let _ = self.tray.list.remove_attribute("aria-busy");
+        if sent {
+            self.tray.remove(None);
         }
     }
 
@@ -945,6 +1087,8 @@ impl Ui {
             self.drawn.borrow_mut().clear();
             attr(&self.context, "hidden", "");
             self.completion.close();
+            // Files picked for the thread left are not sent to another by mistake.
+            self.tray.remove(None);
         }
         if kept.is_none() {
             attr(&self.pill, "hidden", "");
@@ -1173,20 +1317,12 @@ impl Ui {
                 append(&item, &text);
             }
             for (i, a) in m.attachments.iter().enumerate() {
-                let b = text_el(
-                    &self.doc,
-                    "button",
-                    "attachment",
-                    &format!("{} ({})", a.name, format_size(a.size)),
-                )?;
-                attr(&b, "type", "button");
+                let (b, img) = file_button(&self.doc, "Download ", &a.name, a.size, &a.mime)?;
+                b.set_class_name("attachment");
                 attr(&b, "data-attachment", &i.to_string());
                 attr(&b, "data-message-id", &m.id);
-                attr(&b, "aria-label", &format!("Download {}", a.name));
-                if PREVIEWED.contains(&a.mime.as_str()) && a.size <= 5_000_000 {
-                    let img = el(&self.doc, "img", "image")?;
-                    attr(&img, "alt", "");
-                    let _ = b.insert_before(&img, b.first_child().as_ref());
+                if let Some(img) = img {
+                    img.set_class_name("image");
                 }
                 append(&item, &b);
             }

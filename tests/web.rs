@@ -39,13 +39,12 @@ fn user(id: &str, name: &str) -> User {
 
 fn noop() -> UiActions {
     UiActions {
-        send: Rc::new(|_, _| {}),
+        send: Rc::new(|_, _, _| {}),
         change: Rc::new(|_, _, _| {}),
         open: Rc::new(|_| {}),
         typing: Rc::new(|_| {}),
         search: Rc::new(|_| {}),
         new_thread: Rc::new(|_| {}),
-        attach: Rc::new(|_| {}),
         download: Rc::new(|_, _| {}),
         verify: Rc::new(|| {}),
         backup: Rc::new(|| {}),

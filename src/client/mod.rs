@@ -780,32 +780,73 @@ impl Inner {
         let actions = UiActions {
             send: {
                 let weak = weak.clone();
-                Rc::new(move |text: String, reply_to: Option<String>| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    spawn_local(async move {
-                        let Some(id) = inner.state.borrow().open_thread.clone() else {
-                            inner.show_notice(Some("Open or start a thread first."));
-                            inner.with_ui(|ui| ui.set_draft(None, &text));
-                            return;
-                        };
-                        let sent = inner.send_message(
-                            &id,
-                            text.clone(),
-                            None,
-                            Default::default(),
-                            Vec::new(),
-                            reply_to.clone(),
-                        );
-                        if let Err(e) = sent.await {
-                            inner.with_ui(|ui| match reply_to {
-                                Some(r) => ui.resume(false, r, &id, &text),
-                                None => ui.set_draft(Some(&id), &text),
-                            });
-                            inner.show_notice(Some(&e.message));
-                            inner.emit_error(&e);
-                        }
-                    })
-                })
+                Rc::new(
+                    move |text: String, reply_to: Option<String>, files: Vec<web_sys::File>| {
+                        let Some(inner) = weak.upgrade() else { return };
+                        spawn_local(async move {
+                            let Some(id) = inner.state.borrow().open_thread.clone() else {
+                                inner.show_notice(Some("Open or start a thread first."));
+                                inner.with_ui(|ui| {
+                                    ui.set_draft(None, &text);
+                                    ui.files_sent(false);
+                                });
+                                return;
+                            };
+                            let with_files = !files.is_empty();
+                            let sent = async {
+                                // A view hands the Files to the tab that holds the account, in
+                                // the page API's order: thread, text, html, files, attrs, options.
+                                if with_files {
+                                    let options = js_sys::Object::new();
+                                    if let Some(r) = &reply_to {
+                                        let _ = js_sys::Reflect::set(
+                                            &options,
+                                            &"replyTo".into(),
+                                            &r.into(),
+                                        );
+                                    }
+                                    let picked: js_sys::Array = files.iter().collect();
+                                    let none = JsValue::UNDEFINED;
+                                    let args = [
+                                        id.as_str().into(),
+                                        text.as_str().into(),
+                                        none.clone(),
+                                        picked.into(),
+                                        none,
+                                        options.into(),
+                                    ];
+                                    if let Some(sent) =
+                                        inner.forwarded("threadSendMessage", &args).await
+                                    {
+                                        return sent.map(drop);
+                                    }
+                                }
+                                let files = attachments::read_picked(files).await?;
+                                let sent = inner.send_message(
+                                    &id,
+                                    text.clone(),
+                                    None,
+                                    Default::default(),
+                                    files,
+                                    reply_to.clone(),
+                                );
+                                sent.await.map(drop)
+                            };
+                            let sent = sent.await;
+                            if with_files {
+                                inner.with_ui(|ui| ui.files_sent(sent.is_ok()));
+                            }
+                            if let Err(e) = sent {
+                                inner.with_ui(|ui| match reply_to {
+                                    Some(r) => ui.resume(false, r, &id, &text),
+                                    None => ui.set_draft(Some(&id), &text),
+                                });
+                                inner.show_notice(Some(&e.message));
+                                inner.emit_error(&e);
+                            }
+                        })
+                    },
+                )
             },
             change: {
                 let weak = weak.clone();
@@ -878,46 +919,6 @@ impl Inner {
                     }
                 })
             }),
-            attach: {
-                let weak = weak.clone();
-                Rc::new(move |files: Vec<web_sys::File>| {
-                    let Some(inner) = weak.upgrade() else { return };
-                    spawn_local(async move {
-                        let sent = async {
-                            let id = inner.state.borrow().open_thread.clone();
-                            let id = id.ok_or_else(|| {
-                                ClientError::new("no_thread", "Open or start a thread first.")
-                            })?;
-                            let picked: js_sys::Array = files.iter().collect();
-                            // The page API's order: thread, text, html, attachments.
-                            let args = [
-                                id.as_str().into(),
-                                "".into(),
-                                JsValue::UNDEFINED,
-                                picked.into(),
-                            ];
-                            if let Some(sent) = inner.forwarded("threadSendMessage", &args).await {
-                                return sent.map(|_| String::new());
-                            }
-                            let files = attachments::read_picked(files).await?;
-                            inner
-                                .send_message(
-                                    &id,
-                                    String::new(),
-                                    None,
-                                    Default::default(),
-                                    files,
-                                    None,
-                                )
-                                .await
-                        };
-                        if let Err(e) = sent.await {
-                            inner.show_notice(Some(&e.message));
-                            inner.emit_error(&e);
-                        }
-                    })
-                })
-            },
             download: {
                 let weak = weak.clone();
                 Rc::new(move |message: String, index: usize| {

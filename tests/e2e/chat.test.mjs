@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useServerAndBrowser, startServer, newPage, openDemoAs, artifacts, databaseText } from './harness.mjs';
+import { useServerAndBrowser, startServer, newPage, openDemoAs, until, artifacts, databaseText } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -244,8 +244,41 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   // Attach through the UI's file picker, as a person would.
   const chooser = alice.waitForEvent('filechooser');
   await alice.getByRole('button', { name: 'Attach files' }).click();
-  await (await chooser).setFiles({ name: 'plan.txt', mimeType: 'text/plain', buffer: Buffer.from(secret) });
+  await (await chooser).setFiles([
+    { name: 'plan.txt', mimeType: 'text/plain', buffer: Buffer.from(secret) },
+    { name: 'draft.txt', mimeType: 'text/plain', buffer: Buffer.from('not this one') },
+  ]);
+  // The files wait in the tray above the composer: one is taken out again, a caption is
+  // written, and Enter sends what is left with it.
+  const tray = alice.getByRole('list', { name: 'Files to send' });
+  await tray.getByText('plan.txt (').waitFor();
+  assert.deepEqual(await tray.locator('li button').allTextContents(), [`plan.txt (${secret.length} B)`, 'draft.txt (12 B)']);
+  assert.equal(await alice.locator('.msg.out').count(), 0, 'nothing sent on picking');
+  await tray.getByRole('button', { name: 'Remove draft.txt' }).click();
+  assert.deepEqual(await tray.locator('li button').allTextContents(), [`plan.txt (${secret.length} B)`]);
+  // While it uploads (held back here), the tray is busy: a bar shows, and it cannot be
+  // taken out, or sent twice by a second Enter.
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  await alice.route('**/v1/blobs', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await alice.getByLabel('Message', { exact: true }).fill('The plan, as promised');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  await alice.getByRole('progressbar', { name: 'Sending files' }).waitFor();
+  await tray.getByRole('button', { name: 'Remove plan.txt' }).click();
+  await alice.getByLabel('Message', { exact: true }).fill('and a second Enter');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  assert.equal(await tray.locator('li').count(), 1);
+  await alice.screenshot({ path: join(artifacts, 'attachment-tray-sending.png') });
+  release();
   await alice.locator('.msg.out .attachment', { hasText: 'plan.txt' }).waitFor({ timeout: 10000 });
+  await alice.unroute('**/v1/blobs');
+  await alice.getByRole('progressbar').waitFor({ state: 'hidden' });
+  await tray.waitFor({ state: 'hidden' });
+  assert.deepEqual(await alice.locator('.msg.out .text').allTextContents(), ['and a second Enter', 'The plan, as promised']);
+  assert.equal(await alice.locator('.msg.out .attachment').count(), 1, 'the file went once');
 
   await bob.locator('.thread-item', { hasText: 'Alice Adams' }).first().click();
   const link = bob.getByRole('button', { name: 'Download plan.txt' });
@@ -287,6 +320,12 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
     { name: 'bomb.png', mimeType: 'image/png', buffer: bomb },
     { name: 'lies.png', mimeType: 'image/png', buffer: Buffer.from('not an image at all') },
   ]);
+  // In the tray, the same rules: the PNG has its thumbnail, nothing else has one.
+  await tray.locator('li', { hasText: 'chart.png' }).locator('img[src^="blob:"]').waitFor();
+  await alice.waitForFunction(() => document.querySelector('#messenger').shadowRoot.querySelectorAll('.tray img').length === 1);
+  await alice.screenshot({ path: join(artifacts, 'attachment-tray.png') });
+  await alice.getByRole('button', { name: 'Send' }).click();
+  await tray.waitFor({ state: 'hidden', timeout: 10000 });
   const shown = bob.locator('.attachment', { hasText: 'chart.png' }).locator('img.image');
   await shown.waitFor({ timeout: 10000 });
   await bob.waitForFunction(() => {
@@ -300,6 +339,38 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   }
   assert.equal(await bob.evaluate(() => window.pwned), undefined);
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
+});
+
+test('a file that cannot go stays in the tray with its caption, and the tray stays with its thread', async (t) => {
+  const alice = await newPage(env.browser, { width: 320, height: 640 });
+  t.after(() => { if (t.error) console.log('alice:', alice.log.join('\n')); });
+  await openDemoAs(alice, env.server.base, 'alice');
+  const first = await alice.evaluate(() => window.client.threadMake('@bob'));
+  const other = await alice.evaluate(() => window.client.threadMake('@carol'));
+  await alice.evaluate((id) => window.client.threadOpen(id), first);
+  const pick = async (files) => {
+    const chooser = alice.waitForEvent('filechooser');
+    await alice.getByRole('button', { name: 'Attach files' }).click();
+    await (await chooser).setFiles(files);
+  };
+  const tray = alice.getByRole('list', { name: 'Files to send' });
+  await pick({ name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(11 * 1024 * 1024) });
+  const composer = alice.getByLabel('Message', { exact: true });
+  await composer.fill('the big one');
+  await composer.press('Enter');
+  await alice.locator('.notice', { hasText: '10 MB' }).waitFor({ timeout: 10000 });
+  // Still there to take out or try again, with the caption back in the composer.
+  await until(alice, () => !document.querySelector('#messenger').shadowRoot.querySelector('.tray[aria-busy]'), null, { what: 'the tray no longer busy' });
+  assert.deepEqual(await tray.locator('li button').allTextContents(), ['huge.bin (11.5 MB)']);
+  assert.equal(await composer.inputValue(), 'the big one');
+  assert.equal(await tray.getByRole('button', { name: 'Remove huge.bin' }).isEnabled(), true);
+  assert.equal(await alice.locator('.msg.out').count(), 0);
+  await alice.evaluate((id) => window.client.threadMessages(id), first).then((m) => assert.equal(m.length, 0));
+  await alice.screenshot({ path: join(artifacts, 'attachment-tray-320.png') });
+  // Another thread opened: the files picked for this one are not offered there.
+  await alice.evaluate((id) => window.client.threadOpen(id), other);
+  await tray.waitFor({ state: 'hidden' });
+  assert.equal(await tray.locator('li').count(), 0);
 });
 
 test('a widget in a background tab claims nothing read, and threadOpen leaves the page its focus', async (t) => {

@@ -215,6 +215,7 @@ test('three tabs of one person send interleaved messages; each shows all, the ot
   const chooser = tabs[2].waitForEvent('filechooser');
   await tabs[2].getByRole('button', { name: 'Attach files' }).click();
   await (await chooser).setFiles({ name: 'plan.txt', mimeType: 'text/plain', buffer: Buffer.from('attached in a view') });
+  await tabs[2].getByRole('button', { name: 'Send' }).click();
   const link = tabs[1].getByRole('button', { name: 'Download plan.txt' });
   await link.waitFor({ timeout: 10000 });
   const download = tabs[1].waitForEvent('download');
