@@ -86,16 +86,24 @@ function showPreviews(root, client) {
       fill(e.target);
     }
   }, { rootMargin: '200px' });
-  // A file picked for sending: its own bytes, so no queue; the same header check.
-  const thumb = async (img) => {
+  // A file picked for sending: its own bytes, so no queue; the same header check, once
+  // per file however often the tray is drawn. Only the wasm's `blob:` URLs are read.
+  const checked = new Map(); // blob URL → Promise of whether it may be drawn
+  const passes = async (url) => {
     try {
-      const file = await (await fetch(img.dataset.src)).blob();
+      const file = await (await fetch(url)).blob();
       const size = imageSize(new Uint8Array(await file.slice(0, 65536).arrayBuffer()));
-      if (size && size[0] * size[1] <= MOST_PIXELS) return (img.src = img.dataset.src);
+      return Boolean(size && size[0] * size[1] <= MOST_PIXELS);
     } catch {
-      // Taken out of the tray meanwhile: its URL is gone.
+      return false; // taken out of the tray meanwhile: its URL is gone
     }
-    img.remove();
+  };
+  const thumb = async (img) => {
+    const url = img.dataset.src;
+    if (!url.startsWith('blob:')) return img.remove();
+    if (!checked.has(url)) checked.set(url, passes(url));
+    if (await checked.get(url)) img.src = url;
+    else img.remove();
   };
   const watch = (node) => {
     if (node.nodeType !== 1) return;

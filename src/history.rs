@@ -59,7 +59,7 @@ fn page_key(thread_key: &str, page: usize) -> String {
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> ClientResult<Zeroizing<Vec<u8>>> {
     serde_json::to_vec(value)
         .map(Zeroizing::new)
-        .map_err(|e| crate::error::ClientError::new("storage", e.to_string()))
+        .map_err(|e| crate::http::failed("storage", e))
 }
 
 /// Every stored thread of a user, most recent activity first.

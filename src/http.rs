@@ -76,12 +76,18 @@ pub async fn call(
 }
 
 pub fn to_json<B: Serialize>(body: &B) -> ClientResult<String> {
-    serde_json::to_string(body).map_err(|e| ClientError::new("internal", e.to_string()))
+    serde_json::to_string(body).map_err(|e| failed("internal", e))
 }
 
 pub fn parse<R: DeserializeOwned>(text: &str) -> ClientResult<R> {
-    serde_json::from_slice(text.as_bytes())
-        .map_err(|e| ClientError::new("bad_response", e.to_string()))
+    serde_json::from_slice(text.as_bytes()).map_err(|e| failed("bad_response", e))
+}
+
+/// The error of either, out of line: [`to_json`] and [`parse`] (and other generic JSON
+/// readers and writers) have a copy per type.
+#[inline(never)]
+pub fn failed(code: &str, e: serde_json::Error) -> ClientError {
+    ClientError::new(code, e.to_string())
 }
 
 /// Posts raw bytes (an encrypted attachment); the answer is JSON.

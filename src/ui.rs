@@ -75,8 +75,9 @@ pub struct UiActions {
     pub redraw: Rc<dyn Fn()>,
     /// "Key backup" in the header.
     pub backup: Rc<dyn Fn()>,
-    /// A note at the end of the thread dismissed: the user it is about.
-    pub dismiss: Rc<dyn Fn(String)>,
+    /// A note at the end of the thread dismissed: the user it is about, and whether it
+    /// told of a changed key (else of a new device).
+    pub dismiss: Rc<dyn Fn(String, bool)>,
 }
 
 /// How the page asked the UI to look.
@@ -243,7 +244,20 @@ fn file_button(
 /// and size, and a button that takes it out. While they upload, the tray is busy.
 struct Tray {
     list: Element,
+    /// Attach, which waits while files upload: one set at a time.
+    attach: Element,
     files: RefCell<Vec<(web_sys::File, String)>>,
+    /// The person left the thread (or signed out) while its files uploaded: whatever
+    /// happens to them, they are not offered again in another thread.
+    left: std::cell::Cell<bool>,
+}
+
+impl Drop for Tray {
+    fn drop(&mut self) {
+        self.left.set(false);
+        let _ = self.list.remove_attribute("aria-busy");
+        self.remove(None);
+    }
 }
 
 impl Tray {
@@ -287,8 +301,17 @@ impl Tray {
         let files: Vec<_> = self.files.borrow().iter().map(|(f, _)| f.clone()).collect();
         if !files.is_empty() {
             attr(&self.list, "aria-busy", "true");
+            attr(&self.attach, "disabled", "");
+            self.left.set(false);
         }
         files
+    }
+
+    /// The thread is left: its files go (or, while they upload, go once that ends).
+    fn leave(&self) {
+        self.left.set(true);
+        self.remove(None);
+        attr(&self.list, "hidden", "");
     }
 
     fn draw(&self) {
@@ -553,7 +576,9 @@ impl Ui {
         // Picked files wait in the tray, to go with the next message sent.
         let tray = Rc::new(Tray {
             list: find(".tray")?,
+            attach: find(".attach")?,
             files: Default::default(),
+            left: Default::default(),
         });
         let (picker3, tray2, focus) = (picker.clone(), tray.clone(), composer.clone());
         let on_pick = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
@@ -566,12 +591,14 @@ impl Ui {
             .add_event_listener_with_callback("change", on_pick.as_ref().unchecked_ref())
             .map_err(|e| js_failure("ui", e))?;
         listeners.push(on_pick);
-        let tray2 = tray.clone();
+        let (tray2, focus) = (tray.clone(), composer.clone());
         let on_remove = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             let target = e.target().and_then(|t| t.dyn_into::<Element>().ok());
-            let index = target.and_then(|t| t.get_attribute("data-remove"));
-            if let Some(i) = index.and_then(|i| i.parse().ok()) {
+            let b = target.and_then(|t| t.closest("[data-remove]").ok().flatten());
+            if let Some(i) = b.and_then(|b| b.get_attribute("data-remove")?.parse().ok()) {
                 tray2.remove(Some(i));
+                // Its button is gone: the focus goes on to the message.
+                let _ = focus.focus();
             }
         });
         tray.list
@@ -830,7 +857,7 @@ impl Ui {
                 return;
             };
             match b.get_attribute("data-user") {
-                Some(user) => dismiss(user),
+                Some(user) => dismiss(user, b.has_attribute("data-key")),
                 None => verify(),
             }
         });
@@ -874,9 +901,10 @@ impl Ui {
     /// Verify by a key's when `verify`. Drawn again only when they changed, so the live region announces a
     /// note once.
     fn show_notes(&self, notes: &[(&str, String, bool)], verify: bool) {
+        // Each part with its length: no name can make two sets of notes read the same.
         let mut shown = String::from(if verify { "v" } else { "" });
-        for (user, text, _) in notes {
-            shown += &format!("\n{user} {text}");
+        for (user, text, key) in notes {
+            shown += &format!("{} {user}{} {text}{key}", user.len(), text.len());
         }
         if self.notes_shown.replace(shown.clone()) == shown {
             return;
@@ -886,10 +914,21 @@ impl Ui {
             let Ok(note) = el(&self.doc, "li", "note") else {
                 return;
             };
-            note.set_inner_html(match verify && *key {
-                    true => "<span></span><button type=button>Verify</button><button type=button aria-label=\"Dismiss this note\">✕</button>",
-                false => "<span></span><button type=button aria-label=\"Dismiss this note\">✕</button>",
-            });
+            note.set_inner_html(
+                &[
+                    "<span></span>",
+                    if verify && *key {
+                        "<button type=button>Verify</button>"
+                    } else {
+                        ""
+                    },
+                    // `data-key`: a key's note, which the person acknowledges having seen.
+                    "<button type=button aria-label=\"Dismiss this note\"",
+                    if *key { " data-key" } else { "" },
+                    ">✕</button>",
+                ]
+                .concat(),
+            );
             if let (Some(span), Some(x)) = (note.first_element_child(), note.last_element_child()) {
                 span.set_text_content(Some(text));
                 attr(&x, "data-user", user);
@@ -900,9 +939,12 @@ impl Ui {
 
     /// The tray's files were sent (they go) or not (they stay, to be sent again).
     pub fn files_sent(&self, sent: bool) {
-        let _ = self.tray.list.remove_attribute("aria-busy");
-        if sent {
-            self.tray.remove(None);
+        let tray = &self.tray;
+        let _ = tray.list.remove_attribute("aria-busy");
+        let _ = tray.attach.remove_attribute("disabled");
+        match sent || tray.left.get() {
+            true => tray.remove(None),
+            false => tray.draw(),
         }
     }
 
@@ -1088,7 +1130,7 @@ impl Ui {
             attr(&self.context, "hidden", "");
             self.completion.close();
             // Files picked for the thread left are not sent to another by mistake.
-            self.tray.remove(None);
+            self.tray.leave();
         }
         if kept.is_none() {
             attr(&self.pill, "hidden", "");
@@ -1429,6 +1471,7 @@ impl Ui {
         self.composer.set_value("");
         self.mode.borrow_mut().take();
         attr(&self.context, "hidden", "");
+        self.tray.leave();
     }
 
     /// Whether the open thread's messages are displayed (not hidden by the page, a
@@ -1541,16 +1584,17 @@ fn sender_of(t: &Thread, m: &Message) -> String {
 /// would bring Unicode's tables into the wasm), and one of six tones, the same for a person
 /// in every thread: who wrote a message, at a glance, beside its bubble.
 fn initials(name: &str, id: &str) -> (String, &'static str) {
-    // The first letter of the first word and of the last.
+    // The first letter of the first word and of the last ("visitor.4ac1 (Vera)": "vV").
     let (mut letters, mut last, mut starts) = (String::new(), None, true);
     for c in name.chars() {
-        if starts && c != ' ' {
+        let gap = c == ' ' || c == '(';
+        if starts && !gap {
             match letters.is_empty() {
                 true => letters.push(c),
                 false => last = Some(c),
             }
         }
-        starts = c == ' ';
+        starts = gap;
     }
     letters.extend(last);
     let hash = id

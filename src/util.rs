@@ -28,9 +28,14 @@ pub fn window() -> ClientResult<web_sys::Window> {
 
 /// Runs `f` once after `ms` milliseconds; returns the timer's handle for [`clear_timeout`].
 pub fn set_timeout(ms: f64, f: impl FnOnce() + 'static) -> Option<i32> {
-    use wasm_bindgen::JsCast;
     // A one-shot function that JavaScript frees after its call.
-    let callback = wasm_bindgen::closure::Closure::once_into_js(f);
+    schedule(ms, wasm_bindgen::closure::Closure::once_into_js(f))
+}
+
+/// The part of [`set_timeout`] that is the same for every callback, compiled once.
+#[inline(never)]
+fn schedule(ms: f64, callback: wasm_bindgen::JsValue) -> Option<i32> {
+    use wasm_bindgen::JsCast;
     web_sys::window()?
         .set_timeout_with_callback_and_timeout_and_arguments_0(
             callback.unchecked_ref(),

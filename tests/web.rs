@@ -51,7 +51,7 @@ fn noop() -> UiActions {
         rename: Rc::new(|| {}),
         new_topic: Rc::new(|| {}),
         redraw: Rc::new(|| {}),
-        dismiss: Rc::new(|_| {}),
+        dismiss: Rc::new(|_, _| {}),
     }
 }
 
@@ -1292,11 +1292,11 @@ fn a_name_in_the_mention_list_is_text() {
 #[wasm_bindgen_test]
 fn key_and_device_notes_are_dismissed_one_by_one() {
     let el = host();
-    let dismissed: Rc<RefCell<Vec<String>>> = Rc::default();
+    let dismissed: Rc<RefCell<Vec<(String, bool)>>> = Rc::default();
     let verified = Rc::new(RefCell::new(0));
     let (d, v) = (dismissed.clone(), verified.clone());
     let actions = UiActions {
-        dismiss: Rc::new(move |user| d.borrow_mut().push(user)),
+        dismiss: Rc::new(move |user, key| d.borrow_mut().push((user, key))),
         verify: Rc::new(move || *v.borrow_mut() += 1),
         ..noop()
     };
@@ -1362,7 +1362,10 @@ fn key_and_device_notes_are_dismissed_one_by_one() {
     assert_eq!(*verified.borrow(), 1);
     click(".note:last-child button[aria-label='Dismiss this note']");
     click(".note:first-child button[aria-label='Dismiss this note']");
-    assert_eq!(*dismissed.borrow(), ["carol", "bob"]);
+    assert_eq!(
+        *dismissed.borrow(),
+        [("carol".to_owned(), false), ("bob".to_owned(), true)]
+    );
     // The client forgets them; the next drawing has none.
     draw(&[], &[]);
     assert!(notes().is_empty());
@@ -1379,6 +1382,10 @@ fn a_group_shows_who_wrote_by_initials() {
         user("alice", "Alice"),
         user("bob", "Bob  van  Brown"),
         user("carol", "<i>carol</i>"),
+        User {
+            ephemeral: true,
+            ..user("visitor.4ac1", "Vera")
+        },
     ];
     let mut group = Thread::new("t1".into(), "@a + @b + @c".into(), members.clone());
     let said = |n: usize, sender: &str| Message {
@@ -1392,6 +1399,7 @@ fn a_group_shows_who_wrote_by_initials() {
         said(2, "bob"),
         said(3, "carol"),
         said(4, "alice"),
+        said(5, "visitor.4ac1"),
     ];
     ui.render_thread(Some(&group), "alice", &[], &[], &[])
         .unwrap();
@@ -1416,6 +1424,11 @@ fn a_group_shows_who_wrote_by_initials() {
     assert_eq!(drawn[1], (None, None), "a group's later message");
     assert_eq!(drawn[2].0, some("<"), "initials are text, never markup");
     assert_eq!(drawn[3], (None, None), "one's own");
+    assert_eq!(
+        drawn[4].0,
+        some("vV"),
+        "a visitor by tag and name, not by a bracket"
+    );
     assert!(root.query_selector(".msg i").unwrap().is_none());
     // Drawn in each one's tone: Bob's is the fourth (0x6b3fa0), Carol's the sixth.
     let window = web_sys::window().unwrap();
@@ -1434,7 +1447,7 @@ fn a_group_shows_who_wrote_by_initials() {
     let mut pair = Thread::new("t2".into(), "@b".into(), members[..2].to_vec());
     pair.messages = vec![Message {
         thread_id: "t2".into(),
-        ..said(5, "bob")
+        ..said(6, "bob")
     }];
     ui.render_thread(Some(&pair), "alice", &[], &[], &[])
         .unwrap();

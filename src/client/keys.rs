@@ -24,10 +24,7 @@ impl Inner {
         f: impl FnOnce(&mut Account) -> ClientResult<R>,
     ) -> ClientResult<R> {
         let mut state = self.state.borrow_mut();
-        let account = state
-            .account
-            .as_mut()
-            .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))?;
+        let account = state.account.as_mut().ok_or_else(not_ready)?;
         f(account)
     }
 
@@ -182,4 +179,10 @@ impl Inner {
             .clone()
             .ok_or_else(|| ClientError::new("not_signed_in", "this device is not ready yet"))
     }
+}
+
+/// [`Inner::with_account`]'s error, out of line: it has a copy per caller.
+#[inline(never)]
+fn not_ready() -> ClientError {
+    ClientError::new("not_signed_in", "this device is not ready yet")
 }

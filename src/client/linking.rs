@@ -570,8 +570,7 @@ impl Inner {
                 threads,
             };
             let bytes = Zeroizing::new(
-                serde_json::to_vec(&bundle)
-                    .map_err(|e| ClientError::new("internal", e.to_string()))?,
+                serde_json::to_vec(&bundle).map_err(|e| crate::http::failed("internal", e))?,
             );
             if bytes.len() <= MAX_BUNDLE_BYTES || per_thread == 0 {
                 return Ok(bytes);
@@ -603,8 +602,8 @@ fn open_bundle(
         )
     };
     let plaintext = revealed.open_bundle(sealed).map_err(|_| mismatch())?;
-    let mut bundle: Bundle = serde_json::from_slice(&plaintext)
-        .map_err(|e| ClientError::new("malformed", e.to_string()))?;
+    let mut bundle: Bundle =
+        serde_json::from_slice(&plaintext).map_err(|e| crate::http::failed("malformed", e))?;
     let secret: [u8; 64] = bundle
         .identity
         .as_slice()

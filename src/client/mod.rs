@@ -182,9 +182,13 @@ fn boxed_promise(
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|s| js_sys::JSON::parse(&s).ok())
+    json_to_js(serde_json::to_string(value).ok())
+}
+
+/// The part of [`to_js`] that is the same for every type, compiled once.
+#[inline(never)]
+fn json_to_js(json: Option<String>) -> JsValue {
+    json.and_then(|s| js_sys::JSON::parse(&s).ok())
         .unwrap_or(JsValue::NULL)
 }
 
@@ -196,8 +200,7 @@ fn js_value(value: &JsValue) -> ClientResult<serde_json::Value> {
     let text: String = js_sys::JSON::stringify(value)
         .map_err(|_| ClientError::new("bad_attributes", "attributes must be JSON values"))?
         .into();
-    serde_json::from_slice(text.as_bytes())
-        .map_err(|e| ClientError::new("bad_attributes", e.to_string()))
+    serde_json::from_slice(text.as_bytes()).map_err(|e| crate::http::failed("bad_attributes", e))
 }
 
 /// An optional attributes object from JavaScript.
@@ -976,10 +979,25 @@ impl Inner {
             },
             dismiss: {
                 let weak = weak.clone();
-                Rc::new(move |user: String| {
+                Rc::new(move |user: String, key: bool| {
                     let Some(inner) = weak.upgrade() else { return };
+                    if !key {
+                        // Seen in this tab; a new device is not stored, and a view's note
+                        // must not settle a key change the holder has and it has not shown.
+                        let mut state = inner.state.borrow_mut();
+                        state.new_devices.retain(|u| *u != user);
+                        state.view_marks.1.retain(|u| *u != user);
+                        drop(state);
+                        return inner.render();
+                    }
                     spawn_local(async move {
-                        if let Err(e) = inner.acknowledge_identity_change(&user).await {
+                        let mut done = inner.acknowledge_identity_change(&user).await;
+                        // A contact verified before is still not written to: say so now,
+                        // not at the next send.
+                        if done.is_ok() && inner.viewing().is_none() {
+                            done = inner.with_account(|a| Ok(a.may_send_to(&user)?));
+                        }
+                        if let Err(e) = done {
                             inner.show_notice(Some(&e.message));
                         }
                     })

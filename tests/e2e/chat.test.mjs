@@ -267,6 +267,7 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   await alice.getByLabel('Message', { exact: true }).fill('The plan, as promised');
   await alice.getByLabel('Message', { exact: true }).press('Enter');
   await alice.getByRole('progressbar', { name: 'Sending files' }).waitFor();
+  assert.equal(await alice.getByRole('button', { name: 'Attach files' }).isDisabled(), true, 'one set of files at a time');
   await tray.getByRole('button', { name: 'Remove plan.txt' }).click();
   await alice.getByLabel('Message', { exact: true }).fill('and a second Enter');
   await alice.getByLabel('Message', { exact: true }).press('Enter');
@@ -371,6 +372,26 @@ test('a file that cannot go stays in the tray with its caption, and the tray sta
   await alice.evaluate((id) => window.client.threadOpen(id), other);
   await tray.waitFor({ state: 'hidden' });
   assert.equal(await tray.locator('li').count(), 0);
+
+  // Nor are files whose upload fails after their thread was left.
+  await alice.evaluate((id) => window.client.threadOpen(id), first);
+  let fail;
+  const failing = new Promise((resolve) => (fail = resolve));
+  await alice.route('**/v1/blobs', async (route) => {
+    await failing;
+    await route.abort();
+  });
+  await pick({ name: 'for-bob.txt', mimeType: 'text/plain', buffer: Buffer.from('only for Bob') });
+  await composer.press('Enter');
+  await alice.getByRole('progressbar', { name: 'Sending files' }).waitFor();
+  await alice.evaluate((id) => window.client.threadOpen(id), other);
+  await tray.waitFor({ state: 'hidden' });
+  fail();
+  await until(alice, () => !document.querySelector('#messenger').shadowRoot.querySelector('.tray[aria-busy]'), null, { what: 'the upload to end' });
+  await alice.unroute('**/v1/blobs');
+  assert.equal(await tray.locator('li').count(), 0, 'not offered in the thread with Carol');
+  assert.equal(await alice.getByRole('button', { name: 'Attach files' }).isEnabled(), true);
+  assert.equal((await alice.evaluate((id) => window.client.threadMessages(id), first)).length, 0, 'nothing sent');
 });
 
 test('a widget in a background tab claims nothing read, and threadOpen leaves the page its focus', async (t) => {
