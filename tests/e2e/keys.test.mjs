@@ -240,6 +240,9 @@ test('a key backup restores the identity; a new key is flagged to contacts', asy
 
   // A third browser makes a new key instead: Bob is told, and the number changes.
   const alice3 = await openNewBrowserAs(server.base, 'alice');
+  // Linking is offered first; a new key, which everyone is told of, last.
+  await alice3.getByRole('button', { name: 'Generate a new key' }).waitFor();
+  await alice3.screenshot({ path: join(artifacts, 'keys-provisioning-choices.png') });
   await alice3.getByRole('button', { name: 'Generate a new key' }).click();
   await waitConnected(alice3);
   await bob.evaluate(() => {

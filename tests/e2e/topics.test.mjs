@@ -35,6 +35,7 @@ test('Start reopens the thread with the same people; Rename and New topic name t
   const title = alice.getByLabel('Title', { exact: true });
   assert.equal(await title.inputValue(), '', 'no title yet');
   await title.fill('  Q3 report  ');
+  await alice.screenshot({ path: join(artifacts, 'topics-rename-dialog.png') });
   await title.press('Enter');
   await alice.locator('.thread-title', { hasText: 'Q3 report' }).waitFor();
   await bob.locator('.thread-item .name', { hasText: 'Q3 report' }).waitFor({ timeout: 10000 });
@@ -43,6 +44,11 @@ test('Start reopens the thread with the same people; Rename and New topic name t
   // A new topic with the same people, under its own title.
   await alice.getByRole('button', { name: 'New topic with the same people' }).click();
   await alice.getByLabel('Title', { exact: true }).fill('Holidays');
+  await alice.setViewportSize({ width: 320, height: 640 });
+  await alice.evaluate(() => document.querySelector('#messenger').setAttribute('data-sotto-theme', 'dark'));
+  await alice.screenshot({ path: join(artifacts, 'topics-new-topic-dialog-320-dark.png') });
+  await alice.evaluate(() => document.querySelector('#messenger').setAttribute('data-sotto-theme', 'light'));
+  await alice.setViewportSize({ width: 1000, height: 700 });
   await alice.locator('.dialog').getByRole('button', { name: 'Start' }).click();
   await alice.locator('.thread-title', { hasText: 'Holidays' }).waitFor();
   assert.equal(await alice.locator('.members').textContent(), 'Alice Adams, Bob Brown');
