@@ -342,6 +342,66 @@ test('a file travels encrypted: attached by one, downloaded by the other', async
   await bob.screenshot({ path: join(artifacts, 'attachment.png') });
 });
 
+test('a thread\'s images are fetched three at a time, each once however often it is drawn', async (t) => {
+  const alice = await newPage(env.browser);
+  const bob = await newPage(env.browser);
+  t.after(() => { if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n')); });
+  await openDemoAs(bob, env.server.base, 'bob');
+  await openDemoAs(alice, env.server.base, 'alice');
+  const id = await alice.evaluate(() => window.client.threadMake('@bob'));
+  // Eight small images in one message, sent through the API.
+  await alice.evaluate(async (id) => {
+    const files = [];
+    for (let i = 0; i < 8; i++) {
+      const c = document.createElement('canvas');
+      c.width = 40 + i;
+      c.height = 30;
+      c.getContext('2d').fillRect(0, 0, 10, 10);
+      files.push(new File([await new Promise((r) => c.toBlob(r, 'image/png'))], `shot-${i}.png`, { type: 'image/png' }));
+    }
+    await window.client.threadSendMessage(id, 'the screenshots', undefined, files);
+  }, id);
+  // Bob's client counts its fetches, each held for longer than Bob takes to scroll past
+  // all eight, so that without a limit all would be under way at once.
+  await bob.evaluate(() => {
+    const get = window.client.attachmentGet.bind(window.client);
+    window.fetches = { now: 0, most: 0, all: [] };
+    window.client.attachmentGet = async (messageId, index) => {
+      const f = window.fetches;
+      f.now += 1;
+      f.most = Math.max(f.most, f.now);
+      f.all.push(index);
+      try {
+        await new Promise((r) => setTimeout(r, 1000));
+        return await get(messageId, index);
+      } finally {
+        f.now -= 1;
+      }
+    };
+  });
+  // Each is fetched as it scrolls into view: Bob scrolls through them.
+  const drawnAll = async (what) => {
+    await bob.locator('img.image').nth(7).waitFor({ state: 'attached', timeout: 10000 });
+    await bob.evaluate(async () => {
+      for (const img of document.querySelector('#messenger').shadowRoot.querySelectorAll('img.image')) {
+        img.scrollIntoView();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+    await until(bob, () => [...document.querySelector('#messenger').shadowRoot.querySelectorAll('img.image')].filter((i) => i.complete && i.naturalWidth > 0).length === 8, null, { what });
+  };
+  await bob.evaluate((id) => window.client.threadOpen(id), id);
+  await drawnAll('all eight drawn');
+  // Drawn again (a new message, the thread reopened): nothing is fetched a second time.
+  await alice.evaluate((id) => window.client.threadSendMessage(id, 'did they come?'), id);
+  await bob.locator('.msg.in .text', { hasText: 'did they come?' }).waitFor({ timeout: 10000 });
+  await bob.evaluate((id) => window.client.threadOpen(id), id);
+  await drawnAll('all eight drawn again');
+  const fetches = await bob.evaluate(() => window.fetches);
+  assert.deepEqual([...fetches.all].sort(), [0, 1, 2, 3, 4, 5, 6, 7], 'each once');
+  assert.equal(fetches.most, 3, 'three at a time');
+});
+
 test('a file that cannot go stays in the tray with its caption, and the tray stays with its thread', async (t) => {
   const alice = await newPage(env.browser, { width: 320, height: 640 });
   t.after(() => { if (t.error) console.log('alice:', alice.log.join('\n')); });
