@@ -7,12 +7,15 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 
+/// A free port below the range the system hands out for port 0 (32768 and up on Linux).
+/// One from that range could be taken, between now and the server's binding it, by the
+/// server of a test running beside this one; then `/metrics` would ask that server.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    (start..30_000)
+        .chain(20_000..start)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 30000")
 }
 
 /// The value of the first sample of `metric` whose labels contain all of `labels`.
