@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServerAndBrowser, newPage, openDemoAs, until, artifacts } from './harness.mjs';
+import { useServerAndBrowser, newPage, openDemoAs, aliceAndBob, until, artifacts } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -19,13 +19,7 @@ const focused = (page) =>
   });
 
 test('a run of messages is one group, links open, and nothing is taken as HTML', async (t) => {
-  const alice = await newPage(env.browser);
-  const bob = await newPage(env.browser);
-  t.after(() => {
-    if (t.error) console.log('alice:', alice.log.join('\n'), '\nbob:', bob.log.join('\n'));
-  });
-  await openDemoAs(alice, env.server.base, 'alice');
-  await openDemoAs(bob, env.server.base, 'bob');
+  const { alice, bob } = await aliceAndBob(t, env);
   const id = await alice.evaluate(() => window.client.threadStartWithExpression('@bob'));
   await alice.evaluate((id) => window.client.threadOpen(id), id);
   const texts = [
